@@ -1,0 +1,75 @@
+#
+# Copyright (c) 2026, pipecat-tandem contributors
+#
+# SPDX-License-Identifier: BSD 2-Clause License
+#
+
+"""The tool interface of the background agent.
+
+A :class:`Tool` is a plain synchronous function plus its JSON schema. Tools do no
+asyncio work; the :class:`~pipecat_tandem.background.agent.BackgroundAgent` runs
+them off the event loop and registers them on its pipecat ``LLMService`` the
+ordinary way (``register_function`` + a ``FunctionSchema`` in the context's tools),
+so users can add their own pipecat functions and MCP tools beside them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from pipecat.adapters.schemas.function_schema import FunctionSchema
+
+from pipecat_tandem.background.packet import ContextPacket
+
+
+class ToolError(Exception):
+    """A tool refused its input; the message is returned to the model as the tool result."""
+
+
+@dataclass
+class ToolEnv:
+    """What a tool may look at besides its arguments.
+
+    Parameters:
+        packet: The job's context packet (conversation, latest camera frame, cues...).
+    """
+
+    packet: ContextPacket | None = None
+
+
+@dataclass
+class Tool:
+    """A synchronous, I/O-light tool for the background agent.
+
+    Parameters:
+        name: Function name shown to the model.
+        description: What it does, for the model.
+        properties: JSON-schema properties of the arguments.
+        required: Names of required arguments.
+        fn: ``fn(args, env) -> result``; raise :class:`ToolError` for bad input.
+    """
+
+    name: str
+    description: str
+    properties: dict[str, Any]
+    required: list[str]
+    fn: Callable[[Mapping[str, Any], ToolEnv], Any]
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def schema(self) -> FunctionSchema:
+        """The pipecat ``FunctionSchema`` of this tool."""
+        return FunctionSchema(
+            name=self.name,
+            description=self.description,
+            properties=self.properties,
+            required=self.required,
+        )
+
+    def call(self, args: Mapping[str, Any], env: ToolEnv) -> dict[str, Any]:
+        """Run the tool and wrap the outcome as ``{"result": ...}`` or ``{"error": ...}``."""
+        try:
+            return {"result": self.fn(args, env)}
+        except ToolError as e:
+            return {"error": str(e)}

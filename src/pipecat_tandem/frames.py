@@ -1,0 +1,223 @@
+#
+# Copyright (c) 2026, pipecat-tandem contributors
+#
+# SPDX-License-Identifier: BSD 2-Clause License
+#
+
+"""Frames and value types of the tandem plugin.
+
+Background job frames are ``SystemFrame``s: they are produced asynchronously by
+the background branch, must never be dropped by an interruption, and must not
+wait behind a long LLM generation in a processor's data queue before the
+:class:`~pipecat_tandem.processors.ResultInterleaver` learns about them.
+
+Perception frames (micro-turns, fused features, cues) are ``DataFrame``s/
+``SystemFrame``s that travel alongside the ordinary media frames.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Any
+
+from pipecat.frames.frames import DataFrame, SystemFrame
+
+
+class DeliveryPolicy(str, Enum):
+    """When a background output may reach the user (after Gemini Live's scheduling).
+
+    Attributes:
+        WHEN_IDLE: At the next natural turn gap (default).
+        INTERRUPT: Urgent: now, even over the bot (never over the user).
+        SILENT: Into the conversation context only; nothing is spoken.
+    """
+
+    WHEN_IDLE = "when_idle"
+    INTERRUPT = "interrupt"
+    SILENT = "silent"
+
+    @classmethod
+    def parse(cls, value: str | DeliveryPolicy | None) -> DeliveryPolicy:
+        """Parse a policy name, raising ``ValueError`` with the valid names."""
+        if value is None or value == "":
+            return cls.WHEN_IDLE
+        if isinstance(value, DeliveryPolicy):
+            return value
+        try:
+            return cls(str(value).strip().lower())
+        except ValueError:
+            names = ", ".join(p.value for p in cls)
+            raise ValueError(f"unknown delivery policy {value!r}; expected one of: {names}") from None
+
+
+class JobState(str, Enum):
+    """Lifecycle of a background job: ``queued → running → done | failed | cancelled | stale``."""
+
+    QUEUED = "queued"
+    RUNNING = "running"
+    DONE = "done"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+    STALE = "stale"
+
+    @property
+    def is_terminal(self) -> bool:
+        """Whether no more work happens for a job in this state."""
+        return self not in (JobState.QUEUED, JobState.RUNNING)
+
+
+#
+# Background job frames
+#
+
+
+@dataclass
+class BackgroundResultFrame(SystemFrame):
+    """A result (final or partial) produced by a background job.
+
+    Parameters:
+        job_id: The job that produced it.
+        text: The result text.
+        is_final: Whether this is the job's final result (a partial otherwise).
+        task: The task as the interaction model phrased it (for merged deliveries).
+        stale: Set when the user cancelled or moved away from the request.
+        policy: How the result should be delivered.
+    """
+
+    job_id: str
+    text: str
+    is_final: bool = True
+    task: str = ""
+    stale: bool = False
+    policy: DeliveryPolicy = DeliveryPolicy.WHEN_IDLE
+
+
+@dataclass
+class BackgroundProgressFrame(SystemFrame):
+    """A progress note from a running background job (not spoken by default).
+
+    Parameters:
+        job_id: The job reporting progress.
+        text: A short human-readable note ("calling calculator").
+    """
+
+    job_id: str
+    text: str
+
+
+@dataclass
+class BackgroundErrorFrame(SystemFrame):
+    """A background job failed (error, timeout or garbage output).
+
+    Parameters:
+        job_id: The failed job.
+        error: What went wrong, short and honest.
+        task: The task as phrased, so the user can be told what failed.
+        policy: How the failure notice should be delivered.
+    """
+
+    job_id: str
+    error: str
+    task: str = ""
+    policy: DeliveryPolicy = DeliveryPolicy.WHEN_IDLE
+
+
+@dataclass
+class BackgroundJobStateFrame(SystemFrame):
+    """A job changed state (for UIs, the "now" view and the event log).
+
+    Parameters:
+        job_id: The job.
+        state: Its new state.
+        task: The task as phrased.
+        detail: Optional reason (e.g. why it went stale).
+    """
+
+    job_id: str
+    state: JobState
+    task: str = ""
+    detail: str = ""
+
+
+@dataclass
+class BackgroundDeliveryFrame(SystemFrame):
+    """Emitted by the interleaver (upstream and downstream) when outputs are woven in.
+
+    Parameters:
+        job_ids: The jobs whose outputs this delivery carries.
+        kind: ``delivered``, ``redelivered``, ``offered`` or ``failure``.
+        text: The text handed to the interaction model or the TTS.
+    """
+
+    job_ids: list[str]
+    kind: str
+    text: str
+
+
+#
+# Perception frames (micro-turns and encoder-free fusion)
+#
+
+
+@dataclass
+class MicroTurnFrame(DataFrame):
+    """One aligned micro-turn window of the session.
+
+    Parameters:
+        index: Micro-turn number since session start.
+        start: Session time of the window start, in seconds.
+        duration: Window length in seconds.
+        audio: 16 kHz mono int16 PCM bytes for the window.
+        sample_rate: Always 16000 for the built-in ingest.
+        images: RGB frames of the window as ``(session_time, width, height, bytes)``.
+        audio_gap: Whether missing audio was filled with silence.
+    """
+
+    index: int
+    start: float
+    duration: float
+    audio: bytes
+    sample_rate: int = 16000
+    images: list[tuple[float, int, int, bytes]] = field(default_factory=list)
+    audio_gap: bool = False
+
+
+@dataclass
+class FusedMicroTurnFrame(DataFrame):
+    """Encoder-free features for one micro-turn (format ``tandem.fused/1``).
+
+    Parameters:
+        index: Micro-turn number.
+        start: Session time of the window start, in seconds.
+        dmel: dMel codes, ``uint8`` array ``(n_hops, n_mels)``.
+        hop_times: Session time of each dMel hop.
+        patches: Patch embeddings per image, ``float32`` arrays ``(n_patches, dim)``.
+        image_times: Session time of each image.
+        version: Format version string.
+    """
+
+    index: int
+    start: float
+    dmel: Any
+    hop_times: Any
+    patches: list[Any] = field(default_factory=list)
+    image_times: list[float] = field(default_factory=list)
+    version: str = "tandem.fused/1"
+
+
+@dataclass
+class CueFrame(SystemFrame):
+    """A cheap perceptual cue detected on the fused stream.
+
+    Parameters:
+        kind: ``speech_onset``, ``speech_offset``, ``visual_change``, ``repetition``...
+        time: Session time of the cue, in seconds.
+        value: A kind-specific number (change score, repetition count...).
+        detail: Free-form detail.
+    """
+
+    kind: str
+    time: float
+    value: float = 0.0
+    detail: dict[str, Any] = field(default_factory=dict)

@@ -1,0 +1,1 @@
+"""Test support code: fakes and helpers. Never imported by the product."""
