@@ -18,7 +18,10 @@ from pipecat.frames.frames import (
 )
 from pipecat.processors.aggregators.llm_context import LLMContext
 from pipecat.processors.frame_processor import FrameDirection
+import dataclasses
+
 from pipecat.services.llm_service import LLMService
+from pipecat.services.settings import LLMSettings
 
 
 @dataclass
@@ -60,6 +63,11 @@ class FakeLLMService(LLMService):
         per_word_s: float = 0.0,
         **kwargs: Any,
     ) -> None:
+        if "settings" not in kwargs:
+            names = [f.name for f in dataclasses.fields(LLMSettings) if f.init]
+            values: dict[str, Any] = dict.fromkeys(names)
+            values["model"] = "fake"
+            kwargs["settings"] = LLMSettings(**{k: v for k, v in values.items() if k in names})
         super().__init__(**kwargs)
         self._responder = responder or (lambda messages: FakeReply(text="OK."))
         self._ttft = ttft_s

@@ -19,9 +19,9 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from pipecat.adapters.schemas.function_schema import FunctionSchema
+from pipecat.adapters.llm.schemas.function_schema import FunctionSchema
 
-from pipecat_tandem.background.packet import ContextPacket
+from pipecat_tandem.background.packet import CameraSnapshot, ContextPacket
 
 
 class ToolError(Exception):
@@ -34,9 +34,12 @@ class ToolEnv:
 
     Parameters:
         packet: The job's context packet (conversation, latest camera frame, cues...).
+        previous_camera: An earlier camera frame, when the caller kept one (lets the
+            camera tool report motion; optional).
     """
 
     packet: ContextPacket | None = None
+    previous_camera: CameraSnapshot | None = None
 
 
 @dataclass

@@ -1,0 +1,310 @@
+#
+# Copyright (c) 2026, pipecat-tandem contributors
+#
+# SPDX-License-Identifier: BSD 2-Clause License
+#
+
+"""The background agent: any pipecat ``LLMService`` in a tool loop over a context packet.
+
+Each job runs a small pipecat pipeline of its own,
+``[user aggregator, llm, tap, assistant aggregator]``, in a ``PipelineWorker``:
+pipecat itself executes the tool calls (handlers registered with
+``register_function``) and re-runs the model on their results, exactly as in a
+call. The tap streams progress notes (the model's words before a tool call, each
+tool's outcome) and ends the job at the first response that asks for no tool.
+
+The model sees the whole conversation from the packet. Tool calls and results of
+tools it does not have (the interaction model's own ``delegate`` calls, say) are
+rendered as text notes so every provider accepts the history; nothing is dropped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from pipecat.adapters.llm.schemas.function_schema import FunctionSchema
+from pipecat.adapters.llm.schemas.tools_schema import ToolsSchema
+from pipecat.frames.frames import (
+    EndFrame,
+    ErrorFrame,
+    Frame,
+    FunctionCallInProgressFrame,
+    FunctionCallResultFrame,
+    FunctionCallsStartedFrame,
+    LLMFullResponseEndFrame,
+    LLMFullResponseStartFrame,
+    LLMRunFrame,
+    LLMTextFrame,
+)
+from pipecat.pipeline.pipeline import Pipeline
+from pipecat.pipeline.worker import PipelineParams, PipelineWorker
+from pipecat.processors.aggregators.llm_context import LLMContext
+from pipecat.processors.aggregators.llm_response_universal import LLMContextAggregatorPair
+from pipecat.processors.frame_processor import FrameDirection, FrameProcessor
+from pipecat.services.llm_service import FunctionCallParams, LLMService
+from pipecat.workers.runner import WorkerRunner
+
+from pipecat_tandem.background.packet import ContextPacket
+from pipecat_tandem.background.runner import JobReporter
+from pipecat_tandem.background.tools.base import Tool, ToolEnv
+
+DEFAULT_INSTRUCTIONS = (
+    "You are the background reasoner of a voice assistant. The assistant is talking with the "
+    "user right now and handed you a task; the conversation so far is above. Work the task out "
+    "carefully, using the tools when they help (always use the calculator for arithmetic). "
+    "Then reply with the final answer only: one to three short, plain sentences the assistant "
+    "can say aloud, with the key number or fact first. No markdown, no lists."
+)
+
+
+class AgentError(RuntimeError):
+    """The background model failed (pipeline error, tool loop limit)."""
+
+
+def render_history(messages: Iterable[dict[str, Any]], known_tools: set[str]) -> list[dict[str, Any]]:
+    """Messages for the background model: system prompts dropped, foreign tool traffic as text.
+
+    The interaction model's system prompt is its persona, not the background's; tool calls
+    to tools the background does not have become assistant notes, their results user-side
+    notes, so providers that check tool pairing accept the history.
+    """
+    out: list[dict[str, Any]] = []
+    foreign_ids: set[str] = set()
+    for m in messages:
+        if "llm_specific" in m:
+            continue
+        role = m.get("role")
+        if role == "system":
+            continue
+        calls = m.get("tool_calls") or []
+        if role == "assistant" and calls:
+            names = {c.get("function", {}).get("name") for c in calls}
+            if names <= known_tools:
+                out.append(m)
+                continue
+            notes = [
+                f"(called {c.get('function', {}).get('name')} with {c.get('function', {}).get('arguments')})"
+                for c in calls
+            ]
+            foreign_ids |= {str(c.get("id")) for c in calls}
+            text = " ".join(filter(None, [m.get("content") or "", *notes]))
+            out.append({"role": "assistant", "content": text})
+        elif role == "tool" and str(m.get("tool_call_id")) in foreign_ids:
+            out.append({"role": "user", "content": f"(tool result: {m.get('content')})"})
+        else:
+            out.append(m)
+    return out
+
+
+class _AgentTap(FrameProcessor):
+    """Watches the job's LLM output: progress notes, tool rounds and the final answer."""
+
+    def __init__(self, reporter: JobReporter, max_tool_rounds: int, llm: LLMService) -> None:
+        super().__init__(name=f"tandem-agent-tap-{reporter.job_id}")
+        self._llm = llm
+        self._reporter = reporter
+        self._max_rounds = max_tool_rounds
+        self._rounds = 0
+        self._text: list[str] = []
+        self._calls_in_response = False
+        self.answer: str | None = None
+        self.error: str | None = None
+        self.on_finished: Callable[[], Any] | None = None
+
+    async def process_frame(self, frame: Frame, direction: FrameDirection) -> None:
+        await super().process_frame(frame, direction)
+        await self.push_frame(frame, direction)
+        if direction is not FrameDirection.DOWNSTREAM or self.answer is not None:
+            return
+        if isinstance(frame, LLMFullResponseStartFrame):
+            self._text = []
+            self._calls_in_response = False
+        elif isinstance(frame, LLMTextFrame):
+            self._text.append(frame.text)
+        elif isinstance(frame, FunctionCallsStartedFrame | FunctionCallInProgressFrame):
+            self._calls_in_response = True
+        elif isinstance(frame, FunctionCallResultFrame):
+            await self._reporter.progress(f"{frame.function_name} → {_brief(frame.result)}")
+        elif isinstance(frame, LLMFullResponseEndFrame):
+            text = "".join(self._text).strip()
+            if self._calls_in_response or _calls_pending(self._llm):
+                self._rounds += 1
+                if text:
+                    await self._reporter.progress(text)
+                if self._rounds > self._max_rounds:
+                    await self._finish(error=f"gave up after {self._max_rounds} tool rounds")
+            else:
+                await self._finish(answer=text)
+
+    async def _finish(self, *, answer: str | None = None, error: str | None = None) -> None:
+        self.answer, self.error = answer if error is None else "", error
+        if self.on_finished is not None:
+            await self.on_finished()
+
+
+def _calls_pending(llm: LLMService) -> bool:
+    # pipecat creates the function-call tasks inside run_function_calls, before the
+    # response's end frame is pushed, but their FunctionCallInProgressFrames come later.
+    # The task table is the one synchronous signal that this response asked for tools.
+    tasks = getattr(llm, "_function_call_tasks", None)
+    queue = getattr(llm, "_sequential_runner_queue", None)
+    return bool(tasks) or bool(queue is not None and queue.qsize())
+
+
+def _brief(value: Any, limit: int = 160) -> str:
+    text = value if isinstance(value, str) else json.dumps(value, default=str)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+class BackgroundAgent:
+    """Runs background jobs with a pipecat ``LLMService`` and tools.
+
+    Args:
+        llm: A service instance (jobs then take turns on it), or
+        llm_factory: A callable making a fresh service per job (jobs run in parallel).
+        tools: Tools (see :mod:`pipecat_tandem.background.tools`).
+        functions: Extra pipecat tools: ``(FunctionSchema, handler)`` pairs registered
+            with ``register_function`` (the handler gets pipecat's ``FunctionCallParams``).
+            MCP tools can be added the pipecat way: register them on the service
+            (``await mcp.register_tools(llm)``) and pass their schemas here with handler None.
+        instructions: The background model's task framing.
+        max_tool_rounds: Tool rounds before the job gives up.
+
+    Example::
+
+        agent = BackgroundAgent(llm=OpenAILLMService(...), tools=default_tools())
+        runner = InProcessRunner(agent, max_concurrency=2)
+    """
+
+    def __init__(
+        self,
+        *,
+        llm: LLMService | None = None,
+        llm_factory: Callable[[], LLMService] | None = None,
+        tools: list[Tool] | None = None,
+        functions: list[tuple[FunctionSchema, Any]] | None = None,
+        instructions: str = DEFAULT_INSTRUCTIONS,
+        max_tool_rounds: int = 6,
+    ) -> None:
+        if (llm is None) == (llm_factory is None):
+            raise ValueError("give exactly one of llm= or llm_factory=")
+        self._llm = llm
+        self._factory = llm_factory
+        self._lock = asyncio.Lock() if llm is not None else None
+        self._tools = list(tools or [])
+        self._functions = list(functions or [])
+        names = [t.name for t in self._tools] + [s.name for s, _ in self._functions]
+        if len(names) != len(set(names)):
+            raise ValueError(f"duplicate tool names: {names}")
+        self._instructions = instructions
+        self._max_rounds = max_tool_rounds
+
+    @property
+    def tool_names(self) -> set[str]:
+        """Names of every tool the agent offers its model."""
+        return {t.name for t in self._tools} | {s.name for s, _ in self._functions}
+
+    def build_messages(self, packet: ContextPacket, follow_ups: list[str]) -> list[dict[str, Any]]:
+        """The job's conversation: instructions, the history, then the task."""
+        lines = [f"Task: {packet.task}"]
+        if packet.wall_time:
+            lines.append(f"Current date and time: {packet.wall_time}")
+        if packet.other_jobs:
+            lines.append(
+                "Other background tasks in flight (not yours): "
+                + "; ".join(j.task for j in packet.other_jobs)
+            )
+        if packet.camera is not None:
+            lines.append("A camera frame is available to the look_at_camera tool.")
+        for f in [*packet.follow_ups, *follow_ups]:
+            lines.append(f"Follow-up from the user: {f}")
+        return [
+            {"role": "system", "content": self._instructions},
+            *render_history(packet.messages, self.tool_names),
+            {"role": "user", "content": "\n".join(lines)},
+        ]
+
+    async def run(self, packet: ContextPacket, reporter: JobReporter) -> str:
+        """Run one job to its final answer (raises :class:`AgentError` on failure)."""
+        if self._lock is not None:
+            async with self._lock:
+                assert self._llm is not None
+                return await self._run(self._llm, packet, reporter)
+        assert self._factory is not None
+        return await self._run(self._factory(), packet, reporter)
+
+    def _register(self, llm: LLMService, packet: ContextPacket) -> list[FunctionSchema]:
+        env = ToolEnv(packet=packet)
+        schemas: list[FunctionSchema] = []
+        for tool in self._tools:
+
+            async def handler(params: FunctionCallParams, tool: Tool = tool) -> None:
+                args = dict(params.arguments or {})
+                result = await asyncio.to_thread(tool.call, args, env)
+                await params.result_callback(result)
+
+            llm.register_function(tool.name, handler)
+            schemas.append(tool.schema())
+        for schema, fn in self._functions:
+            if fn is not None:
+                llm.register_function(schema.name, fn)
+            schemas.append(schema)
+        return schemas
+
+    async def _run(self, llm: LLMService, packet: ContextPacket, reporter: JobReporter) -> str:
+        schemas = self._register(llm, packet)
+        context = LLMContext(
+            messages=self.build_messages(packet, reporter.take_follow_ups()),  # type: ignore[arg-type]
+            tools=ToolsSchema(standard_tools=schemas) if schemas else None,  # type: ignore[arg-type]
+        )
+        pair = LLMContextAggregatorPair(context)
+        tap = _AgentTap(reporter, self._max_rounds, llm)
+        worker = PipelineWorker(
+            Pipeline([pair.user(), llm, tap, pair.assistant()]),
+            params=PipelineParams(),
+            cancel_on_idle_timeout=False,
+            enable_rtvi=False,
+            enable_turn_tracking=False,
+            name=f"tandem-{packet.job_id}",
+        )
+        errors: list[str] = []
+
+        async def finished() -> None:
+            follow_ups = reporter.take_follow_ups() if tap.error is None else []
+            if follow_ups:
+                # The user added to the task while it ran: fold it in and keep going.
+                tap.answer = None
+                context.add_message({"role": "user", "content": "Follow-up: " + " ".join(follow_ups)})
+                await worker.queue_frame(LLMRunFrame())
+                return
+            await worker.queue_frame(EndFrame())
+
+        tap.on_finished = finished
+
+        @worker.event_handler("on_pipeline_started")
+        async def _started(_worker: PipelineWorker, _frame: Frame) -> None:
+            await reporter.progress("thinking")
+            await worker.queue_frame(LLMRunFrame())
+
+        @worker.event_handler("on_pipeline_error")
+        async def _error(_worker: PipelineWorker, frame: ErrorFrame) -> None:
+            errors.append(frame.error)
+            await worker.cancel()
+
+        runner = WorkerRunner(handle_sigint=False, check_dangling_tasks=False)
+        await runner.add_workers(worker)
+        try:
+            await runner.run()
+        finally:
+            if not worker.has_finished():
+                await worker.cancel()
+        if errors:
+            raise AgentError(errors[0])
+        if tap.error:
+            raise AgentError(tap.error)
+        if tap.answer is None:
+            raise AgentError("the background model stopped without an answer")
+        return tap.answer

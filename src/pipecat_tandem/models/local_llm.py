@@ -1,0 +1,261 @@
+#
+# Copyright (c) 2026, pipecat-tandem contributors
+#
+# SPDX-License-Identifier: BSD 2-Clause License
+#
+
+"""A streaming pipecat ``LLMService`` over a local GGUF model.
+
+The chat template (including the tools block) is applied by llama.cpp from the
+model's own GGUF metadata. Replies stream as ``LLMTextFrame``s between
+``LLMFullResponseStartFrame`` / ``LLMFullResponseEndFrame``. An interruption
+cancels the processing task, which stops generation within one token.
+
+Tool calls: llama.cpp leaves Qwen2.5's calls in the text, so a reply that starts
+like a call is held back (:class:`~pipecat_tandem.models.tool_calls.ToolCallSniffer`),
+parsed at the end, and dispatched through pipecat's ``run_function_calls`` so
+registered handlers run the pipecat way. A held-back reply that does not parse
+is spoken as ordinary text.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import uuid
+from typing import Any
+
+from loguru import logger
+from pipecat.frames.frames import (
+    Frame,
+    FunctionCallFromLLM,
+    LLMContextFrame,
+    LLMFullResponseEndFrame,
+    LLMFullResponseStartFrame,
+)
+from pipecat.processors.aggregators.llm_context import LLMContext
+from pipecat.processors.frame_processor import FrameDirection
+from pipecat.services.llm_service import LLMService
+from pipecat.services.settings import LLMSettings
+from pipecat.utils.types import is_given
+
+from pipecat_tandem.models.local_server import LocalModelServer
+from pipecat_tandem.models.tool_calls import (
+    ParsedToolCall,
+    SniffVerdict,
+    ToolCallSniffer,
+    parse_tool_calls,
+)
+
+_call_ids = itertools.count(1)
+_SAMPLING_KEYS = ("temperature", "top_p", "top_k", "seed", "frequency_penalty", "presence_penalty")
+
+
+class LocalLLMService(LLMService):
+    """Streams chat completions from a shared :class:`LocalModelServer`.
+
+    Several services may share one server (one pipeline per background job);
+    the server serializes their requests.
+
+    Example::
+
+        server = LocalModelServer(ServerConfig(model_path=ensure_model(QWEN_05B)))
+        llm = LocalLLMService(
+            server=server,
+            settings=LLMSettings(system_instruction="You are a helpful voice assistant."),
+        )
+    """
+
+    supports_response_schema = True
+
+    def __init__(
+        self,
+        *,
+        server: LocalModelServer,
+        settings: LLMSettings | None = None,
+        extra_request: dict[str, Any] | None = None,
+        **kwargs: Any,
+    ) -> None:
+        """Create the service.
+
+        Args:
+            server: The loaded (or lazily loaded) model to use.
+            settings: ``model`` (a label), ``system_instruction``, ``temperature``,
+                ``max_tokens`` (default 256), ``top_p``, ``top_k``, ``seed``.
+            extra_request: Extra llama.cpp request fields merged into every
+                request (e.g. ``{"grammar": ...}``; not together with tools).
+            **kwargs: Passed to pipecat's ``LLMService``.
+        """
+        defaults = LLMSettings(
+            model=server.config.model_path.name,
+            system_instruction=None,
+            temperature=0.2,
+            max_tokens=256,
+            top_p=None,
+            top_k=None,
+            frequency_penalty=None,
+            presence_penalty=None,
+            seed=None,
+            filter_incomplete_user_turns=False,
+            user_turn_completion_config=None,
+        )
+        if settings is not None:
+            defaults.apply_update(settings)
+        super().__init__(settings=defaults, **kwargs)
+        self._server = server
+        self._extra_request = dict(extra_request or {})
+
+    @property
+    def server(self) -> LocalModelServer:
+        """The shared model server."""
+        return self._server
+
+    def can_generate_metrics(self) -> bool:
+        """Whether TTFB/processing metrics are reported (yes)."""
+        return True
+
+    async def warm(self) -> None:
+        """Load the model and prefill this service's system prompt into the prompt cache."""
+        system = self._settings.system_instruction
+        messages: list[dict[str, Any]] = []
+        if isinstance(system, str) and system:
+            messages.append({"role": "system", "content": system})
+        messages.append({"role": "user", "content": "Hello."})
+        await self._server.warm(messages)
+
+    async def process_frame(self, frame: Frame, direction: FrameDirection) -> None:
+        """Run a completion for each ``LLMContextFrame``; pass every other frame on."""
+        await super().process_frame(frame, direction)
+        if isinstance(frame, LLMContextFrame):
+            await self.push_frame(LLMFullResponseStartFrame())
+            await self.start_processing_metrics()
+            try:
+                await self._process_context(frame.context)
+            except Exception as e:  # a model error must not kill the pipeline
+                logger.exception(f"{self}: local completion failed")
+                await self.push_error(error_msg=f"Local LLM completion failed: {e}", exception=e)
+            finally:
+                await self.stop_processing_metrics()
+                await self.push_frame(LLMFullResponseEndFrame())
+        else:
+            await self.push_frame(frame, direction)
+
+    async def _process_context(self, context: LLMContext) -> None:
+        request = await self._build_request(context)
+        has_tools = bool(request.get("tools"))
+        sniffer = ToolCallSniffer() if has_tools else None
+        await self.start_ttfb_metrics()
+        first = True
+        async for chunk in self._server.stream_chat(request):
+            delta = _delta_text(chunk)
+            if not delta:
+                continue
+            if first:
+                await self.stop_ttfb_metrics()
+                first = False
+            released = sniffer.feed(delta) if sniffer else delta
+            if released:
+                await self._push_llm_text(released)
+        if sniffer is None:
+            return
+        held = sniffer.finish()
+        if not held:
+            return
+        calls = parse_tool_calls(held) if sniffer.verdict is SniffVerdict.HOLD else None
+        if calls:
+            await self._dispatch(calls, context)
+        else:
+            # Not a call after all (or an undecided blank reply): speak it.
+            await self._push_llm_text(held)
+
+    async def _dispatch(self, calls: list[ParsedToolCall], context: LLMContext) -> None:
+        logger.debug(f"{self}: tool calls from text: {[c.name for c in calls]}")
+        await self.run_function_calls(
+            [
+                FunctionCallFromLLM(
+                    function_name=call.name,
+                    tool_call_id=f"call_local_{next(_call_ids)}_{uuid.uuid4().hex[:8]}",
+                    arguments=call.arguments,
+                    context=context,
+                )
+                for call in calls
+            ]
+        )
+
+    async def _build_request(
+        self,
+        context: LLMContext,
+        *,
+        system_instruction: str | None = None,
+        max_tokens: int | None = None,
+    ) -> dict[str, Any]:
+        system = system_instruction or self._settings.system_instruction
+        params = await self.get_llm_adapter().get_llm_invocation_params(
+            context,
+            system_instruction=system if isinstance(system, str) and system else None,
+            # llama.cpp's templates know system/user/assistant/tool only.
+            convert_developer_to_user=True,
+        )
+        request: dict[str, Any] = {"messages": list(params["messages"])}
+        tools = params.get("tools")
+        if isinstance(tools, list) and tools:
+            request["tools"] = tools
+            choice = params.get("tool_choice")
+            if isinstance(choice, (str, dict)):
+                request["tool_choice"] = choice
+        for key in _SAMPLING_KEYS:
+            value = getattr(self._settings, key, None)
+            if is_given(value) and value is not None:
+                request[key] = value
+        limit = max_tokens if max_tokens is not None else self._settings.max_tokens
+        if is_given(limit) and limit is not None:
+            request["max_tokens"] = int(limit)
+        request.update(self._extra_request)
+        if "tools" in request:
+            request.pop("grammar", None)  # llama.cpp refuses a grammar together with tools
+        return request
+
+    async def run_inference(
+        self,
+        context: LLMContext,
+        max_tokens: int | None = None,
+        system_instruction: str | None = None,
+        response_schema: dict[str, Any] | None = None,
+    ) -> str | None:
+        """Run a one-shot completion outside the pipeline.
+
+        Args:
+            context: Messages (and tools) to complete.
+            max_tokens: Overrides the service's ``max_tokens``.
+            system_instruction: Overrides the service's system instruction.
+            response_schema: A JSON schema the reply must follow (enforced by
+                llama.cpp's grammar-constrained decoding).
+
+        Returns:
+            The reply text (a tool call comes back as its JSON text), or None.
+        """
+        request = await self._build_request(
+            context, system_instruction=system_instruction, max_tokens=max_tokens
+        )
+        schema = self._check_response_schema(response_schema)
+        if schema is not None:
+            request.pop("tools", None)
+            request.pop("tool_choice", None)
+            request.pop("grammar", None)
+            request["response_format"] = {"type": "json_schema", "json_schema": {"schema": schema}}
+        response = await asyncio.to_thread(self._server.complete, request)
+        choices = response.get("choices") or []
+        if not choices:
+            return None
+        message = choices[0].get("message") or {}
+        content = message.get("content")
+        return content if isinstance(content, str) else None
+
+
+def _delta_text(chunk: dict[str, Any]) -> str:
+    choices = chunk.get("choices")
+    if not choices:
+        return ""
+    delta = choices[0].get("delta") or {}
+    content = delta.get("content")
+    return content if isinstance(content, str) else ""

@@ -1,0 +1,273 @@
+#
+# Copyright (c) 2026, pipecat-tandem contributors
+#
+# SPDX-License-Identifier: BSD 2-Clause License
+#
+
+"""One loaded GGUF model, shared by every local LLM service that uses it.
+
+The runtime is ``xllamacpp``: a prebuilt wheel that embeds llama.cpp's server
+(chat templates with tools, prompt-prefix cache, streaming callbacks). It is used
+instead of ``llama-cpp-python`` because PyPI has no wheel of the latter for this
+platform: it compiles llama.cpp from source on install (~9 minutes on 2 cores),
+which every fresh machine and CI run would pay.
+
+A :class:`LocalModelServer` loads the model once; several
+:class:`~pipecat_tandem.models.local_llm.LocalLLMService` instances (the
+background agent builds one pipeline per job) share it. Requests are serialized
+with a lock: llama.cpp keeps only the most recent prompt in its single slot's
+cache, and one request at a time is what one pinned core can serve anyway.
+
+CPU placement: the server is constructed in a thread pinned with
+``os.sched_setaffinity`` so llama.cpp's worker threads inherit the affinity.
+The offline default pins the interaction model to CPU 0 and the background model
+to CPU 1 with one thread each — measured the least slowdown for the interaction
+path while both generate (see ``docs/bench/local.md``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import threading
+import time
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from loguru import logger
+
+from pipecat_tandem.errors import ModelUnavailableError
+from pipecat_tandem.models.weights import LOCAL_EXTRA_HINT
+
+
+@dataclass(frozen=True)
+class ServerConfig:
+    """How to load a GGUF model.
+
+    Parameters:
+        model_path: The ``.gguf`` file.
+        n_threads: llama.cpp threads for generation and prompt processing.
+        cpus: CPUs to pin llama.cpp's threads to (``None`` = no pinning). CPUs
+            this process may not use are dropped; if none is left, no pinning.
+        n_ctx: Context length in tokens.
+        name: Short name for logs ("interaction", "background").
+    """
+
+    model_path: Path
+    n_threads: int = 1
+    cpus: frozenset[int] | None = None
+    n_ctx: int = 4096
+    name: str = "local"
+
+    def __post_init__(self) -> None:
+        if self.n_threads < 1:
+            raise ValueError(f"n_threads must be >= 1, got {self.n_threads}")
+        if self.n_ctx < 256:
+            raise ValueError(f"n_ctx must be >= 256, got {self.n_ctx}")
+
+
+class _Request:
+    """One in-flight request: a cancel flag the llama.cpp thread checks per token."""
+
+    def __init__(self) -> None:
+        self.cancelled = threading.Event()
+
+
+class LocalModelServer:
+    """A loaded xllamacpp server with a request lock and an asyncio streaming API.
+
+    Example::
+
+        server = LocalModelServer(ServerConfig(model_path=path, cpus=frozenset({0})))
+        await server.start()
+        async for chunk in server.stream_chat({"messages": [...], "max_tokens": 60}):
+            ...
+    """
+
+    def __init__(self, config: ServerConfig) -> None:
+        self._config = config
+        self._server: Any = None
+        self._load_lock = threading.Lock()
+        self._request_lock = threading.Lock()
+        self._ready = threading.Event()
+        self.load_seconds: float | None = None
+
+    @property
+    def config(self) -> ServerConfig:
+        """The load configuration."""
+        return self._config
+
+    @property
+    def ready(self) -> bool:
+        """Whether the model is loaded (and warmed, if :meth:`warm` was awaited)."""
+        return self._ready.is_set()
+
+    def load(self) -> None:
+        """Load the model (blocking; idempotent). Use :meth:`start` from asyncio.
+
+        Raises:
+            ModelUnavailableError: The runtime is not installed or the file is unusable.
+        """
+        with self._load_lock:
+            if self._server is not None:
+                return
+            if not Path(self._config.model_path).is_file():
+                raise ModelUnavailableError(
+                    f"model file {self._config.model_path} does not exist; "
+                    "assemble it with pipecat_tandem.models.weights.ensure_model()"
+                )
+            try:
+                import xllamacpp  # noqa: F401  (checked here for a clear message)
+            except ImportError as e:
+                raise ModelUnavailableError(
+                    f"the GGUF runtime xllamacpp is not installed; install `{LOCAL_EXTRA_HINT}`"
+                ) from e
+            started = time.perf_counter()
+            box: dict[str, Any] = {}
+            # Constructed in its own thread: the affinity set there is inherited
+            # by the llama.cpp threads the constructor spawns, and only by them.
+            thread = threading.Thread(
+                target=self._construct, args=(box,), name=f"xllamacpp-{self._config.name}"
+            )
+            thread.start()
+            thread.join()
+            if "error" in box:
+                raise ModelUnavailableError(
+                    f"could not load {self._config.model_path.name}: {box['error']}"
+                ) from box["error"]
+            self._server = box["server"]
+            self.load_seconds = time.perf_counter() - started
+            logger.debug(
+                f"{self._config.name}: loaded {self._config.model_path.name} in "
+                f"{self.load_seconds:.2f} s ({self._config.n_threads} thread(s), "
+                f"cpus={sorted(self._config.cpus) if self._config.cpus else 'any'})"
+            )
+
+    def _construct(self, box: dict[str, Any]) -> None:
+        try:
+            import xllamacpp as xlc
+
+            cpus = _usable_cpus(self._config.cpus)
+            if cpus:
+                os.sched_setaffinity(0, cpus)  # 0 = this thread only
+            params = xlc.CommonParams()
+            params.model.path = str(self._config.model_path)
+            params.n_ctx = self._config.n_ctx
+            params.n_parallel = 1
+            params.offline = True  # never let llama.cpp reach for a hub
+            params.cpuparams.n_threads = self._config.n_threads
+            params.cpuparams_batch.n_threads = self._config.n_threads
+            params.verbosity = 0
+            box["server"] = xlc.Server(params)
+        except Exception as e:  # reported by load() with the model name
+            box["error"] = e
+
+    async def start(self) -> None:
+        """Load the model off the event loop (idempotent)."""
+        await asyncio.to_thread(self.load)
+        self._ready.set()
+
+    async def warm(self, messages: list[dict[str, Any]] | None = None) -> None:
+        """Load, then run one tiny request so the first real turn is not cold.
+
+        Args:
+            messages: A prompt to prefill (e.g. the real system prompt, so its
+                tokens are in the prompt cache); a short default otherwise.
+        """
+        await asyncio.to_thread(self.load)
+        warm_messages = messages or [{"role": "user", "content": "Hello."}]
+        await asyncio.to_thread(
+            self.complete, {"messages": warm_messages, "max_tokens": 1, "temperature": 0}
+        )
+        self._ready.set()
+
+    def complete(self, request: dict[str, Any]) -> dict[str, Any]:
+        """Run one non-streamed chat completion (blocking).
+
+        Raises:
+            RuntimeError: The runtime reported an error for the request.
+        """
+        self.load()
+        body = {k: v for k, v in request.items() if k not in ("stream", "stream_options")}
+        with self._request_lock:
+            response = self._server.handle_chat_completions(body)
+        return _check_response(response)
+
+    async def stream_chat(self, request: dict[str, Any]) -> AsyncIterator[dict[str, Any]]:
+        """Stream one chat completion as OpenAI ``chat.completion.chunk`` dicts.
+
+        Closing the iterator early (or cancelling the task that iterates it)
+        stops generation within one token: the llama.cpp callback returns True.
+
+        Raises:
+            RuntimeError: The runtime reported an error for the request.
+        """
+        await asyncio.to_thread(self.load)
+        loop = asyncio.get_running_loop()
+        queue: asyncio.Queue[Any] = asyncio.Queue()
+        done = object()
+        handle = _Request()
+
+        def on_chunk(chunk: Any) -> bool:  # runs on llama.cpp's thread
+            if handle.cancelled.is_set():
+                return True
+            try:
+                loop.call_soon_threadsafe(queue.put_nowait, chunk)
+            except RuntimeError:  # the loop is gone: nobody is listening
+                return True
+            return False
+
+        body = {**request, "stream": True}
+        future = asyncio.ensure_future(asyncio.to_thread(self._run_stream, body, on_chunk, handle))
+        future.add_done_callback(lambda _: queue.put_nowait(done))
+        try:
+            while (chunk := await queue.get()) is not done:
+                if isinstance(chunk, dict):
+                    if "error" in chunk:
+                        raise RuntimeError(f"{self._config.name}: {chunk['error']}")
+                    yield chunk
+            result = await future
+            _check_response(result)
+        finally:
+            handle.cancelled.set()
+            if not future.done():
+                # Let the thread see the flag and release the lock; no await
+                # needed for correctness, so a cancelled caller is not delayed.
+                future.add_done_callback(_drain_exception)
+
+    def _run_stream(
+        self, body: dict[str, Any], on_chunk: Callable[[Any], bool], handle: _Request
+    ) -> Any:
+        with self._request_lock:
+            if handle.cancelled.is_set():
+                return None
+            return self._server.handle_chat_completions(body, on_chunk)
+
+
+def _usable_cpus(cpus: frozenset[int] | None) -> set[int]:
+    if not cpus:
+        return set()
+    try:
+        allowed = os.sched_getaffinity(0)
+    except (AttributeError, OSError):
+        return set()
+    return set(cpus) & allowed
+
+
+def _check_response(response: Any) -> dict[str, Any]:
+    if response is None:
+        return {}
+    if isinstance(response, dict):
+        if "error" in response and "choices" not in response:
+            error = response["error"]
+            message = error.get("message", error) if isinstance(error, dict) else error
+            raise RuntimeError(f"local model error: {message}")
+        return response
+    return {"content": response}
+
+
+def _drain_exception(future: asyncio.Future[Any]) -> None:
+    if not future.cancelled():
+        future.exception()  # mark retrieved: a cancelled stream's error is moot

@@ -1,0 +1,123 @@
+#
+# Copyright (c) 2026, pipecat-tandem contributors
+#
+# SPDX-License-Identifier: BSD 2-Clause License
+#
+
+"""Offline text-to-speech: hibari's bundled voice "heart" as a pipecat ``TTSService``.
+
+hibari (a 7.9 MB distilled Kokoro voice with its own G2P) synthesizes about
+130x real time on one core and releases the GIL, so each sentence is
+synthesized in a worker thread and yielded as soon as it is ready. Only the
+bundled voice is used: hibari downloads its other voices on first use, which
+the offline default must never do.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncGenerator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from loguru import logger
+from pipecat.audio.utils import create_stream_resampler
+from pipecat.frames.frames import ErrorFrame, Frame, TTSAudioRawFrame
+from pipecat.services.settings import TTSSettings
+from pipecat.services.tts_service import TTSService
+
+from pipecat_tandem.models.weights import hibari_voice_path
+
+#: hibari's output rate.
+HIBARI_SAMPLE_RATE = 24_000
+#: Longer texts are refused rather than tying up the synthesizer for minutes.
+MAX_TTS_CHARS = 5_000
+
+
+def float_to_pcm16(audio: np.ndarray) -> bytes:
+    """Float audio in [-1, 1] → little-endian int16 bytes (clipped)."""
+    return (np.clip(audio, -1.0, 1.0) * 32767.0).astype("<i2").tobytes()
+
+
+class HibariTTSService(TTSService):
+    """Speaks with hibari's bundled "heart" voice (24 kHz), sentence by sentence.
+
+    Example::
+
+        tts = HibariTTSService()
+        await tts.warm()
+    """
+
+    def __init__(self, *, threads: int = 1, seed: int | None = 0, **kwargs: Any) -> None:
+        """Create the service and load the voice.
+
+        Args:
+            threads: onnxruntime threads (1 is plenty at ~130x real time).
+            seed: Fixes hibari's noise so the same text sounds the same
+                (``None`` = random).
+            **kwargs: Passed to pipecat's ``TTSService``.
+
+        Raises:
+            ModelUnavailableError: hibari-tts is not installed.
+        """
+        from hibari import Hibari
+
+        settings = kwargs.pop("settings", None) or TTSSettings(
+            model="hibari", voice="heart", language=None
+        )
+        super().__init__(push_start_frame=True, push_stop_frames=True, settings=settings, **kwargs)
+        voice_file: Path = hibari_voice_path()
+        # Passing the bundled file as `model` keeps hibari from resolving (and
+        # possibly downloading) a voice by name.
+        self._hibari = Hibari(voice="heart", model=str(voice_file), threads=threads)
+        self._seed = seed
+        self._warm = False
+        self._resampler = create_stream_resampler()
+
+    def can_generate_metrics(self) -> bool:
+        """Whether TTFB metrics are reported (yes)."""
+        return True
+
+    def synthesize(self, text: str) -> list[np.ndarray]:
+        """Synthesize ``text`` (blocking): one float32 24 kHz array per sentence."""
+        return list(self._hibari.stream(text, seed=self._seed))
+
+    async def warm(self) -> None:
+        """Run one tiny synthesis so the lazy G2P and onnxruntime are initialized."""
+        if not self._warm:
+            await asyncio.to_thread(self.synthesize, "Warm up.")
+            self._warm = True
+
+    async def run_tts(self, text: str, context_id: str) -> AsyncGenerator[Frame, None]:
+        """Synthesize ``text``; yields one ``TTSAudioRawFrame`` per sentence."""
+        if not isinstance(text, str) or not text.strip():
+            return
+        if len(text) > MAX_TTS_CHARS:
+            yield ErrorFrame(f"text too long to speak ({len(text)} > {MAX_TTS_CHARS} characters)")
+            return
+        await self.start_tts_usage_metrics(text)
+        sentences = self._hibari.split_sentences(text)
+        try:
+            for sentence in sentences:
+                chunks = await asyncio.to_thread(self.synthesize, sentence)
+                for chunk in chunks:
+                    if not len(chunk):
+                        continue
+                    await self.stop_ttfb_metrics()
+                    pcm = float_to_pcm16(chunk)
+                    if self.sample_rate != HIBARI_SAMPLE_RATE:
+                        pcm = await self._resampler.resample(
+                            pcm, HIBARI_SAMPLE_RATE, self.sample_rate
+                        )
+                    yield TTSAudioRawFrame(
+                        audio=pcm,
+                        sample_rate=self.sample_rate,
+                        num_channels=1,
+                        context_id=context_id,
+                    )
+        except Exception as e:  # a synthesis error must not kill the pipeline
+            logger.exception(f"{self}: synthesis failed")
+            yield ErrorFrame(f"speech synthesis failed: {e}")
+        finally:
+            await self.stop_ttfb_metrics()

@@ -1,0 +1,210 @@
+#
+# Copyright (c) 2026, pipecat-tandem contributors
+#
+# SPDX-License-Identifier: BSD 2-Clause License
+#
+
+"""Fallback routing: does an utterance need the background model?
+
+A 0.5B interaction model decides badly when to call ``delegate``: it invents tool
+names, delegates greetings and answers arithmetic itself — wrongly. A
+:class:`Router` makes the decision from the user's words instead, so delegation
+works even with the smallest model. :class:`RuleRouter` is a transparent,
+deterministic rule set (no model, microseconds per call):
+
+* **arithmetic** — numbers with an operator or an arithmetic word
+  ("17 percent of 2340", "square root of 7921", "1234 times 5678");
+* **planning** — a request to plan, schedule or organize something;
+* **look-up** — searching, finding, current facts (news, weather, prices,
+  opening hours, the time or date), conversions;
+* **careful work** — compare, analyze, explain why, write code or an email,
+  summarize, step-by-step reasoning.
+
+Social talk (greetings, thanks, feelings, questions about the assistant,
+jokes, goodbyes, acknowledgements) wins over a weak signal, and anything else
+stays with the interaction model. Empty, garbage or oversized input never
+needs the background.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Protocol, runtime_checkable
+
+#: Utterances longer than this are not routed (a paste, not a spoken turn).
+MAX_UTTERANCE_CHARS = 2_000
+#: The task handed to the background is cut to this length.
+MAX_TASK_CHARS = 500
+
+
+@dataclass(frozen=True)
+class RouteDecision:
+    """Where an utterance should be answered.
+
+    Parameters:
+        needs_background: True if the background model should handle it.
+        task: The task for the background (the cleaned utterance), or "".
+        reason: A short machine-friendly reason ("arithmetic", "chit-chat", ...).
+    """
+
+    needs_background: bool
+    task: str
+    reason: str
+
+
+@runtime_checkable
+class Router(Protocol):
+    """Decides whether an utterance needs the background model."""
+
+    def route(self, utterance: str) -> RouteDecision:
+        """Route one user utterance; never raises on bad input."""
+        ...
+
+
+def _rx(*patterns: str) -> re.Pattern[str]:
+    return re.compile("|".join(f"(?:{p})" for p in patterns), re.IGNORECASE)
+
+
+_NUMBER = r"(?:\d[\d,]*(?:\.\d+)?|zero|one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|hundred|thousand|million)"  # noqa: E501
+
+_ARITHMETIC = _rx(
+    rf"\d\s*[-+*/×÷^x]\s*\d",
+    rf"{_NUMBER}\s+(?:times|plus|minus|multiplied by|divided by|over|to the power of|squared|cubed)\b",
+    rf"\b(?:percent|per cent|%)\s+of\s+{_NUMBER}",
+    rf"\d\s*%",
+    r"\b(?:square|cube)\s+root\b",
+    r"\b(?:calculate|compute|work out|add up|sum of|product of|average of|factorial)\b",
+    rf"\bhow much is\s+{_NUMBER}",
+    rf"\b(?:what(?:'s| is)|whats)\s+{_NUMBER}\s+(?:and|by|into)\b",
+    r"\b(?:tip|interest|mortgage|split the bill|per month|per year)\b.*\d",
+)
+
+_PLANNING = _rx(
+    r"\bplan(?:ning)?\s+(?:a|an|my|our|the|for|out|some|this|next)\b",
+    r"\b(?:help me|can you|could you|please)\s+(?:\w+\s+){0,2}(?:plan|organi[sz]e|schedule|prepare)\b",
+    r"\b(?:make|create|draw up|put together|build|design)\s+(?:me\s+)?(?:a|an|my)\s+"
+    r"(?:\w+[\s-]+){0,3}(?:plan|schedule|itinerary|agenda|routine|budget|checklist|list|timeline|menu)\b",
+    r"\bitinerary\b",
+    r"\b(?:step[- ]by[- ]step|steps to)\b",
+)
+
+_LOOKUP = _rx(
+    r"\b(?:look (?:up|into)|search(?: for)?|google|research|find (?:me|out|a|an|the|some)|"
+    r"check (?:the|if|whether|what)|browse)\b",
+    r"\b(?:latest|current|recent|today's|tonight's|tomorrow's|this week's|live)\s+"
+    r"(?:\w+\s+){0,2}(?:news|weather|forecast|price|prices|score|scores|results|rate|rates)\b",
+    r"\b(?:weather|forecast|temperature outside|stock price|exchange rate|opening hours|"
+    r"open(?:ing)? times|business hours|showtimes|flight status)\b",
+    r"\bwhat(?:'s| is)? the (?:time|date|day)\b",
+    r"\bwhat time is it\b",
+    r"\bwhat day (?:is|was|will)\b",
+    r"\bhow many (?:days|weeks|months|hours|minutes) (?:until|till|since|between|are there)\b",
+    r"\bconvert\b",
+    r"\bhow many \w+ (?:in|are in) (?:a|an|one|\d)",
+    r"\b(?:near me|nearby|around here|close to)\b",
+)
+
+_CAREFUL = _rx(
+    r"\b(?:compare|comparison|analy[sz]e|evaluate|pros and cons|trade-?offs?)\b",
+    r"\bexplain (?:why|how|in detail)\b",
+    r"\b(?:write|draft|compose)\s+(?:me\s+)?(?:a|an|the|some)\s+(?:\w+\s+){0,2}"
+    r"(?:email|letter|essay|report|program|script|function|code|poem|story|speech|cover letter)\b",
+    r"\b(?:debug|refactor|prove|derive|solve)\b",
+    r"\bsummari[sz]e\b",
+    r"\b(?:figure out|think (?:through|about)|reason about|recommend(?:ation)?s?)\b",
+    r"\btranslate\b",
+)
+
+# A clause matching this anywhere is social talk, whatever else it contains
+# ("thanks for planning my trip", "I'm tired of planning").
+_SOCIAL = _rx(
+    r"\bhow are you\b|\bhow's it going\b|\bwhat's up\b|\bhow have you been\b",
+    r"^(?:thanks|thank you|cheers|much appreciated)\b",
+    r"\b(?:i'?m|i am|feeling|i feel)\s+(?:\w+\s+){0,2}"
+    r"(?:tired|sad|happy|bored|great|fine|good|okay|ok|stressed|excited|sleepy|hungry|sick|lonely)\b",
+    r"\b(?:your name|who are you|what are you|are you (?:a )?(?:robot|human|real|an ai))\b",
+    r"\btell me (?:a )?joke\b|\bsay something funny\b",
+    r"^(?:bye|goodbye|see you|talk (?:to you )?later|good night)\b",
+    r"^(?:that|this|it)(?:'s| is| was| sounds| looks| seems)\b",
+    r"\b(?:never ?mind|forget it|not now)\b",
+)
+
+# Openers are dropped from the start of a clause before routing the rest
+# ("hey, can you look up ...", "okay so plan a trip").
+_OPENER = re.compile(
+    r"^(?:(?:hi|hello|hey|yo|hiya|howdy|greetings|good (?:morning|afternoon|evening)|ok|okay|"
+    r"sure|yes|yeah|yep|no|nope|great|cool|nice|awesome|alright|right|so|well|um+|uh+|"
+    r"please|there)\b[\s,!.]*)+",
+    re.IGNORECASE,
+)
+
+# Clause boundaries: sentence ends, and commas/semicolons not inside a number.
+_CLAUSES = re.compile(r"[.!?;]+\s*|,\s+(?=\D)")
+
+_WORD = re.compile(r"[A-Za-z]{2,}")
+
+
+class RuleRouter:
+    """Routes utterances with transparent keyword and pattern rules.
+
+    Example::
+
+        router = RuleRouter()
+        router.route("what's 17 percent of 2340")
+        # RouteDecision(needs_background=True, task="what's 17 percent of 2340",
+        #               reason="arithmetic")
+    """
+
+    def __init__(self, *, max_chars: int = MAX_UTTERANCE_CHARS) -> None:
+        """Create a router.
+
+        Args:
+            max_chars: Longer utterances are not routed (``reason="oversized"``).
+
+        Raises:
+            ValueError: ``max_chars`` is not positive.
+        """
+        if max_chars < 1:
+            raise ValueError(f"max_chars must be positive, got {max_chars}")
+        self._max_chars = max_chars
+
+    def route(self, utterance: str) -> RouteDecision:
+        """Decide whether ``utterance`` needs the background model.
+
+        Args:
+            utterance: The user's words (a transcript).
+
+        Returns:
+            The decision; bad input (not a string, empty, no words, oversized)
+            gives ``needs_background=False`` with the reason.
+        """
+        if not isinstance(utterance, str):
+            return RouteDecision(False, "", "not text")
+        text = " ".join(utterance.split())
+        if not text:
+            return RouteDecision(False, "", "empty")
+        if len(text) > self._max_chars:
+            return RouteDecision(False, "", "oversized")
+        if not _WORD.search(text):
+            return RouteDecision(False, "", "no words")
+        task = text[:MAX_TASK_CHARS]
+        # Arithmetic is specific enough to win anywhere in the utterance.
+        if _ARITHMETIC.search(text):
+            return RouteDecision(True, task, "arithmetic")
+        social = False
+        for raw in _CLAUSES.split(text):
+            clause = _OPENER.sub("", raw.strip()).strip()
+            if not clause:
+                continue
+            if _SOCIAL.search(clause):
+                social = True
+                continue
+            for pattern, reason in (
+                (_PLANNING, "planning"),
+                (_LOOKUP, "lookup"),
+                (_CAREFUL, "reasoning"),
+            ):
+                if pattern.search(clause):
+                    return RouteDecision(True, task, reason)
+        return RouteDecision(False, "", "chit-chat" if social else "no signal")

@@ -1,0 +1,274 @@
+#
+# Copyright (c) 2026, pipecat-tandem contributors
+#
+# SPDX-License-Identifier: BSD 2-Clause License
+#
+
+"""The result interleaver: weaves background outputs into the call at natural turn gaps.
+
+Place it after the interaction LLM and before the TTS, so it sees the model's
+``LLMFullResponseStartFrame``/``EndFrame`` downstream, the bot-speaking frames
+coming upstream from the output transport, and the user-speaking frames the user
+aggregator broadcasts. Each delivery goes downstream as an uninterruptible
+``LLMMessagesAppendFrame(run_llm=True)`` (the interaction model weaves it in; the
+assistant aggregator adds it to the context and runs the model) or, in verbatim
+mode, as a ``TTSSpeakFrame``. All decisions are made by
+:class:`~pipecat_tandem.policy.delivery.DeliveryScheduler`; this processor only
+translates frames and keeps one timer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from pipecat.frames.frames import (
+    BotStartedSpeakingFrame,
+    BotStoppedSpeakingFrame,
+    CancelFrame,
+    EndFrame,
+    Frame,
+    InterruptionFrame,
+    LLMFullResponseEndFrame,
+    LLMFullResponseStartFrame,
+    LLMMessagesAppendFrame,
+    StartFrame,
+    TTSSpeakFrame,
+    UserStartedSpeakingFrame,
+    UserStoppedSpeakingFrame,
+)
+from pipecat.processors.frame_processor import FrameDirection, FrameProcessor
+
+from pipecat_tandem.clock import MonotonicClock, SessionClock
+from pipecat_tandem.frames import (
+    BackgroundDeliveryFrame,
+    BackgroundErrorFrame,
+    BackgroundJobStateFrame,
+    BackgroundResultFrame,
+    DeliveryPolicy,
+    JobState,
+)
+from pipecat_tandem.observe.event_log import EventLog
+from pipecat_tandem.policy.delivery import Delivery, DeliveryScheduler
+from pipecat_tandem.policy.wording import DeliveryWording
+
+
+class ResultInterleaver(FrameProcessor):
+    """Holds background outputs and releases them only at natural turn gaps.
+
+    Args:
+        min_gap_s: Shared quiet (user and bot) before a ``when_idle`` delivery.
+        verbatim: Speak results verbatim with ``TTSSpeakFrame`` instead of letting the
+            interaction model weave them in.
+        stale_mode: ``offer`` (briefly offer results the user moved away from) or ``drop``.
+        max_redeliveries: How often an announcement cut off by the user is delivered again.
+        confirm_timeout_s: How long a woven delivery may stay unspoken before it counts
+            as delivered (the model may choose to say nothing).
+        wording: Templates for delivered text.
+        clock: The session clock (share one per session).
+        event_log: Where speech spans and delivery decisions are recorded.
+        **kwargs: Passed to ``FrameProcessor``.
+
+    Example::
+
+        interleaver = ResultInterleaver(min_gap_s=0.5)
+        pipeline = Pipeline([..., llm, interleaver, tts, transport.output(), assistant_agg])
+    """
+
+    def __init__(
+        self,
+        min_gap_s: float = 0.5,
+        *,
+        verbatim: bool = False,
+        stale_mode: str = "offer",
+        max_redeliveries: int = 2,
+        confirm_timeout_s: float = 10.0,
+        wording: DeliveryWording | None = None,
+        clock: SessionClock | None = None,
+        event_log: EventLog | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self._clock: SessionClock = clock or (event_log.clock if event_log else MonotonicClock())
+        self._log = event_log or EventLog(self._clock)
+        self.scheduler = DeliveryScheduler(
+            min_gap_s=min_gap_s,
+            verbatim=verbatim,
+            stale_mode=stale_mode,
+            max_redeliveries=max_redeliveries,
+            confirm_timeout_s=confirm_timeout_s,
+            wording=wording or DeliveryWording(),
+        )
+        self._wake = asyncio.Event()
+        self._timer_task: asyncio.Task[None] | None = None
+        self._closed = False
+
+    @property
+    def event_log(self) -> EventLog:
+        """The event log this processor writes to."""
+        return self._log
+
+    async def process_frame(self, frame: Frame, direction: FrameDirection) -> None:
+        """Track speaking state and background outputs; pass every frame on."""
+        await super().process_frame(frame, direction)
+        now = self._clock.now()
+        s = self.scheduler
+        consumed = False
+        if isinstance(frame, StartFrame):
+            await self.push_frame(frame, direction)
+            self._timer_task = self.create_task(self._timer_loop(), "tandem-interleaver-timer")
+            return
+        elif isinstance(frame, EndFrame | CancelFrame):
+            await self._close(now)
+        elif isinstance(frame, UserStartedSpeakingFrame):
+            if not s.gap.user_speaking:
+                self._log.emit("user_started", t=now)
+            s.user_started(now)
+        elif isinstance(frame, UserStoppedSpeakingFrame):
+            if s.gap.user_speaking:
+                self._log.emit("user_stopped", t=now)
+            s.user_stopped(now)
+        elif isinstance(frame, BotStartedSpeakingFrame):
+            if not s.gap.bot_speaking:
+                self._log.emit("bot_started", t=now)
+            s.bot_started(now)
+        elif isinstance(frame, BotStoppedSpeakingFrame):
+            if s.gap.bot_speaking:
+                self._log.emit("bot_stopped", t=now)
+            s.bot_stopped(now)
+        elif isinstance(frame, LLMFullResponseStartFrame) and direction is FrameDirection.DOWNSTREAM:
+            s.response_started(now)
+        elif isinstance(frame, LLMFullResponseEndFrame) and direction is FrameDirection.DOWNSTREAM:
+            s.response_ended(now)
+        elif isinstance(frame, InterruptionFrame):
+            # The response in progress (if any) is abandoned.
+            s.response_ended(now)
+        elif isinstance(frame, BackgroundResultFrame):
+            self._add(frame.job_id, frame.text, now, "result", frame.is_final, frame.task,
+                      frame.policy, frame.stale)
+            consumed = True
+        elif isinstance(frame, BackgroundErrorFrame):
+            self._add(frame.job_id, frame.error, now, "failure", True, frame.task, frame.policy, False)
+            consumed = True
+        elif isinstance(frame, BackgroundJobStateFrame):
+            if frame.state is JobState.CANCELLED:
+                s.drop_job(frame.job_id, now, reason=frame.detail or "cancelled")
+            elif frame.state is JobState.STALE or frame.detail.startswith("stale"):
+                s.mark_stale(frame.job_id, now)
+        if not consumed:
+            await self.push_frame(frame, direction)
+        self._flush_accounting()
+        self._wake.set()
+
+    def _add(
+        self,
+        job_id: str,
+        text: str,
+        now: float,
+        kind: str,
+        is_final: bool,
+        task: str,
+        policy: DeliveryPolicy,
+        stale: bool,
+    ) -> None:
+        item = self.scheduler.add(
+            job_id=job_id, text=text, now=now, kind=kind, is_final=is_final, task=task,
+            policy=policy, stale=stale,
+        )  # fmt: skip
+        if item is not None:
+            self._log.emit(
+                "result_ready",
+                job_id=job_id,
+                t=now,
+                output_id=item.output_id,
+                output_kind=kind,
+                is_final=item.is_final,
+                stale=stale,
+                policy=policy.value,
+            )
+
+    async def _timer_loop(self) -> None:
+        while True:
+            await self._deliver_due()
+            now = self._clock.now()
+            wake = self.scheduler.next_wakeup(now)
+            self._wake.clear()
+            if wake is not None and wake <= now:
+                # Something is due right now (e.g. an interrupt result) but poll said no:
+                # avoid spinning; re-check on the next frame or in a tick.
+                wake = now + 0.02
+            timeout = None if wake is None else wake - now
+            try:
+                await asyncio.wait_for(self._wake.wait(), timeout)
+            except TimeoutError:
+                pass
+
+    async def _deliver_due(self) -> None:
+        if self._closed:
+            return
+        while (delivery := self.scheduler.poll(self._clock.now())) is not None:
+            await self._emit(delivery)
+        self._flush_accounting()
+
+    async def _emit(self, delivery: Delivery) -> None:
+        if delivery.interrupt_bot:
+            await self.broadcast_interruption()
+        frame: Frame
+        if delivery.mode == "verbatim":
+            frame = TTSSpeakFrame(text=delivery.text)
+        else:
+            frame = LLMMessagesAppendFrame(
+                messages=[{"role": "developer", "content": delivery.text}],
+                run_llm=delivery.mode == "weave",
+            )
+            # A queued delivery must survive an interruption; pipecat drops interruptible
+            # frames from queues when the user barges in.
+            frame.interruptible = False
+        self._log.emit(
+            "delivered",
+            t=delivery.at,
+            job_ids=delivery.job_ids,
+            mode=delivery.mode,
+            delivery=delivery.kind,
+            policy=delivery.items[0].policy.value,
+            user_speaking=delivery.user_speaking,
+            bot_speaking=delivery.bot_speaking,
+            items=[
+                {
+                    "output_id": i.output_id,
+                    "job_id": i.job_id,
+                    "stale": i.stale,
+                    "treatment": "failure" if i.kind == "failure" else "offer" if i.stale
+                    else "result" if i.is_final else "partial",
+                }
+                for i in delivery.items
+            ],
+        )  # fmt: skip
+        await self.push_frame(frame)
+        await self.push_frame(
+            BackgroundDeliveryFrame(job_ids=delivery.job_ids, kind=delivery.kind, text=delivery.text),
+            FrameDirection.UPSTREAM,
+        )
+
+    def _flush_accounting(self) -> None:
+        for event in self.scheduler.drain_events():
+            kind = event.pop("kind")
+            job_id = event.pop("job_id")
+            self._log.emit(kind, job_id=job_id, **event)
+
+    async def _close(self, now: float) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        self.scheduler.close(now)
+        self._flush_accounting()
+        if self._timer_task is not None:
+            await self.cancel_task(self._timer_task)
+            self._timer_task = None
+
+    async def cleanup(self) -> None:
+        """Stop the timer task."""
+        await super().cleanup()
+        if self._timer_task is not None:
+            await self.cancel_task(self._timer_task)
+            self._timer_task = None

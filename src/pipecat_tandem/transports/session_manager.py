@@ -1,0 +1,210 @@
+#
+# Copyright (c) 2026, pipecat-tandem contributors
+#
+# SPDX-License-Identifier: BSD 2-Clause License
+#
+
+"""Running sessions: admission limit, one runner per call, clean teardown.
+
+Each accepted call gets its own ``WorkerRunner`` (as pipecat's dev runner does),
+so one session's failure or cancellation never touches another. A session
+ends, and every resource it holds (pipeline worker with its background jobs,
+peer connection, slot) is released, when any of these happens:
+
+* the client closes the connection or ICE fails (aiortc events);
+* the client stops answering (no data-channel keep-alive and no media for
+  ``liveness_timeout_s``): a browser tab that was killed never says goodbye;
+* the pipeline ends by itself, or the server shuts down.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from dataclasses import dataclass, field
+from typing import Any
+
+from loguru import logger
+from pipecat.pipeline.worker import PipelineWorker
+from pipecat.workers.runner import WorkerRunner
+
+from pipecat_tandem.transports.session import SessionInfo
+
+
+class SessionLimitError(Exception):
+    """No free session slot."""
+
+
+@dataclass
+class Session:
+    """One live call.
+
+    Parameters:
+        info: The session's identity, clock and record path.
+        connection: The peer connection (``SmallWebRTCConnection``) or ``None``.
+        worker: The pipeline worker.
+        runner: The runner driving it.
+        task: The asyncio task running the runner.
+        ended: Set once everything is torn down.
+        end_reason: Why the session ended.
+    """
+
+    info: SessionInfo
+    connection: Any = None
+    worker: PipelineWorker | None = None
+    runner: WorkerRunner | None = None
+    task: asyncio.Task[None] | None = None
+    ended: asyncio.Event = field(default_factory=asyncio.Event)
+    end_reason: str = ""
+
+
+class SessionManager:
+    """Admits, runs and tears down sessions.
+
+    Args:
+        max_sessions: Most concurrent sessions (reservations included).
+        liveness_timeout_s: How long a connected client may be unresponsive
+            before its session is ended.
+        liveness_poll_s: How often liveness is checked.
+    """
+
+    def __init__(
+        self,
+        *,
+        max_sessions: int = 4,
+        liveness_timeout_s: float = 6.0,
+        liveness_poll_s: float = 1.0,
+    ) -> None:
+        if max_sessions < 1:
+            raise ValueError(f"max_sessions must be >= 1, got {max_sessions}")
+        if liveness_timeout_s <= 0 or liveness_poll_s <= 0:
+            raise ValueError("liveness timeout and poll interval must be positive")
+        self.max_sessions = max_sessions
+        self._liveness_timeout = liveness_timeout_s
+        self._liveness_poll = liveness_poll_s
+        self._reserved = 0
+        self._sessions: dict[str, Session] = {}
+        self.ended_sessions: list[Session] = []
+
+    @property
+    def active(self) -> int:
+        """Sessions running or being set up."""
+        return self._reserved + len(self._sessions)
+
+    def sessions(self) -> list[Session]:
+        """The running sessions."""
+        return list(self._sessions.values())
+
+    def reserve(self) -> None:
+        """Claim a slot before the (slow) set-up of a new session.
+
+        Raises:
+            SessionLimitError: If every slot is taken.
+        """
+        if self.active >= self.max_sessions:
+            raise SessionLimitError(
+                f"server is at its session limit ({self.max_sessions}); try again later"
+            )
+        self._reserved += 1
+
+    def release_reservation(self) -> None:
+        """Give back a slot whose session never started."""
+        self._reserved = max(0, self._reserved - 1)
+
+    def start(self, session: Session) -> None:
+        """Start a set-up session (consumes the reservation).
+
+        Args:
+            session: A session with ``worker`` set.
+        """
+        if session.worker is None:
+            raise ValueError("session has no worker")
+        self.release_reservation()
+        self._sessions[session.info.session_id] = session
+        session.runner = WorkerRunner(handle_sigint=False, check_dangling_tasks=False)
+        session.task = asyncio.create_task(
+            self._run(session), name=f"tandem-session-{session.info.session_id}"
+        )
+
+    async def _run(self, session: Session) -> None:
+        assert session.runner is not None and session.worker is not None
+        watchdog = asyncio.create_task(self._watch_liveness(session))
+        try:
+            await session.runner.add_workers(session.worker)
+            await session.runner.run()
+        except Exception as e:  # one broken session must not take the server down
+            logger.exception(f"session {session.info.session_id} crashed: {e}")
+            session.end_reason = session.end_reason or f"crashed: {e}"
+        finally:
+            watchdog.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await watchdog
+            await self._teardown(session)
+
+    async def _watch_liveness(self, session: Session) -> None:
+        connection = session.connection
+        if connection is None or not hasattr(connection, "is_connected"):
+            return
+        seen_connected = False
+        silent_for = 0.0
+        while True:
+            await asyncio.sleep(self._liveness_poll)
+            if connection.is_connected():
+                seen_connected = True
+                silent_for = 0.0
+                continue
+            if not seen_connected:
+                # Still connecting; pipecat's own 60 s connecting timeout covers it.
+                continue
+            silent_for += self._liveness_poll
+            if silent_for >= self._liveness_timeout:
+                logger.info(f"session {session.info.session_id}: client unresponsive, ending")
+                await self.end(session, "client unresponsive")
+                return
+
+    async def end(self, session: Session, reason: str) -> None:
+        """Cancel a session's pipeline (its background jobs with it); idempotent.
+
+        Args:
+            session: The session.
+            reason: Why (kept in ``end_reason`` and logged).
+        """
+        if not session.end_reason:
+            session.end_reason = reason
+        if session.runner is not None:
+            await session.runner.cancel(reason)
+        elif session.task is None:
+            await self._teardown(session)
+
+    async def _teardown(self, session: Session) -> None:
+        if session.ended.is_set():
+            return
+        self._sessions.pop(session.info.session_id, None)
+        if session.connection is not None:
+            try:
+                await session.connection.disconnect()
+            except Exception as e:
+                logger.debug(f"session {session.info.session_id}: disconnect failed: {e}")
+        session.worker = None
+        session.runner = None
+        session.ended.set()
+        self.ended_sessions.append(session)
+        del self.ended_sessions[:-64]
+        logger.info(
+            f"session {session.info.session_id} ended ({session.end_reason or 'pipeline finished'})"
+        )
+
+    async def shutdown(self, timeout_s: float = 5.0) -> None:
+        """End every session and wait for them.
+
+        Args:
+            timeout_s: Upper bound on the wait.
+        """
+        sessions = self.sessions()
+        for s in sessions:
+            await self.end(s, "server shutting down")
+        tasks = [s.task for s in sessions if s.task is not None]
+        if tasks:
+            _, pending = await asyncio.wait(tasks, timeout=timeout_s)
+            for t in pending:
+                t.cancel()

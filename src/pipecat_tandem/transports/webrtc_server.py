@@ -1,0 +1,345 @@
+#
+# Copyright (c) 2026, pipecat-tandem contributors
+#
+# SPDX-License-Identifier: BSD 2-Clause License
+#
+
+"""The ``tandem run`` WebRTC server (aiohttp + pipecat SmallWebRTC).
+
+Routes:
+
+* ``GET /`` and ``GET /static/...``: the offline client page (no external
+  scripts, fonts or CDNs; a Content-Security-Policy forbids them).
+* ``POST /api/offer``: an SDP offer in pipecat's SmallWebRTC protocol, answered
+  with ``{"sdp", "type": "answer", "pc_id"}``; with a known ``pc_id`` it
+  renegotiates that connection.
+* ``PATCH /api/offer``: trickled ICE candidates for a known ``pc_id``.
+* ``GET /healthz``: 503 with a reason until the models are warm, then 200.
+
+pipecat's ``SmallWebRTCRequestHandler`` would do the offer bookkeeping, but it
+imports FastAPI (not a dependency here) and creates the peer connection before
+the application may refuse the call; the server therefore drives
+``SmallWebRTCConnection`` itself, with the same protocol, and checks the
+session limit first.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from aiohttp import web
+from loguru import logger
+from pipecat.transports.base_transport import TransportParams, VideoInSourceParams
+from pipecat.transports.smallwebrtc.connection import IceServer, SmallWebRTCConnection
+from pipecat.transports.smallwebrtc.transport import SmallWebRTCTransport
+
+from pipecat_tandem.transports.client_event_observer import ClientEventObserver, send_through
+from pipecat_tandem.transports.ice import is_loopback_host, restrict_host_candidates
+from pipecat_tandem.transports.offer import (
+    MAX_BODY_BYTES,
+    SignallingError,
+    parse_offer,
+    parse_patch,
+)
+from pipecat_tandem.transports.session import ProgressFn, SessionFactory, SessionInfo
+from pipecat_tandem.transports.session_manager import Session, SessionLimitError, SessionManager
+
+_CSP = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; "
+    "media-src 'self' blob: mediastream:; connect-src 'self'; font-src 'self'; "
+    "object-src 'none'; base-uri 'none'; frame-ancestors 'none'"
+)
+
+
+def default_transport_params() -> TransportParams:
+    """Microphone and camera in (camera at 5 fps is plenty for cues), audio out."""
+    return TransportParams(
+        audio_in_enabled=True,
+        audio_out_enabled=True,
+        video_in_enabled=True,
+        video_in_sources={"camera": VideoInSourceParams(framerate=5)},
+    )
+
+
+def static_dir() -> Path:
+    """The directory of the packaged client page."""
+    return Path(str(resources.files("pipecat_tandem.transports") / "static"))
+
+
+class TandemServer:
+    """Serves the client page and runs one tandem pipeline per WebRTC call.
+
+    Args:
+        factory: Builds each session's pipeline worker (and warms the models).
+        host: Bind address. On loopback, host ICE candidates are restricted to
+            ``127.0.0.1`` so no media ever leaves the machine.
+        port: TCP port (``0`` picks a free one; see :attr:`port` after start).
+        ice_servers: STUN/TURN servers; empty by default (host candidates only).
+        max_sessions: Most concurrent calls; more get a 503.
+        record_dir: Write each session's JSONL event log here.
+        transport_params: SmallWebRTC transport parameters per session.
+        liveness_timeout_s: End a connected session whose client stops answering.
+        progress: Reports start-up steps (defaults to the log).
+    """
+
+    def __init__(
+        self,
+        *,
+        factory: SessionFactory,
+        host: str = "127.0.0.1",
+        port: int = 7860,
+        ice_servers: list[IceServer] | None = None,
+        max_sessions: int = 4,
+        record_dir: Path | None = None,
+        transport_params: TransportParams | None = None,
+        liveness_timeout_s: float = 6.0,
+        progress: ProgressFn | None = None,
+    ) -> None:
+        if not 0 <= port <= 65535:
+            raise ValueError(f"port must be in 0..65535, got {port}")
+        self._factory = factory
+        self.host = host
+        self.port = port
+        self._ice_servers = list(ice_servers or [])
+        self._record_dir = record_dir
+        self._transport_params = transport_params or default_transport_params()
+        self._progress: ProgressFn = progress or (lambda msg: logger.info(msg))
+        self.sessions = SessionManager(
+            max_sessions=max_sessions, liveness_timeout_s=liveness_timeout_s
+        )
+        self._by_pc_id: dict[str, Session] = {}
+        self._warm_state = "starting"
+        self._warm_detail = "models not loaded yet"
+        self._models: dict[str, Any] = {}
+        self._warm_task: asyncio.Task[None] | None = None
+        self._housekeeping: set[asyncio.Task[None]] = set()
+        self._runner: web.AppRunner | None = None
+        self._started_at = time.monotonic()
+
+    #
+    # Lifecycle
+    #
+
+    def make_app(self) -> web.Application:
+        """The aiohttp application (routes only; :meth:`start` also warms models)."""
+        app = web.Application(client_max_size=MAX_BODY_BYTES * 4)
+        app.router.add_get("/", self._index)
+        app.router.add_get("/healthz", self._healthz)
+        app.router.add_post("/api/offer", self._offer)
+        app.router.add_patch("/api/offer", self._patch)
+        app.router.add_static("/static", static_dir(), show_index=False)
+        app.on_response_prepare.append(self._security_headers)
+        app.on_shutdown.append(self._on_shutdown)
+        return app
+
+    async def start(self) -> None:
+        """Bind the port, start warming the models in the background, return."""
+        if is_loopback_host(self.host):
+            restrict_host_candidates(["127.0.0.1"])
+        self._runner = web.AppRunner(self.make_app(), access_log=None)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, self.host, self.port)
+        await site.start()
+        server = getattr(site, "_server", None)
+        sockets = getattr(server, "sockets", None) or []
+        if sockets:
+            self.port = sockets[0].getsockname()[1]
+        self._warm_task = asyncio.create_task(self._warm(), name="tandem-warm")
+        logger.info(f"tandem: serving on http://{self.host}:{self.port}/")
+
+    async def wait_warm(self) -> bool:
+        """Wait for warm-up; True if the models are ready."""
+        if self._warm_task is not None:
+            await asyncio.shield(self._warm_task)
+        return self._warm_state == "ready"
+
+    async def stop(self) -> None:
+        """End every session and close the listener."""
+        if self._warm_task is not None and not self._warm_task.done():
+            self._warm_task.cancel()
+        await self.sessions.shutdown()
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+
+    async def _on_shutdown(self, app: web.Application) -> None:
+        await self.sessions.shutdown()
+
+    async def _warm(self) -> None:
+        self._warm_state = "warming"
+        self._warm_detail = "loading models"
+
+        def report(message: str) -> None:
+            self._warm_detail = message
+            self._progress(message)
+
+        try:
+            started = time.monotonic()
+            self._models = dict(await self._factory.warm(report) or {})
+            self._warm_state = "ready"
+            self._warm_detail = f"ready in {time.monotonic() - started:.1f}s"
+            self._progress(
+                f"models ready ({self._warm_detail}); open http://{self.host}:{self.port}/"
+            )
+        except asyncio.CancelledError:
+            self._warm_state = "failed"
+            self._warm_detail = "warm-up cancelled"
+            raise
+        except Exception as e:
+            logger.exception(f"tandem: warm-up failed: {e}")
+            self._warm_state = "failed"
+            self._warm_detail = f"warm-up failed: {e}"
+
+    #
+    # HTTP handlers
+    #
+
+    @staticmethod
+    async def _security_headers(request: web.Request, response: web.StreamResponse) -> None:
+        response.headers.setdefault("Content-Security-Policy", _CSP)
+        response.headers.setdefault("X-Content-Type-Options", "nosniff")
+        response.headers.setdefault("Cache-Control", "no-store")
+
+    async def _index(self, request: web.Request) -> web.StreamResponse:
+        return web.FileResponse(static_dir() / "index.html")
+
+    async def _healthz(self, request: web.Request) -> web.Response:
+        body: dict[str, Any] = {
+            "status": self._warm_state,
+            "sessions": self.sessions.active,
+            "max_sessions": self.sessions.max_sessions,
+            "uptime_s": round(time.monotonic() - self._started_at, 1),
+        }
+        if self._warm_state != "ready":
+            body["reason"] = self._warm_detail
+            return web.json_response(body, status=503)
+        body["models"] = self._models
+        return web.json_response(body)
+
+    @staticmethod
+    def _error(status: int, message: str) -> web.Response:
+        return web.json_response({"error": message}, status=status)
+
+    async def _read_body(self, request: web.Request) -> bytes:
+        # Read at most one byte past the limit: enough to tell "too large" without
+        # buffering whatever a misbehaving client streams at us.
+        return await request.content.read(MAX_BODY_BYTES + 1)
+
+    async def _offer(self, request: web.Request) -> web.Response:
+        try:
+            offer = parse_offer(await self._read_body(request))
+        except SignallingError as e:
+            return self._error(e.status, e.message)
+        existing = self._by_pc_id.get(offer.pc_id) if offer.pc_id else None
+        if existing is not None and not existing.ended.is_set():
+            return await self._renegotiate(existing, offer.sdp, offer.restart_pc)
+        if self._warm_state != "ready":
+            return self._error(503, f"not ready: {self._warm_detail}")
+        try:
+            self.sessions.reserve()
+        except SessionLimitError as e:
+            return self._error(503, str(e))
+        try:
+            return await self._new_session(offer.sdp, offer.request_data)
+        except SignallingError as e:
+            return self._error(e.status, e.message)
+        except Exception as e:
+            logger.exception(f"tandem: could not start a session: {e}")
+            return self._error(500, f"could not start a session: {e}")
+
+    async def _new_session(self, sdp: str, request_data: Any) -> web.Response:
+        connection = SmallWebRTCConnection(ice_servers=self._ice_servers or None)
+        started = False
+        try:
+            try:
+                await connection.initialize(sdp=sdp, type="offer")
+            except Exception as e:
+                raise SignallingError(400, f"unusable SDP offer: {e}") from None
+            answer = connection.get_answer()
+            if answer is None:
+                raise SignallingError(400, "the offer produced no SDP answer")
+            info = SessionInfo.new(
+                transport_kind="webrtc", record_dir=self._record_dir, request_data=request_data
+            )
+            transport = SmallWebRTCTransport(
+                webrtc_connection=connection, params=self._transport_params
+            )
+            worker = await self._factory.create_worker(transport, info)
+            worker.add_observer(
+                ClientEventObserver(send=send_through(transport.output()), clock=info.clock)
+            )
+            session = Session(info=info, connection=connection, worker=worker)
+            self._watch_connection(session, transport)
+            self.sessions.start(session)
+            started = True
+            pc_id = answer["pc_id"]
+            self._by_pc_id[pc_id] = session
+            forget = asyncio.create_task(self._forget(pc_id, session))
+            self._housekeeping.add(forget)
+            forget.add_done_callback(self._housekeeping.discard)
+            logger.info(f"tandem: session {info.session_id} started (pc_id={pc_id})")
+            return web.json_response(answer)
+        finally:
+            if not started:
+                self.sessions.release_reservation()
+                try:
+                    await connection.disconnect()
+                except Exception as e:
+                    logger.debug(f"tandem: closing a refused connection failed: {e}")
+
+    async def _forget(self, pc_id: str, session: Session) -> None:
+        await session.ended.wait()
+        if self._by_pc_id.get(pc_id) is session:
+            del self._by_pc_id[pc_id]
+
+    def _watch_connection(self, session: Session, transport: SmallWebRTCTransport) -> None:
+        @transport.event_handler("on_client_disconnected")
+        async def _on_disconnected(transport: Any, client: Any) -> None:
+            await self.sessions.end(session, "client disconnected")
+
+        connection = session.connection
+        for state in ("closed", "failed"):
+
+            @connection.event_handler(state)
+            async def _on_state(connection: Any, state: str = state) -> None:
+                await self.sessions.end(session, f"connection {state}")
+
+    async def _renegotiate(self, session: Session, sdp: str, restart: bool) -> web.Response:
+        try:
+            await session.connection.renegotiate(sdp=sdp, type="offer", restart_pc=restart)
+        except Exception as e:
+            return self._error(400, f"renegotiation failed: {e}")
+        answer = session.connection.get_answer()
+        if answer is None:
+            return self._error(400, "renegotiation produced no SDP answer")
+        self._by_pc_id[answer["pc_id"]] = session
+        return web.json_response(answer)
+
+    async def _patch(self, request: web.Request) -> web.Response:
+        from aiortc.sdp import candidate_from_sdp
+
+        try:
+            patch = parse_patch(await self._read_body(request))
+        except SignallingError as e:
+            return self._error(e.status, e.message)
+        session = self._by_pc_id.get(patch.pc_id)
+        if session is None or session.ended.is_set():
+            return self._error(404, f"unknown peer connection {patch.pc_id!r}")
+        for i, c in enumerate(patch.candidates):
+            candidate = None
+            if c.candidate:
+                try:
+                    candidate = candidate_from_sdp(c.candidate)
+                except (ValueError, IndexError, AssertionError) as e:
+                    return self._error(400, f"candidate {i}: cannot parse: {e}")
+                candidate.sdpMid = c.sdp_mid
+                candidate.sdpMLineIndex = c.sdp_mline_index
+            try:
+                await session.connection.add_ice_candidate(candidate)
+            except Exception as e:
+                return self._error(400, f"candidate {i}: rejected: {e}")
+        return web.json_response({"status": "success"})

@@ -1,0 +1,196 @@
+"""Fake STT and TTS services for fast, deterministic pipeline tests.
+
+They are real pipecat services (``SegmentedSTTService``/``TTSService``
+subclasses) driven by the real VAD in the user aggregator; only the model is
+replaced: the STT answers every speech segment with scripted text, the TTS
+answers every sentence with a tone whose length follows the word count.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+from collections.abc import AsyncGenerator, Callable
+from typing import Any
+
+import numpy as np
+from pipecat.frames.frames import Frame, TranscriptionFrame, TTSAudioRawFrame
+from pipecat.services.stt_service import SegmentedSTTService
+from pipecat.services.tts_service import TTSService
+from pipecat.utils.time import time_now_iso8601
+
+
+class FakeSTTService(SegmentedSTTService):
+    """Transcribes each VAD speech segment as scripted text.
+
+    Args:
+        transcript: A fixed text, or a function of the segment's duration in seconds.
+    """
+
+    def __init__(self, *, transcript: str | Callable[[float], str] = "hello there", **kwargs):
+        super().__init__(**kwargs)
+        self._transcript = transcript
+        self.segments: list[float] = []
+
+    @property
+    def wants_wav_segments(self) -> bool:
+        return False
+
+    def can_generate_metrics(self) -> bool:
+        return False
+
+    async def run_stt(self, audio: bytes) -> AsyncGenerator[Frame | None, None]:
+        seconds = len(audio) / 2 / max(1, self.sample_rate)
+        self.segments.append(seconds)
+        text = self._transcript(seconds) if callable(self._transcript) else self._transcript
+        if text:
+            yield TranscriptionFrame(text=text, user_id="user", timestamp=time_now_iso8601())
+
+
+def tone(seconds: float, sample_rate: int, freq: float = 440.0, amplitude: float = 0.3) -> bytes:
+    """A sine tone as 16-bit mono PCM."""
+    n = max(1, int(seconds * sample_rate))
+    t = np.arange(n) / sample_rate
+    samples = amplitude * np.sin(2 * math.pi * freq * t)
+    return (samples * 32767).astype(np.int16).tobytes()
+
+
+class FakeTTSService(TTSService):
+    """Speaks each sentence as a tone, ``seconds_per_word`` long per word.
+
+    Args:
+        seconds_per_word: Tone length per word of text.
+        freq: Tone frequency in Hz.
+    """
+
+    def __init__(self, *, seconds_per_word: float = 0.15, freq: float = 440.0, **kwargs):
+        kwargs.setdefault("sample_rate", 16000)
+        super().__init__(push_start_frame=True, push_stop_frames=True, **kwargs)
+        self._per_word = seconds_per_word
+        self._freq = freq
+        self.spoken: list[str] = []
+
+    def can_generate_metrics(self) -> bool:
+        return False
+
+    async def run_tts(self, text: str, context_id: str) -> AsyncGenerator[Frame | None, None]:
+        self.spoken.append(text)
+        words = max(1, len(text.split()))
+        pcm = tone(words * self._per_word, self.sample_rate, self._freq)
+        chunk = self.sample_rate // 50 * 2  # 20 ms
+        for i in range(0, len(pcm), chunk):
+            yield TTSAudioRawFrame(
+                audio=pcm[i : i + chunk],
+                sample_rate=self.sample_rate,
+                num_channels=1,
+                context_id=context_id,
+            )
+
+
+#
+# A session factory on fake services (for the real server in tests and benchmarks)
+#
+
+
+class FakeSessionFactory:
+    """Builds a real pipecat pipeline per session with fake STT/LLM/TTS.
+
+    ``transport.input() → STT → user aggregator (Silero VAD, speech-timeout turns)
+    → LLM → ResultInterleaver (real; writes the event log) → TTS →
+    transport.output() → assistant aggregator``.
+
+    Args:
+        reply: What the fake LLM answers to every user turn.
+        warm_delay_s: Simulated warm-up time.
+        warm_error: Raise this from ``warm`` (to test a failed warm-up).
+        vad: Run Silero VAD (off for load tests that send no speech).
+    """
+
+    def __init__(
+        self,
+        *,
+        reply: str = "Hi! I can hear you fine.",
+        warm_delay_s: float = 0.0,
+        warm_error: Exception | None = None,
+        vad: bool = True,
+    ):
+        self.reply = reply
+        self.warm_delay_s = warm_delay_s
+        self.warm_error = warm_error
+        self.vad = vad
+        self.progress: list[str] = []
+        self.workers: list[Any] = []
+        self.event_logs: list[Any] = []
+        self.finished: list[str] = []
+
+    async def warm(self, progress: Callable[[str], None]) -> dict[str, Any]:
+        progress("loading fake models")
+        self.progress.append("loading fake models")
+        if self.warm_delay_s:
+            await asyncio.sleep(self.warm_delay_s)
+        if self.warm_error:
+            raise self.warm_error
+        progress("fake models warm")
+        return {"interaction": "fake", "background": "fake"}
+
+    async def create_worker(self, transport: Any, session: Any) -> Any:
+        from pipecat.audio.vad.silero import SileroVADAnalyzer
+        from pipecat.audio.vad.vad_analyzer import VADParams
+        from pipecat.pipeline.pipeline import Pipeline
+        from pipecat.pipeline.worker import PipelineParams, PipelineWorker
+        from pipecat.processors.aggregators.llm_context import LLMContext
+        from pipecat.processors.aggregators.llm_response_universal import (
+            LLMContextAggregatorPair,
+            LLMUserAggregatorParams,
+        )
+        from pipecat.turns.user_start import VADUserTurnStartStrategy
+        from pipecat.turns.user_stop import SpeechTimeoutUserTurnStopStrategy
+        from pipecat.turns.user_turn_strategies import UserTurnStrategies
+
+        from pipecat_tandem.observe.event_log import EventLog
+        from pipecat_tandem.processors.result_interleaver import ResultInterleaver
+        from tests.support.fake_llm import FakeLLMService, FakeReply
+
+        log = EventLog(session.clock, path=session.record_path)
+        self.event_logs.append(log)
+        context = LLMContext()
+        user_params = LLMUserAggregatorParams(
+            vad_analyzer=SileroVADAnalyzer(params=VADParams(stop_secs=0.3)) if self.vad else None,
+            user_turn_strategies=UserTurnStrategies(
+                start=[VADUserTurnStartStrategy()],
+                stop=[SpeechTimeoutUserTurnStopStrategy(user_speech_timeout=0.3)],
+            ),
+        )
+        user_agg, assistant_agg = LLMContextAggregatorPair(context, user_params=user_params)
+        reply = self.reply
+
+        def respond(messages: list[dict[str, Any]]) -> FakeReply:
+            return FakeReply(text=reply)
+
+        stt = FakeSTTService()
+
+        pipeline = Pipeline(
+            [
+                transport.input(),
+                stt,
+                user_agg,
+                FakeLLMService(respond),
+                ResultInterleaver(event_log=log, clock=session.clock),
+                FakeTTSService(),
+                transport.output(),
+                assistant_agg,
+            ]
+        )
+        worker = PipelineWorker(
+            pipeline,
+            params=PipelineParams(audio_in_sample_rate=16000, audio_out_sample_rate=16000),
+            cancel_on_idle_timeout=False,
+        )
+
+        @worker.event_handler("on_pipeline_finished")
+        async def _finished(worker: Any, frame: Any) -> None:
+            self.finished.append(session.session_id)
+            log.close()
+
+        self.workers.append(worker)
+        return worker
