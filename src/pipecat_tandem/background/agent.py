@@ -64,7 +64,9 @@ class AgentError(RuntimeError):
     """The background model failed (pipeline error, tool loop limit)."""
 
 
-def render_history(messages: Iterable[dict[str, Any]], known_tools: set[str]) -> list[dict[str, Any]]:
+def render_history(
+    messages: Iterable[dict[str, Any]], known_tools: set[str]
+) -> list[dict[str, Any]]:
     """Messages for the background model: system prompts dropped, foreign tool traffic as text.
 
     The interaction model's system prompt is its persona, not the background's; tool calls
@@ -277,7 +279,9 @@ class BackgroundAgent:
             if follow_ups:
                 # The user added to the task while it ran: fold it in and keep going.
                 tap.answer = None
-                context.add_message({"role": "user", "content": "Follow-up: " + " ".join(follow_ups)})
+                context.add_message(
+                    {"role": "user", "content": "Follow-up: " + " ".join(follow_ups)}
+                )
                 await worker.queue_frame(LLMRunFrame())
                 return
             await worker.queue_frame(EndFrame())
@@ -301,6 +305,11 @@ class BackgroundAgent:
         finally:
             if not worker.has_finished():
                 await worker.cancel()
+        current = asyncio.current_task()
+        if current is not None and current.cancelling():
+            # WorkerRunner.run() absorbs a cancellation (deadline or job cancel) and
+            # returns normally: re-raise it so the runner sees a timeout / cancel.
+            raise asyncio.CancelledError()
         if errors:
             raise AgentError(errors[0])
         if tap.error:

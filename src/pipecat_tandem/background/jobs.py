@@ -195,7 +195,9 @@ class JobRegistry:
         self._jobs[job.job_id] = job
         return job
 
-    def find_similar_active(self, task: str, *, now: float, within_s: float) -> BackgroundJob | None:
+    def find_similar_active(
+        self, task: str, *, now: float, within_s: float
+    ) -> BackgroundJob | None:
         """An active job created within ``within_s`` whose task means the same (duplicate guard)."""
         words = content_words(task)
         if not words:

@@ -207,7 +207,9 @@ class InProcessRunner(BackgroundRunner):
                 return
             answer = usable_answer(raw)
             if answer is None:
-                await sink(JobEvent(job_id, "error", "the background model returned no usable answer"))
+                await sink(
+                    JobEvent(job_id, "error", "the background model returned no usable answer")
+                )
             else:
                 await sink(JobEvent(job_id, "result", answer))
         finally:

@@ -59,9 +59,15 @@ class EventLog:
         """Events kept in memory, oldest first."""
         return list(self._events)
 
-    def emit(self, kind: str, *, job_id: str | None = None, t: float | None = None, **fields: Any) -> dict[str, Any]:
+    def emit(
+        self, kind: str, *, job_id: str | None = None, t: float | None = None, **fields: Any
+    ) -> dict[str, Any]:
         """Record one event (``t`` defaults to the clock's now)."""
-        event = {"t": round(self.clock.now() if t is None else t, 6), "kind": kind, "job_id": job_id}
+        event = {
+            "t": round(self.clock.now() if t is None else t, 6),
+            "kind": kind,
+            "job_id": job_id,
+        }
         event.update(fields)
         self._events.append(event)
         if self._file is not None:
@@ -93,7 +99,11 @@ def read_events(path: str | Path) -> tuple[list[dict[str, Any]], int]:
             except json.JSONDecodeError:
                 bad += 1
                 continue
-            if isinstance(event, dict) and isinstance(event.get("t"), int | float) and "kind" in event:
+            if (
+                isinstance(event, dict)
+                and isinstance(event.get("t"), int | float)
+                and "kind" in event
+            ):
                 events.append(event)
             else:
                 bad += 1

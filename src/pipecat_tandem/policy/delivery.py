@@ -318,7 +318,12 @@ class DeliveryScheduler:
         return keep
 
     def _emit(
-        self, items: list[PendingOutput], mode: str | None, now: float, *, interrupt_bot: bool = False
+        self,
+        items: list[PendingOutput],
+        mode: str | None,
+        now: float,
+        *,
+        interrupt_bot: bool = False,
     ) -> Delivery | None:
         if not items:
             return None

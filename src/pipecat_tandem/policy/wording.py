@@ -56,7 +56,10 @@ class DeliveryWording:
         """One developer message carrying every item of a merged delivery."""
         lines = [self.weave_intro]
         for item in items:
-            fields = {"task": _short(item.task or "your earlier request", 200), "text": _short(item.text)}
+            fields = {
+                "task": _short(item.task or "your earlier request", 200),
+                "text": _short(item.text),
+            }
             if item.kind == "failure":
                 lines.append(self.weave_failure.format(**fields))
             elif item.stale:
@@ -72,7 +75,9 @@ class DeliveryWording:
     def silent(self, items: list[PendingOutput]) -> str:
         """A context-only note for ``silent`` deliveries."""
         return "\n".join(
-            self.silent_note.format(task=_short(i.task or "earlier request", 200), text=_short(i.text))
+            self.silent_note.format(
+                task=_short(i.task or "earlier request", 200), text=_short(i.text)
+            )
             for i in items
         )
 

@@ -4,4 +4,9 @@
 # SPDX-License-Identifier: BSD 2-Clause License
 #
 
-"""processors."""
+"""The plugin's pipecat processors (one public processor per module)."""
+
+from pipecat_tandem.processors.delegation_processor import DelegationProcessor
+from pipecat_tandem.processors.result_interleaver import ResultInterleaver
+
+__all__ = ["DelegationProcessor", "ResultInterleaver"]

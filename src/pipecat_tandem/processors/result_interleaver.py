@@ -136,7 +136,9 @@ class ResultInterleaver(FrameProcessor):
             if s.gap.bot_speaking:
                 self._log.emit("bot_stopped", t=now)
             s.bot_stopped(now)
-        elif isinstance(frame, LLMFullResponseStartFrame) and direction is FrameDirection.DOWNSTREAM:
+        elif (
+            isinstance(frame, LLMFullResponseStartFrame) and direction is FrameDirection.DOWNSTREAM
+        ):
             s.response_started(now)
         elif isinstance(frame, LLMFullResponseEndFrame) and direction is FrameDirection.DOWNSTREAM:
             s.response_ended(now)
@@ -144,11 +146,21 @@ class ResultInterleaver(FrameProcessor):
             # The response in progress (if any) is abandoned.
             s.response_ended(now)
         elif isinstance(frame, BackgroundResultFrame):
-            self._add(frame.job_id, frame.text, now, "result", frame.is_final, frame.task,
-                      frame.policy, frame.stale)
+            self._add(
+                frame.job_id,
+                frame.text,
+                now,
+                "result",
+                frame.is_final,
+                frame.task,
+                frame.policy,
+                frame.stale,
+            )
             consumed = True
         elif isinstance(frame, BackgroundErrorFrame):
-            self._add(frame.job_id, frame.error, now, "failure", True, frame.task, frame.policy, False)
+            self._add(
+                frame.job_id, frame.error, now, "failure", True, frame.task, frame.policy, False
+            )
             consumed = True
         elif isinstance(frame, BackgroundJobStateFrame):
             if frame.state is JobState.CANCELLED:
@@ -246,7 +258,9 @@ class ResultInterleaver(FrameProcessor):
         )  # fmt: skip
         await self.push_frame(frame)
         await self.push_frame(
-            BackgroundDeliveryFrame(job_ids=delivery.job_ids, kind=delivery.kind, text=delivery.text),
+            BackgroundDeliveryFrame(
+                job_ids=delivery.job_ids, kind=delivery.kind, text=delivery.text
+            ),
             FrameDirection.UPSTREAM,
         )
 

@@ -205,8 +205,9 @@ def _round(x: Number, digits: Number | None = None) -> Number:
         return Fraction(round(x))
     if not (isinstance(digits, Fraction) and digits.denominator == 1 and abs(digits) <= 15):
         raise ToolError("round(x, digits) needs whole-number digits between -15 and 15")
-    rounded: Number = round(x, int(digits))
-    return rounded
+    if isinstance(x, Fraction):
+        return round(x, int(digits))
+    return round(x, int(digits))
 
 
 def _float_fn(fn: Callable[[float], float]) -> Callable[[Number], Number]:
@@ -264,9 +265,13 @@ def _eval(node: ast.AST, depth: int) -> Number:
             return _CONSTANTS[node.id]
         raise ToolError(f"unknown name {node.id!r}; known constants: {', '.join(_CONSTANTS)}")
     if isinstance(node, ast.Call):
-        if not isinstance(node.func, ast.Name) or node.func.id not in _FUNCTIONS:
-            name = node.func.id if isinstance(node.func, ast.Name) else "this call"
-            raise ToolError(f"unknown function {name!r}; known: {', '.join(_FUNCTIONS)}")
+        if not isinstance(node.func, ast.Name):
+            raise ToolError(
+                f"unsupported syntax: {type(node.func).__name__} call "
+                f"(only these functions may be called: {', '.join(_FUNCTIONS)})"
+            )
+        if node.func.id not in _FUNCTIONS:
+            raise ToolError(f"unknown function {node.func.id!r}; known: {', '.join(_FUNCTIONS)}")
         if node.keywords or any(isinstance(a, ast.Starred) for a in node.args):
             raise ToolError("functions take plain positional arguments only")
         fn, lo, hi = _FUNCTIONS[node.func.id]

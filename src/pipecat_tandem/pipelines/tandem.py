@@ -1,0 +1,213 @@
+#
+# Copyright (c) 2026, pipecat-tandem contributors
+#
+# SPDX-License-Identifier: BSD 2-Clause License
+#
+
+"""The full tandem pipeline for any services passed in.
+
+::
+
+    transport.input() → [perception] → STT → DelegationProcessor → user aggregator
+      → interaction LLM → ResultInterleaver → TTS → transport.output() → assistant aggregator
+
+The delegation processor sits where it sees final transcriptions and camera frames
+on their way in; the interleaver sits after the interaction model, where it sees the
+model's responses downstream, the bot-speaking frames coming upstream from the output
+and the user-speaking frames the user aggregator broadcasts.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from pipecat.adapters.llm.schemas.tools_schema import ToolsSchema
+from pipecat.audio.vad.vad_analyzer import VADAnalyzer
+from pipecat.pipeline.pipeline import Pipeline
+from pipecat.processors.aggregators.llm_context import LLMContext
+from pipecat.processors.aggregators.llm_response_universal import (
+    LLMAssistantAggregator,
+    LLMContextAggregatorPair,
+    LLMUserAggregator,
+    LLMUserAggregatorParams,
+)
+from pipecat.processors.frame_processor import FrameProcessor
+from pipecat.services.llm_service import LLMService
+from pipecat.transports.base_transport import BaseTransport
+
+from pipecat_tandem.background.agent import BackgroundAgent
+from pipecat_tandem.background.jobs import JobRegistry
+from pipecat_tandem.background.runner import BackgroundRunner, InProcessRunner
+from pipecat_tandem.background.tools import default_tools
+from pipecat_tandem.background.tools.base import Tool
+from pipecat_tandem.clock import MonotonicClock, SessionClock
+from pipecat_tandem.observe.event_log import EventLog
+from pipecat_tandem.processors.delegation_processor import DelegationProcessor, RouterLike
+from pipecat_tandem.processors.result_interleaver import ResultInterleaver
+
+Background = BackgroundRunner | BackgroundAgent | LLMService | Callable[[], LLMService]
+
+
+@dataclass
+class TandemPipeline:
+    """What :func:`build_tandem_pipeline` assembled.
+
+    Parameters:
+        pipeline: The pipecat pipeline, ready for a ``PipelineWorker``.
+        context: The live conversation context.
+        delegation: The delegation processor (its Python API starts jobs).
+        interleaver: The result interleaver.
+        runner: The background runner.
+        user_aggregator: pipecat's user aggregator.
+        assistant_aggregator: pipecat's assistant aggregator.
+        event_log: The session event log.
+        clock: The session clock.
+    """
+
+    pipeline: Pipeline
+    context: LLMContext
+    delegation: DelegationProcessor
+    interleaver: ResultInterleaver
+    runner: BackgroundRunner
+    user_aggregator: LLMUserAggregator
+    assistant_aggregator: LLMAssistantAggregator
+    event_log: EventLog
+    clock: SessionClock
+
+
+def make_runner(
+    background: Background, *, tools: list[Tool] | None = None, max_concurrency: int = 2
+) -> BackgroundRunner:
+    """A runner from a runner, an agent, a service, or a service factory."""
+    if isinstance(background, BackgroundRunner):
+        return background
+    if isinstance(background, BackgroundAgent):
+        agent = background
+    elif isinstance(background, LLMService):
+        agent = BackgroundAgent(llm=background, tools=tools)
+    elif callable(background):
+        agent = BackgroundAgent(llm_factory=background, tools=tools)
+    else:
+        raise TypeError(
+            "background must be a BackgroundRunner, BackgroundAgent, LLMService or a "
+            f"callable returning an LLMService, not {type(background).__name__}"
+        )
+    return InProcessRunner(agent, max_concurrency=max_concurrency)
+
+
+def build_tandem_pipeline(
+    *,
+    interaction_llm: LLMService,
+    background: Background,
+    transport: BaseTransport | None = None,
+    stt: FrameProcessor | None = None,
+    tts: FrameProcessor | None = None,
+    perception: Sequence[FrameProcessor] = (),
+    context: LLMContext | None = None,
+    tools: list[Tool] | None = None,
+    documents_dir: str | Path | None = None,
+    vad_analyzer: VADAnalyzer | None = None,
+    user_params: LLMUserAggregatorParams | None = None,
+    router: RouterLike | None = None,
+    registry: JobRegistry | None = None,
+    min_gap_s: float = 0.5,
+    verbatim: bool = False,
+    stale_mode: str = "offer",
+    max_concurrency: int = 2,
+    clock: SessionClock | None = None,
+    event_log: EventLog | None = None,
+    record_path: str | Path | None = None,
+    **interleaver_args: Any,
+) -> TandemPipeline:
+    """Assemble the tandem pipeline around the given services.
+
+    Args:
+        interaction_llm: The fast model (any pipecat ``LLMService`` with function calling).
+        background: The slow side: a runner, an agent, a service (jobs take turns) or a
+            factory of services (jobs run in parallel).
+        transport: Where media comes from and goes to (omit for tests and custom wiring).
+        stt: Speech-to-text service.
+        tts: Text-to-speech service.
+        perception: Processors placed right after the transport input (micro-turn
+            ingest, encoder-free fusion...).
+        context: The conversation context (a new one by default).
+        tools: Background tools (default: the built-in offline tools).
+        documents_dir: A folder the document-search tool indexes.
+        vad_analyzer: VAD for the user aggregator (e.g. ``SileroVADAnalyzer()``).
+        user_params: Full user-aggregator params (overrides ``vad_analyzer``).
+        router: Fallback router deciding what the background takes.
+        registry: Job limits.
+        min_gap_s: Shared quiet before a ``when_idle`` delivery.
+        verbatim: Speak results verbatim instead of weaving them in.
+        stale_mode: ``offer`` or ``drop`` results the user moved away from.
+        max_concurrency: Background jobs running at once.
+        clock: The session clock (one is made).
+        event_log: The session event log (one is made, writing to ``record_path``).
+        record_path: A JSONL file for the event log.
+        **interleaver_args: More :class:`ResultInterleaver` options.
+
+    Returns:
+        The assembled :class:`TandemPipeline`.
+    """
+    clock = clock or (event_log.clock if event_log else MonotonicClock())
+    event_log = event_log or EventLog(clock, path=record_path)
+    if tools is None:
+        tools = default_tools(documents_dir=documents_dir)
+    runner = make_runner(background, tools=tools, max_concurrency=max_concurrency)
+    context = context or LLMContext()
+    delegation = DelegationProcessor(
+        runner=runner,
+        llm=interaction_llm,
+        context=context,
+        registry=registry,
+        router=router,
+        clock=clock,
+        event_log=event_log,
+    )
+    existing = context.tools.standard_tools if isinstance(context.tools, ToolsSchema) else []
+    names = {s.name for s in delegation.function_schemas()}
+    context.set_tools(
+        ToolsSchema(
+            standard_tools=[s for s in existing if s.name not in names]
+            + delegation.function_schemas()
+        )
+    )
+    if user_params is None:
+        # A turn with no words (a cough) ends after this timeout: keep it short so it
+        # cannot hold a waiting result for long.
+        user_params = LLMUserAggregatorParams(vad_analyzer=vad_analyzer, user_turn_stop_timeout=2.0)
+    pair = LLMContextAggregatorPair(context, user_params=user_params)
+    interleaver = ResultInterleaver(
+        min_gap_s=min_gap_s,
+        verbatim=verbatim,
+        stale_mode=stale_mode,
+        clock=clock,
+        event_log=event_log,
+        **interleaver_args,
+    )
+    stages: list[FrameProcessor] = []
+    if transport is not None:
+        stages.append(transport.input())
+    stages.extend(perception)
+    if stt is not None:
+        stages.append(stt)
+    stages += [delegation, pair.user(), interaction_llm, interleaver]
+    if tts is not None:
+        stages.append(tts)
+    if transport is not None:
+        stages.append(transport.output())
+    stages.append(pair.assistant())
+    return TandemPipeline(
+        pipeline=Pipeline(stages),
+        context=context,
+        delegation=delegation,
+        interleaver=interleaver,
+        runner=runner,
+        user_aggregator=pair.user(),
+        assistant_aggregator=pair.assistant(),
+        event_log=event_log,
+        clock=clock,
+    )

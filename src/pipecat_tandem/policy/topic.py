@@ -1,0 +1,97 @@
+#
+# Copyright (c) 2026, pipecat-tandem contributors
+#
+# SPDX-License-Identifier: BSD 2-Clause License
+#
+
+"""Cancellation and topic-change detection on user utterances. No I/O.
+
+Two signals make a background request stale:
+
+* an explicit cancellation ("never mind", "forget it", "cancel that") — the most
+  recent active job is cancelled and its work stopped;
+* the user moving away: an explicit switch ("let's talk about something else"), or
+  ``moved_after`` consecutive substantive utterances (at least ``min_words`` content
+  words) sharing no content word with the task. The job keeps running; its result
+  is offered briefly instead of being read out as current.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+from pipecat_tandem.background.jobs import BackgroundJob, content_words
+
+_CANCEL = re.compile(
+    r"\b(never ?mind|forget (it|that|about (it|that))|cancel (that|it|the (task|request|search))|"
+    r"don'?t bother|stop (that|looking|searching|working on (it|that))|scratch that|no need)\b",
+    re.IGNORECASE,
+)
+_SWITCH = re.compile(
+    r"\b(something else|change (of )?(the )?subject|different topic|new topic|moving on|"
+    r"on another note|unrelated question)\b",
+    re.IGNORECASE,
+)
+
+
+@dataclass
+class TopicVerdict:
+    """What one utterance means for the jobs in flight.
+
+    Parameters:
+        cancel: Jobs to cancel (work stops, results dropped).
+        stale: Jobs whose request the user moved away from (results offered, not read).
+    """
+
+    cancel: list[str] = field(default_factory=list)
+    stale: list[str] = field(default_factory=list)
+
+
+class TopicTracker:
+    """Decides which jobs a user utterance cancels or leaves stale.
+
+    Args:
+        moved_after: Consecutive unrelated substantive utterances that make a job stale.
+        min_words: Content words an utterance needs to count as substantive.
+    """
+
+    def __init__(self, *, moved_after: int = 2, min_words: int = 2) -> None:
+        if moved_after < 1 or min_words < 1:
+            raise ValueError("moved_after and min_words must be >= 1")
+        self._moved_after = moved_after
+        self._min_words = min_words
+        self._unrelated: dict[str, int] = {}
+
+    @staticmethod
+    def is_cancellation(utterance: str) -> bool:
+        """Whether the utterance asks to drop the current request."""
+        return bool(_CANCEL.search(utterance or ""))
+
+    def observe(self, utterance: str, active: list[BackgroundJob]) -> TopicVerdict:
+        """Update with a finalized user utterance; ``active`` jobs oldest first."""
+        verdict = TopicVerdict()
+        text = (utterance or "").strip()
+        if not text or not active:
+            return verdict
+        if self.is_cancellation(text):
+            verdict.cancel.append(active[-1].job_id)
+            return verdict
+        switch = bool(_SWITCH.search(text))
+        words = content_words(text)
+        for job in active:
+            if job.stale_reason:
+                continue
+            if switch:
+                verdict.stale.append(job.job_id)
+                continue
+            if len(words) < self._min_words:
+                continue  # "ok", "thanks", "hmm" say nothing about the topic
+            if words & job.keywords:
+                self._unrelated[job.job_id] = 0
+                continue
+            count = self._unrelated.get(job.job_id, 0) + 1
+            self._unrelated[job.job_id] = count
+            if count >= self._moved_after:
+                verdict.stale.append(job.job_id)
+        return verdict
