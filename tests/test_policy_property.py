@@ -24,7 +24,9 @@ events = st.lists(
 
 
 def _run(timeline, stale_mode, verbatim):
-    s = DeliveryScheduler(min_gap_s=0.5, stale_mode=stale_mode, verbatim=verbatim, confirm_timeout_s=3.0)
+    s = DeliveryScheduler(
+        min_gap_s=0.5, stale_mode=stale_mode, verbatim=verbatim, confirm_timeout_s=3.0
+    )
     now = 0.0
     emitted = Counter()
     interrupted = Counter()
@@ -46,8 +48,10 @@ def _run(timeline, stale_mode, verbatim):
         while (d := s.poll(t)) is not None:
             assert not s.gap.user_speaking, "delivery while the user speaks"
             assert not d.user_speaking
-            if d.mode != "silent" and not d.interrupt_bot and all(
-                i.policy is DeliveryPolicy.WHEN_IDLE for i in d.items
+            if (
+                d.mode != "silent"
+                and not d.interrupt_bot
+                and all(i.policy is DeliveryPolicy.WHEN_IDLE for i in d.items)
             ):
                 assert not s.gap.bot_speaking and not s.gap.response_in_flight
                 assert t - s.gap.quiet_since() >= 0.5 - 1e-9, "when_idle before min gap"
@@ -91,7 +95,10 @@ def _run(timeline, stale_mode, verbatim):
                 interrupted[oid] += 1
     # Every output is accounted for exactly once, and never emitted twice without a cut-off.
     assert set(s.status) == ready
-    assert all(v in ("delivered", "merged", "dropped_stale", "dropped_session_end") for v in s.status.values())
+    assert all(
+        v in ("delivered", "merged", "dropped_stale", "dropped_session_end")
+        for v in s.status.values()
+    )
     for oid, n in emitted.items():
         assert n <= 1 + interrupted[oid], f"{oid} emitted {n} times"
 

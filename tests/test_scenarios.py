@@ -1,12 +1,8 @@
 """Scripted conversations through the real tandem pipeline on virtual time."""
 
-import asyncio
-
 import pytest
-from pipecat.frames.frames import TranscriptionFrame
 
 from pipecat_tandem.errors import UnknownJobError
-
 from tests.support.fake_llm import FakeReply
 from tests.support.scenario import background_responder, noise, run_scenario, say, weaving_responder
 from tests.support.virtual_time import run_virtual
@@ -46,7 +42,9 @@ def test_result_delivered_when_idle_at_the_next_gap():
 
 def test_result_ready_while_user_speaks_waits_for_turn_end_and_gap():
     # Background takes 2 s: ready at ~4.3 s, while the user talks from 4.0 to 7.0.
-    r = scenario(say(1.0, "what is 1234 times 5678") + say(4.0, "and also tell me a story", 3.0), until=20)
+    r = scenario(
+        say(1.0, "what is 1234 times 5678") + say(4.0, "and also tell me a story", 3.0), until=20
+    )
     assert_clean(r)
     delivered = r.of_kind("delivered")[0]
     user_stop = [e["t"] for e in r.of_kind("user_stopped")][1]
@@ -108,9 +106,8 @@ def test_noise_without_words_does_not_hold_the_result_hostage():
 
 
 def test_topic_change_makes_the_result_stale_and_it_is_offered_not_read():
-    script = (
-        say(1.0, "plan a day in Rome")
-        + say(3.5, "actually let's talk about something else", 0.5)
+    script = say(1.0, "plan a day in Rome") + say(
+        3.5, "actually let's talk about something else", 0.5
     )
     r = scenario(script, background_delay_s=4.0, until=20)
     m = assert_clean(r)
@@ -136,8 +133,17 @@ def test_background_timeout_fails_the_job():
     def hang(task):
         return FakeReply(hang=True)
 
-    registry_kw = {"registry": __import__("pipecat_tandem.background.jobs", fromlist=["x"]).JobRegistry(default_deadline_s=5.0)}
-    r = scenario(say(1.0, "what is 1234 times 5678"), background=background_responder(hang), until=15, **registry_kw)
+    registry_kw = {
+        "registry": __import__("pipecat_tandem.background.jobs", fromlist=["x"]).JobRegistry(
+            default_deadline_s=5.0
+        )
+    }
+    r = scenario(
+        say(1.0, "what is 1234 times 5678"),
+        background=background_responder(hang),
+        until=15,
+        **registry_kw,
+    )
     assert_clean(r)
     failed = r.of_kind("failed")
     assert failed and "timed out" in failed[0]["error"]
@@ -145,7 +151,11 @@ def test_background_timeout_fails_the_job():
 
 
 def test_garbage_answer_fails_the_job():
-    r = scenario(say(1.0, "what is 1234 times 5678"), background=background_responder(lambda t: FakeReply(text=" ...  ")), until=10)
+    r = scenario(
+        say(1.0, "what is 1234 times 5678"),
+        background=background_responder(lambda t: FakeReply(text=" ...  ")),
+        until=10,
+    )
     assert "no usable answer" in r.of_kind("failed")[0]["error"]
 
 
@@ -154,7 +164,9 @@ def test_delegate_tool_refuses_empty_and_oversized_tasks_without_starting_jobs()
         return "" if "empty" in text else ("x" * 5000 if "huge" in text else None)
 
     interaction = weaving_responder(bad_task)
-    r = scenario(say(1.0, "empty please") + say(4.0, "huge please"), interaction=interaction, until=10)
+    r = scenario(
+        say(1.0, "empty please") + say(4.0, "huge please"), interaction=interaction, until=10
+    )
     assert not r.of_kind("delegated")
     tool_results = [m for m in r.tandem.context.get_messages() if m.get("role") == "tool"]
     assert len(tool_results) == 2 and all("error" in m["content"] for m in tool_results)

@@ -34,7 +34,7 @@ class MonotonicClock:
 
     Example::
 
-        clock = MonotonicClock()
+        clock = LoopClock()
         clock.now()  # 0.000012
     """
 
@@ -63,6 +63,8 @@ class LoopClock:
         try:
             t = asyncio.get_running_loop().time()
         except RuntimeError:
+            if self._epoch is None:
+                return 0.0  # not started yet: the epoch is fixed inside the loop
             t = time.monotonic()
         if self._epoch is None:
             self._epoch = t

@@ -18,13 +18,13 @@ Perception frames (micro-turns, fused features, cues) are ``DataFrame``s/
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from enum import Enum
+from enum import StrEnum
 from typing import Any
 
 from pipecat.frames.frames import DataFrame, SystemFrame
 
 
-class DeliveryPolicy(str, Enum):
+class DeliveryPolicy(StrEnum):
     """When a background output may reach the user (after Gemini Live's scheduling).
 
     Attributes:
@@ -48,10 +48,12 @@ class DeliveryPolicy(str, Enum):
             return cls(str(value).strip().lower())
         except ValueError:
             names = ", ".join(p.value for p in cls)
-            raise ValueError(f"unknown delivery policy {value!r}; expected one of: {names}") from None
+            raise ValueError(
+                f"unknown delivery policy {value!r}; expected one of: {names}"
+            ) from None
 
 
-class JobState(str, Enum):
+class JobState(StrEnum):
     """Lifecycle of a background job: ``queued → running → done | failed | cancelled | stale``."""
 
     QUEUED = "queued"

@@ -54,7 +54,9 @@ class Utterance:
 class FakeSpeechOutput(FrameProcessor):
     """Speaks LLM responses and TTSSpeakFrames at ``seconds_per_word``, with bot-speaking frames."""
 
-    def __init__(self, clock: LoopClock, *, seconds_per_word: float = 0.2, first_audio_s: float = 0.1):
+    def __init__(
+        self, clock: LoopClock, *, seconds_per_word: float = 0.2, first_audio_s: float = 0.1
+    ):
         super().__init__(name="fake-speech-output")
         self._clock = clock
         self._spw = seconds_per_word
@@ -119,7 +121,10 @@ def say(t: float, text: str, duration: float = 1.0) -> list[tuple[float, Frame]]
 
 def noise(t: float, duration: float = 0.4) -> list[tuple[float, Frame]]:
     """A user sound with no words in it (a cough)."""
-    return [(t, ProposedUserStartedSpeakingFrame()), (t + duration, ProposedUserStoppedSpeakingFrame())]
+    return [
+        (t, ProposedUserStartedSpeakingFrame()),
+        (t + duration, ProposedUserStoppedSpeakingFrame()),
+    ]
 
 
 _RESULT = re.compile(r"(?:Result|Answer|Partial result[^:]*): (.+)")
@@ -189,6 +194,7 @@ async def run_scenario(
     interaction: Responder,
     background: Responder,
     background_delay_s: float = 2.0,
+    background_per_word_s: float = 0.0,
     until: float = 30.0,
     min_gap_s: float = 0.5,
     actions: list[tuple[float, Callable[[TandemPipeline], Any]]] | None = None,
@@ -200,7 +206,9 @@ async def run_scenario(
     output = FakeSpeechOutput(clock)
     tandem = build_tandem_pipeline(
         interaction_llm=FakeLLMService(interaction, ttft_s=0.3),
-        background=lambda: FakeLLMService(background, ttft_s=background_delay_s),
+        background=lambda: FakeLLMService(
+            background, ttft_s=background_delay_s, per_word_s=background_per_word_s
+        ),
         tts=output,
         user_params=LLMUserAggregatorParams(
             user_turn_strategies=ExternalUserTurnStrategies(), user_turn_stop_timeout=2.0

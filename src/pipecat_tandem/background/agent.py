@@ -87,10 +87,10 @@ def render_history(
             if names <= known_tools:
                 out.append(m)
                 continue
-            notes = [
-                f"(called {c.get('function', {}).get('name')} with {c.get('function', {}).get('arguments')})"
-                for c in calls
-            ]
+            notes = []
+            for c in calls:
+                fn = c.get("function", {})
+                notes.append(f"(called {fn.get('name')} with {fn.get('arguments')})")
             foreign_ids |= {str(c.get("id")) for c in calls}
             text = " ".join(filter(None, [m.get("content") or "", *notes]))
             out.append({"role": "assistant", "content": text})

@@ -23,14 +23,15 @@ from pipecat_tandem.frames import DeliveryPolicy, JobState
 
 _WORD = re.compile(r"[a-z0-9]+")
 _STOP = frozenset(
-    "a an and are as at be but by can could do for from have how i if in is it me my of on "
+    "a an and are as at be but by can could do for from have how i if in is it me my of "
+    "on "
     "or please so that the this to up us was we what when where which who why will with would "
     "you your out find tell give get let make about some any just".split()
 )
 
 
 def content_words(text: str) -> set[str]:
-    """Lower-cased words of ``text`` that carry meaning (stop words and 1-2 letter words dropped)."""
+    """Lower-cased words of ``text`` that carry meaning (stop words and short words dropped)."""
     return {w for w in _WORD.findall(text.lower()) if len(w) > 2 and w not in _STOP}
 
 
@@ -206,7 +207,7 @@ class JobRegistry:
             if now - job.created_at > within_s:
                 continue
             other = job.keywords
-            if other and len(words & other) / len(words | other) >= 0.5:
+            if other and len(words & other) / len(words | other) >= 0.7:
                 return job
         return None
 

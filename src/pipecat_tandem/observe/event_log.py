@@ -21,7 +21,7 @@ from collections import deque
 from pathlib import Path
 from typing import IO, Any
 
-from pipecat_tandem.clock import MonotonicClock, SessionClock
+from pipecat_tandem.clock import LoopClock, SessionClock
 
 
 class EventLog:
@@ -45,7 +45,7 @@ class EventLog:
         path: str | Path | None = None,
         keep: int = 10_000,
     ) -> None:
-        self.clock: SessionClock = clock or MonotonicClock()
+        self.clock: SessionClock = clock or LoopClock()
         self._events: deque[dict[str, Any]] = deque(maxlen=keep)
         self._file: IO[str] | None = None
         self.path = Path(path) if path else None

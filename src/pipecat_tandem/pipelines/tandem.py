@@ -43,7 +43,7 @@ from pipecat_tandem.background.jobs import JobRegistry
 from pipecat_tandem.background.runner import BackgroundRunner, InProcessRunner
 from pipecat_tandem.background.tools import default_tools
 from pipecat_tandem.background.tools.base import Tool
-from pipecat_tandem.clock import MonotonicClock, SessionClock
+from pipecat_tandem.clock import LoopClock, SessionClock
 from pipecat_tandem.observe.event_log import EventLog
 from pipecat_tandem.processors.delegation_processor import DelegationProcessor, RouterLike
 from pipecat_tandem.processors.result_interleaver import ResultInterleaver
@@ -152,7 +152,7 @@ def build_tandem_pipeline(
     Returns:
         The assembled :class:`TandemPipeline`.
     """
-    clock = clock or (event_log.clock if event_log else MonotonicClock())
+    clock = clock or (event_log.clock if event_log else LoopClock())
     event_log = event_log or EventLog(clock, path=record_path)
     if tools is None:
         tools = default_tools(documents_dir=documents_dir)

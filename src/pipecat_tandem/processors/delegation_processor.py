@@ -39,7 +39,7 @@ from pipecat.services.llm_service import FunctionCallParams, LLMService
 from pipecat_tandem.background.jobs import JobRegistry
 from pipecat_tandem.background.packet import CameraSnapshot, JobSummary, PacketBuilder
 from pipecat_tandem.background.runner import BackgroundRunner, JobEvent
-from pipecat_tandem.clock import MonotonicClock, SessionClock
+from pipecat_tandem.clock import LoopClock, SessionClock
 from pipecat_tandem.errors import DelegationError, JobStateError, UnknownJobError
 from pipecat_tandem.frames import (
     BackgroundErrorFrame,
@@ -125,7 +125,7 @@ class DelegationProcessor(FrameProcessor):
         self._topic = topic or TopicTracker()
         self._default_policy = default_policy
         self._dedupe_s = dedupe_window_s
-        self._clock: SessionClock = clock or (event_log.clock if event_log else MonotonicClock())
+        self._clock: SessionClock = clock or (event_log.clock if event_log else LoopClock())
         self._log = event_log or EventLog(self._clock)
         self._packets = PacketBuilder()
         self._started = False

@@ -39,7 +39,7 @@ from pipecat.frames.frames import (
 )
 from pipecat.processors.frame_processor import FrameDirection, FrameProcessor
 
-from pipecat_tandem.clock import MonotonicClock, SessionClock
+from pipecat_tandem.clock import LoopClock, SessionClock
 from pipecat_tandem.frames import (
     BackgroundDeliveryFrame,
     BackgroundErrorFrame,
@@ -89,7 +89,7 @@ class ResultInterleaver(FrameProcessor):
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
-        self._clock: SessionClock = clock or (event_log.clock if event_log else MonotonicClock())
+        self._clock: SessionClock = clock or (event_log.clock if event_log else LoopClock())
         self._log = event_log or EventLog(self._clock)
         self.scheduler = DeliveryScheduler(
             min_gap_s=min_gap_s,

@@ -15,7 +15,9 @@ in the job's context packet, with numpy and OpenCV only (no model download):
 - motion: needs an earlier frame (``ToolEnv.previous_camera`` or the
   ``previous`` argument of :func:`analyze_frame`); with one frame it is reported
   as ``unknown``;
-- faces: OpenCV's bundled frontal-face Haar cascade.
+- faces: OpenCV's bundled frontal-face Haar cascade, on a local-contrast
+  (CLAHE) grayscale copy, so dim faces are found too. Like any Viola–Jones
+  detector it can fire on face-like blobs, so the count is a hint, not proof.
 
 No frame in the packet is an ordinary answer (``available: False``), not an error.
 """
@@ -184,7 +186,10 @@ def detect_faces(img: np.ndarray) -> list[list[int]]:
     """Frontal faces as ``[x, y, w, h]`` boxes in the image's own pixel coordinates."""
     small = _downscale(img, FACE_SIDE)
     scale = img.shape[1] / small.shape[1]
-    gray = cv2.equalizeHist(cv2.cvtColor(np.ascontiguousarray(small), cv2.COLOR_RGB2GRAY))
+    gray = cv2.cvtColor(np.ascontiguousarray(small), cv2.COLOR_RGB2GRAY)
+    # Local contrast (CLAHE), not a global equalizeHist: a large dark background
+    # would otherwise swallow the eye/cheek contrast the cascade looks for.
+    gray = cv2.createCLAHE(clipLimit=2.0, tileGridSize=(8, 8)).apply(gray)
     if min(gray.shape) < 24:
         return []
     cascade = face_cascade()
