@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
 from pipecat.adapters.llm.schemas.function_schema import FunctionSchema
@@ -170,8 +170,9 @@ class BackgroundAgent:
         tools: Tools (see :mod:`pipecat_tandem.background.tools`).
         functions: Extra pipecat tools: ``(FunctionSchema, handler)`` pairs registered
             with ``register_function`` (the handler gets pipecat's ``FunctionCallParams``).
-            MCP tools can be added the pipecat way: register them on the service
-            (``await mcp.register_tools(llm)``) and pass their schemas here with handler None.
+        setup_llm: Called with each job's service before it runs, to register more tools
+            the pipecat way; returns their schemas (a ``ToolsSchema`` or a list). For MCP
+            servers: ``setup_llm=lambda llm: mcp_client.register_tools(llm)``.
         instructions: The background model's task framing.
         max_tool_rounds: Tool rounds before the job gives up.
 
@@ -188,6 +189,7 @@ class BackgroundAgent:
         llm_factory: Callable[[], LLMService] | None = None,
         tools: list[Tool] | None = None,
         functions: list[tuple[FunctionSchema, Any]] | None = None,
+        setup_llm: Callable[[LLMService], Awaitable[Any]] | None = None,
         instructions: str = DEFAULT_INSTRUCTIONS,
         max_tool_rounds: int = 6,
     ) -> None:
@@ -201,6 +203,7 @@ class BackgroundAgent:
         names = [t.name for t in self._tools] + [s.name for s, _ in self._functions]
         if len(names) != len(set(names)):
             raise ValueError(f"duplicate tool names: {names}")
+        self._setup_llm = setup_llm
         self._instructions = instructions
         self._max_rounds = max_tool_rounds
 
@@ -258,6 +261,12 @@ class BackgroundAgent:
 
     async def _run(self, llm: LLMService, packet: ContextPacket, reporter: JobReporter) -> str:
         schemas = self._register(llm, packet)
+        if self._setup_llm is not None:
+            extra = await self._setup_llm(llm)
+            if isinstance(extra, ToolsSchema):
+                extra = extra.standard_tools
+            known = {s.name for s in schemas}
+            schemas += [s for s in extra or [] if s.name not in known]
         context = LLMContext(
             messages=self.build_messages(packet, reporter.take_follow_ups()),  # type: ignore[arg-type]
             tools=ToolsSchema(standard_tools=schemas) if schemas else None,  # type: ignore[arg-type]
