@@ -93,14 +93,16 @@ class FakeTTSService(TTSService):
 
 
 class FakeSessionFactory:
-    """Builds a real pipecat pipeline per session with fake STT/LLM/TTS.
+    """Builds the real tandem pipeline per session, on fake STT/LLM/TTS.
 
-    ``transport.input() → STT → user aggregator (Silero VAD, speech-timeout turns)
-    → LLM → ResultInterleaver (real; writes the event log) → TTS →
-    transport.output() → assistant aggregator``.
+    ``build_tandem_pipeline`` with the user aggregator on Silero VAD and
+    speech-timeout turns; the interaction model answers every turn with
+    ``reply``; background jobs run on a fake model (``background_reply``).
 
     Args:
-        reply: What the fake LLM answers to every user turn.
+        reply: What the interaction model answers to every user turn.
+        background_reply: What background jobs answer (``hang=True`` never finishes).
+        delegate_on_connect: Start a background job with this task when the client connects.
         warm_delay_s: Simulated warm-up time.
         warm_error: Raise this from ``warm`` (to test a failed warm-up).
         vad: Run Silero VAD (off for load tests that send no speech).
@@ -110,22 +112,29 @@ class FakeSessionFactory:
         self,
         *,
         reply: str = "Hi! I can hear you fine.",
+        background_reply: Any = None,
+        delegate_on_connect: str | None = None,
         warm_delay_s: float = 0.0,
         warm_error: Exception | None = None,
         vad: bool = True,
     ):
         self.reply = reply
+        self.background_reply = background_reply
+        self.delegate_on_connect = delegate_on_connect
         self.warm_delay_s = warm_delay_s
         self.warm_error = warm_error
         self.vad = vad
+        self.warm_gate: asyncio.Event | None = None
         self.progress: list[str] = []
-        self.workers: list[Any] = []
-        self.event_logs: list[Any] = []
+        self.tandems: list[Any] = []
+        self.job_ids: list[str] = []
         self.finished: list[str] = []
 
     async def warm(self, progress: Callable[[str], None]) -> dict[str, Any]:
         progress("loading fake models")
         self.progress.append("loading fake models")
+        if self.warm_gate is not None:
+            await self.warm_gate.wait()
         if self.warm_delay_s:
             await asyncio.sleep(self.warm_delay_s)
         if self.warm_error:
@@ -136,11 +145,8 @@ class FakeSessionFactory:
     async def create_worker(self, transport: Any, session: Any) -> Any:
         from pipecat.audio.vad.silero import SileroVADAnalyzer
         from pipecat.audio.vad.vad_analyzer import VADParams
-        from pipecat.pipeline.pipeline import Pipeline
         from pipecat.pipeline.worker import PipelineParams, PipelineWorker
-        from pipecat.processors.aggregators.llm_context import LLMContext
         from pipecat.processors.aggregators.llm_response_universal import (
-            LLMContextAggregatorPair,
             LLMUserAggregatorParams,
         )
         from pipecat.turns.user_start import VADUserTurnStartStrategy
@@ -148,49 +154,48 @@ class FakeSessionFactory:
         from pipecat.turns.user_turn_strategies import UserTurnStrategies
 
         from pipecat_tandem.observe.event_log import EventLog
-        from pipecat_tandem.processors.result_interleaver import ResultInterleaver
-        from tests.support.fake_llm import FakeLLMService, FakeReply
+        from pipecat_tandem.pipelines.tandem import build_tandem_pipeline
+
+        from .fake_llm import FakeLLMService, FakeReply
 
         log = EventLog(session.clock, path=session.record_path)
-        self.event_logs.append(log)
-        context = LLMContext()
         user_params = LLMUserAggregatorParams(
-            vad_analyzer=SileroVADAnalyzer(params=VADParams(stop_secs=0.3)) if self.vad else None,
+            vad_analyzer=SileroVADAnalyzer(params=VADParams(stop_secs=0.2)) if self.vad else None,
             user_turn_strategies=UserTurnStrategies(
                 start=[VADUserTurnStartStrategy()],
                 stop=[SpeechTimeoutUserTurnStopStrategy(user_speech_timeout=0.3)],
             ),
         )
-        user_agg, assistant_agg = LLMContextAggregatorPair(context, user_params=user_params)
         reply = self.reply
+        background_reply = self.background_reply or FakeReply(text="The answer is 42.")
 
-        def respond(messages: list[dict[str, Any]]) -> FakeReply:
-            return FakeReply(text=reply)
-
-        stt = FakeSTTService()
-
-        pipeline = Pipeline(
-            [
-                transport.input(),
-                stt,
-                user_agg,
-                FakeLLMService(respond),
-                ResultInterleaver(event_log=log, clock=session.clock),
-                FakeTTSService(),
-                transport.output(),
-                assistant_agg,
-            ]
+        tandem = build_tandem_pipeline(
+            transport=transport,
+            interaction_llm=FakeLLMService(lambda messages: FakeReply(text=reply)),
+            background=lambda: FakeLLMService(lambda messages: background_reply),
+            stt=FakeSTTService(),
+            tts=FakeTTSService(),
+            user_params=user_params,
+            clock=session.clock,
+            event_log=log,
         )
+        self.tandems.append(tandem)
         worker = PipelineWorker(
-            pipeline,
+            tandem.pipeline,
             params=PipelineParams(audio_in_sample_rate=16000, audio_out_sample_rate=16000),
             cancel_on_idle_timeout=False,
         )
+
+        if self.delegate_on_connect:
+            task = self.delegate_on_connect
+
+            @transport.event_handler("on_client_connected")
+            async def _delegate(transport: Any, client: Any) -> None:
+                self.job_ids.append(await tandem.delegation.delegate(task))
 
         @worker.event_handler("on_pipeline_finished")
         async def _finished(worker: Any, frame: Any) -> None:
             self.finished.append(session.session_id)
             log.close()
 
-        self.workers.append(worker)
         return worker

@@ -26,7 +26,7 @@ from aiortc import MediaStreamTrack, RTCConfiguration, RTCPeerConnection, RTCSes
 
 
 def _resample(x: np.ndarray, src: int, dst: int) -> np.ndarray:
-    if src == dst:
+    if src == dst or len(x) < 2:
         return x
     n = int(len(x) * dst / src)
     return np.interp(np.linspace(0, len(x) - 1, n), np.arange(len(x)), x)

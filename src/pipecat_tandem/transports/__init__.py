@@ -4,4 +4,16 @@
 # SPDX-License-Identifier: BSD 2-Clause License
 #
 
-"""transports."""
+"""How calls reach the tandem pipeline.
+
+* :mod:`~pipecat_tandem.transports.webrtc_server`: the ``tandem run`` server
+  (offline client page, SmallWebRTC offer protocol, ``/healthz``).
+* :mod:`~pipecat_tandem.transports.livekit_room`: join a LiveKit room as one participant.
+* :mod:`~pipecat_tandem.transports.session`: the :class:`SessionFactory` contract.
+* :mod:`~pipecat_tandem.transports.tandem_session`: the factory over presets and
+  ``build_tandem_pipeline``.
+* :mod:`~pipecat_tandem.transports.client_event_observer`: the live job view sent
+  to clients.
+
+Submodules are imported on demand: aiortc and LiveKit's native library are heavy.
+"""

@@ -86,6 +86,10 @@ class SessionInfo:
         )
 
 
+class SessionRefusedError(Exception):
+    """Raised by a factory that cannot take a call now (the server answers 503)."""
+
+
 @runtime_checkable
 class SessionFactory(Protocol):
     """Builds one pipeline worker per call.

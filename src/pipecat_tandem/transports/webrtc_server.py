@@ -45,7 +45,12 @@ from pipecat_tandem.transports.offer import (
     parse_offer,
     parse_patch,
 )
-from pipecat_tandem.transports.session import ProgressFn, SessionFactory, SessionInfo
+from pipecat_tandem.transports.session import (
+    ProgressFn,
+    SessionFactory,
+    SessionInfo,
+    SessionRefusedError,
+)
 from pipecat_tandem.transports.session_manager import Session, SessionLimitError, SessionManager
 
 _CSP = (
@@ -247,6 +252,8 @@ class TandemServer:
             return await self._new_session(offer.sdp, offer.request_data)
         except SignallingError as e:
             return self._error(e.status, e.message)
+        except SessionRefusedError as e:
+            return self._error(503, str(e))
         except Exception as e:
             logger.exception(f"tandem: could not start a session: {e}")
             return self._error(500, f"could not start a session: {e}")

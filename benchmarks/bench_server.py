@@ -1,0 +1,242 @@
+"""Benchmark of the tandem WebRTC server with fake models (real transport and pipeline).
+
+Measures, in one run:
+
+1. offer → connected for an aiortc peer (sequential, median of N);
+2. concurrent sessions (1, 5, 10, 20 by default): every peer sends looping speech
+   and 5 fps video, the bot answers with tone audio; during a hold window the
+   client timestamps every inbound RTP audio packet on arrival and compares it
+   with the schedule its RTP timestamps imply (lateness, ms). A session has no
+   drop-outs when its p99 lateness is within 20 ms.
+
+The server runs in its own process (as in production); the peers share the
+machine with it, so the numbers are for both on the same 2 cores.
+
+    .venv/bin/python benchmarks/bench_server.py            # writes docs/bench/server.md
+    .venv/bin/python benchmarks/bench_server.py --sessions 1 5 --hold 5 --no-write
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import platform
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+import aiohttp  # noqa: E402
+from tests.support.media import TestPeer, pacing_lateness_ms, speech_pcm  # noqa: E402
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+async def serve(port: int, max_sessions: int) -> None:
+    from tests.support.fake_services import FakeSessionFactory
+
+    from pipecat_tandem.transports.webrtc_server import TandemServer
+
+    server = TandemServer(
+        factory=FakeSessionFactory(reply="Sure, here is a short answer for you."),
+        port=port,
+        max_sessions=max_sessions,
+    )
+    await server.start()
+    stop = asyncio.Event()
+    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
+    await stop.wait()
+    await server.stop()
+
+
+def cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def pct(values: list[float], q: float) -> float:
+    if not values:
+        return float("nan")
+    values = sorted(values)
+    return values[min(len(values) - 1, int(q * len(values)))]
+
+
+async def wait_healthy(base: str, timeout_s: float = 60) -> None:
+    deadline = time.monotonic() + timeout_s
+    async with aiohttp.ClientSession() as http:
+        while time.monotonic() < deadline:
+            try:
+                async with http.get(base + "/healthz") as r:
+                    if r.status == 200:
+                        return
+            except aiohttp.ClientError:
+                pass
+            await asyncio.sleep(0.2)
+    raise RuntimeError("server never became healthy")
+
+
+async def connect_times(base: str, runs: int) -> list[float]:
+    times = []
+    for _ in range(runs):
+        peer = TestPeer(base, pcm=b"", video=True, video_fps=5)
+        times.append(await peer.connect())
+        await peer.close()
+        await asyncio.sleep(0.5)  # let the server tear the session down
+    return times
+
+
+async def hold(
+    base: str, n: int, hold_s: float, pcm: bytes, server_pid: int, video_fps: int
+) -> dict:
+    peers = [
+        TestPeer(base, pcm=pcm, video=video_fps > 0, video_fps=max(1, video_fps), loop_audio=True)
+        for _ in range(n)
+    ]
+    setup = await asyncio.gather(*(p.connect(30) for p in peers), return_exceptions=True)
+    failed = sum(isinstance(s, BaseException) for s in setup)
+    await asyncio.sleep(2.0)  # settle: first turns, jitter buffers
+    cpu0, t0, own0 = cpu_seconds(server_pid), time.monotonic(), time.process_time()
+    loud0 = [p.stats.loud_frames for p in peers]
+    await asyncio.sleep(hold_s)
+    cpu1, t1, own1 = cpu_seconds(server_pid), time.monotonic(), time.process_time()
+    p99s, p50s, packets = [], [], 0
+    for p in peers:
+        window = [(a, ts) for a, ts in p.stats.rtp if t0 <= a <= t1]
+        packets += len(window)
+        late = pacing_lateness_ms(window)
+        if late:
+            p99s.append(pct(late, 0.99))
+            p50s.append(pct(late, 0.5))
+    answered = sum(1 for p, l0 in zip(peers, loud0, strict=True) if p.stats.loud_frames > l0)
+    await asyncio.gather(*(p.close() for p in peers), return_exceptions=True)
+    await asyncio.sleep(1.0 + 0.1 * n)
+    expected = n * hold_s / 0.02
+    return {
+        "sessions": n,
+        "failed": failed,
+        "p99_median": statistics.median(p99s) if p99s else float("nan"),
+        "p99_max": max(p99s) if p99s else float("nan"),
+        "p50_median": statistics.median(p50s) if p50s else float("nan"),
+        "within_20ms": sum(1 for v in p99s if v <= 20.0),
+        "packets_ratio": packets / expected if expected else 0.0,
+        "answered": answered,
+        "server_cpu": 100 * (cpu1 - cpu0) / (t1 - t0),
+        "load": os.getloadavg()[0],
+        "client_cpu": 100 * (own1 - own0) / (t1 - t0),
+    }
+
+
+async def run(args: argparse.Namespace, server: subprocess.Popen, port: int) -> str:
+    base = f"http://127.0.0.1:{port}"
+    from pipecat_tandem.transports.ice import restrict_host_candidates
+
+    restrict_host_candidates(["127.0.0.1"])  # the client side offers loopback too
+    await wait_healthy(base)
+    await connect_times(base, 1)  # warm-up: imports, first pipeline build
+    times = await connect_times(base, args.connects)
+    pcm = speech_pcm("Hello bot. What is the weather like today?", tail_silence_s=2.0)
+    rows = [await hold(base, n, args.hold, pcm, server.pid, args.video_fps) for n in args.sessions]
+    ms = [1000 * t for t in times]
+    lines = [
+        "# Server benchmark (`tandem run` WebRTC server, fake models)",
+        "",
+        f"Command: `.venv/bin/python benchmarks/bench_server.py --connects {args.connects} "
+        f"--hold {args.hold:g} --video-fps {args.video_fps} "
+        f"--sessions {' '.join(map(str, args.sessions))}`",
+        "",
+        f"Machine: {os.cpu_count()} vCPU (shared with other work), {platform.platform()}, "
+        f"Python {platform.python_version()}. Server in its own process on 127.0.0.1; "
+        "all aiortc peers in the benchmark process on the same cores.",
+        "",
+        "## Offer → connected (aiortc peer, sequential)",
+        "",
+        f"- runs: {len(ms)}; median **{statistics.median(ms):.0f} ms**; "
+        f"min {min(ms):.0f} ms; max {max(ms):.0f} ms",
+        "- includes building the session's pipeline (Silero VAD load) before the answer.",
+        "",
+        "## Concurrent sessions",
+        "",
+        "Each peer sends looping speech (mic) and "
+        + (f"320x240 video at {args.video_fps} fps" if args.video_fps else "no video")
+        + "; "
+        "the bot answers "
+        f"each turn with tone audio. Hold window {args.hold:g} s after a 2 s settle. "
+        "Lateness = RTP arrival at the client vs. the schedule implied by RTP timestamps "
+        "(ms, per session); a session is drop-out free when its p99 ≤ 20 ms.",
+        "",
+        "| sessions | failed | p99 lateness, median over sessions (ms) | worst session p99 (ms) "
+        "| sessions within 20 ms | packets received / expected | sessions answered "
+        "| server CPU (% of one core) | peers' CPU (%) | load avg 1 min |",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for r in rows:
+        lines.append(
+            f"| {r['sessions']} | {r['failed']} | {r['p99_median']:.1f} | {r['p99_max']:.1f} "
+            f"| {r['within_20ms']}/{r['sessions']} | {r['packets_ratio']:.2f} "
+            f"| {r['answered']}/{r['sessions']} | {r['server_cpu']:.0f} | {r['client_cpu']:.0f} "
+            f"| {r['load']:.1f} |"
+        )
+    base_row = rows[0]
+    lines += ["", "Ratios against 1 session (same run):", ""]
+    for r in rows[1:]:
+        ratio = r["p99_median"] / base_row["p99_median"] if base_row["p99_median"] else float("nan")
+        lines.append(
+            f"- {r['sessions']} sessions: p99 lateness ×{ratio:.1f}, "
+            f"server CPU ×{r['server_cpu'] / max(1e-9, base_row['server_cpu']):.1f}"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--serve", type=int, default=None, help=argparse.SUPPRESS)
+    parser.add_argument("--max", type=int, default=32, help=argparse.SUPPRESS)
+    parser.add_argument("--connects", type=int, default=7)
+    parser.add_argument("--hold", type=float, default=10.0)
+    parser.add_argument("--sessions", type=int, nargs="+", default=[1, 5, 10, 20])
+    parser.add_argument("--video-fps", type=int, default=5, help="0 = audio only")
+    parser.add_argument("--no-write", action="store_true")
+    args = parser.parse_args()
+    if args.serve is not None:
+        from loguru import logger
+
+        logger.remove()
+        logger.add(sys.stderr, level="WARNING")
+        asyncio.run(serve(args.serve, args.max))
+        return
+    port = free_port()
+    server = subprocess.Popen(
+        [sys.executable, __file__, "--serve", str(port), "--max", str(max(args.sessions) + 2)],
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        report = asyncio.run(run(args, server, port))
+    finally:
+        server.send_signal(signal.SIGTERM)
+        try:
+            server.wait(15)
+        except subprocess.TimeoutExpired:
+            server.kill()
+    print(report)
+    if not args.no_write:
+        out = ROOT / "docs" / "bench" / "server.md"
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(report)
+        print(f"wrote {out}")
+
+
+if __name__ == "__main__":
+    main()

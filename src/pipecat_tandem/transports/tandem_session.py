@@ -1,0 +1,171 @@
+#
+# Copyright (c) 2026, pipecat-tandem contributors
+#
+# SPDX-License-Identifier: BSD 2-Clause License
+#
+
+"""The production session factory: presets + ``build_tandem_pipeline``.
+
+This is the one place where the servers meet the model presets and the tandem
+pipeline builder (both imported lazily, so the server package imports fast and
+tests can run it on fake services). Models are assembled and warmed once in
+:meth:`TandemSessionFactory.warm`; every session shares them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import time
+from typing import Any
+
+from pipecat.pipeline.worker import PipelineWorker
+from pipecat.transports.base_transport import BaseTransport
+
+from pipecat_tandem.transports.session import ProgressFn, SessionInfo, SessionRefusedError
+
+
+def _resolve_services(interaction: str | None, background: str | None) -> Any:
+    """Build the ``TandemServices`` for two spec strings via the presets module."""
+    import importlib
+
+    presets = importlib.import_module("pipecat_tandem.pipelines.presets")
+    return presets.build_services(interaction=interaction, background=background)
+
+
+def _fresh_services(services: Any) -> Any:
+    """New service instances over the same loaded models, for the next session.
+
+    The local stack shares its loaded LLMs between service instances; speech
+    services and VAD are rebuilt from their classes' defaults. A cloud
+    interaction model gets a new service from the presets' cloud factory.
+    """
+    import dataclasses
+    import importlib
+
+    presets = importlib.import_module("pipecat_tandem.pipelines.presets")
+    local = getattr(services, "local", None)
+    spec = getattr(services, "interaction", None)
+    if spec is not None and not spec.is_local:
+        llm = presets.cloud_llm_factory(spec, presets.INTERACTION_PROMPT)()
+    elif local is not None:
+        llm = local.interaction_llm(system_instruction=presets.INTERACTION_PROMPT)
+    else:
+        raise RuntimeError("cannot rebuild the interaction model for a new session")
+    return dataclasses.replace(
+        services,
+        interaction_llm=llm,
+        stt=type(services.stt)(),
+        tts=type(services.tts)(),
+        vad_analyzer=type(services.vad_analyzer)(),
+    )
+
+
+class SessionBusyError(SessionRefusedError):
+    """The services are held by another call (the embedded models serve one at a time)."""
+
+
+class TandemSessionFactory:
+    """Builds the full tandem pipeline for each session on the chosen models.
+
+    Args:
+        interaction: Interaction model spec (``local``, ``openai:MODEL``...);
+            ``None`` uses ``TANDEM_INTERACTION`` or the embedded default.
+        background: Background model spec; ``None`` uses ``TANDEM_BACKGROUND``
+            or the embedded default.
+        pipeline_kwargs: Extra keyword arguments for ``build_tandem_pipeline``.
+    """
+
+    def __init__(
+        self,
+        *,
+        interaction: str | None = None,
+        background: str | None = None,
+        pipeline_kwargs: dict[str, Any] | None = None,
+    ) -> None:
+        self.interaction = interaction
+        self.background = background
+        self._pipeline_kwargs = dict(pipeline_kwargs or {})
+        self._services: Any = None
+        self._busy = False
+        self._used = False
+
+    async def warm(self, progress: ProgressFn) -> dict[str, Any]:
+        """Assemble the models (reporting each step) and warm them."""
+        started = time.monotonic()
+        progress(
+            f"assembling models (interaction={self.interaction or 'default'}, "
+            f"background={self.background or 'default'})"
+        )
+        # Preset construction may read and verify large weight files: off the loop.
+        self._services = await asyncio.to_thread(
+            _resolve_services, self.interaction, self.background
+        )
+        progress(f"models assembled in {time.monotonic() - started:.1f}s; warming up")
+        warm = getattr(self._services, "warm", None)
+        if callable(warm):
+            result = warm()
+            if inspect.isawaitable(result):
+                await result
+        progress(f"models warm after {time.monotonic() - started:.1f}s")
+        return {
+            "interaction": self.interaction or "default",
+            "background": self.background or "default",
+        }
+
+    async def create_worker(self, transport: BaseTransport, session: SessionInfo) -> PipelineWorker:
+        """Build the tandem pipeline worker for one session.
+
+        Raises:
+            RuntimeError: If the models are not warm.
+            SessionBusyError: If another call holds the services.
+        """
+        if self._services is None:
+            raise RuntimeError("models are not warm yet")
+        if self._busy:
+            raise SessionBusyError("the models are serving another call; try again later")
+        self._busy = True
+        try:
+            worker = await self._build_worker(transport, session)
+        except Exception:
+            self._busy = False
+            raise
+        return worker
+
+    async def _build_worker(self, transport: BaseTransport, session: SessionInfo) -> PipelineWorker:
+        from pipecat.pipeline.worker import PipelineParams
+
+        from pipecat_tandem.observe.event_log import EventLog
+        from pipecat_tandem.pipelines.tandem import build_tandem_pipeline
+
+        services = self._services
+        if self._used:
+            # pipecat services cannot join a second pipeline once their first has
+            # ended; build fresh ones (constructors load weights: off the loop).
+            services = await asyncio.to_thread(_fresh_services, self._services)
+        self._used = True
+        event_log = EventLog(session.clock, path=session.record_path)
+        tandem = build_tandem_pipeline(
+            transport=transport,
+            interaction_llm=services.interaction_llm,
+            background=services.background_llm_factory,
+            stt=services.stt,
+            tts=services.tts,
+            vad_analyzer=services.vad_analyzer,
+            router=getattr(services, "router", None),
+            clock=session.clock,
+            event_log=event_log,
+            **self._pipeline_kwargs,
+        )
+        worker = PipelineWorker(
+            tandem.pipeline,
+            params=PipelineParams(enable_metrics=True),
+            cancel_on_idle_timeout=False,
+        )
+
+        @worker.event_handler("on_pipeline_finished")
+        async def _release(worker: PipelineWorker, frame: Any) -> None:
+            self._busy = False
+            event_log.close()
+
+        return worker
