@@ -85,6 +85,8 @@ class BackgroundResultFrame(SystemFrame):
         task: The task as the interaction model phrased it (for merged deliveries).
         stale: Set when the user cancelled or moved away from the request.
         policy: How the result should be delivered.
+        verbatim: Speak ``text`` exactly as given (timed reminders, counts) instead of
+            letting the interaction model reword it.
     """
 
     job_id: str
@@ -93,6 +95,7 @@ class BackgroundResultFrame(SystemFrame):
     task: str = ""
     stale: bool = False
     policy: DeliveryPolicy = DeliveryPolicy.WHEN_IDLE
+    verbatim: bool = False
 
 
 @dataclass
@@ -189,14 +192,22 @@ class MicroTurnFrame(DataFrame):
 class FusedMicroTurnFrame(DataFrame):
     """Encoder-free features for one micro-turn (format ``tandem.fused/1``).
 
+    The format is specified in ``docs/fused-format.md``.
+
     Parameters:
         index: Micro-turn number.
         start: Session time of the window start, in seconds.
-        dmel: dMel codes, ``uint8`` array ``(n_hops, n_mels)``.
-        hop_times: Session time of each dMel hop.
-        patches: Patch embeddings per image, ``float32`` arrays ``(n_patches, dim)``.
+        dmel: dMel codes, ``uint8`` array ``(n_hops, n_mels)``, values ``< n_levels``.
+        hop_times: Session time of each dMel hop's start, ``float64`` ``(n_hops,)``.
+        patches: Patch embeddings per image, ``float32`` arrays ``(n_patches, dim)``
+            in raster order over ``grids[i]``.
         image_times: Session time of each image.
         version: Format version string.
+        duration: Window length in seconds.
+        hop: dMel hop length in seconds.
+        n_levels: dMel quantization levels.
+        grids: Patch grid ``(rows, cols)`` of each image.
+        audio_gap: Whether the window's audio was partly missing (zero-filled).
     """
 
     index: int
@@ -206,6 +217,11 @@ class FusedMicroTurnFrame(DataFrame):
     patches: list[Any] = field(default_factory=list)
     image_times: list[float] = field(default_factory=list)
     version: str = "tandem.fused/1"
+    duration: float = 0.2
+    hop: float = 0.01
+    n_levels: int = 16
+    grids: list[tuple[int, int]] = field(default_factory=list)
+    audio_gap: bool = False
 
 
 @dataclass

@@ -45,6 +45,7 @@ from pipecat_tandem.background.tools import default_tools
 from pipecat_tandem.background.tools.base import Tool
 from pipecat_tandem.clock import LoopClock, SessionClock
 from pipecat_tandem.observe.event_log import EventLog
+from pipecat_tandem.processors.awareness_processor import AwarenessProcessor
 from pipecat_tandem.processors.delegation_processor import DelegationProcessor, RouterLike
 from pipecat_tandem.processors.result_interleaver import ResultInterleaver
 
@@ -112,6 +113,7 @@ def build_tandem_pipeline(
     vad_analyzer: VADAnalyzer | None = None,
     user_params: LLMUserAggregatorParams | None = None,
     router: RouterLike | None = None,
+    awareness: bool = True,
     registry: JobRegistry | None = None,
     min_gap_s: float = 0.5,
     verbatim: bool = False,
@@ -139,6 +141,8 @@ def build_tandem_pipeline(
         vad_analyzer: VAD for the user aggregator (e.g. ``SileroVADAnalyzer()``).
         user_params: Full user-aggregator params (overrides ``vad_analyzer``).
         router: Fallback router deciding what the background takes.
+        awareness: Add the :class:`AwarenessProcessor` (live "now" view, timed and
+            cue-triggered interjections, repetition counting).
         registry: Job limits.
         min_gap_s: Shared quiet before a ``when_idle`` delivery.
         verbatim: Speak results verbatim instead of weaving them in.
@@ -194,6 +198,8 @@ def build_tandem_pipeline(
     stages.extend(perception)
     if stt is not None:
         stages.append(stt)
+    if awareness:
+        stages.append(AwarenessProcessor(registry=delegation.registry, event_log=event_log))
     stages += [delegation, pair.user(), interaction_llm, interleaver]
     if tts is not None:
         stages.append(tts)

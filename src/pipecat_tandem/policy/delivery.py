@@ -53,6 +53,7 @@ class PendingOutput:
         ready_at: Session time it became ready.
         stale: Whether the user cancelled or moved away from the request.
         attempts: How many of its deliveries were cut off so far.
+        verbatim: Speak the text exactly (a whole delivery of such outputs goes to the TTS).
     """
 
     output_id: str
@@ -65,6 +66,7 @@ class PendingOutput:
     ready_at: float
     stale: bool = False
     attempts: int = 0
+    verbatim: bool = False
 
 
 @dataclass
@@ -151,6 +153,7 @@ class DeliveryScheduler:
         task: str = "",
         policy: DeliveryPolicy = DeliveryPolicy.WHEN_IDLE,
         stale: bool = False,
+        verbatim: bool = False,
     ) -> PendingOutput | None:
         """Queue an output. A second final output for the same job is ignored (never repeated)."""
         final = is_final or kind == "failure"
@@ -168,6 +171,7 @@ class DeliveryScheduler:
             policy=policy,
             ready_at=now,
             stale=stale,
+            verbatim=verbatim,
         )
         if final:
             self._finals.add(job_id)
@@ -330,7 +334,8 @@ class DeliveryScheduler:
         for item in items:
             self._pending.remove(item)
         if mode is None:
-            mode = "verbatim" if self.verbatim else "weave"
+            verbatim = self.verbatim or all(i.verbatim and not i.stale for i in items)
+            mode = "verbatim" if verbatim else "weave"
         first = items[0]
         if first.kind == "failure":
             kind = "failure"

@@ -87,7 +87,9 @@ class DeliveryWording:
         for item in items:
             task = _short(item.task or "your earlier request", 120).rstrip(".?!")
             text = _short(item.text).rstrip()
-            if item.kind == "failure":
+            if item.verbatim and not item.stale and item.kind != "failure":
+                parts.append(text)
+            elif item.kind == "failure":
                 parts.append(self.spoken_failure.format(task=task, text=text.rstrip(".")))
             elif item.stale:
                 parts.append(self.spoken_offer.format(task=task))

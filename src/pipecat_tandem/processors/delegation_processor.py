@@ -311,7 +311,11 @@ class DelegationProcessor(FrameProcessor):
         elif isinstance(frame, UserStartedSpeakingFrame):
             self._turn_start = self._clock.now()
         elif isinstance(frame, TranscriptionFrame) and direction is FrameDirection.DOWNSTREAM:
-            await self._on_user_utterance(frame.text)
+            # An utterance the awareness processor turned into a timed/cue job is not
+            # routed again.
+            await self._on_user_utterance(
+                frame.text, routable="tandem_handled" not in frame.metadata
+            )
         elif isinstance(frame, InputImageRawFrame):
             self._on_image(frame)
         elif isinstance(frame, CueFrame):
@@ -328,7 +332,7 @@ class DelegationProcessor(FrameProcessor):
             )
         )
 
-    async def _on_user_utterance(self, text: str) -> None:
+    async def _on_user_utterance(self, text: str, *, routable: bool = True) -> None:
         text = (text or "").strip()
         if not text or self._closed:
             return
@@ -344,7 +348,7 @@ class DelegationProcessor(FrameProcessor):
                 "job_state", job_id=job_id, state="stale_pending", detail=job.stale_reason
             )
             await self._push_state(job_id, JobState.STALE, "stale: user moved on")
-        if self._router is None or verdict.cancel:
+        if self._router is None or verdict.cancel or not routable:
             return
         decision = self._router.route(text)
         if not decision.needs_background:

@@ -155,6 +155,7 @@ class ResultInterleaver(FrameProcessor):
                 frame.task,
                 frame.policy,
                 frame.stale,
+                frame.verbatim,
             )
             consumed = True
         elif isinstance(frame, BackgroundErrorFrame):
@@ -182,10 +183,11 @@ class ResultInterleaver(FrameProcessor):
         task: str,
         policy: DeliveryPolicy,
         stale: bool,
+        verbatim: bool = False,
     ) -> None:
         item = self.scheduler.add(
             job_id=job_id, text=text, now=now, kind=kind, is_final=is_final, task=task,
-            policy=policy, stale=stale,
+            policy=policy, stale=stale, verbatim=verbatim,
         )  # fmt: skip
         if item is not None:
             self._log.emit(

@@ -1,0 +1,274 @@
+#
+# Copyright (c) 2026, pipecat-tandem contributors
+#
+# SPDX-License-Identifier: BSD 2-Clause License
+#
+
+"""Time and cue awareness: the live "now" view and timed / cue-triggered interjections.
+
+Place it right before the :class:`~pipecat_tandem.processors.DelegationProcessor`
+(after the STT and the perception processors). It does two things:
+
+* Before each user utterance reaches the user aggregator it refreshes one developer
+  message in the context with a compact "now" view (session time, how long the user
+  has been silent, background jobs running and for how long, recent cues), so the
+  interaction model perceives time.
+* It turns requests like "tell me when thirty seconds have passed", "tell me when the
+  screen changes" or "count my squats" into **jobs of the same registry** as background
+  work: each is a job whose result is due at a time or on a cue. When due, the result
+  goes out as a ``BackgroundResultFrame`` (spoken verbatim), so the
+  :class:`~pipecat_tandem.processors.ResultInterleaver`'s rules still hold: never over
+  the user, ``interrupt`` or ``when_idle`` as the request asked, cancellable like any job.
+
+Parsing and scheduling live in :mod:`pipecat_tandem.policy.interjections` and
+:mod:`pipecat_tandem.policy.now_view`; this processor translates frames and keeps a timer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import deque
+from typing import Any
+
+from pipecat.frames.frames import (
+    CancelFrame,
+    EndFrame,
+    Frame,
+    LLMMessagesAppendFrame,
+    LLMMessagesTransformFrame,
+    StartFrame,
+    TranscriptionFrame,
+    UserStartedSpeakingFrame,
+    UserStoppedSpeakingFrame,
+)
+from pipecat.processors.frame_processor import FrameDirection, FrameProcessor
+
+from pipecat_tandem.background.jobs import JobRegistry
+from pipecat_tandem.errors import DelegationError
+from pipecat_tandem.frames import (
+    BackgroundJobStateFrame,
+    BackgroundResultFrame,
+    CueFrame,
+    JobState,
+)
+from pipecat_tandem.observe.event_log import EventLog
+from pipecat_tandem.policy.interjections import (
+    Interjection,
+    InterjectionScheduler,
+    parse_interjection,
+)
+from pipecat_tandem.policy.now_view import NowView, RecentCue
+
+NOW_PREFIX = "[now "
+HANDLED_KEY = "tandem_handled"
+
+
+def _is_now_message(message: Any) -> bool:
+    return (
+        isinstance(message, dict)
+        and message.get("role") == "developer"
+        and str(message.get("content", "")).startswith(NOW_PREFIX)
+    )
+
+
+class AwarenessProcessor(FrameProcessor):
+    """Gives the interaction model a sense of time and cues. See the module docstring.
+
+    Args:
+        registry: The session's job registry (share the delegation processor's).
+        event_log: The session event log (its clock is the session clock).
+        now_view: Renders the "now" line; None disables it.
+        scheduler: Interjection scheduler (a default one is made).
+        max_cues: Recent cues kept for the "now" view.
+        **kwargs: Passed to ``FrameProcessor``.
+    """
+
+    def __init__(
+        self,
+        *,
+        registry: JobRegistry,
+        event_log: EventLog,
+        now_view: NowView | None = None,
+        scheduler: InterjectionScheduler | None = None,
+        max_cues: int = 16,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self._registry = registry
+        self._log = event_log
+        self._clock = event_log.clock
+        self._view = now_view if now_view is not None else NowView()
+        self._scheduler = scheduler or InterjectionScheduler()
+        self._cues: deque[RecentCue] = deque(maxlen=max_cues)
+        self._jobs: dict[str, str] = {}  # interjection spec id -> job id
+        self._user_speaking = False
+        self._user_quiet_since: float | None = None
+        self._wake = asyncio.Event()
+        self._timer: asyncio.Task[None] | None = None
+
+    @property
+    def scheduler(self) -> InterjectionScheduler:
+        """The interjection scheduler."""
+        return self._scheduler
+
+    async def process_frame(self, frame: Frame, direction: FrameDirection) -> None:
+        """Refresh the now view, register interjection requests, fire cue interjections."""
+        await super().process_frame(frame, direction)
+        if isinstance(frame, StartFrame):
+            await self.push_frame(frame, direction)
+            self._timer = self.create_task(self._timer_loop(), "tandem-awareness-timer")
+            return
+        if isinstance(frame, EndFrame | CancelFrame):
+            await self._stop_timer()
+        elif isinstance(frame, UserStartedSpeakingFrame):
+            self._user_speaking = True
+        elif isinstance(frame, UserStoppedSpeakingFrame):
+            self._user_speaking = False
+            self._user_quiet_since = self._clock.now()
+        elif isinstance(frame, CueFrame):
+            self._cues.append(RecentCue(frame.kind, frame.time, frame.value))
+            try:
+                due = self._scheduler.on_cue(frame.kind, frame.time, frame.value)
+            except ValueError as e:
+                await self.push_error(f"bad cue frame: {e}")
+                due = []
+            await self._fire(due)
+        elif isinstance(frame, TranscriptionFrame) and direction is FrameDirection.DOWNSTREAM:
+            await self._on_utterance(frame)
+        await self.push_frame(frame, direction)
+        self._wake.set()
+
+    async def _on_utterance(self, frame: TranscriptionFrame) -> None:
+        if self._view is not None:
+            await self._refresh_now_view()
+        spec = parse_interjection(frame.text)
+        if spec is None:
+            return
+        now = self._clock.now()
+        frame.metadata[HANDLED_KEY] = "interjection"
+        if spec.kind == "cancel":
+            for spec_id in self._scheduler.cancel(spec.label or "all"):
+                await self._end_job(spec_id, JobState.CANCELLED, "user cancelled")
+            return
+        try:
+            job = self._registry.create(
+                spec.source or frame.text,
+                now=now,
+                policy=spec.policy,
+                # A timed job is due at its delay; cue and count jobs wait for the user.
+                deadline_s=(spec.delay or 0.0) + 3600.0,
+            )
+            spec_id = self._scheduler.add(spec, now=now)
+        except (DelegationError, ValueError) as e:
+            self._log.emit("error", t=now, message=f"interjection refused: {e}")
+            return
+        if spec_id is None:
+            return
+        self._jobs[spec_id] = job.job_id
+        self._registry.transition(job.job_id, JobState.RUNNING, now=now)
+        self._log.emit(
+            "delegated", job_id=job.job_id, t=now, task=job.task, policy=job.policy.value,
+            interjection=spec.kind, due_in=spec.delay,
+        )  # fmt: skip
+        await self.push_frame(
+            BackgroundJobStateFrame(job_id=job.job_id, state=JobState.RUNNING, task=job.task)
+        )
+        await self.push_frame(
+            LLMMessagesAppendFrame(
+                messages=[
+                    {
+                        "role": "developer",
+                        "content": f"Request noted as job {job.job_id} ({spec.kind}): it will be "
+                        "spoken automatically at the right moment. Acknowledge in a few words; "
+                        "do not delegate it and do not say it now.",
+                    }
+                ],
+                run_llm=False,
+            )
+        )
+
+    async def _refresh_now_view(self) -> None:
+        now = self._clock.now()
+        jobs = [(j.job_id, j.task, now - j.created_at) for j in self._registry.active()]
+        silent = None if self._user_quiet_since is None else now - self._user_quiet_since
+        text = self._view.render(
+            now=now,
+            user_silent_for=silent,
+            user_speaking=self._user_speaking,
+            jobs=jobs,
+            cues=list(self._cues),
+        )
+        message = {"role": "developer", "content": text}
+
+        def replace(messages: list[Any]) -> list[Any]:
+            return [m for m in messages if not _is_now_message(m)] + [message]
+
+        await self.push_frame(LLMMessagesTransformFrame(transform=replace, run_llm=False))
+
+    async def _fire(self, due: list[Interjection]) -> None:
+        for item in due:
+            job_id = self._jobs.get(item.spec_id)
+            if job_id is None:
+                continue
+            job = self._registry.get(job_id)
+            if not job.is_active:
+                # Cancelled elsewhere (e.g. "never mind"): stop the request too.
+                self._scheduler.cancel(item.spec_id)
+                self._jobs.pop(item.spec_id, None)
+                continue
+            final = item.spec_id not in self._scheduler.pending
+            self._log.emit("progress", job_id=job_id, text=f"due: {item.text}", due_at=item.time)
+            if final:
+                self._registry.transition(job_id, JobState.DONE, now=self._clock.now())
+                self._jobs.pop(item.spec_id, None)
+                await self.push_frame(
+                    BackgroundJobStateFrame(job_id=job_id, state=JobState.DONE, task=job.task)
+                )
+            await self.push_frame(
+                BackgroundResultFrame(
+                    job_id=job_id, text=item.text, is_final=final, task=job.task,
+                    policy=item.policy, verbatim=True,
+                )
+            )  # fmt: skip
+
+    async def _end_job(self, spec_id: str, state: JobState, detail: str) -> None:
+        job_id = self._jobs.pop(spec_id, None)
+        if job_id is None:
+            return
+        if self._registry.transition(job_id, state, now=self._clock.now(), detail=detail):
+            self._log.emit("job_state", job_id=job_id, state=state.value, detail=detail)
+            await self.push_frame(
+                BackgroundJobStateFrame(job_id=job_id, state=state, detail=detail)
+            )
+
+    def _next_due(self) -> float | None:
+        times = [
+            a.due for a in getattr(self._scheduler, "_active", {}).values() if a.due is not None
+        ]
+        return min(times) if times else None
+
+    async def _timer_loop(self) -> None:
+        while True:
+            now = self._clock.now()
+            await self._fire(self._scheduler.poll(now))
+            for spec_id, job_id in list(self._jobs.items()):
+                if not self._registry.get(job_id).is_active:  # cancelled as a job
+                    self._scheduler.cancel(spec_id)
+                    self._jobs.pop(spec_id, None)
+            due = self._next_due()
+            self._wake.clear()
+            timeout = None if due is None else max(0.0, due - self._clock.now())
+            try:
+                await asyncio.wait_for(self._wake.wait(), timeout)
+            except TimeoutError:
+                pass
+
+    async def _stop_timer(self) -> None:
+        if self._timer is not None:
+            await self.cancel_task(self._timer)
+            self._timer = None
+
+    async def cleanup(self) -> None:
+        """Stop the timer."""
+        await super().cleanup()
+        await self._stop_timer()
