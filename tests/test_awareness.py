@@ -1,11 +1,10 @@
 """Time and cue awareness through the real tandem pipeline, on virtual time."""
 
 import pytest
-from pipecat.frames.frames import TTSSpeakFrame
 
 from pipecat_tandem.frames import CueFrame
-from tests.support.scenario import background_responder, run_scenario, say, weaving_responder
 from tests.support.fake_llm import FakeReply
+from tests.support.scenario import background_responder, run_scenario, say, weaving_responder
 from tests.support.virtual_time import run_virtual
 
 MICRO_TURN_S = 0.2
