@@ -4,4 +4,42 @@
 # SPDX-License-Identifier: BSD 2-Clause License
 #
 
-"""fusion."""
+"""Encoder-free fusion: pure numpy/OpenCV feature code (no pipecat, no frames, no I/O).
+
+* :class:`DMelEncoder` / :class:`DMelStream`: discretized log-mel audio codes (dMel).
+* :class:`PatchEmbedder`: hMLP embeddings of 40×40 image patches.
+* :class:`MicroTurnAssembler`: aligned micro-turn windowing of timed audio and images.
+* :class:`StreamResampler`: seamless streaming conversion to 16 kHz.
+* Cues: :class:`CueDetector` and its parts :class:`SpeechEnergyDetector`,
+  :class:`VisualChangeDetector`, :class:`RepetitionCounter`; :class:`Cue` values.
+"""
+
+from pipecat_tandem.fusion.cues import (
+    Cue,
+    CueDetector,
+    RepetitionCounter,
+    SpeechEnergyDetector,
+    VisualChangeDetector,
+    patch_distances,
+)
+from pipecat_tandem.fusion.dmel import DMelEncoder, DMelStream
+from pipecat_tandem.fusion.micro_turns import IngestStats, MicroTurn, MicroTurnAssembler
+from pipecat_tandem.fusion.patches import PatchEmbedder
+from pipecat_tandem.fusion.resample import StreamResampler, to_mono
+
+__all__ = [
+    "Cue",
+    "CueDetector",
+    "DMelEncoder",
+    "DMelStream",
+    "IngestStats",
+    "MicroTurn",
+    "MicroTurnAssembler",
+    "PatchEmbedder",
+    "RepetitionCounter",
+    "SpeechEnergyDetector",
+    "StreamResampler",
+    "VisualChangeDetector",
+    "patch_distances",
+    "to_mono",
+]

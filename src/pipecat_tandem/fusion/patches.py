@@ -32,6 +32,7 @@ scalars ``patch pool hidden dim``; ``g*``/``c*`` are the LayerNorm scale and shi
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
@@ -56,7 +57,7 @@ def _layer_norm(x: np.ndarray, gain: np.ndarray | None, shift: np.ndarray) -> np
 def _gelu(x: np.ndarray) -> np.ndarray:
     # The sigmoid approximation of GELU, x * sigmoid(1.702 x); cv2's SIMD exp and
     # divide are ~3x faster than numpy's on these small float32 blocks.
-    t = cv2.exp(x * np.float32(-1.702))
+    t = np.asarray(cv2.exp(x * np.float32(-1.702)), dtype=np.float32)
     t += np.float32(1.0)
     return np.asarray(cv2.divide(x, t))
 
@@ -159,14 +160,10 @@ class PatchEmbedder:
 
     def save(self, path: str | Path) -> None:
         """Write the weights (and sizes) to an ``.npz`` that ``weights=`` can load."""
-        np.savez(
-            Path(path),
-            patch=self.patch,
-            pool=self.pool,
-            hidden=self.hidden,
-            dim=self.dim,
-            **{k: self._p[k] for k in _KEYS},
-        )
+        arrays: dict[str, Any] = {k: self._p[k] for k in _KEYS}
+        sizes = {"patch": self.patch, "pool": self.pool, "hidden": self.hidden, "dim": self.dim}
+        arrays.update({k: np.array(v) for k, v in sizes.items()})
+        np.savez(Path(path), **arrays)
 
     def grid(self, height: int, width: int) -> tuple[int, int]:
         """Patch grid ``(rows, cols)`` for a frame of the given size."""

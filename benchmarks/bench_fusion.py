@@ -1,0 +1,135 @@
+#
+# Copyright (c) 2026, pipecat-tandem contributors
+#
+# SPDX-License-Identifier: BSD 2-Clause License
+#
+"""Encoder-free fusion cost per 200 ms micro-turn on ONE core.
+
+16 kHz mono audio (20 ms transport chunks) + 640x480 RGB video at 5 fps (one image per
+micro-turn, a moving shape over a noisy textured background). Stages timed per
+micro-turn: ingest (downmix/resample + MicroTurnAssembler placement and emission),
+dMel, patch embedding (hMLP), cues (speech, visual change, repetition).
+
+Run:  .venv/bin/python benchmarks/bench_fusion.py [--turns 300]
+"""
+
+import os
+
+# Must precede the numpy import: OpenBLAS threads on shared cores make the small
+# matrices of this workload several times slower (see docs/bench/fusion.md).
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+
+import argparse  # noqa: E402
+import platform  # noqa: E402
+import time  # noqa: E402
+
+import numpy as np  # noqa: E402
+
+from pipecat_tandem.fusion import (  # noqa: E402
+    CueDetector,
+    DMelEncoder,
+    MicroTurnAssembler,
+    PatchEmbedder,
+    StreamResampler,
+    to_mono,
+)
+
+
+def make_media(turns, rng):
+    sr, w, h = 16000, 640, 480
+    t = np.arange(turns * 3200) / sr
+    speech = np.sin(2 * np.pi * 220 * t) * (np.sin(2 * np.pi * 0.3 * t) > 0) * 6000
+    audio = (speech + rng.standard_normal(t.size) * 200).astype(np.int16)
+    yy, xx = np.mgrid[0:h, 0:w]
+    bg = np.stack([xx % 256, yy % 256, (xx + yy) % 256], axis=-1).astype(np.float32)
+    bank = np.clip(bg + rng.normal(0, 6, (7, h, w, 3)), 0, 255).astype(np.uint8)
+    frames = []
+    for i in range(turns):
+        img = bank[i % 7].copy()
+        cx = int(w / 2 + 150 * np.sin(2 * np.pi * i * 0.2 / 2.0))
+        img[200:280, cx - 40 : cx + 40] = (250, 30, 30)
+        frames.append(img)
+    return audio, frames
+
+
+def clock():
+    # CPU time of this thread: the work done, not the time other tenants of the shared
+    # core took while we were preempted (wall time is reported separately).
+    return time.thread_time()
+
+
+def stats(xs):
+    a = np.asarray(xs) * 1e3
+    return float(np.median(a)), float(np.percentile(a, 95))
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--turns", type=int, default=300)
+    args = ap.parse_args()
+    if hasattr(os, "sched_setaffinity"):
+        os.sched_setaffinity(0, {sorted(os.sched_getaffinity(0))[0]})
+    rng = np.random.default_rng(0)
+    audio, frames = make_media(args.turns, rng)
+    asm = MicroTurnAssembler()
+    rs = StreamResampler(in_rate=16000)
+    dmel = DMelEncoder().stream()
+    emb = PatchEmbedder()
+    cues = CueDetector()
+    times = {"ingest": [], "dmel": [], "patches": [], "cues": [], "total": [], "wall": []}
+    n_cues = 0
+    for _ in range(2):  # warm-up (allocations, cv2 init)
+        emb.embed(frames[0])
+    for i in range(args.turns):
+        base = i * 0.2
+        chunks = [audio[i * 3200 + k * 320 : i * 3200 + (k + 1) * 320].tobytes() for k in range(10)]
+        image_bytes = frames[i].tobytes()
+        w0 = time.perf_counter()
+        t0 = clock()
+        for k, raw in enumerate(chunks):
+            pcm = rs.process(to_mono(raw, num_channels=1))
+            asm.add_audio(pcm, arrival=base + (k + 1) * 0.02)
+        asm.add_image((640, 480, image_bytes), time=base + 0.01, now=base + 0.2)
+        turns = asm.poll(base + 0.2 + 0.1 + 1e-6)
+        spent = {"ingest": clock() - t0, "dmel": 0.0, "patches": 0.0, "cues": 0.0}
+        for turn in turns:
+            t1 = clock()
+            codes = dmel.push(turn.audio)
+            hop_times = turn.start + np.arange(codes.shape[0]) * 0.01
+            t2 = clock()
+            embs, img_times = [], []
+            for ts, (w, h, data) in turn.images:
+                embs.append(emb.embed(np.frombuffer(data, np.uint8).reshape(h, w, 3)))
+                img_times.append(ts)
+            t3 = clock()
+            n_cues += len(cues.update(codes, hop_times, embs, img_times))
+            t4 = clock()
+            spent["dmel"] += t2 - t1
+            spent["patches"] += t3 - t2
+            spent["cues"] += t4 - t3
+        if not turns:
+            continue
+        for k, v in spent.items():
+            times[k].append(v)
+        times["total"].append(sum(spent.values()))
+        times["wall"].append(time.perf_counter() - w0)
+    print(
+        f"machine: {platform.machine()} {os.cpu_count()} vCPU (shared), pinned to 1 core, "
+        f"OPENBLAS_NUM_THREADS={os.environ['OPENBLAS_NUM_THREADS']}, numpy {np.__version__}"
+    )
+    print(
+        f"micro-turns: {args.turns} (200 ms, 16 kHz audio + 640x480 @ 5 fps), cues emitted: {n_cues}"
+    )
+    print("| stage (CPU time per micro-turn) | median ms | p95 ms |")
+    print("|---|---|---|")
+    for k in ("ingest", "dmel", "patches", "cues", "total", "wall"):
+        med, p95 = stats(times[k][5:])
+        print(f"| {k} | {med:.3f} | {p95:.3f} |")
+    med_total, _ = stats(times["total"][5:])
+    med_wall, _ = stats(times["wall"][5:])
+    print(f"real-time factor, CPU (200 ms / median total): {200.0 / med_total:.0f}x")
+    print(f"real-time factor, wall (200 ms / median wall): {200.0 / med_wall:.0f}x")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,151 @@
+#
+# Copyright (c) 2026, pipecat-tandem contributors
+#
+# SPDX-License-Identifier: BSD 2-Clause License
+#
+
+"""EncoderFreeFusionProcessor: dMel codes + hMLP patch embeddings, and cues.
+
+Consumes :class:`~pipecat_tandem.frames.MicroTurnFrame` (passed on too when
+``forward_micro_turns=True``) and pushes downstream, per micro-turn, one
+:class:`~pipecat_tandem.frames.FusedMicroTurnFrame` followed by the
+:class:`~pipecat_tandem.frames.CueFrame` s detected in it.
+
+Fused format ``tandem.fused/1`` (full specification in ``docs/fused-format.md``):
+
+* ``dmel``: ``uint8 (n_hops, 80)``, codes ``0 .. n_levels - 1`` (16 levels), one row per
+  10 ms hop of the window's 16 kHz audio (20 rows for 200 ms); causal 25 ms Hann
+  window, log-mel power quantized over ``[-90, +10]`` dBFS. The encoder state carries
+  over between consecutive micro-turns and is reset after a skipped index.
+* ``hop_times``: ``float64 (n_hops,)`` session time of each hop start.
+* ``patches``: one ``float32 (rows * cols, 192)`` array per image, hMLP stem over
+  40×40 patches in raster order; ``grids`` gives ``(rows, cols)``.
+* ``image_times``: session time of each image; ``audio_gap``: zero-filled audio.
+
+A consumer must check ``version`` and reject versions it does not know; fields are
+only ever added within a major version.
+
+The feature work (~2 ms per micro-turn with one 640×480 image) runs in a worker
+thread so the event loop stays free.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import numpy as np
+from pipecat.frames.frames import Frame
+from pipecat.processors.frame_processor import FrameDirection, FrameProcessor
+
+from pipecat_tandem.frames import CueFrame, FusedMicroTurnFrame, MicroTurnFrame
+from pipecat_tandem.fusion.cues import Cue, CueDetector
+from pipecat_tandem.fusion.dmel import DMelEncoder
+from pipecat_tandem.fusion.patches import PatchEmbedder
+
+FUSED_VERSION = "tandem.fused/1"
+
+
+class EncoderFreeFusionProcessor(FrameProcessor):
+    """Turn micro-turns into the fused encoder-free stream and cheap cues.
+
+    Example::
+
+        fusion = EncoderFreeFusionProcessor(patch_weights="stem.npz")
+        pipeline = Pipeline([transport.input(), ingest, fusion, stt, ...])
+    """
+
+    def __init__(
+        self,
+        *,
+        dmel: DMelEncoder | None = None,
+        patches: PatchEmbedder | None = None,
+        patch_weights: str | None = None,
+        cues: CueDetector | None = None,
+        emit_cues: bool = True,
+        forward_micro_turns: bool = False,
+        **kwargs: Any,
+    ) -> None:
+        """Create the processor.
+
+        Args:
+            dmel: The audio encoder (default 16 kHz, 80 mels, 16 levels).
+            patches: The patch embedder (default seeded-random hMLP, 40 px, 192-d).
+            patch_weights: ``.npz`` of trained stem weights (instead of ``patches``).
+            cues: The cue detectors (defaults when not given).
+            emit_cues: Whether to push ``CueFrame`` s.
+            forward_micro_turns: Also pass the consumed ``MicroTurnFrame`` s on.
+            **kwargs: Passed to ``FrameProcessor``.
+        """
+        super().__init__(**kwargs)
+        if patches is not None and patch_weights is not None:
+            raise ValueError("give either patches or patch_weights, not both")
+        self._dmel = dmel or DMelEncoder()
+        self._stream = self._dmel.stream()
+        self._patches = patches or PatchEmbedder(weights=patch_weights)
+        self._cues = cues or CueDetector()
+        self._emit_cues = emit_cues
+        self._forward = forward_micro_turns
+        self._last_index: int | None = None
+
+    async def process_frame(self, frame: Frame, direction: FrameDirection) -> None:
+        """Fuse micro-turns; pass every other frame on."""
+        await super().process_frame(frame, direction)
+        if not isinstance(frame, MicroTurnFrame):
+            await self.push_frame(frame, direction)
+            return
+        if self._forward:
+            await self.push_frame(frame, direction)
+        problem = self._check(frame)
+        if problem:
+            await self.push_error(f"{self.name}: dropped micro-turn {frame.index}: {problem}")
+            return
+        fused, cues = await asyncio.to_thread(self._fuse, frame)
+        await self.push_frame(fused)
+        for cue in cues:
+            await self.push_frame(
+                CueFrame(kind=cue.kind, time=cue.time, value=cue.value, detail=dict(cue.detail))
+            )
+
+    def _check(self, frame: MicroTurnFrame) -> str | None:
+        if frame.sample_rate != self._dmel.sample_rate:
+            return f"audio at {frame.sample_rate} Hz, expected {self._dmel.sample_rate} Hz"
+        if len(frame.audio) % 2:
+            return "odd audio byte length"
+        for t, w, h, data in frame.images:
+            if w <= 0 or h <= 0 or len(data) != w * h * 3:
+                return f"image at {t:.3f}s is not {w}x{h} RGB"
+        return None
+
+    def _fuse(self, frame: MicroTurnFrame) -> tuple[FusedMicroTurnFrame, list[Cue]]:
+        if self._last_index is None or frame.index != self._last_index + 1:
+            self._stream.reset()  # a skipped window breaks the audio context
+        self._last_index = frame.index
+        pcm = np.frombuffer(frame.audio, dtype=np.int16)
+        codes = self._stream.push(pcm)
+        hop = self._dmel.hop_seconds
+        hop_times = frame.start + np.arange(codes.shape[0], dtype=np.float64) * hop
+        embs: list[np.ndarray] = []
+        grids: list[tuple[int, int]] = []
+        times: list[float] = []
+        for t, w, h, data in frame.images:
+            rgb = np.frombuffer(data, dtype=np.uint8).reshape(h, w, 3)
+            embs.append(self._patches.embed(rgb))
+            grids.append(self._patches.grid(h, w))
+            times.append(float(t))
+        fused = FusedMicroTurnFrame(
+            index=frame.index,
+            start=frame.start,
+            dmel=codes,
+            hop_times=hop_times,
+            patches=embs,
+            image_times=times,
+            version=FUSED_VERSION,
+            duration=frame.duration,
+            hop=hop,
+            n_levels=self._dmel.n_levels,
+            grids=grids,
+            audio_gap=frame.audio_gap,
+        )
+        cues = self._cues.update(codes, hop_times, embs, times) if self._emit_cues else []
+        return fused, cues
