@@ -59,6 +59,10 @@ def test_announcement_cut_off_by_user_is_delivered_again():
     assert cut and cut[0].text.startswith("The answer is")
     assert m.redeliveries == 1
     assert r.spoken_texts()[-1] == "The answer is 7006652."
+    # The cut-off message was taken out of the context, so the reply to "wait" did not
+    # mention the result as well: it is heard in full exactly once.
+    complete = [u.text for u in r.output.spoken if not u.interrupted and "7006652" in u.text]
+    assert complete == ["The answer is 7006652."]
 
 
 def test_cancellation_stops_the_work_in_flight():
@@ -205,3 +209,14 @@ def test_router_delegates_for_models_that_do_not_call_tools():
     assert r.of_kind("delegated") and "The answer is 7006652." in r.spoken_texts()
     notes = [m for m in r.tandem.context.get_messages() if m.get("role") == "developer"]
     assert any("already working" in m["content"] for m in notes)
+
+
+def test_delivery_cut_off_before_it_is_heard_is_taken_back_and_said_once():
+    # The user barges in while the model is still composing the woven answer (4.31-4.61 s):
+    # the delivery is retracted from the context, so the reply to the user does not carry
+    # the result, and the redelivery says it once.
+    r = scenario(say(1.0, "what is 1234 times 5678") + say(4.4, "wait", 0.5), until=20)
+    assert_clean(r)
+    said = [u.text for u in r.output.spoken if "7006652" in u.text]
+    assert said == ["The answer is 7006652."]
+    assert r.metrics.redeliveries == 1

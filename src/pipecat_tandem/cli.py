@@ -277,3 +277,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         return timeline_command(args, parser)
     _, handler = COMMANDS[args.command]
     return handler(args)
+
+
+def _register_bench() -> None:
+    # `tandem bench` lives in pipecat_tandem.bench (imports pipecat only when it runs).
+    from pipecat_tandem.bench.cli import add_bench_arguments, run_bench
+
+    COMMANDS.setdefault("bench", (add_bench_arguments, run_bench))
+
+
+_register_bench()

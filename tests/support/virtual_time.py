@@ -31,7 +31,9 @@ class _VirtualSelector:
         if timeout is None:
             return self._real.select(None)
         if timeout > 0:
-            self._loop.advance(timeout)
+            # Never advance by less than a microsecond: at t≈1000 s a float step of ~1e-13
+            # may not change the clock at all, and the loop would spin on that timer forever.
+            self._loop.advance(max(timeout, 1e-6))
         return []
 
     def __getattr__(self, name: str) -> Any:

@@ -267,10 +267,9 @@ class BackgroundAgent:
                 extra = extra.standard_tools
             known = {s.name for s in schemas}
             schemas += [s for s in extra or [] if s.name not in known]
-        context = LLMContext(
-            messages=self.build_messages(packet, reporter.take_follow_ups()),  # type: ignore[arg-type]
-            tools=ToolsSchema(standard_tools=schemas) if schemas else None,  # type: ignore[arg-type]
-        )
+        context = LLMContext(messages=self.build_messages(packet, reporter.take_follow_ups()))  # type: ignore[arg-type]
+        if schemas:
+            context.set_tools(ToolsSchema(standard_tools=schemas))
         pair = LLMContextAggregatorPair(context)
         tap = _AgentTap(reporter, self._max_rounds, llm)
         worker = PipelineWorker(

@@ -196,12 +196,19 @@ class DeliveryScheduler:
             self._pending.remove(item)
             self._settle(item, "dropped_stale", now, reason=reason)
 
-    def user_started(self, now: float) -> None:
-        """The user's turn started; a delivery being spoken is cut off."""
+    def user_started(self, now: float) -> Delivery | None:
+        """The user's turn started; a delivery being spoken is cut off.
+
+        Returns:
+            The cut-off delivery when all of its outputs will be delivered again (its
+            message should then be taken back out of the context, or the model would
+            mention the result in its next reply and the redelivery would repeat it);
+            otherwise None.
+        """
         self.gap.user_started(now)
         flight = self._in_flight
         if flight is None:
-            return
+            return None
         self._in_flight = None
         self._event(
             "delivery_interrupted",
@@ -210,13 +217,16 @@ class DeliveryScheduler:
             job_ids=flight.delivery.job_ids,
             output_ids=[i.output_id for i in flight.delivery.items],
         )
+        requeued = 0
         for item in flight.delivery.items:
             if item.attempts < self.max_redeliveries:
                 item.attempts += 1
                 self.status[item.output_id] = "pending"
                 self._pending.append(item)
+                requeued += 1
             else:
                 self._settle(item, self._carried_status(flight.delivery, item), now, cut_off=True)
+        return flight.delivery if requeued == len(flight.delivery.items) else None
 
     def user_stopped(self, now: float) -> None:
         """The user's turn ended."""

@@ -32,6 +32,7 @@ from pipecat.frames.frames import (
     LLMFullResponseEndFrame,
     LLMFullResponseStartFrame,
     LLMMessagesAppendFrame,
+    LLMMessagesTransformFrame,
     StartFrame,
     TTSSpeakFrame,
     UserStartedSpeakingFrame,
@@ -123,7 +124,9 @@ class ResultInterleaver(FrameProcessor):
         elif isinstance(frame, UserStartedSpeakingFrame):
             if not s.gap.user_speaking:
                 self._log.emit("user_started", t=now)
-            s.user_started(now)
+            cut = s.user_started(now)
+            if cut is not None and cut.mode == "weave":
+                await self._retract(cut.text)
         elif isinstance(frame, UserStoppedSpeakingFrame):
             if s.gap.user_speaking:
                 self._log.emit("user_stopped", t=now)
@@ -265,6 +268,24 @@ class ResultInterleaver(FrameProcessor):
             ),
             FrameDirection.UPSTREAM,
         )
+
+    async def _retract(self, text: str) -> None:
+        """Take a cut-off woven delivery back out of the context until it is redelivered."""
+
+        def without(messages: list[Any]) -> list[Any]:
+            return [
+                m
+                for m in messages
+                if not (
+                    isinstance(m, dict)
+                    and m.get("role") == "developer"
+                    and m.get("content") == text
+                )
+            ]
+
+        frame = LLMMessagesTransformFrame(transform=without, run_llm=False)
+        frame.interruptible = False
+        await self.push_frame(frame)
 
     def _flush_accounting(self) -> None:
         for event in self.scheduler.drain_events():
