@@ -190,6 +190,7 @@ def build_tandem_pipeline(
         stale_mode=stale_mode,
         clock=clock,
         event_log=event_log,
+        context=context,
         **interleaver_args,
     )
     stages: list[FrameProcessor] = []

@@ -38,6 +38,7 @@ from pipecat.frames.frames import (
     UserStartedSpeakingFrame,
     UserStoppedSpeakingFrame,
 )
+from pipecat.processors.aggregators.llm_context import LLMContext
 from pipecat.processors.frame_processor import FrameDirection, FrameProcessor
 
 from pipecat_tandem.clock import LoopClock, SessionClock
@@ -68,6 +69,8 @@ class ResultInterleaver(FrameProcessor):
         wording: Templates for delivered text.
         clock: The session clock (share one per session).
         event_log: Where speech spans and delivery decisions are recorded.
+        context: The live conversation context; lets a cut-off delivery be taken back out
+            of it at once (otherwise only through an ``LLMMessagesTransformFrame``).
         **kwargs: Passed to ``FrameProcessor``.
 
     Example::
@@ -87,9 +90,11 @@ class ResultInterleaver(FrameProcessor):
         wording: DeliveryWording | None = None,
         clock: SessionClock | None = None,
         event_log: EventLog | None = None,
+        context: LLMContext | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
+        self._context = context
         self._clock: SessionClock = clock or (event_log.clock if event_log else LoopClock())
         self._log = event_log or EventLog(self._clock)
         self.scheduler = DeliveryScheduler(
@@ -283,6 +288,11 @@ class ResultInterleaver(FrameProcessor):
                 )
             ]
 
+        if self._context is not None:
+            # At once, before the user's turn can run the model on a context holding it.
+            self._context.set_messages(without(self._context.get_messages()))
+        # And through the pipeline, in case the delivery itself is still on its way to the
+        # assistant aggregator (the transform then lands after it, in order).
         frame = LLMMessagesTransformFrame(transform=without, run_llm=False)
         frame.interruptible = False
         await self.push_frame(frame)
