@@ -156,11 +156,14 @@ def weaving_responder(delegate_when: Callable[[str], str | None]) -> Responder:
             if task is not None:
                 return FakeReply(text="", tool_calls=[("delegate", {"task": task})])
         # Like a real model: a result still in the context and never said gets mentioned.
-        said = " ".join(str(m.get("content") or "") for m in messages if m.get("role") == "assistant")
+        said = " ".join(
+            str(m.get("content") or "") for m in messages if m.get("role") == "assistant"
+        )
         unsaid = [
             a
             for m in messages
-            if m.get("role") == "developer" and "Background work has finished" in str(m.get("content"))
+            if m.get("role") == "developer"
+            and "Background work has finished" in str(m.get("content"))
             for a in _RESULT.findall(str(m.get("content")))
             if a not in said
         ]
