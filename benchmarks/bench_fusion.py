@@ -10,7 +10,9 @@ micro-turn, a moving shape over a noisy textured background). Stages timed per
 micro-turn: ingest (downmix/resample + MicroTurnAssembler placement and emission),
 dMel, patch embedding (hMLP), cues (speech, visual change, repetition).
 
-Run:  .venv/bin/python benchmarks/bench_fusion.py [--turns 300]
+Run:  .venv/bin/python benchmarks/bench_fusion.py [--turns 300] [--hidden 32]
+
+``--hidden`` sets the PatchEmbedder's inner width (default 32, the documented stem).
 """
 
 import os
@@ -66,6 +68,7 @@ def stats(xs):
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--turns", type=int, default=300)
+    ap.add_argument("--hidden", type=int, default=32, help="PatchEmbedder inner width")
     args = ap.parse_args()
     if hasattr(os, "sched_setaffinity"):
         os.sched_setaffinity(0, {sorted(os.sched_getaffinity(0))[0]})
@@ -74,7 +77,7 @@ def main():
     asm = MicroTurnAssembler()
     rs = StreamResampler(in_rate=16000)
     dmel = DMelEncoder().stream()
-    emb = PatchEmbedder()
+    emb = PatchEmbedder(hidden=args.hidden)
     cues = CueDetector()
     times = {"ingest": [], "dmel": [], "patches": [], "cues": [], "total": [], "wall": []}
     n_cues = 0

@@ -11,8 +11,8 @@ Transformers" (arXiv 2203.13915), the *hierarchical MLP stem*: every patch is em
 on its own (no information crosses patch borders) by linear layers that merge ever
 larger sub-patches. For a 40×40 patch and the defaults (``pool=2``, ``hidden=32``):
 
-1. a fixed 2×2 area average (the patch becomes 20×20 pixels; this keeps one 640×480
-   frame under ~1.5 ms on one CPU core; ``pool=1`` embeds full resolution),
+1. a fixed 2×2 area average (the patch becomes 20×20 pixels, a quarter of the stage-1
+   work; ``pool=1`` embeds full resolution),
 2. stage 1: each 5×5×3 sub-patch (4×4 of them) → ``hidden``, LayerNorm, GELU,
 3. stage 2: each 2×2 group of stage-1 outputs → ``hidden``, LayerNorm, GELU,
 4. stage 3: the 2×2 stage-2 outputs → ``dim``.
@@ -24,6 +24,12 @@ rows are in raster order (row-major over the ``(H // 40, W // 40)`` grid).
 Without trained weights the stem is a seeded random network (Gaussian weights scaled
 by ``1/sqrt(fan_in)``, random biases): a fixed, deterministic, roughly
 distance-preserving feature map, which is what the change and periodicity cues need.
+The hot path (~1.9 ms of CPU for a 640×480 frame on one shared vCPU, see
+``docs/bench/fusion.md``) is one batched product per stage over all sub-patches of the
+frame: the pixel normalization, the stage-1 bias and the LayerNorm means are folded into
+the weights, sub-patches are regrouped by patch with a reshape/transpose view copy, and
+scratch arrays are reused between frames of the same size.
+
 Trained weights load from an ``.npz`` written by :meth:`PatchEmbedder.save` (keys
 ``w1 b1 g1 c1 w2 b2 g2 c2 w3 b3`` with ``w*`` shaped ``(fan_in, fan_out)``, plus the
 scalars ``patch pool hidden dim``; ``g*``/``c*`` are the LayerNorm scale and shift).
@@ -31,6 +37,7 @@ scalars ``patch pool hidden dim``; ``g*``/``c*`` are the LayerNorm scale and shi
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -41,25 +48,90 @@ import numpy.typing as npt
 __all__ = ["PatchEmbedder"]
 
 _KEYS = ("w1", "b1", "g1", "c1", "w2", "b2", "g2", "c2", "w3", "b3")
+_EPS = np.float32(1e-5)
+_GELU_A = np.float32(-1.702)
+
+_blas_primed = False
 
 
-def _layer_norm(x: np.ndarray, gain: np.ndarray | None, shift: np.ndarray) -> np.ndarray:
-    # Row means through BLAS (x @ 1/n) are several times faster than ndarray.mean here.
-    avg = np.full((x.shape[1], 1), 1.0 / x.shape[1], dtype=np.float32)
-    x = x - x @ avg
-    x *= 1.0 / np.sqrt((x * x) @ avg + np.float32(1e-5))
+def _prime_blas() -> None:
+    """Run one matrix product with a long inner dimension, once per process.
+
+    The OpenBLAS bundled with numpy (0.3.31, Haswell kernel) runs the small products
+    of the stem ~2.8× slower until the first product with an inner dimension of ~192
+    or more has run: its kernel prefetches into parts of its work buffer that only
+    such a product ever touches, and a prefetch to an unmapped page costs a page walk
+    every time (seen with ``perf annotate``: the hot spot is the instruction after
+    ``prefetcht1``). One 64×512×64 product (~0.1 ms) maps those pages for good.
+    """
+    global _blas_primed
+    if not _blas_primed:
+        a = np.ones((64, 512), dtype=np.float32)
+        _ = a @ a.T
+        _blas_primed = True
+
+
+def _ln_gelu(
+    y: np.ndarray,
+    tmp: np.ndarray,
+    var: np.ndarray,
+    avg: np.ndarray,
+    gain: np.ndarray | None,
+    shift: np.ndarray | None,
+) -> None:
+    """LayerNorm then GELU, in place on ``y`` whose rows already have zero mean.
+
+    The row mean is folded into the weights of the layer before (its columns are
+    centered), so only the variance is computed here. GELU is the sigmoid form
+    ``x * sigmoid(1.702 x)``; cv2's SIMD exp and divide are ~3× faster than numpy's on
+    these float32 blocks. ``tmp`` (same shape as ``y``) and ``var`` (rows × 1) are
+    scratch buffers.
+    """
+    np.multiply(y, y, out=tmp)
+    np.matmul(tmp, avg, out=var)  # row mean of squares through BLAS: one pass
+    var += _EPS
+    np.sqrt(var, out=var)
+    np.divide(np.float32(1.0), var, out=var)
+    y *= var
     if gain is not None:
-        x *= gain
-    x += shift
-    return x
+        y *= gain
+    if shift is not None:
+        y += shift
+    np.multiply(y, _GELU_A, out=tmp)
+    cv2.exp(tmp, dst=tmp)
+    tmp += np.float32(1.0)
+    cv2.divide(y, tmp, dst=y)
 
 
-def _gelu(x: np.ndarray) -> np.ndarray:
-    # The sigmoid approximation of GELU, x * sigmoid(1.702 x); cv2's SIMD exp and
-    # divide are ~3x faster than numpy's on these small float32 blocks.
-    t = np.asarray(cv2.exp(x * np.float32(-1.702)), dtype=np.float32)
-    t += np.float32(1.0)
-    return np.asarray(cv2.divide(x, t))
+class _Buffers:
+    """Scratch arrays for one frame size, reused between calls (no per-call allocation)."""
+
+    def __init__(self, emb: PatchEmbedder, gh: int, gw: int) -> None:
+        s, h, k = emb.sub, emb.hidden, emb.sub * emb.sub * 3
+        n = gh * gw * 16  # sub-patches
+        self.shape = (gh, gw)
+        side = emb.patch // emb.pool
+        self.pooled = np.empty((gh * side, gw * side, 3), dtype=np.uint8)
+        self.pooled_view = _subpatch_view(self.pooled, gh, gw, s)
+        self.sub = np.empty((gh, gw, 2, 2, 2, 2, s), dtype=f"V{3 * s}")
+        self.x = np.ones((n, k + 1), dtype=np.float32)  # last column stays 1: the bias
+        self.y1 = np.empty((n, h), dtype=np.float32)
+        self.t1 = np.empty((n, h), dtype=np.float32)
+        self.v1 = np.empty((n, 1), dtype=np.float32)
+        self.y2 = np.empty((n // 4, h), dtype=np.float32)
+        self.t2 = np.empty((n // 4, h), dtype=np.float32)
+        self.v2 = np.empty((n // 4, 1), dtype=np.float32)
+
+
+def _subpatch_view(img: np.ndarray, gh: int, gw: int, s: int) -> np.ndarray:
+    """``img`` (rows of contiguous pixels) as ``(gh, gw, R, C, r, c, y)`` rows of a sub-patch.
+
+    Each element is one ``s``-pixel row of a sub-patch as an opaque ``3 * s``-byte
+    value, so regrouping the sub-patches by patch and 2×2 group copies ``3 * s`` bytes at
+    a time instead of one byte (~2.5× faster than transposing the uint8 array).
+    """
+    v = img.reshape(gh, 2, 2, s, gw * 4, 3 * s).view(f"V{3 * s}")
+    return v.reshape(gh, 2, 2, s, gw, 2, 2).transpose(0, 4, 1, 5, 2, 6, 3)
 
 
 class PatchEmbedder:
@@ -123,14 +195,39 @@ class PatchEmbedder:
             "b3": (dim,),
         }
         self._p = self._random(seed) if params is None else self._validated(params, weights)
-        # Fold the pixel normalization (x / 255 - 0.5) into stage 1 so the hot path
-        # multiplies raw uint8 values converted to float once.
-        w1 = self._p["w1"]
-        self._w1 = (w1 / 255.0).astype(np.float32)
-        self._b1 = (self._p["b1"] - 0.5 * w1.sum(axis=0)).astype(np.float32)
-        # A unit LayerNorm gain (the random stem) is skipped rather than multiplied.
+        self._fold()
+        self._avg = np.full((hidden, 1), 1.0 / hidden, dtype=np.float32)
+        self._bufs: _Buffers | None = None
+        self._lock = threading.Lock()
+        _prime_blas()
+
+    def _fold(self) -> None:
+        """Precompute the hot-path weights (float64 math, float32 result).
+
+        * The pixel normalization ``x / 255 - 0.5`` goes into stage 1, which then
+          multiplies the raw pixel values.
+        * The stage-1 bias becomes one more weight row (the input gets a constant 1
+          column), so no separate pass adds it.
+        * The LayerNorm mean is folded into stages 1 and 2: with the columns of ``w`` and
+          ``b`` centered, every output row has zero mean already (exactly, up to
+          rounding), so the LayerNorm only has to scale.
+        * A unit gain and a zero shift (the random stem) are skipped, not applied.
+        """
+        p = {k: v.astype(np.float64) for k, v in self._p.items()}
+        w1 = p["w1"] / 255.0
+        b1 = p["b1"] - 0.5 * p["w1"].sum(axis=0)
+        w1 = np.vstack([w1, b1[None, :]])
+        self._w1 = np.ascontiguousarray(w1 - w1.mean(axis=1, keepdims=True), dtype=np.float32)
+        self._w2 = np.ascontiguousarray(
+            p["w2"] - p["w2"].mean(axis=1, keepdims=True), dtype=np.float32
+        )
+        self._b2 = (p["b2"] - p["b2"].mean()).astype(np.float32)
+        self._w3 = np.ascontiguousarray(self._p["w3"])
+        self._b3 = self._p["b3"]
         self._g1 = None if np.all(self._p["g1"] == 1.0) else self._p["g1"]
         self._g2 = None if np.all(self._p["g2"] == 1.0) else self._p["g2"]
+        self._c1 = None if not np.any(self._p["c1"]) else self._p["c1"]
+        self._c2 = None if not np.any(self._p["c2"]) else self._p["c2"]
 
     def _random(self, seed: int) -> dict[str, np.ndarray]:
         rng = np.random.default_rng(seed)
@@ -188,23 +285,40 @@ class PatchEmbedder:
         if img.dtype != np.uint8:
             raise ValueError(f"expected uint8 pixels, got dtype {img.dtype}")
         gh, gw = self.grid(img.shape[0], img.shape[1])
-        h = self.hidden
         if gh == 0 or gw == 0:
             return np.zeros((0, self.dim), dtype=np.float32)
+        # Reuse the scratch arrays of the last frame size; a concurrent call from
+        # another thread gets fresh ones instead of waiting.
+        if self._lock.acquire(blocking=False):
+            try:
+                bufs = self._bufs
+                if bufs is None or bufs.shape != (gh, gw):
+                    bufs = self._bufs = _Buffers(self, gh, gw)
+                return self._embed(img, bufs)
+            finally:
+                self._lock.release()
+        return self._embed(img, _Buffers(self, gh, gw))
+
+    def _embed(self, img: np.ndarray, b: _Buffers) -> np.ndarray:
+        gh, gw = b.shape
         crop = img[: gh * self.patch, : gw * self.patch]
+        if img.strides[1:] != (3, 1):
+            crop = np.ascontiguousarray(crop)  # pixels must be packed for the views below
         if self.pool > 1:
-            side = self.patch // self.pool
-            crop = cv2.resize(
-                np.ascontiguousarray(crop), (gw * side, gh * side), interpolation=cv2.INTER_AREA
-            )
-        s = self.sub
-        # (gh, R, r, y, gw, C, c, x, ch) -> (gh, gw, R, C, r, c, y, x, ch): rows are
-        # sub-patches grouped by patch, then by 2×2 group (R, C), then member (r, c).
-        x = crop.reshape(gh, 2, 2, s, gw, 2, 2, s, 3).transpose(0, 4, 1, 5, 2, 6, 3, 7, 8)
-        x = x.reshape(-1, s * s * 3).astype(np.float32)
-        p = self._p
-        y = _gelu(_layer_norm(x @ self._w1 + self._b1, self._g1, p["c1"]))
-        y = y.reshape(-1, 4 * h) @ p["w2"] + p["b2"]
-        y = _gelu(_layer_norm(y, self._g2, p["c2"]))
-        out = y.reshape(-1, 4 * h) @ p["w3"] + p["b3"]
-        return np.ascontiguousarray(out, dtype=np.float32)
+            cv2.resize(crop, b.pooled.shape[1::-1], dst=b.pooled, interpolation=cv2.INTER_AREA)
+            src = b.pooled_view
+        else:
+            src = _subpatch_view(crop, gh, gw, self.sub)
+        # Rows: sub-patches grouped by patch (raster order), then by 2×2 group (R, C),
+        # then member (r, c); columns: the sub-patch's pixels (y, x, channel).
+        np.copyto(b.sub, src)
+        k = b.x.shape[1] - 1
+        np.copyto(b.x[:, :k], b.sub.view(np.uint8).reshape(-1, k))
+        np.matmul(b.x, self._w1, out=b.y1)
+        _ln_gelu(b.y1, b.t1, b.v1, self._avg, self._g1, self._c1)
+        np.matmul(b.y1.reshape(-1, 4 * self.hidden), self._w2, out=b.y2)
+        b.y2 += self._b2
+        _ln_gelu(b.y2, b.t2, b.v2, self._avg, self._g2, self._c2)
+        out = np.matmul(b.y2.reshape(-1, 4 * self.hidden), self._w3)
+        out += self._b3
+        return out

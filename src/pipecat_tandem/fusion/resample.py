@@ -26,8 +26,12 @@ import numpy.typing as npt
 __all__ = ["StreamResampler", "to_mono"]
 
 
-def to_mono(pcm: bytes, *, num_channels: int) -> npt.NDArray[np.float32]:
+def to_mono(pcm: bytes, *, num_channels: int) -> npt.NDArray[np.int16] | npt.NDArray[np.float32]:
     """Decode interleaved int16 PCM bytes and average the channels.
+
+    Mono input comes back as a read-only ``int16`` view of ``pcm`` (no copy: this is the
+    common 16 kHz mono transport case, and :meth:`StreamResampler.process` passes it
+    through untouched); several channels come back as their ``float32`` mean.
 
     Raises:
         ValueError: If the byte length is not a whole number of int16 frames.
@@ -40,7 +44,7 @@ def to_mono(pcm: bytes, *, num_channels: int) -> npt.NDArray[np.float32]:
         )
     x = np.frombuffer(pcm, dtype=np.int16)
     if num_channels == 1:
-        return x.astype(np.float32)
+        return x
     return x.reshape(-1, num_channels).astype(np.float32).mean(axis=1, dtype=np.float32)
 
 
@@ -83,8 +87,16 @@ class StreamResampler:
         self._n_out = 0
 
     def process(self, x: npt.ArrayLike) -> npt.NDArray[np.int16]:
-        """Convert the next chunk; returns every output sample it completes."""
-        sig = np.asarray(x, dtype=np.float32).reshape(-1)
+        """Convert the next chunk; returns every output sample it completes.
+
+        ``int16`` input at an unchanged rate is returned as is (no copy).
+        """
+        arr = np.asarray(x)
+        if self.in_rate == self.out_rate and arr.dtype == np.int16 and arr.ndim == 1:
+            self._n_in += arr.size
+            self._n_out += arr.size
+            return arr
+        sig = np.asarray(arr, dtype=np.float32).reshape(-1)
         if sig.size == 0:
             return np.zeros(0, dtype=np.int16)
         if self.in_rate == self.out_rate:

@@ -25,8 +25,11 @@ Fused format ``tandem.fused/1`` (full specification in ``docs/fused-format.md``)
 A consumer must check ``version`` and reject versions it does not know; fields are
 only ever added within a major version.
 
-The feature work (~2 ms per micro-turn with one 640×480 image) runs in a worker
-thread so the event loop stays free.
+The feature work (~3 ms of CPU per micro-turn with one 640×480 image on a shared
+2-vCPU machine, see ``docs/bench/fusion.md``) runs in a worker thread so the event loop
+stays free, with the BLAS thread pool limited to ``blas_threads`` (default 1) for the
+duration: the products here are small, and OpenBLAS's one-thread-per-core default
+spends more CPU than it saves and slows down badly when the cores are shared.
 """
 
 from __future__ import annotations
@@ -37,6 +40,7 @@ from typing import Any
 import numpy as np
 from pipecat.frames.frames import Frame
 from pipecat.processors.frame_processor import FrameDirection, FrameProcessor
+from threadpoolctl import ThreadpoolController
 
 from pipecat_tandem.frames import CueFrame, FusedMicroTurnFrame, MicroTurnFrame
 from pipecat_tandem.fusion.cues import Cue, CueDetector
@@ -64,6 +68,7 @@ class EncoderFreeFusionProcessor(FrameProcessor):
         cues: CueDetector | None = None,
         emit_cues: bool = True,
         forward_micro_turns: bool = False,
+        blas_threads: int | None = 1,
         **kwargs: Any,
     ) -> None:
         """Create the processor.
@@ -75,11 +80,15 @@ class EncoderFreeFusionProcessor(FrameProcessor):
             cues: The cue detectors (defaults when not given).
             emit_cues: Whether to push ``CueFrame`` s.
             forward_micro_turns: Also pass the consumed ``MicroTurnFrame`` s on.
+            blas_threads: BLAS threads while a micro-turn is fused (the process-wide
+                setting is restored afterwards); ``None`` leaves BLAS alone.
             **kwargs: Passed to ``FrameProcessor``.
         """
         super().__init__(**kwargs)
         if patches is not None and patch_weights is not None:
             raise ValueError("give either patches or patch_weights, not both")
+        if blas_threads is not None and blas_threads < 1:
+            raise ValueError("blas_threads must be >= 1 or None")
         self._dmel = dmel or DMelEncoder()
         self._stream = self._dmel.stream()
         self._patches = patches or PatchEmbedder(weights=patch_weights)
@@ -87,6 +96,8 @@ class EncoderFreeFusionProcessor(FrameProcessor):
         self._emit_cues = emit_cues
         self._forward = forward_micro_turns
         self._last_index: int | None = None
+        self._blas_threads = blas_threads
+        self._blas: ThreadpoolController | None = None  # found lazily (~3 ms, once)
 
     async def process_frame(self, frame: Frame, direction: FrameDirection) -> None:
         """Fuse micro-turns; pass every other frame on."""
@@ -118,6 +129,14 @@ class EncoderFreeFusionProcessor(FrameProcessor):
         return None
 
     def _fuse(self, frame: MicroTurnFrame) -> tuple[FusedMicroTurnFrame, list[Cue]]:
+        if self._blas_threads is None:
+            return self._fuse_unlimited(frame)
+        if self._blas is None:
+            self._blas = ThreadpoolController().select(user_api="blas")
+        with self._blas.limit(limits=self._blas_threads):
+            return self._fuse_unlimited(frame)
+
+    def _fuse_unlimited(self, frame: MicroTurnFrame) -> tuple[FusedMicroTurnFrame, list[Cue]]:
         if self._last_index is None or frame.index != self._last_index + 1:
             self._stream.reset()  # a skipped window breaks the audio context
         self._last_index = frame.index

@@ -1,0 +1,373 @@
+#
+# Copyright (c) 2026, pipecat-tandem contributors
+#
+# SPDX-License-Identifier: BSD 2-Clause License
+#
+
+"""Motion segments, periodicity and repetition counting from patch embeddings.
+
+:class:`RepetitionCounter` is one of the cue detectors of
+:mod:`pipecat_tandem.fusion.cues` (it emits ``motion_onset``, ``motion_offset``,
+``periodic_motion`` and ``repetition`` cues). It is incremental: a motion segment's
+feature vectors live in one growable array with running first and second moments, the
+principal subspace is tracked from image to image (one subspace-iteration step on the
+running covariance, with an exact eigendecomposition every ``refresh`` images), and the
+spectrum uses OpenCV's real row DFT, so an image costs ~0.1 ms whatever the segment
+length instead of a fresh eigendecomposition and FFT over the whole segment.
+"""
+
+from __future__ import annotations
+
+import math
+
+import cv2
+import numpy as np
+import numpy.typing as npt
+
+from pipecat_tandem.fusion.cue_core import Cue, patch_distances
+
+__all__ = ["RepetitionCounter"]
+
+_N_COMPONENTS = 4  # principal components whose spectra are summed
+_HANN: dict[int, np.ndarray] = {}
+
+
+def _hann(n: int) -> np.ndarray:
+    w = _HANN.get(n)
+    if w is None:
+        if len(_HANN) > 256:
+            _HANN.clear()
+        w = _HANN[n] = np.hanning(n)
+    return w
+
+
+class _Series:
+    """A segment's feature vectors (oldest first) with running sums for the covariance."""
+
+    def __init__(self, dims: int) -> None:
+        self.dims = dims
+        self._buf = np.empty((64, dims), dtype=np.float64)
+        self._t = np.empty(64, dtype=np.float64)
+        self._lo = self._hi = 0
+        self.s1 = np.zeros(dims, dtype=np.float64)
+        self.s2 = np.zeros((dims, dims), dtype=np.float64)
+
+    def __len__(self) -> int:
+        return self._hi - self._lo
+
+    @property
+    def feats(self) -> np.ndarray:
+        return self._buf[self._lo : self._hi]
+
+    @property
+    def times(self) -> np.ndarray:
+        return self._t[self._lo : self._hi]
+
+    def append(self, f: np.ndarray, t: float) -> None:
+        if self._hi == self._buf.shape[0]:
+            n = len(self)
+            if n * 2 > self._buf.shape[0]:  # mostly full: grow, else just compact
+                buf = np.empty((self._buf.shape[0] * 2, self.dims), dtype=np.float64)
+                tb = np.empty(buf.shape[0], dtype=np.float64)
+                buf[:n], tb[:n] = self.feats, self.times
+                self._buf, self._t = buf, tb
+            else:
+                self._buf[:n] = self.feats.copy()
+                self._t[:n] = self.times.copy()
+            self._lo, self._hi = 0, n
+        self._buf[self._hi] = f
+        self._t[self._hi] = t
+        self._hi += 1
+        self.s1 += f
+        self.s2 += np.outer(f, f)
+
+    def popleft(self) -> None:
+        f = self._buf[self._lo]
+        self.s1 -= f
+        self.s2 -= np.outer(f, f)
+        self._lo += 1
+
+    def resum(self) -> None:
+        """Recompute the running sums exactly (they drift by rounding over long runs)."""
+        f = self.feats
+        self.s1 = f.sum(axis=0)
+        self.s2 = f.T @ f
+
+    def clear(self) -> None:
+        self._lo = self._hi = 0
+        self.s1[:] = 0.0
+        self.s2[:] = 0.0
+
+
+def _orthonormal(b: np.ndarray) -> np.ndarray | None:
+    """Orthonormal columns with the span of ``b`` (Cholesky QR), or None if degenerate.
+
+    The Gram matrix is only ``k×k`` (k = 4): plain Python beats numpy's linalg call
+    overhead by several times here.
+    """
+    g = (b.T @ b).tolist()
+    k = len(g)
+    low = [[0.0] * k for _ in range(k)]
+    for i in range(k):
+        li = low[i]
+        for j in range(i + 1):
+            lj = low[j]
+            acc = g[i][j]
+            for m in range(j):
+                acc -= li[m] * lj[m]
+            if i == j:
+                if not acc > 1e-12 * max(g[0][0], 1e-300):
+                    return None
+                li[i] = math.sqrt(acc)
+            else:
+                li[j] = acc / lj[j]
+    inv = [[0.0] * k for _ in range(k)]  # inverse of the lower-triangular factor
+    for i in range(k):
+        li, vi = low[i], inv[i]
+        vi[i] = 1.0 / li[i]
+        for j in range(i):
+            acc = 0.0
+            for m in range(j, i):
+                acc -= li[m] * inv[m][j]
+            vi[j] = acc / li[i]
+    return np.asarray(b @ np.array(inv).T)
+
+
+class RepetitionCounter:
+    """Motion segments, periodicity and repetition counts from the patch time series.
+
+    Each image is reduced to a short vector: every patch embedding is projected on
+    ``n_proj`` fixed random directions (so *where* things are stays visible), and the
+    result is randomly projected to ``dims`` numbers (inner products survive, by
+    Johnson–Lindenstrauss). Motion energy is the mean of the top 2 % patch distances to
+    the previous image minus their median, which ignores sensor noise. A motion segment
+    starts when the energy exceeds ``motion_threshold`` and ends after ``still_secs``
+    below it.
+
+    Inside a segment (at most ``max_secs`` buffered) the period is the lowest strong
+    spectral peak of the vectors' top principal components (a frequency, so a period of
+    6.65 frames at 5 fps is measured as such; an autocorrelation only sees whole-frame
+    lags). The count is the moving time (first to last moving image) divided by the
+    period, rounded: a rep counts once it is half done, as people count aloud, and the
+    count does not depend on how the pose maps onto the embeddings. Counts are reported
+    once the motion is periodic (a ``periodic_motion`` cue) and never go down.
+
+    The principal subspace is tracked incrementally (see the module docstring); it is
+    recomputed exactly every ``refresh`` images.
+    """
+
+    def __init__(
+        self,
+        *,
+        motion_threshold: float = 0.02,
+        still_secs: float = 1.5,
+        max_secs: float = 120.0,
+        min_periodicity: float = 0.4,
+        n_proj: int = 2,
+        dims: int = 32,
+        seed: int = 0,
+        refresh: int = 8,
+    ) -> None:
+        """Create a counter (see the class docstring).
+
+        Raises:
+            ValueError: If ``dims`` or ``refresh`` is below 1.
+        """
+        if dims < 1 or refresh < 1:
+            raise ValueError("dims and refresh must be >= 1")
+        self.motion_threshold, self.still_secs = motion_threshold, still_secs
+        self.max_secs, self.min_periodicity = max_secs, min_periodicity
+        self.n_proj, self.dims, self.seed, self.refresh = n_proj, dims, seed, refresh
+        self._proj: np.ndarray | None = None
+        self._proj2: np.ndarray | None = None
+        self._prev: np.ndarray | None = None
+        self._prev_t: float | None = None
+        self._series = _Series(dims)
+        self._basis: np.ndarray | None = None
+        self._since_exact = 0
+        self.in_motion = False
+        self._onset = 0.0  # time of the rest image the motion started from
+        self._last_moving = 0.0
+        self._still_since: float | None = None
+        self.count = 0
+        self.period: float | None = None
+        self.periodicity = 0.0
+        self.last_energy = 0.0
+
+    def _project(self, x: np.ndarray) -> np.ndarray:
+        flat = x.shape[0] * self.n_proj
+        if self._proj is None or self._proj2 is None or self._proj2.shape[0] != flat:
+            rng = np.random.default_rng([self.seed, x.shape[0], x.shape[1]])
+            self._proj = rng.standard_normal((x.shape[1], self.n_proj)).astype(np.float32)
+            self._proj2 = (rng.standard_normal((flat, self.dims)) / np.sqrt(self.dims)).astype(
+                np.float32
+            )
+        return np.asarray((x @ self._proj).reshape(-1) @ self._proj2, dtype=np.float64)
+
+    def update(self, emb: npt.ArrayLike, t: float) -> list[Cue]:
+        """Feed the next image's patch embeddings; returns new cues."""
+        x = np.asarray(emb, dtype=np.float32)
+        prev = self._prev
+        d = None
+        if prev is not None and prev.shape == x.shape and x.ndim == 2:
+            d = patch_distances(prev, x)
+        return self._step(x, t, d)
+
+    def _step(self, x: np.ndarray, t: float, d: np.ndarray | None) -> list[Cue]:
+        """:meth:`update` with the distances to the previous image already computed."""
+        prev, self._prev = self._prev, x
+        prev_t, self._prev_t = self._prev_t, t
+        if x.ndim != 2 or x.shape[0] == 0:
+            return []
+        if prev is None or prev_t is None or d is None:
+            return self._end_segment(t) if self.in_motion else []
+        self.last_energy = energy = _motion_energy(d)
+        out: list[Cue] = []
+        moving = energy > self.motion_threshold
+        if not self.in_motion:
+            if not moving:
+                return out
+            self.in_motion, self._still_since = True, None
+            self.count, self.period, self.periodicity = 0, None, 0.0
+            self._onset = prev_t
+            self._basis = None
+            out.append(Cue("motion_onset", t, energy))
+            # The previous image is the pose the motion started from.
+            self._series.append(self._project(prev), self._onset)
+        self._series.append(self._project(x), t)
+        if moving:
+            self._still_since, self._last_moving = None, t
+        elif self._still_since is None:
+            self._still_since = t
+        out.extend(self._analyse(t))
+        if self._still_since is not None and t - self._still_since >= self.still_secs:
+            out.extend(self._end_segment(t))
+        return out
+
+    def _end_segment(self, t: float) -> list[Cue]:
+        cue = Cue("motion_offset", t, float(self.count), {"period": self.period})
+        self.in_motion = False
+        self._series.clear()
+        self._basis = None
+        self._still_since = None
+        return [cue]
+
+    def _analyse(self, t: float) -> list[Cue]:
+        series = self._series
+        times = series.times
+        while len(series) > 8 and times[-1] - times[0] > self.max_secs:
+            series.popleft()  # the period only needs recent cycles
+            times = series.times
+        out: list[Cue] = []
+        if len(series) < 8:
+            return out
+        period, score = _spectral_period_of(self._components(), times)
+        if period is None or score < self.min_periodicity:
+            return out
+        if self.period is None:
+            out.append(Cue("periodic_motion", t, period, {"score": score}))
+        self.period, self.periodicity = period, score
+        n = int(math.floor((self._last_moving - self._onset) / period + 0.5))
+        if n > self.count:
+            self.count = n
+            out.append(Cue("repetition", t, float(n), {"period": period}))
+        return out
+
+    def _components(self) -> np.ndarray:
+        """The segment projected on its top principal directions, ``(k, n)``."""
+        series = self._series
+        n = len(series)
+        k = min(_N_COMPONENTS, self.dims)
+        mean = series.s1 / n
+        cov = series.s2 - n * np.outer(mean, mean)
+        basis = None
+        if self._basis is not None and self._since_exact < self.refresh:
+            basis = _orthonormal(cov @ self._basis)  # one subspace-iteration step
+            self._since_exact += 1
+        if basis is None:
+            series.resum()
+            mean = series.s1 / n
+            cov = series.s2 - n * np.outer(mean, mean)
+            _, vecs = np.linalg.eigh(cov)
+            basis = np.ascontiguousarray(vecs[:, ::-1][:, :k])
+            self._since_exact = 0
+        self._basis = basis
+        return np.asarray((series.feats @ basis - mean @ basis).T)
+
+
+def _motion_energy(d: np.ndarray) -> float:
+    """Mean of the top 2 % distances minus the median (one partition for both)."""
+    size = d.size
+    k = max(1, size // 50)
+    lo, hi = (size - 1) // 2, size // 2
+    p = np.partition(d, sorted({lo, hi, size - k}))
+    return float(p[size - k :].mean()) - 0.5 * (float(p[lo]) + float(p[hi]))
+
+
+def _spectral_period(
+    feats: np.ndarray, times: np.ndarray, min_share: float = 0.3
+) -> tuple[float | None, float]:
+    """Period (s) of a multichannel series ``(n, dims)``; see :func:`_spectral_period_of`.
+
+    Computes the top principal components exactly (the counter tracks them instead).
+    """
+    n = feats.shape[0]
+    if n < 8:
+        return None, 0.0
+    centered = feats - feats.mean(axis=0)
+    _, vecs = np.linalg.eigh(centered.T @ centered)
+    comps = (centered @ vecs[:, ::-1][:, :_N_COMPONENTS]).T
+    return _spectral_period_of(np.ascontiguousarray(comps), times, min_share)
+
+
+def _spectral_period_of(
+    comps: np.ndarray, times: np.ndarray, min_share: float = 0.3
+) -> tuple[float | None, float]:
+    """Period (s) of the component series ``comps`` ``(k, n)`` and how periodic it is.
+
+    The fundamental is the lowest-frequency spectral peak (summed over the
+    components, Hann-windowed, zero-padded 4×, parabolic refinement) with at least
+    ``min_share`` of the strongest peak's power; it counts only once the buffer holds
+    two of its cycles (before that, a harmonic would pass for the period). The score is
+    the share of the power within ``1 / span`` of the fundamental and its first
+    harmonics (an autocorrelation at whole-frame lags would punish periods that are not
+    a whole number of frames). ``(None, 0)`` when there is no such peak.
+    """
+    n = comps.shape[1]
+    span = float(times[-1] - times[0])
+    if n < 8 or span <= 0:
+        return None, 0.0
+    dt = span / (n - 1)
+    size = 4 * (1 << (n - 1).bit_length())
+    x = np.zeros((comps.shape[0], size), dtype=np.float64)
+    np.multiply(comps, _hann(n), out=x[:, :n])
+    # Real row DFT in CCS packing: [Re0, Re1, Im1, ..., Re(size/2)].
+    spec: np.ndarray = np.asarray(cv2.dft(x, flags=cv2.DFT_ROWS), dtype=np.float64)
+    np.square(spec, out=spec)
+    sq = np.add.reduce(spec, axis=0)
+    power = np.empty(size // 2 + 1, dtype=np.float64)
+    power[0], power[-1] = sq[0], sq[-1]
+    np.add(sq[1:-1:2], sq[2::2], out=power[1:-1])
+    freqs = np.arange(size // 2 + 1) / (size * dt)
+    lo, hi = np.searchsorted(freqs, (1.0 / span, 0.45 / dt)).tolist()
+    if hi - lo < 3:
+        return None, 0.0
+    band = power[lo:hi]
+    inner = band[1:-1]
+    peaks = np.flatnonzero((inner >= band[:-2]) & (inner > band[2:])) + 1
+    if peaks.size == 0:
+        return None, 0.0
+    strong = peaks[band[peaks] >= min_share * float(band[peaks].max())]
+    i = int(strong[0])
+    a, b, c = np.log(band[i - 1 : i + 2] + 1e-30).tolist()
+    shift = 0.5 * (a - c) / (a - 2 * b + c) if (a - 2 * b + c) != 0 else 0.0
+    f0 = float(freqs[lo + i] + shift * (freqs[1] - freqs[0]))
+    if f0 <= 0 or span * f0 < 2.0:
+        # Seen less than twice: a harmonic of a longer cycle would pass for the period.
+        return None, 0.0
+    # Score: the share of the in-band power near the fundamental and its harmonics.
+    fb = freqs[lo:hi]
+    near = (np.abs(fb[None, :] - f0 * np.arange(1, 6)[:, None]) <= 1.0 / span).any(axis=0)
+    total = float(band.sum())
+    score = float(band[near].sum()) / total if total > 0 else 0.0
+    return 1.0 / f0, score
