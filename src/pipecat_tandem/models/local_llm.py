@@ -20,7 +20,6 @@ is spoken as ordinary text.
 
 from __future__ import annotations
 
-import asyncio
 import itertools
 import uuid
 from typing import Any
@@ -74,6 +73,7 @@ class LocalLLMService(LLMService):
         server: LocalModelServer,
         settings: LLMSettings | None = None,
         extra_request: dict[str, Any] | None = None,
+        use_tools: bool = True,
         **kwargs: Any,
     ) -> None:
         """Create the service.
@@ -84,6 +84,10 @@ class LocalLLMService(LLMService):
                 ``max_tokens`` (default 256), ``top_p``, ``top_k``, ``seed``.
             extra_request: Extra llama.cpp request fields merged into every
                 request (e.g. ``{"grammar": ...}``; not together with tools).
+            use_tools: Offer the context's tools to the model. A 0.5B model calls
+                them unreliably (invented names, repeated delegations); with a
+                :class:`~pipecat_tandem.policy.routing.RuleRouter` deciding
+                delegation instead, it is better left to talk.
             **kwargs: Passed to pipecat's ``LLMService``.
         """
         defaults = LLMSettings(
@@ -104,6 +108,7 @@ class LocalLLMService(LLMService):
         super().__init__(settings=defaults, **kwargs)
         self._server = server
         self._extra_request = dict(extra_request or {})
+        self._use_tools = use_tools
 
     @property
     def server(self) -> LocalModelServer:
@@ -142,9 +147,45 @@ class LocalLLMService(LLMService):
 
     async def _process_context(self, context: LLMContext) -> None:
         request = await self._build_request(context)
-        has_tools = bool(request.get("tools"))
-        sniffer = ToolCallSniffer() if has_tools else None
+        tools = request.get("tools") or []
+        # Sniff even without tools: a small model imitates the tool calls in its
+        # history, and a voice must never read a call's JSON aloud.
+        sniffer = ToolCallSniffer()
         await self.start_ttfb_metrics()
+        await self._stream(request, sniffer)
+        held = sniffer.finish()
+        if not held:
+            return
+        if sniffer.verdict is not SniffVerdict.HOLD:
+            await self._push_llm_text(held)  # an undecided (blank) reply
+            return
+        calls = parse_tool_calls(held) or []
+        if not tools:
+            if calls:
+                logger.warning(f"{self}: dropped a tool call with no tools offered: {held[:80]!r}")
+            else:
+                await self._push_llm_text(held)  # text that merely starts with a brace
+            return
+        offered = {_tool_name(t) for t in tools}
+        known = [c for c in calls if c.name in offered]
+        if known:
+            await self._dispatch(known, context)
+            return
+        # Held back but not a usable call: broken JSON (cut off at max_tokens) or
+        # a tool the model invented ("planTrip", "joke"). A voice must not read
+        # JSON aloud, so answer once more with tools off: the user gets words.
+        logger.debug(f"{self}: no usable tool call in {held[:80]!r}; answering without tools")
+        retry = {k: v for k, v in request.items() if k not in ("tools", "tool_choice")}
+        again = ToolCallSniffer()
+        await self._stream(retry, again)
+        held = again.finish()
+        if again.verdict is SniffVerdict.HOLD:
+            # It imitates the calls in its history: better silent than JSON aloud.
+            logger.warning(f"{self}: dropped a reply that was only JSON: {held[:80]!r}")
+        elif held:
+            await self._push_llm_text(held)
+
+    async def _stream(self, request: dict[str, Any], sniffer: ToolCallSniffer | None) -> None:
         first = True
         async for chunk in self._server.stream_chat(request):
             delta = _delta_text(chunk)
@@ -156,17 +197,6 @@ class LocalLLMService(LLMService):
             released = sniffer.feed(delta) if sniffer else delta
             if released:
                 await self._push_llm_text(released)
-        if sniffer is None:
-            return
-        held = sniffer.finish()
-        if not held:
-            return
-        calls = parse_tool_calls(held) if sniffer.verdict is SniffVerdict.HOLD else None
-        if calls:
-            await self._dispatch(calls, context)
-        else:
-            # Not a call after all (or an undecided blank reply): speak it.
-            await self._push_llm_text(held)
 
     async def _dispatch(self, calls: list[ParsedToolCall], context: LLMContext) -> None:
         logger.debug(f"{self}: tool calls from text: {[c.name for c in calls]}")
@@ -198,7 +228,7 @@ class LocalLLMService(LLMService):
         )
         request: dict[str, Any] = {"messages": list(params["messages"])}
         tools = params.get("tools")
-        if isinstance(tools, list) and tools:
+        if self._use_tools and isinstance(tools, list) and tools:
             request["tools"] = tools
             choice = params.get("tool_choice")
             if isinstance(choice, (str, dict)):
@@ -243,13 +273,19 @@ class LocalLLMService(LLMService):
             request.pop("tool_choice", None)
             request.pop("grammar", None)
             request["response_format"] = {"type": "json_schema", "json_schema": {"schema": schema}}
-        response = await asyncio.to_thread(self._server.complete, request)
+        response = await self._server.complete_async(request)
         choices = response.get("choices") or []
         if not choices:
             return None
         message = choices[0].get("message") or {}
         content = message.get("content")
         return content if isinstance(content, str) else None
+
+
+def _tool_name(tool: Any) -> str:
+    function = tool.get("function") if isinstance(tool, dict) else None
+    name = function.get("name") if isinstance(function, dict) else None
+    return name if isinstance(name, str) else ""
 
 
 def _delta_text(chunk: dict[str, Any]) -> str:

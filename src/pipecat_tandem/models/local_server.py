@@ -32,6 +32,7 @@ import os
 import threading
 import time
 from collections.abc import AsyncIterator, Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -92,6 +93,11 @@ class LocalModelServer:
         self._load_lock = threading.Lock()
         self._request_lock = threading.Lock()
         self._ready = threading.Event()
+        # Own threads for blocking calls: requests queued on the lock must not
+        # starve the loop's default executor (STT and TTS run there).
+        self._executor = ThreadPoolExecutor(
+            max_workers=8, thread_name_prefix=f"tandem-{config.name}"
+        )
         self.load_seconds: float | None = None
 
     @property
@@ -164,9 +170,12 @@ class LocalModelServer:
         except Exception as e:  # reported by load() with the model name
             box["error"] = e
 
+    async def _call(self, fn: Callable[..., Any], *args: Any) -> Any:
+        return await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
+
     async def start(self) -> None:
         """Load the model off the event loop (idempotent)."""
-        await asyncio.to_thread(self.load)
+        await self._call(self.load)
         self._ready.set()
 
     async def warm(self, messages: list[dict[str, Any]] | None = None) -> None:
@@ -176,12 +185,17 @@ class LocalModelServer:
             messages: A prompt to prefill (e.g. the real system prompt, so its
                 tokens are in the prompt cache); a short default otherwise.
         """
-        await asyncio.to_thread(self.load)
+        await self._call(self.load)
         warm_messages = messages or [{"role": "user", "content": "Hello."}]
-        await asyncio.to_thread(
+        await self._call(
             self.complete, {"messages": warm_messages, "max_tokens": 1, "temperature": 0}
         )
         self._ready.set()
+
+    async def complete_async(self, request: dict[str, Any]) -> dict[str, Any]:
+        """:meth:`complete` off the event loop."""
+        result: dict[str, Any] = await self._call(self.complete, request)
+        return result
 
     def complete(self, request: dict[str, Any]) -> dict[str, Any]:
         """Run one non-streamed chat completion (blocking).
@@ -204,7 +218,7 @@ class LocalModelServer:
         Raises:
             RuntimeError: The runtime reported an error for the request.
         """
-        await asyncio.to_thread(self.load)
+        await self._call(self.load)
         loop = asyncio.get_running_loop()
         queue: asyncio.Queue[Any] = asyncio.Queue()
         done = object()
@@ -220,7 +234,7 @@ class LocalModelServer:
             return False
 
         body = {**request, "stream": True}
-        future = asyncio.ensure_future(asyncio.to_thread(self._run_stream, body, on_chunk, handle))
+        future = loop.run_in_executor(self._executor, self._run_stream, body, on_chunk, handle)
         future.add_done_callback(lambda _: queue.put_nowait(done))
         try:
             while (chunk := await queue.get()) is not done:

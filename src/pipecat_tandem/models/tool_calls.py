@@ -111,25 +111,31 @@ def _loads_lenient(body: str) -> Any:
         return json.loads(body)
     except ValueError:
         pass
-    # Qwen 1.5B: ``{{"name": ..., "arguments": {...}}}`` — strip one outer brace pair.
-    stripped = body
-    while stripped.startswith("{{") and stripped.endswith("}}"):
-        stripped = stripped[1:-1].strip()
+    # Qwen 1.5B: ``{{"name": ..., "arguments": {...}}}`` — drop the extra opening
+    # braces, decode one object, and allow only closing braces after it.
+    if body.startswith("{{"):
+        inner = body
+        while inner.startswith("{{"):
+            inner = inner[1:].lstrip()
         try:
-            return json.loads(stripped)
+            value, end = json.JSONDecoder().raw_decode(inner)
         except ValueError:
-            continue
-    # Several calls, one JSON object per line.
-    lines = [line.strip() for line in body.splitlines() if line.strip()]
-    if len(lines) > 1:
-        values = []
-        for line in lines:
-            try:
-                values.append(json.loads(line))
-            except ValueError:
-                return _INVALID
-        return values
-    return _INVALID
+            value, end = _INVALID, 0
+        if value is not _INVALID and set(inner[end:].strip()) <= {"}"} and inner[end:].strip():
+            return value
+    # Several calls one after another ("{...}\n{...}" or "{...} {...}").
+    values = []
+    decoder = json.JSONDecoder()
+    position = 0
+    while position < len(body):
+        try:
+            value, position = decoder.raw_decode(body, position)
+        except ValueError:
+            return _INVALID
+        values.append(value)
+        while position < len(body) and body[position] in " \t\r\n,":
+            position += 1
+    return values if len(values) > 1 else _INVALID
 
 
 def _as_call(item: Any) -> ParsedToolCall | None:

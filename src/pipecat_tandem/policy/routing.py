@@ -69,10 +69,11 @@ def _rx(*patterns: str) -> re.Pattern[str]:
 _NUMBER = r"(?:\d[\d,]*(?:\.\d+)?|zero|one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|hundred|thousand|million)"  # noqa: E501
 
 _ARITHMETIC = _rx(
-    rf"\d\s*[-+*/×÷^x]\s*\d",
-    rf"{_NUMBER}\s+(?:times|plus|minus|multiplied by|divided by|over|to the power of|squared|cubed)\b",
+    r"\d\s*[-+*/×÷^x]\s*\d",
+    rf"{_NUMBER}\s+(?:times|plus|minus|multiplied by|divided by|over|to the power of)\b",
+    rf"{_NUMBER}\s+(?:squared|cubed)\b",
     rf"\b(?:percent|per cent|%)\s+of\s+{_NUMBER}",
-    rf"\d\s*%",
+    r"\d\s*%",
     r"\b(?:square|cube)\s+root\b",
     r"\b(?:calculate|compute|work out|add up|sum of|product of|average of|factorial)\b",
     rf"\bhow much is\s+{_NUMBER}",
@@ -82,9 +83,11 @@ _ARITHMETIC = _rx(
 
 _PLANNING = _rx(
     r"\bplan(?:ning)?\s+(?:a|an|my|our|the|for|out|some|this|next)\b",
-    r"\b(?:help me|can you|could you|please)\s+(?:\w+\s+){0,2}(?:plan|organi[sz]e|schedule|prepare)\b",
+    r"\b(?:help me|can you|could you|please)\s+(?:\w+\s+){0,2}"
+    r"(?:plan|organi[sz]e|schedule|prepare)\b",
     r"\b(?:make|create|draw up|put together|build|design)\s+(?:me\s+)?(?:a|an|my)\s+"
-    r"(?:\w+[\s-]+){0,3}(?:plan|schedule|itinerary|agenda|routine|budget|checklist|list|timeline|menu)\b",
+    r"(?:\w+[\s-]+){0,3}"
+    r"(?:plan|schedule|itinerary|agenda|routine|budget|checklist|list|timeline|menu)\b",
     r"\bitinerary\b",
     r"\b(?:step[- ]by[- ]step|steps to)\b",
 )
@@ -101,6 +104,8 @@ _LOOKUP = _rx(
     r"\bwhat day (?:is|was|will)\b",
     r"\bhow many (?:days|weeks|months|hours|minutes) (?:until|till|since|between|are there)\b",
     r"\bconvert\b",
+    r"\b(?:is it|will it|going to)\s+(?:rain|snow|be (?:sunny|cold|hot|windy))\b",
+    r"\bwho won\b",
     r"\bhow many \w+ (?:in|are in) (?:a|an|one|\d)",
     r"\b(?:near me|nearby|around here|close to)\b",
 )

@@ -1,0 +1,275 @@
+"""Benchmark of the embedded offline default (issue 4): turn latency, cold start, memory.
+
+A real pipecat pipeline without a transport,
+
+    [Whisper STT, user aggregator (Silero VAD + smart-turn v3), Qwen2.5 0.5B, hibari TTS,
+     assistant aggregator]
+
+is fed pre-made speech (questions synthesized with hibari, resampled to 16 kHz) as 20 ms
+``InputAudioRawFrame``s at real-time pace, followed by silence, exactly as a transport
+would deliver a microphone. Latency = end of the user's speech (the last speech chunk
+pushed) → the first ``TTSAudioRawFrame`` leaving the TTS. It therefore includes the VAD
+stop time, the end-of-turn model, transcription, the LLM's first sentence and synthesis.
+
+Two phases in one run, same process, same models:
+  idle        — nothing else running;
+  background  — the 1.5B background model generating continuously on its own core.
+
+Also reported: cold start (weights located/verified + all models loaded and warmed;
+after the first assembly) and resident memory.
+
+Run: .venv/bin/python benchmarks/bench_local_turn.py [--turns 10] [--plan pinned|unpinned]
+     [--json out.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import statistics
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import numpy as np  # noqa: E402
+from loguru import logger  # noqa: E402
+from pipecat.audio.utils import create_stream_resampler  # noqa: E402
+from pipecat.audio.vad.silero import SileroVADAnalyzer  # noqa: E402
+from pipecat.frames.frames import (  # noqa: E402
+    EndFrame,
+    Frame,
+    InputAudioRawFrame,
+    LLMFullResponseEndFrame,
+    LLMTextFrame,
+    StartFrame,
+    TranscriptionFrame,
+    TTSAudioRawFrame,
+)
+from pipecat.pipeline.pipeline import Pipeline  # noqa: E402
+from pipecat.pipeline.worker import PipelineParams, PipelineWorker  # noqa: E402
+from pipecat.processors.aggregators.llm_context import LLMContext  # noqa: E402
+from pipecat.processors.aggregators.llm_response_universal import (  # noqa: E402
+    LLMContextAggregatorPair,
+    LLMUserAggregatorParams,
+)
+from pipecat.processors.frame_processor import FrameDirection, FrameProcessor  # noqa: E402
+from pipecat.workers.runner import WorkerRunner  # noqa: E402
+
+from pipecat_tandem.models.local_stack import CpuPlan, LocalStack  # noqa: E402
+from pipecat_tandem.models.local_tts import float_to_pcm16  # noqa: E402
+
+logger.remove()
+logger.add(sys.stderr, level="ERROR")
+
+QUESTIONS = [
+    "Hi, how are you today?",
+    "What is the capital of France?",
+    "Tell me a joke.",
+    "What's your name?",
+    "What color is the sky?",
+    "Do you like music?",
+    "What is a good name for a cat?",
+    "Can you say something nice?",
+    "What's your favorite animal?",
+    "How many legs does a spider have?",
+    "Is a tomato a fruit?",
+    "What do bees make?",
+]
+CHUNK_S = 0.02
+
+
+def rss_mb() -> tuple[float, float]:
+    """(current RSS, peak RSS) of this process in MB."""
+    fields = {}
+    with open("/proc/self/status") as f:
+        for line in f:
+            key, _, value = line.partition(":")
+            fields[key] = value.strip()
+    return int(fields["VmRSS"].split()[0]) / 1024, int(fields["VmHWM"].split()[0]) / 1024
+
+
+class Probe(FrameProcessor):
+    """Records the wall time of the first frame of some types after each arm()."""
+
+    def __init__(self, name: str, types: tuple[type[Frame], ...]) -> None:
+        super().__init__(name=name)
+        self._types = types
+        self.first: float | None = None
+        self.ended = asyncio.Event()
+
+    def arm(self) -> None:
+        self.first = None
+        self.ended.clear()
+
+    async def process_frame(self, frame: Frame, direction: FrameDirection) -> None:
+        await super().process_frame(frame, direction)
+        if direction is FrameDirection.DOWNSTREAM:
+            if isinstance(frame, self._types) and self.first is None:
+                self.first = time.perf_counter()
+            if isinstance(frame, LLMFullResponseEndFrame):
+                self.ended.set()
+        await self.push_frame(frame, direction)
+
+
+async def speech_16k(stack: LocalStack, text: str) -> bytes:
+    audio = np.concatenate(stack.tts().synthesize(text))
+    return await create_stream_resampler().resample(float_to_pcm16(audio), 24000, 16000)
+
+
+async def background_load(stack: LocalStack, stop: asyncio.Event, stats: dict) -> None:
+    """Keep the background model generating (a long planning answer, over and over)."""
+    server = stack.background_server
+    assert server is not None
+    request = {
+        "messages": [
+            {"role": "user", "content": "Plan a detailed two-week trip through Italy, day by day."}
+        ],
+        "max_tokens": 1500,
+        "temperature": 0.7,
+    }
+    while not stop.is_set():
+        started = time.perf_counter()
+        tokens = 0
+        async for _ in server.stream_chat(request):
+            tokens += 1
+            stats["tokens"] = stats.get("tokens", 0) + 1
+            if stop.is_set():
+                break
+        stats["seconds"] = stats.get("seconds", 0.0) + time.perf_counter() - started
+
+
+async def run_turns(stack: LocalStack, turns: int, label: str, audio: list[bytes]) -> list[dict]:
+    stt = stack.stt()
+    llm = stack.interaction_llm()
+    tts = stack.tts()
+    context = LLMContext()
+    pair = LLMContextAggregatorPair(
+        context, user_params=LLMUserAggregatorParams(vad_analyzer=SileroVADAnalyzer())
+    )
+    after_stt = Probe("after-stt", (TranscriptionFrame,))
+    after_llm = Probe("after-llm", (LLMTextFrame,))
+    after_tts = Probe("after-tts", (TTSAudioRawFrame,))
+    pipeline = Pipeline(
+        [stt, after_stt, pair.user(), llm, after_llm, tts, after_tts, pair.assistant()]
+    )
+    worker = PipelineWorker(
+        pipeline, params=PipelineParams(), cancel_on_idle_timeout=False, enable_rtvi=False
+    )
+    started = asyncio.Event()
+
+    @worker.event_handler("on_pipeline_started")
+    async def _started(_w: PipelineWorker, _f: StartFrame) -> None:
+        started.set()
+
+    results: list[dict] = []
+    silence = bytes(int(16000 * CHUNK_S) * 2)
+
+    async def push(pcm: bytes) -> None:
+        step = int(16000 * CHUNK_S) * 2
+        next_t = time.perf_counter()
+        for i in range(0, len(pcm), step):
+            chunk = pcm[i : i + step].ljust(step, b"\0")
+            await worker.queue_frame(InputAudioRawFrame(chunk, 16000, 1))
+            next_t += CHUNK_S
+            await asyncio.sleep(max(0.0, next_t - time.perf_counter()))
+
+    async def drive() -> None:
+        await started.wait()
+        await push(silence * 25)
+        for turn in range(turns):
+            for probe in (after_stt, after_llm, after_tts):
+                probe.arm()
+            await push(audio[turn % len(audio)])
+            end_of_speech = time.perf_counter()
+            # Keep the microphone open (silence) until the reply has started and ended.
+            deadline = end_of_speech + 30.0
+            while time.perf_counter() < deadline and not (
+                after_tts.first and after_llm.ended.is_set()
+            ):
+                await push(silence * 5)
+            await push(silence * 25)
+            row = {
+                "phase": label,
+                "turn": turn,
+                "question": QUESTIONS[turn % len(QUESTIONS)],
+                "latency_s": (after_tts.first - end_of_speech) if after_tts.first else None,
+                "stt_s": (after_stt.first - end_of_speech) if after_stt.first else None,
+                "llm_first_text_s": (after_llm.first - end_of_speech) if after_llm.first else None,
+            }
+            results.append(row)
+            print(json.dumps(row), file=sys.stderr, flush=True)
+        await worker.queue_frame(EndFrame())
+
+    runner = WorkerRunner(handle_sigint=False)
+    await runner.add_workers(worker)
+    await asyncio.gather(runner.run(), drive())
+    return results
+
+
+def median(values: list[float | None]) -> float | None:
+    ok = [v for v in values if v is not None]
+    return statistics.median(ok) if ok else None
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--turns", type=int, default=10)
+    parser.add_argument("--plan", choices=("pinned", "unpinned"), default="pinned")
+    parser.add_argument("--json", type=Path)
+    args = parser.parse_args()
+
+    plan = CpuPlan() if args.plan == "pinned" else CpuPlan(1, None, 1, None)
+    t0 = time.perf_counter()
+    stack = LocalStack(cpu_plan=plan)  # locate + verify weights (after first assembly)
+    stack.stt()
+    stack.tts()
+    stack.interaction_llm()
+    await stack.warm()
+    cold_start = time.perf_counter() - t0
+    rss_ready, _ = rss_mb()
+
+    audio = [await speech_16k(stack, q) for q in QUESTIONS]
+    idle = await run_turns(stack, args.turns, "idle", audio)
+
+    stop = asyncio.Event()
+    stats: dict = {}
+    load = asyncio.ensure_future(background_load(stack, stop, stats))
+    await asyncio.sleep(3.0)  # let the background model get going
+    busy = await run_turns(stack, args.turns, "background", audio)
+    stop.set()
+    await load
+    rss_now, rss_peak = rss_mb()
+
+    idle_p50 = median([r["latency_s"] for r in idle])
+    busy_p50 = median([r["latency_s"] for r in busy])
+    summary = {
+        "plan": args.plan,
+        "turns": args.turns,
+        "cold_start_s": round(cold_start, 2),
+        "idle_p50_s": idle_p50,
+        "background_p50_s": busy_p50,
+        "ratio": (busy_p50 / idle_p50) if idle_p50 and busy_p50 else None,
+        "idle_stt_p50_s": median([r["stt_s"] for r in idle]),
+        "idle_llm_first_text_p50_s": median([r["llm_first_text_s"] for r in idle]),
+        "bg_stt_p50_s": median([r["stt_s"] for r in busy]),
+        "bg_llm_first_text_p50_s": median([r["llm_first_text_s"] for r in busy]),
+        "background_tok_s": (stats.get("tokens", 0) / stats["seconds"])
+        if stats.get("seconds")
+        else None,
+        "failed_turns": sum(1 for r in idle + busy if r["latency_s"] is None),
+        "rss_ready_mb": round(rss_ready),
+        "rss_end_mb": round(rss_now),
+        "rss_peak_mb": round(rss_peak),
+        "load_avg_1m_at_end": os.getloadavg()[0],
+    }
+    print(json.dumps(summary, indent=2))
+    if args.json:
+        args.json.write_text(json.dumps({"summary": summary, "turns": idle + busy}, indent=2))
+
+
+if __name__ == "__main__":
+    asyncio.run(main())

@@ -1,0 +1,242 @@
+#
+# Copyright (c) 2026, pipecat-tandem contributors
+#
+# SPDX-License-Identifier: BSD 2-Clause License
+#
+
+"""The embedded offline default, assembled: models, CPU placement, warm-up.
+
+:class:`LocalStack` owns the loaded models of one process — the interaction LLM
+(Qwen2.5 0.5B), the background LLM (Qwen2.5 1.5B), Whisper tiny.en and hibari —
+and hands out pipecat services over them. Every LLM service it makes for a role
+shares that role's single loaded model.
+
+CPU placement on a 2-core machine (measured, see ``docs/bench/local.md``): with
+both LLMs local, the interaction model runs one llama.cpp thread pinned to CPU 0
+and the background model one thread pinned to CPU 1, so a background job
+generating never takes the interaction model's core. Giving the interaction
+model two threads while the background also runs oversubscribes the cores and
+was the slowest setting. When the background is not local, the interaction
+model gets two unpinned threads.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from dataclasses import dataclass
+from typing import Any
+
+from loguru import logger
+from pipecat.services.settings import LLMSettings
+
+from pipecat_tandem.models.local_llm import LocalLLMService
+from pipecat_tandem.models.local_server import LocalModelServer, ServerConfig
+from pipecat_tandem.models.local_stt import LocalWhisperSTTService
+from pipecat_tandem.models.local_tts import HibariTTSService
+from pipecat_tandem.models.weights import QWEN_05B, QWEN_15B, SplitModel, ensure_model
+
+#: Default persona of the local interaction model: short spoken replies.
+INTERACTION_PROMPT = (
+    "You are a friendly voice assistant in a live conversation. Reply in one or two short "
+    "spoken sentences, without lists or markdown."
+)
+#: Default instruction of the local background model.
+BACKGROUND_PROMPT = (
+    "You are a careful assistant working in the background for a voice assistant. Think "
+    "step by step, use the tools when they help, and finish with a short, plain answer "
+    "that can be read aloud."
+)
+
+
+@dataclass(frozen=True)
+class CpuPlan:
+    """llama.cpp threads and CPU pinning per role.
+
+    Parameters:
+        interaction_threads: Threads of the interaction model.
+        interaction_cpus: CPUs it is pinned to (``None`` = unpinned).
+        background_threads: Threads of the background model.
+        background_cpus: CPUs it is pinned to (``None`` = unpinned).
+    """
+
+    interaction_threads: int = 1
+    interaction_cpus: frozenset[int] | None = frozenset({0})
+    background_threads: int = 1
+    background_cpus: frozenset[int] | None = frozenset({1})
+
+    @classmethod
+    def for_roles(cls, *, interaction_local: bool, background_local: bool) -> CpuPlan:
+        """The measured-best plan for which roles run locally on this machine."""
+        ncpu = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1
+        if ncpu < 2:
+            return cls(1, None, 1, None)
+        if interaction_local and not background_local:
+            return cls(interaction_threads=2, interaction_cpus=None)
+        return cls()
+
+
+class LocalStack:
+    """Loads the offline models once and makes pipecat services over them.
+
+    Example::
+
+        stack = LocalStack()
+        llm = stack.interaction_llm()
+        await stack.warm()
+    """
+
+    def __init__(
+        self,
+        *,
+        interaction_model: SplitModel | None = QWEN_05B,
+        background_model: SplitModel | None = QWEN_15B,
+        cpu_plan: CpuPlan | None = None,
+        stt_threads: int = 1,
+        n_ctx: int = 4096,
+    ) -> None:
+        """Locate (assembling once if needed) the weights; nothing is loaded yet.
+
+        Args:
+            interaction_model: Model of the interaction role, or None if that
+                role is not local.
+            background_model: Model of the background role, or None.
+            cpu_plan: Threads and pinning (default: :meth:`CpuPlan.for_roles`).
+            stt_threads: Whisper's CPU threads.
+            n_ctx: Context length of both LLMs.
+
+        Raises:
+            ModelUnavailableError: Weights are missing or corrupt.
+        """
+        plan = cpu_plan or CpuPlan.for_roles(
+            interaction_local=interaction_model is not None,
+            background_local=background_model is not None,
+        )
+        self.cpu_plan = plan
+        self._interaction: LocalModelServer | None = None
+        self._background: LocalModelServer | None = None
+        if interaction_model is not None:
+            self._interaction = LocalModelServer(
+                ServerConfig(
+                    model_path=ensure_model(interaction_model),
+                    n_threads=plan.interaction_threads,
+                    cpus=plan.interaction_cpus,
+                    n_ctx=n_ctx,
+                    name="interaction",
+                )
+            )
+        if background_model is not None:
+            self._background = LocalModelServer(
+                ServerConfig(
+                    model_path=ensure_model(background_model),
+                    n_threads=plan.background_threads,
+                    cpus=plan.background_cpus,
+                    n_ctx=n_ctx,
+                    name="background",
+                )
+            )
+        self._stt_threads = stt_threads
+        self._stt: LocalWhisperSTTService | None = None
+        self._tts: HibariTTSService | None = None
+        self._interaction_llms: list[LocalLLMService] = []
+        self._is_ready = False
+
+    @property
+    def interaction_server(self) -> LocalModelServer | None:
+        """The interaction model's server (None if that role is not local)."""
+        return self._interaction
+
+    @property
+    def background_server(self) -> LocalModelServer | None:
+        """The background model's server (None if that role is not local)."""
+        return self._background
+
+    @property
+    def ready(self) -> bool:
+        """Whether :meth:`warm` has completed (a server can answer 503 until then)."""
+        return self._is_ready
+
+    def stt(self) -> LocalWhisperSTTService:
+        """The Whisper tiny.en service (one per stack; loads on first call)."""
+        if self._stt is None:
+            self._stt = LocalWhisperSTTService(cpu_threads=self._stt_threads)
+        return self._stt
+
+    def tts(self) -> HibariTTSService:
+        """The hibari TTS service (one per stack; loads on first call)."""
+        if self._tts is None:
+            self._tts = HibariTTSService()
+        return self._tts
+
+    def interaction_llm(
+        self, *, system_instruction: str | None = None, use_tools: bool = False, **kwargs: Any
+    ) -> LocalLLMService:
+        """A service over the interaction model.
+
+        By default the small interaction model is not offered tools: it calls
+        them unreliably, and :class:`~pipecat_tandem.policy.routing.RuleRouter`
+        decides delegation for it (``TandemServices.router``).
+
+        Raises:
+            ValueError: The interaction role is not local in this stack.
+        """
+        if self._interaction is None:
+            raise ValueError("this LocalStack has no local interaction model")
+        llm = LocalLLMService(
+            server=self._interaction,
+            settings=LLMSettings(
+                system_instruction=system_instruction or INTERACTION_PROMPT,
+                temperature=0.2,
+                max_tokens=120,
+            ),
+            use_tools=use_tools,
+            **kwargs,
+        )
+        self._interaction_llms.append(llm)
+        return llm
+
+    def background_llm(
+        self, *, system_instruction: str | None = None, **kwargs: Any
+    ) -> LocalLLMService:
+        """A new service over the shared background model (call once per job).
+
+        The background agent supplies its own instructions in the messages, so
+        by default the service adds none (two system prompts confuse small models).
+
+        Raises:
+            ValueError: The background role is not local in this stack.
+        """
+        if self._background is None:
+            raise ValueError("this LocalStack has no local background model")
+        return LocalLLMService(
+            server=self._background,
+            settings=LLMSettings(
+                system_instruction=system_instruction,
+                temperature=0.0,
+                max_tokens=400,
+            ),
+            **kwargs,
+        )
+
+    async def warm(self) -> None:
+        """Load and exercise every model so the first turn is not cold (idempotent).
+
+        The interaction model prefills its system prompt into the prompt cache.
+        """
+        if self._is_ready:
+            return
+        jobs: list[Any] = []
+        if self._interaction_llms:
+            jobs.append(self._interaction_llms[-1].warm())
+        elif self._interaction is not None:
+            jobs.append(self._interaction.warm())
+        if self._background is not None:
+            jobs.append(self._background.warm())
+        if self._stt is not None:
+            stt = self._stt
+            jobs.append(asyncio.to_thread(stt.transcribe_pcm, bytes(16000 * 2)))
+        if self._tts is not None:
+            jobs.append(self._tts.warm())
+        await asyncio.gather(*jobs)
+        self._is_ready = True
+        logger.info("local models warm")

@@ -1,0 +1,203 @@
+"""Real embedded models (slow): speech round trip, tool calls and cancellation."""
+
+from __future__ import annotations
+
+import asyncio
+
+import numpy as np
+import pytest
+
+pytest.importorskip("xllamacpp")
+pytest.importorskip("faster_whisper")
+pytest.importorskip("hibari")
+
+from pipecat.adapters.llm.schemas.function_schema import FunctionSchema  # noqa: E402
+from pipecat.adapters.llm.schemas.tools_schema import ToolsSchema  # noqa: E402
+from pipecat.audio.utils import create_stream_resampler  # noqa: E402
+from pipecat.frames.frames import (  # noqa: E402
+    ErrorFrame,
+    FunctionCallResultFrame,
+    LLMContextFrame,
+    LLMTextFrame,
+    TTSAudioRawFrame,
+    TTSTextFrame,
+)
+from pipecat.pipeline.pipeline import Pipeline  # noqa: E402
+from pipecat.processors.aggregators.llm_context import LLMContext  # noqa: E402
+from pipecat.tests.utils import run_test  # noqa: E402
+
+from pipecat_tandem.models.local_stack import LocalStack  # noqa: E402
+from pipecat_tandem.models.local_stt import LocalWhisperSTTService  # noqa: E402
+from pipecat_tandem.models.local_tts import HibariTTSService, float_to_pcm16  # noqa: E402
+from pipecat_tandem.models.weights import QWEN_05B  # noqa: E402
+
+pytestmark = pytest.mark.slow
+
+DELEGATE_TOOL = FunctionSchema(
+    name="delegate",
+    description="Hand a task to a more capable background assistant. Use it for any "
+    "arithmetic or calculation, planning, or looking something up.",
+    properties={"task": {"type": "string", "description": "The task, in full."}},
+    required=["task"],
+)
+
+
+@pytest.fixture(scope="module")
+def stack():
+    # One load of the 0.5B for the whole module (the servers are loop-agnostic).
+    local = LocalStack(interaction_model=QWEN_05B, background_model=None)
+    asyncio.run(local.interaction_server.warm())
+    return local
+
+
+@pytest.fixture(scope="module")
+def stt():
+    return LocalWhisperSTTService(cpu_threads=2)
+
+
+async def to_16k(pcm24: bytes) -> bytes:
+    return await create_stream_resampler().resample(pcm24, 24000, 16000)
+
+
+async def test_spoken_round_trip(stack, stt):
+    """TTS question → STT → interaction model → TTS → STT contains the expected words."""
+    tts = HibariTTSService()
+    question = float_to_pcm16(np.concatenate(tts.synthesize("What is the capital of France?")))
+    heard = stt.transcribe_pcm(await to_16k(question))
+    assert "capital of france" in heard.lower()
+
+    llm = stack.interaction_llm()
+    context = LLMContext(messages=[{"role": "user", "content": heard}])
+    down, _ = await run_test(
+        Pipeline([llm, HibariTTSService()]),
+        frames_to_send=[LLMContextFrame(context)],
+        expected_down_frames=None,
+    )
+    # The TTS turns the model's LLMTextFrames into the TTSTextFrames it spoke.
+    reply = "".join(f.text for f in down if isinstance(f, TTSTextFrame))
+    assert "paris" in reply.lower()
+    audio = b"".join(f.audio for f in down if isinstance(f, TTSAudioRawFrame))
+    assert audio and all(f.sample_rate == 24000 for f in down if isinstance(f, TTSAudioRawFrame))
+    assert "paris" in stt.transcribe_pcm(await to_16k(audio)).lower()
+
+
+async def test_tool_call_in_text_runs_the_registered_handler(stack):
+    llm = stack.interaction_llm(use_tools=True)
+    calls: list[dict] = []
+
+    async def delegate(params):
+        calls.append(dict(params.arguments))
+        await params.result_callback({"status": "started"})
+
+    llm.register_function("delegate", delegate)
+    context = LLMContext(
+        messages=[{"role": "user", "content": "What is 1234 times 5678?"}],
+        tools=ToolsSchema(standard_tools=[DELEGATE_TOOL]),
+    )
+    down, _ = await run_test(
+        llm, frames_to_send=[LLMContextFrame(context)], expected_down_frames=None
+    )
+    assert len(calls) == 1
+    assert "1234" in calls[0]["task"] and "5678" in calls[0]["task"]
+    assert any(isinstance(f, FunctionCallResultFrame) for f in down)
+    # The call's JSON is never spoken.
+    assert "{" not in "".join(f.text for f in down if isinstance(f, LLMTextFrame))
+
+
+async def test_closing_a_stream_stops_generation_and_frees_the_model(stack):
+    server = stack.interaction_server
+    request = {
+        "messages": [{"role": "user", "content": "Count from one to two hundred in words."}],
+        "max_tokens": 400,
+    }
+    chunks = 0
+    stream = server.stream_chat(request)
+    async for _ in stream:
+        chunks += 1
+        if chunks == 3:
+            break
+    await stream.aclose()
+    # The next request runs (the lock was released) and completes normally.
+    reply = await asyncio.to_thread(
+        server.complete, {"messages": [{"role": "user", "content": "Say OK."}], "max_tokens": 5}
+    )
+    assert reply["choices"][0]["message"]["content"]
+
+
+async def test_run_inference_with_response_schema(stack):
+    llm = stack.interaction_llm()
+    context = LLMContext(messages=[{"role": "user", "content": "The capital of France, as JSON."}])
+    schema = {
+        "type": "object",
+        "properties": {"city": {"type": "string"}},
+        "required": ["city"],
+        "additionalProperties": False,
+    }
+    import json
+
+    reply = await llm.run_inference(context, max_tokens=30, response_schema=schema)
+    assert isinstance(json.loads(reply)["city"], str)
+
+
+async def test_bad_request_is_an_error_not_a_crash(stack):
+    with pytest.raises((ValueError, RuntimeError)):
+        await asyncio.to_thread(stack.interaction_server.complete, {"messages": "garbage"})
+    reply = await asyncio.to_thread(
+        stack.interaction_server.complete,
+        {"messages": [{"role": "user", "content": "Say OK."}], "max_tokens": 3},
+    )
+    assert reply["choices"]
+
+
+async def test_stt_bad_audio(stt):
+    assert stt.transcribe_pcm(b"") == ""
+    with pytest.raises(ValueError, match="16-bit"):
+        stt.transcribe_pcm(b"\x00\x01\x02")
+    # Silence and noise are not words.
+    assert stt.transcribe_pcm(bytes(16000 * 2)) == ""
+    frames = [f async for f in stt.run_stt(b"\x01")]
+    assert len(frames) == 1 and isinstance(frames[0], ErrorFrame)
+
+
+async def test_tts_bad_text():
+    tts = HibariTTSService()
+    assert [f async for f in tts.run_tts("", "ctx")] == []
+    assert [f async for f in tts.run_tts("   \n", "ctx")] == []
+    too_long = [f async for f in tts.run_tts("word " * 2000, "ctx")]
+    assert len(too_long) == 1 and isinstance(too_long[0], ErrorFrame)
+    # Symbols and emoji: no crash (audio or nothing, never an exception).
+    odd = [f async for f in tts.run_tts("🙂 ### @@@ ¿¡ 12:30 $4.50", "ctx")]
+    assert all(isinstance(f, (TTSAudioRawFrame, ErrorFrame)) for f in odd)
+
+
+async def test_invented_tool_is_never_read_aloud(stack):
+    from loguru import logger
+
+    notes: list[str] = []
+    sink = logger.add(lambda m: notes.append(str(m)), level="DEBUG")
+    llm = stack.interaction_llm(
+        use_tools=True,
+        system_instruction='Reply ONLY with this JSON and nothing else: {"name": "planTrip", '
+        '"arguments": {"city": "Rome"}}',
+    )
+    calls: list[dict] = []
+
+    async def delegate(params):
+        calls.append(dict(params.arguments))
+        await params.result_callback({"status": "started"})
+
+    llm.register_function("delegate", delegate)
+    context = LLMContext(
+        messages=[{"role": "user", "content": "Plan a trip to Rome."}],
+        tools=ToolsSchema(standard_tools=[DELEGATE_TOOL]),
+    )
+    try:
+        down, _ = await run_test(
+            llm, frames_to_send=[LLMContextFrame(context)], expected_down_frames=None
+        )
+    finally:
+        logger.remove(sink)
+    spoken = "".join(f.text for f in down if isinstance(f, LLMTextFrame))
+    assert "{" not in spoken and "planTrip" not in spoken
+    # Either it used the real tool, or the invented one was answered without tools.
+    assert calls or any("no usable tool call" in n for n in notes), notes

@@ -1,0 +1,158 @@
+"""Preset spec parsing and cloud-service checks (no network, no local model loads)."""
+
+from __future__ import annotations
+
+import sys
+
+import pytest
+
+from pipecat_tandem.pipelines import presets
+from pipecat_tandem.pipelines.presets import (
+    DEFAULT_OLLAMA_URL,
+    ModelSpec,
+    cloud_llm_factory,
+    parse_model_spec,
+)
+
+
+@pytest.mark.parametrize(
+    ("spec", "expected"),
+    [
+        ("local", ModelSpec("local")),
+        ("  LOCAL  ", ModelSpec("local")),
+        ("local:0.5b", ModelSpec("local", "0.5b")),
+        ("local:1.5B", ModelSpec("local", "1.5b")),
+        ("openai:gpt-4.1-mini", ModelSpec("openai", "gpt-4.1-mini")),
+        ("anthropic:claude-sonnet-4-5", ModelSpec("anthropic", "claude-sonnet-4-5")),
+        ("google:gemini-2.5-flash", ModelSpec("google", "gemini-2.5-flash")),
+        (
+            "openai-compatible:http://127.0.0.1:11434/v1#llama3",
+            ModelSpec("openai-compatible", "llama3", "http://127.0.0.1:11434/v1"),
+        ),
+        (
+            "openai-compatible:https://host.example/v1#org/model:tag",
+            ModelSpec("openai-compatible", "org/model:tag", "https://host.example/v1"),
+        ),
+        ("ollama:llama3", ModelSpec("openai-compatible", "llama3", DEFAULT_OLLAMA_URL)),
+    ],
+)
+def test_parses_specs(spec, expected):
+    assert parse_model_spec(spec, env={}) == expected
+
+
+def test_ollama_base_url_from_env():
+    spec = parse_model_spec("ollama:qwen", env={"OLLAMA_BASE_URL": "http://127.0.0.1:9/v1"})
+    assert spec.base_url == "http://127.0.0.1:9/v1"
+
+
+@pytest.mark.parametrize(
+    ("spec", "match"),
+    [
+        ("", "empty"),
+        ("   ", "empty"),
+        ("gpt4", "unknown model kind"),
+        ("azure:gpt-4", "unknown model kind"),
+        ("openai", "expected openai:<model name>"),
+        ("openai:", "expected openai:<model name>"),
+        ("anthropic:", "expected anthropic"),
+        ("local:7b", "unknown local model"),
+        ("openai-compatible:http://127.0.0.1:11434/v1", "expected openai-compatible"),
+        ("openai-compatible:#llama3", "expected openai-compatible"),
+        ("openai-compatible:http://127.0.0.1/v1#", "expected openai-compatible"),
+        ("openai-compatible:ftp://host/v1#m", "http"),
+        ("openai-compatible:localhost:11434#m", "http"),
+        ("openai:gpt 4", "spaces"),
+        ("openai:gpt\x00", "control"),
+        ("openai:" + "x" * 600, "too long"),
+    ],
+)
+def test_bad_specs_are_clear_value_errors(spec, match):
+    with pytest.raises(ValueError, match=match):
+        parse_model_spec(spec, env={})
+
+
+@pytest.mark.parametrize("bad", [None, 3, b"local", ["local"]])
+def test_non_string_specs(bad):
+    with pytest.raises(ValueError, match="string"):
+        parse_model_spec(bad, env={})
+
+
+def test_missing_api_key_names_the_variable():
+    with pytest.raises(ValueError, match="OPENAI_API_KEY"):
+        cloud_llm_factory(ModelSpec("openai", "gpt-4.1-mini"), "hi", env={})
+    with pytest.raises(ValueError, match="ANTHROPIC_API_KEY"):
+        cloud_llm_factory(ModelSpec("anthropic", "claude"), "hi", env={"OPENAI_API_KEY": "k"})
+    with pytest.raises(ValueError, match="GOOGLE_API_KEY or GEMINI_API_KEY"):
+        cloud_llm_factory(ModelSpec("google", "gemini"), "hi", env={"GOOGLE_API_KEY": "  "})
+
+
+def test_missing_extra_names_what_to_install(monkeypatch):
+    # A None entry in sys.modules makes the import fail as if not installed.
+    monkeypatch.setitem(sys.modules, "pipecat.services.anthropic.llm", None)
+    with pytest.raises(ValueError, match=r"pipecat-ai\[anthropic\]"):
+        cloud_llm_factory(ModelSpec("anthropic", "claude"), "hi", env={"ANTHROPIC_API_KEY": "k"})
+    monkeypatch.setitem(sys.modules, "pipecat.services.google.llm", None)
+    with pytest.raises(ValueError, match=r"pipecat-ai\[google\]"):
+        cloud_llm_factory(ModelSpec("google", "gemini"), "hi", env={"GEMINI_API_KEY": "k"})
+
+
+def test_local_spec_is_not_a_cloud_kind():
+    with pytest.raises(ValueError, match="not a cloud"):
+        cloud_llm_factory(ModelSpec("local"), "hi", env={})
+
+
+def test_openai_factory_builds_fresh_services():
+    from pipecat.services.openai.llm import OpenAILLMService
+
+    factory = cloud_llm_factory(
+        ModelSpec("openai", "gpt-4.1-mini"), "Be brief.", env={"OPENAI_API_KEY": "sk-test"}
+    )
+    first, second = factory(), factory()
+    assert isinstance(first, OpenAILLMService) and first is not second
+    assert first._settings.model == "gpt-4.1-mini"
+    assert first._settings.system_instruction == "Be brief."
+
+
+def test_openai_compatible_never_sends_the_openai_key():
+    spec = parse_model_spec("openai-compatible:http://127.0.0.1:11434/v1#llama3", env={})
+    llm = cloud_llm_factory(spec, "hi", env={"OPENAI_API_KEY": "sk-secret"})()
+    assert llm._client.api_key != "sk-secret"
+    assert str(llm._client.base_url).startswith("http://127.0.0.1:11434/v1")
+    llm = cloud_llm_factory(spec, "hi", env={"OPENAI_COMPATIBLE_API_KEY": "k2"})()
+    assert llm._client.api_key == "k2"
+
+
+def test_build_services_checks_cloud_keys_before_loading_models(monkeypatch):
+    def explode(*args, **kwargs):
+        raise AssertionError("local models must not load before the key check")
+
+    monkeypatch.setattr(presets, "LocalStack", explode)
+    with pytest.raises(ValueError, match="OPENAI_API_KEY"):
+        presets.build_services(env={"TANDEM_INTERACTION": "openai:gpt-4.1-mini"})
+    with pytest.raises(ValueError, match="unknown model kind"):
+        presets.build_services(env={"TANDEM_BACKGROUND": "bogus:thing"})
+
+
+def test_build_services_reads_specs_from_env_and_arguments_win(monkeypatch):
+    made = {}
+
+    class FakeStack:
+        def __init__(self, *, interaction_model, background_model):
+            made["interaction"], made["background"] = interaction_model, background_model
+
+        def __getattr__(self, name):
+            raise _Stop
+
+    class _Stop(Exception):
+        pass
+
+    monkeypatch.setattr(presets, "LocalStack", FakeStack)
+    env = {"TANDEM_INTERACTION": "openai:gpt-4.1-mini", "OPENAI_API_KEY": "sk-test"}
+    with pytest.raises(_Stop):
+        presets.build_services(background="local:0.5b", env=env)
+    assert made["interaction"] is None  # cloud interaction: no local 0.5B
+    assert made["background"] is presets.QWEN_05B
+    with pytest.raises(_Stop):
+        presets.build_services(interaction="local", env=env)
+    assert made["interaction"] is presets.QWEN_05B
+    assert made["background"] is presets.QWEN_15B
