@@ -162,6 +162,6 @@ def test_patch_rejects_non_rgb(bad):
 
 def test_patch_rejects_bad_config():
     with pytest.raises(ValueError):
-        PatchEmbedder(patch=30)  # not a multiple of 4 * pool
+        PatchEmbedder(patch=30)  # not a multiple of 2 * pool
     with pytest.raises(ValueError):
         PatchEmbedder(dim=0)

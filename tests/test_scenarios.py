@@ -207,8 +207,8 @@ def test_router_delegates_for_models_that_do_not_call_tools():
                  router=Router(), until=15)  # fmt: skip
     assert_clean(r)
     assert r.of_kind("delegated") and "The answer is 7006652." in r.spoken_texts()
-    notes = [m for m in r.tandem.context.get_messages() if m.get("role") == "developer"]
-    assert any("already working" in m["content"] for m in notes)
+    users = [m["content"] for m in r.tandem.context.get_messages() if m.get("role") == "user"]
+    assert "job-1 is working this out" in users[0] and users[0].startswith("what is 1234")
 
 
 def test_delivery_cut_off_before_it_is_heard_is_taken_back_and_said_once():

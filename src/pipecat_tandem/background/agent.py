@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
@@ -62,6 +63,49 @@ DEFAULT_INSTRUCTIONS = (
 
 class AgentError(RuntimeError):
     """The background model failed (pipeline error, tool loop limit)."""
+
+
+_NUMBER = re.compile(r"(?<![\w.])-?\d[\d,]*(?:\.\d+)?")
+
+
+def _numbers(text: str) -> list[str]:
+    return [n.replace(",", "") for n in _NUMBER.findall(text)]
+
+
+def _tool_value(result: str) -> str | None:
+    """The main number of a tool result (its ``value``/``result`` field, else its last number)."""
+    try:
+        data = json.loads(result)
+    except (TypeError, ValueError):
+        data = None
+    while isinstance(data, dict):
+        inner = data.get("value", data.get("result"))
+        if isinstance(inner, bool) or inner is None:
+            break
+        if isinstance(inner, int | float):
+            return f"{inner:g}" if isinstance(inner, float) else str(inner)
+        data = inner
+    found = _numbers(result)
+    return found[-1] if found else None
+
+
+def ground_numbers(answer: str, task: str, tool_results: list[str]) -> str:
+    """Guard against a model that miscopies a tool's number into its answer.
+
+    Small models asked to relay a calculator result sometimes write a different number.
+    When the answer contains a number that appears neither in the task nor in any tool
+    result of the job, the answer is replaced by the last tool result's value.
+    """
+    if not tool_results:
+        return answer
+    known = set(_numbers(task))
+    for r in tool_results:
+        known |= set(_numbers(r))
+    invented = [n for n in _numbers(answer) if n not in known]
+    value = _tool_value(tool_results[-1])
+    if not invented or value is None:
+        return answer
+    return f"The result is {value}."
 
 
 def render_history(
@@ -114,6 +158,7 @@ class _AgentTap(FrameProcessor):
         self._calls_in_response = False
         self.answer: str | None = None
         self.error: str | None = None
+        self.tool_results: list[str] = []
         self.on_finished: Callable[[], Any] | None = None
 
     async def process_frame(self, frame: Frame, direction: FrameDirection) -> None:
@@ -129,6 +174,12 @@ class _AgentTap(FrameProcessor):
         elif isinstance(frame, FunctionCallsStartedFrame | FunctionCallInProgressFrame):
             self._calls_in_response = True
         elif isinstance(frame, FunctionCallResultFrame):
+            result = (
+                frame.result
+                if isinstance(frame.result, str)
+                else json.dumps(frame.result, default=str)
+            )
+            self.tool_results.append(result)
             await self._reporter.progress(f"{frame.function_name} → {_brief(frame.result)}")
         elif isinstance(frame, LLMFullResponseEndFrame):
             text = "".join(self._text).strip()
@@ -324,4 +375,9 @@ class BackgroundAgent:
             raise AgentError(tap.error)
         if tap.answer is None:
             raise AgentError("the background model stopped without an answer")
-        return tap.answer
+        grounded = ground_numbers(tap.answer, packet.task, tap.tool_results)
+        if grounded != tap.answer:
+            await reporter.progress(
+                f"answer corrected to the tool result (model said: {tap.answer})"
+            )
+        return grounded

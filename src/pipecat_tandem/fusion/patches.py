@@ -9,13 +9,14 @@
 After Touvron et al. 2022, "Three things everyone should know about Vision
 Transformers" (arXiv 2203.13915), the *hierarchical MLP stem*: every patch is embedded
 on its own (no information crosses patch borders) by linear layers that merge ever
-larger sub-patches. For a 40×40 patch and the defaults (``pool=2``, ``hidden=32``):
+larger sub-patches. For a 40×40 patch and the defaults (``pool=4``, ``hidden=32``):
 
-1. a fixed 2×2 area average (the patch becomes 20×20 pixels, a quarter of the stage-1
-   work; ``pool=1`` embeds full resolution),
-2. stage 1: each 5×5×3 sub-patch (4×4 of them) → ``hidden``, LayerNorm, GELU,
-3. stage 2: each 2×2 group of stage-1 outputs → ``hidden``, LayerNorm, GELU,
-4. stage 3: the 2×2 stage-2 outputs → ``dim``.
+1. a fixed 4×4 area average (the patch becomes 10×10 pixels); a power-of-two ``pool``
+   runs as successive 2×2 averages (``cv2.resize`` ``INTER_AREA``, each rounded to
+   ``uint8``: cv2's 2× fast path, ~4× cheaper than one 4×4 resize), any other ``pool``
+   as one ``INTER_AREA`` resize; ``pool=1`` embeds full resolution,
+2. stage 1: each 5×5×3 sub-patch (2×2 of them) → ``hidden``, LayerNorm, GELU,
+3. stage 2: the 2×2 stage-1 outputs merged → ``dim``.
 
 Pixels enter as ``rgb / 255 - 0.5``. Patches are taken on the grid anchored at the
 top-left corner; the right/bottom remainder (``W % 40``, ``H % 40``) is ignored. Output
@@ -24,15 +25,15 @@ rows are in raster order (row-major over the ``(H // 40, W // 40)`` grid).
 Without trained weights the stem is a seeded random network (Gaussian weights scaled
 by ``1/sqrt(fan_in)``, random biases): a fixed, deterministic, roughly
 distance-preserving feature map, which is what the change and periodicity cues need.
-The hot path (~1.9 ms of CPU for a 640×480 frame on one shared vCPU, see
+The hot path (~0.6 ms of CPU for a 640×480 frame on one shared vCPU, see
 ``docs/bench/fusion.md``) is one batched product per stage over all sub-patches of the
-frame: the pixel normalization, the stage-1 bias and the LayerNorm means are folded into
+frame: the pixel normalization, the stage-1 bias and the LayerNorm mean are folded into
 the weights, sub-patches are regrouped by patch with a reshape/transpose view copy, and
 scratch arrays are reused between frames of the same size.
 
 Trained weights load from an ``.npz`` written by :meth:`PatchEmbedder.save` (keys
-``w1 b1 g1 c1 w2 b2 g2 c2 w3 b3`` with ``w*`` shaped ``(fan_in, fan_out)``, plus the
-scalars ``patch pool hidden dim``; ``g*``/``c*`` are the LayerNorm scale and shift).
+``w1 b1 g1 c1 w2 b2`` with ``w*`` shaped ``(fan_in, fan_out)``, plus the scalars
+``patch pool hidden dim``; ``g1``/``c1`` are the LayerNorm scale and shift).
 """
 
 from __future__ import annotations
@@ -47,7 +48,7 @@ import numpy.typing as npt
 
 __all__ = ["PatchEmbedder"]
 
-_KEYS = ("w1", "b1", "g1", "c1", "w2", "b2", "g2", "c2", "w3", "b3")
+_KEYS = ("w1", "b1", "g1", "c1", "w2", "b2")
 _EPS = np.float32(1e-5)
 _GELU_A = np.float32(-1.702)
 
@@ -108,30 +109,43 @@ class _Buffers:
 
     def __init__(self, emb: PatchEmbedder, gh: int, gw: int) -> None:
         s, h, k = emb.sub, emb.hidden, emb.sub * emb.sub * 3
-        n = gh * gw * 16  # sub-patches
+        n = gh * gw * 4  # sub-patches
         self.shape = (gh, gw)
-        side = emb.patch // emb.pool
-        self.pooled = np.empty((gh * side, gw * side, 3), dtype=np.uint8)
-        self.pooled_view = _subpatch_view(self.pooled, gh, gw, s)
-        self.sub = np.empty((gh, gw, 2, 2, 2, 2, s), dtype=f"V{3 * s}")
+        # One uint8 image per pooling pass (2×2 halvings, or one resize).
+        self.pooled: list[np.ndarray] = []
+        for f in _pool_passes(emb.pool):
+            side = emb.patch // f
+            self.pooled.append(np.empty((gh * side, gw * side, 3), dtype=np.uint8))
+        self.pooled_view = _subpatch_view(self.pooled[-1], gh, gw, s) if self.pooled else None
+        self.sub = np.empty((gh, gw, 2, 2, s), dtype=f"V{3 * s}")
         self.x = np.ones((n, k + 1), dtype=np.float32)  # last column stays 1: the bias
         self.y1 = np.empty((n, h), dtype=np.float32)
         self.t1 = np.empty((n, h), dtype=np.float32)
         self.v1 = np.empty((n, 1), dtype=np.float32)
-        self.y2 = np.empty((n // 4, h), dtype=np.float32)
-        self.t2 = np.empty((n // 4, h), dtype=np.float32)
-        self.v2 = np.empty((n // 4, 1), dtype=np.float32)
+
+
+def _pool_passes(pool: int) -> list[int]:
+    """Cumulative pooling factor after each resize pass (``[]`` for ``pool=1``).
+
+    A power of two runs as successive 2×2 halvings: cv2's ``INTER_AREA`` has a fast
+    path for exactly 2× that a single 4× resize does not (0.15 vs 0.6 ms on 640×480).
+    """
+    if pool == 1:
+        return []
+    if pool & (pool - 1) == 0:
+        return [1 << i for i in range(1, pool.bit_length())]
+    return [pool]
 
 
 def _subpatch_view(img: np.ndarray, gh: int, gw: int, s: int) -> np.ndarray:
-    """``img`` (rows of contiguous pixels) as ``(gh, gw, R, C, r, c, y)`` rows of a sub-patch.
+    """``img`` (rows of contiguous pixels) as ``(gh, gw, R, C, y)`` rows of a sub-patch.
 
     Each element is one ``s``-pixel row of a sub-patch as an opaque ``3 * s``-byte
-    value, so regrouping the sub-patches by patch and 2×2 group copies ``3 * s`` bytes at
-    a time instead of one byte (~2.5× faster than transposing the uint8 array).
+    value, so regrouping the sub-patches by patch copies ``3 * s`` bytes at a time
+    instead of one byte (~2.5× faster than transposing the uint8 array).
     """
-    v = img.reshape(gh, 2, 2, s, gw * 4, 3 * s).view(f"V{3 * s}")
-    return v.reshape(gh, 2, 2, s, gw, 2, 2).transpose(0, 4, 1, 5, 2, 6, 3)
+    v = img.reshape(gh, 2, s, gw * 2, 3 * s).view(f"V{3 * s}")
+    return v.reshape(gh, 2, s, gw, 2).transpose(0, 3, 1, 4, 2)
 
 
 class PatchEmbedder:
@@ -150,16 +164,16 @@ class PatchEmbedder:
         dim: int = 192,
         seed: int = 0,
         hidden: int = 32,
-        pool: int = 2,
+        pool: int = 4,
         weights: str | Path | None = None,
     ) -> None:
         """Create a stem, seeded-random or loaded from ``weights``.
 
         Args:
-            patch: Patch side in pixels; must be a multiple of ``4 * pool``.
+            patch: Patch side in pixels; must be a multiple of ``2 * pool``.
             dim: Embedding size.
             seed: Seed of the random weights (ignored when ``weights`` is given).
-            hidden: Width of the two inner stages.
+            hidden: Width of the sub-patch stage.
             pool: Fixed area-average factor applied before stage 1 (1 = none).
             weights: Optional ``.npz`` with trained weights (see the module docstring);
                 its ``patch``/``pool``/``hidden``/``dim`` override the arguments.
@@ -176,23 +190,19 @@ class PatchEmbedder:
                 hidden, dim = int(params["hidden"]), int(params["dim"])
             except KeyError as e:
                 raise ValueError(f"weights file {weights} lacks {e.args[0]!r}") from None
-        if pool < 1 or patch < 4 * pool or patch % (4 * pool):
-            raise ValueError(f"patch ({patch}) must be a positive multiple of 4 * pool ({pool})")
+        if pool < 1 or patch < 2 * pool or patch % (2 * pool):
+            raise ValueError(f"patch ({patch}) must be a positive multiple of 2 * pool ({pool})")
         if dim < 1 or hidden < 1:
             raise ValueError("dim and hidden must be positive")
         self.patch, self.dim, self.hidden, self.pool = patch, dim, hidden, pool
-        self.sub = patch // pool // 4
+        self.sub = patch // pool // 2
         self._shapes = {
             "w1": (self.sub * self.sub * 3, hidden),
             "b1": (hidden,),
             "g1": (hidden,),
             "c1": (hidden,),
-            "w2": (4 * hidden, hidden),
-            "b2": (hidden,),
-            "g2": (hidden,),
-            "c2": (hidden,),
-            "w3": (4 * hidden, dim),
-            "b3": (dim,),
+            "w2": (4 * hidden, dim),
+            "b2": (dim,),
         }
         self._p = self._random(seed) if params is None else self._validated(params, weights)
         self._fold()
@@ -208,9 +218,9 @@ class PatchEmbedder:
           multiplies the raw pixel values.
         * The stage-1 bias becomes one more weight row (the input gets a constant 1
           column), so no separate pass adds it.
-        * The LayerNorm mean is folded into stages 1 and 2: with the columns of ``w`` and
-          ``b`` centered, every output row has zero mean already (exactly, up to
-          rounding), so the LayerNorm only has to scale.
+        * The LayerNorm mean is folded into stage 1: with the columns of ``w`` and ``b``
+          centered, every output row has zero mean already (exactly, up to rounding),
+          so the LayerNorm only has to scale.
         * A unit gain and a zero shift (the random stem) are skipped, not applied.
         """
         p = {k: v.astype(np.float64) for k, v in self._p.items()}
@@ -218,16 +228,10 @@ class PatchEmbedder:
         b1 = p["b1"] - 0.5 * p["w1"].sum(axis=0)
         w1 = np.vstack([w1, b1[None, :]])
         self._w1 = np.ascontiguousarray(w1 - w1.mean(axis=1, keepdims=True), dtype=np.float32)
-        self._w2 = np.ascontiguousarray(
-            p["w2"] - p["w2"].mean(axis=1, keepdims=True), dtype=np.float32
-        )
-        self._b2 = (p["b2"] - p["b2"].mean()).astype(np.float32)
-        self._w3 = np.ascontiguousarray(self._p["w3"])
-        self._b3 = self._p["b3"]
+        self._w2 = np.ascontiguousarray(self._p["w2"])
+        self._b2 = self._p["b2"]
         self._g1 = None if np.all(self._p["g1"] == 1.0) else self._p["g1"]
-        self._g2 = None if np.all(self._p["g2"] == 1.0) else self._p["g2"]
         self._c1 = None if not np.any(self._p["c1"]) else self._p["c1"]
-        self._c2 = None if not np.any(self._p["c2"]) else self._p["c2"]
 
     def _random(self, seed: int) -> dict[str, np.ndarray]:
         rng = np.random.default_rng(seed)
@@ -304,21 +308,20 @@ class PatchEmbedder:
         crop = img[: gh * self.patch, : gw * self.patch]
         if img.strides[1:] != (3, 1):
             crop = np.ascontiguousarray(crop)  # pixels must be packed for the views below
-        if self.pool > 1:
-            cv2.resize(crop, b.pooled.shape[1::-1], dst=b.pooled, interpolation=cv2.INTER_AREA)
-            src = b.pooled_view
-        else:
-            src = _subpatch_view(crop, gh, gw, self.sub)
-        # Rows: sub-patches grouped by patch (raster order), then by 2×2 group (R, C),
-        # then member (r, c); columns: the sub-patch's pixels (y, x, channel).
-        np.copyto(b.sub, src)
+        src = crop
+        for dst in b.pooled:
+            cv2.resize(src, dst.shape[1::-1], dst=dst, interpolation=cv2.INTER_AREA)
+            src = dst
+        view = (
+            b.pooled_view if b.pooled_view is not None else _subpatch_view(crop, gh, gw, self.sub)
+        )
+        # Rows: sub-patches grouped by patch (raster order), then (R, C); columns: the
+        # sub-patch's pixels (y, x, channel).
+        np.copyto(b.sub, view)
         k = b.x.shape[1] - 1
         np.copyto(b.x[:, :k], b.sub.view(np.uint8).reshape(-1, k))
         np.matmul(b.x, self._w1, out=b.y1)
         _ln_gelu(b.y1, b.t1, b.v1, self._avg, self._g1, self._c1)
-        np.matmul(b.y1.reshape(-1, 4 * self.hidden), self._w2, out=b.y2)
-        b.y2 += self._b2
-        _ln_gelu(b.y2, b.t2, b.v2, self._avg, self._g2, self._c2)
-        out = np.matmul(b.y2.reshape(-1, 4 * self.hidden), self._w3)
-        out += self._b3
+        out = np.matmul(b.y1.reshape(-1, 4 * self.hidden), self._w2)
+        out += self._b2
         return out

@@ -30,6 +30,16 @@ __all__ = ["RepetitionCounter"]
 
 _N_COMPONENTS = 4  # principal components whose spectra are summed
 _HANN: dict[int, np.ndarray] = {}
+_BINS: dict[int, np.ndarray] = {}
+_HARMONICS = np.arange(1.0, 6.0)
+
+
+def _bins(size: int) -> np.ndarray:
+    """``arange(size // 2 + 1)`` as float64, cached per DFT size (powers of two)."""
+    b = _BINS.get(size)
+    if b is None:
+        b = _BINS[size] = np.arange(size // 2 + 1, dtype=np.float64)
+    return b
 
 
 def _hann(n: int) -> np.ndarray:
@@ -296,11 +306,15 @@ class RepetitionCounter:
 
 
 def _motion_energy(d: np.ndarray) -> float:
-    """Mean of the top 2 % distances minus the median (one partition for both)."""
+    """Mean of the top 2 % distances minus the median (one sort for both).
+
+    A full sort of a frame's few hundred distances is ~5× faster than a partition at
+    three positions (numpy's multi-``kth`` partition has a high fixed cost).
+    """
     size = d.size
     k = max(1, size // 50)
     lo, hi = (size - 1) // 2, size // 2
-    p = np.partition(d, sorted({lo, hi, size - k}))
+    p = np.sort(d)
     return float(p[size - k :].mean()) - 0.5 * (float(p[lo]) + float(p[hi]))
 
 
@@ -339,16 +353,18 @@ def _spectral_period_of(
         return None, 0.0
     dt = span / (n - 1)
     size = 4 * (1 << (n - 1).bit_length())
-    x = np.zeros((comps.shape[0], size), dtype=np.float64)
-    np.multiply(comps, _hann(n), out=x[:, :n])
+    # float32: cv2's DFT is ~1.6× faster than in float64, and 24-bit mantissas are
+    # plenty for locating a spectral peak.
+    x = np.zeros((comps.shape[0], size), dtype=np.float32)
+    np.multiply(comps, _hann(n), out=x[:, :n], casting="same_kind")
     # Real row DFT in CCS packing: [Re0, Re1, Im1, ..., Re(size/2)].
-    spec: np.ndarray = np.asarray(cv2.dft(x, flags=cv2.DFT_ROWS), dtype=np.float64)
+    spec: np.ndarray = np.asarray(cv2.dft(x, flags=cv2.DFT_ROWS), dtype=np.float32)
     np.square(spec, out=spec)
     sq = np.add.reduce(spec, axis=0)
     power = np.empty(size // 2 + 1, dtype=np.float64)
     power[0], power[-1] = sq[0], sq[-1]
     np.add(sq[1:-1:2], sq[2::2], out=power[1:-1])
-    freqs = np.arange(size // 2 + 1) / (size * dt)
+    freqs = _bins(size) / (size * dt)
     lo, hi = np.searchsorted(freqs, (1.0 / span, 0.45 / dt)).tolist()
     if hi - lo < 3:
         return None, 0.0
@@ -359,15 +375,21 @@ def _spectral_period_of(
         return None, 0.0
     strong = peaks[band[peaks] >= min_share * float(band[peaks].max())]
     i = int(strong[0])
-    a, b, c = np.log(band[i - 1 : i + 2] + 1e-30).tolist()
+    a, b, c = (math.log(v + 1e-30) for v in band[i - 1 : i + 2].tolist())
     shift = 0.5 * (a - c) / (a - 2 * b + c) if (a - 2 * b + c) != 0 else 0.0
     f0 = float(freqs[lo + i] + shift * (freqs[1] - freqs[0]))
     if f0 <= 0 or span * f0 < 2.0:
         # Seen less than twice: a harmonic of a longer cycle would pass for the period.
         return None, 0.0
-    # Score: the share of the in-band power near the fundamental and its harmonics.
+    # Score: the share of the in-band power near the fundamental and its harmonics
+    # (bins within 1 / span of f0, 2 f0, ..., 5 f0; the windows never overlap since
+    # f0 >= 2 / span, so their sums add up).
     fb = freqs[lo:hi]
-    near = (np.abs(fb[None, :] - f0 * np.arange(1, 6)[:, None]) <= 1.0 / span).any(axis=0)
-    total = float(band.sum())
-    score = float(band[near].sum()) / total if total > 0 else 0.0
+    harm = f0 * _HARMONICS
+    first = np.searchsorted(fb, harm - 1.0 / span, "left")
+    end = np.searchsorted(fb, harm + 1.0 / span, "right")
+    csum = np.concatenate([[0.0], np.cumsum(band)])
+    near = float((csum[end] - csum[first]).sum())
+    total = float(csum[-1])
+    score = near / total if total > 0 else 0.0
     return 1.0 / f0, score

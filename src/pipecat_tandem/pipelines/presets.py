@@ -151,6 +151,8 @@ class TandemServices:
         interaction: The interaction role's spec.
         background: The background role's spec.
         local: The local model stack, when any role or speech is local.
+        job_deadline_s: Default background job deadline (a CPU-only 1.5B model on one
+            core needs minutes for a tool round).
         verbatim_results: Whether background results should be spoken verbatim
             (``build_tandem_pipeline(verbatim=...)``): True for a local
             interaction model, which garbles numbers when it rephrases a result.
@@ -168,6 +170,7 @@ class TandemServices:
     background: ModelSpec = field(default_factory=lambda: ModelSpec("local"))
     local: LocalStack | None = None
     verbatim_results: bool = False
+    job_deadline_s: float = 60.0
 
     @property
     def ready(self) -> bool:
@@ -245,6 +248,7 @@ def build_services(
         background=b_spec,
         local=stack,
         verbatim_results=i_spec.is_local,
+        job_deadline_s=300.0 if b_spec.is_local else 60.0,
     )
 
 

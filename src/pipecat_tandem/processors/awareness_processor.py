@@ -158,12 +158,19 @@ class AwarenessProcessor(FrameProcessor):
                 # A timed job is due at its delay; cue and count jobs wait for the user.
                 deadline_s=(spec.delay or 0.0) + 3600.0,
             )
-            spec_id = self._scheduler.add(spec, now=now)
-        except (DelegationError, ValueError) as e:
+        except DelegationError as e:
             self._log.emit("error", t=now, message=f"interjection refused: {e}")
             return
-        if spec_id is None:
+        try:
+            added = self._scheduler.add(spec, now=now)
+        except ValueError as e:
+            self._registry.transition(job.job_id, JobState.FAILED, now=now, detail=str(e))
+            self._log.emit("error", job_id=job.job_id, t=now, message=f"interjection refused: {e}")
             return
+        if added is None:
+            self._registry.transition(job.job_id, JobState.CANCELLED, now=now, detail="no-op")
+            return
+        spec_id = added
         self._jobs[spec_id] = job.job_id
         self._registry.transition(job.job_id, JobState.RUNNING, now=now)
         self._log.emit(

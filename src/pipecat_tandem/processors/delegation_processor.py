@@ -27,7 +27,6 @@ from pipecat.frames.frames import (
     EndFrame,
     Frame,
     InputImageRawFrame,
-    LLMMessagesAppendFrame,
     StartFrame,
     TranscriptionFrame,
     UserStartedSpeakingFrame,
@@ -313,9 +312,7 @@ class DelegationProcessor(FrameProcessor):
         elif isinstance(frame, TranscriptionFrame) and direction is FrameDirection.DOWNSTREAM:
             # An utterance the awareness processor turned into a timed/cue job is not
             # routed again.
-            await self._on_user_utterance(
-                frame.text, routable="tandem_handled" not in frame.metadata
-            )
+            await self._on_user_utterance(frame, routable="tandem_handled" not in frame.metadata)
         elif isinstance(frame, InputImageRawFrame):
             self._on_image(frame)
         elif isinstance(frame, CueFrame):
@@ -332,8 +329,8 @@ class DelegationProcessor(FrameProcessor):
             )
         )
 
-    async def _on_user_utterance(self, text: str, *, routable: bool = True) -> None:
-        text = (text or "").strip()
+    async def _on_user_utterance(self, frame: TranscriptionFrame, *, routable: bool) -> None:
+        text = (frame.text or "").strip()
         if not text or self._closed:
             return
         now = self._clock.now()
@@ -358,18 +355,13 @@ class DelegationProcessor(FrameProcessor):
         except DelegationError as e:
             self._log.emit("error", t=now, message=f"router delegation refused: {e}")
             return
-        note = LLMMessagesAppendFrame(
-            messages=[
-                {
-                    "role": "developer",
-                    "content": f"Background job {job_id} is already working on the user's "
-                    f"next request ({decision.task or text}). Tell them briefly you're on it; "
-                    "do not answer it yourself and do not delegate it again.",
-                }
-            ],
-            run_llm=False,
+        # Said inside the user's own turn, where even a small model reads it, so the
+        # interaction model acknowledges instead of guessing the answer itself.
+        frame.text = (
+            f"{frame.text} [Background job {job_id} is working this out. Reply only with a "
+            "short acknowledgement such as 'On it.'; do not answer it yourself and do not "
+            "delegate it again.]"
         )
-        await self.push_frame(note)
 
     async def _on_job_event(self, event: JobEvent) -> None:
         now = self._clock.now()

@@ -135,6 +135,7 @@ class TandemSessionFactory:
     async def _build_worker(self, transport: BaseTransport, session: SessionInfo) -> PipelineWorker:
         from pipecat.pipeline.worker import PipelineParams
 
+        from pipecat_tandem.background.jobs import JobRegistry
         from pipecat_tandem.observe.event_log import EventLog
         from pipecat_tandem.pipelines.tandem import build_tandem_pipeline
 
@@ -153,6 +154,8 @@ class TandemSessionFactory:
             tts=services.tts,
             vad_analyzer=services.vad_analyzer,
             router=getattr(services, "router", None),
+            verbatim=getattr(services, "verbatim_results", False),
+            registry=JobRegistry(default_deadline_s=getattr(services, "job_deadline_s", 60.0)),
             clock=session.clock,
             event_log=event_log,
             **self._pipeline_kwargs,
