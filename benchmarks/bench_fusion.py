@@ -10,9 +10,10 @@ micro-turn, a moving shape over a noisy textured background). Stages timed per
 micro-turn: ingest (downmix/resample + MicroTurnAssembler placement and emission),
 dMel, patch embedding (hMLP), cues (speech, visual change, repetition).
 
-Run:  .venv/bin/python benchmarks/bench_fusion.py [--turns 300] [--hidden 32]
+Run:  .venv/bin/python benchmarks/bench_fusion.py [--turns 300] [--hidden 24] [--pool 4]
 
-``--hidden`` sets the PatchEmbedder's inner width (default 32, the documented stem).
+``--hidden``/``--pool`` set the PatchEmbedder's inner width and pre-pooling (defaults 24
+and 4: the documented ``tandem.fused/2`` stem).
 """
 
 import os
@@ -68,7 +69,8 @@ def stats(xs):
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--turns", type=int, default=300)
-    ap.add_argument("--hidden", type=int, default=32, help="PatchEmbedder inner width")
+    ap.add_argument("--hidden", type=int, default=24, help="PatchEmbedder inner width")
+    ap.add_argument("--pool", type=int, default=4, help="PatchEmbedder pre-pooling factor")
     args = ap.parse_args()
     if hasattr(os, "sched_setaffinity"):
         os.sched_setaffinity(0, {sorted(os.sched_getaffinity(0))[0]})
@@ -77,7 +79,7 @@ def main():
     asm = MicroTurnAssembler()
     rs = StreamResampler(in_rate=16000)
     dmel = DMelEncoder().stream()
-    emb = PatchEmbedder(hidden=args.hidden)
+    emb = PatchEmbedder(hidden=args.hidden, pool=args.pool)
     cues = CueDetector()
     times = {"ingest": [], "dmel": [], "patches": [], "cues": [], "total": [], "wall": []}
     n_cues = 0

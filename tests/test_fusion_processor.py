@@ -58,7 +58,7 @@ async def test_fused_frame_format():
     fused = [f for f in down if isinstance(f, FusedMicroTurnFrame)]
     assert len(fused) == 2 and isinstance(down[-1], TextFrame)
     f0 = fused[0]
-    assert f0.version == "tandem.fused/1" and f0.index == 0 and f0.start == 0.0
+    assert f0.version == "tandem.fused/2" and f0.index == 0 and f0.start == 0.0
     assert f0.dmel.shape == (20, 80) and f0.dmel.dtype == np.uint8 and f0.dmel.max() < f0.n_levels
     assert np.allclose(f0.hop_times, np.arange(20) * 0.01)
     assert f0.hop == 0.01 and f0.duration == 0.2

@@ -190,7 +190,7 @@ class MicroTurnFrame(DataFrame):
 
 @dataclass
 class FusedMicroTurnFrame(DataFrame):
-    """Encoder-free features for one micro-turn (format ``tandem.fused/1``).
+    """Encoder-free features for one micro-turn (format ``tandem.fused/2``).
 
     The format is specified in ``docs/fused-format.md``.
 
@@ -216,7 +216,7 @@ class FusedMicroTurnFrame(DataFrame):
     hop_times: Any
     patches: list[Any] = field(default_factory=list)
     image_times: list[float] = field(default_factory=list)
-    version: str = "tandem.fused/1"
+    version: str = "tandem.fused/2"
     duration: float = 0.2
     hop: float = 0.01
     n_levels: int = 16

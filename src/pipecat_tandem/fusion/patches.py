@@ -9,7 +9,7 @@
 After Touvron et al. 2022, "Three things everyone should know about Vision
 Transformers" (arXiv 2203.13915), the *hierarchical MLP stem*: every patch is embedded
 on its own (no information crosses patch borders) by linear layers that merge ever
-larger sub-patches. For a 40×40 patch and the defaults (``pool=4``, ``hidden=32``):
+larger sub-patches. For a 40×40 patch and the defaults (``pool=4``, ``hidden=24``):
 
 1. a fixed 4×4 area average (the patch becomes 10×10 pixels); a power-of-two ``pool``
    runs as successive 2×2 averages (``cv2.resize`` ``INTER_AREA``, each rounded to
@@ -25,7 +25,7 @@ rows are in raster order (row-major over the ``(H // 40, W // 40)`` grid).
 Without trained weights the stem is a seeded random network (Gaussian weights scaled
 by ``1/sqrt(fan_in)``, random biases): a fixed, deterministic, roughly
 distance-preserving feature map, which is what the change and periodicity cues need.
-The hot path (~0.6 ms of CPU for a 640×480 frame on one shared vCPU, see
+The hot path (~0.7 ms of CPU for a 640×480 frame on one shared vCPU, see
 ``docs/bench/fusion.md``) is one batched product per stage over all sub-patches of the
 frame: the pixel normalization, the stage-1 bias and the LayerNorm mean are folded into
 the weights, sub-patches are regrouped by patch with a reshape/transpose view copy, and
@@ -163,7 +163,7 @@ class PatchEmbedder:
         patch: int = 40,
         dim: int = 192,
         seed: int = 0,
-        hidden: int = 32,
+        hidden: int = 24,
         pool: int = 4,
         weights: str | Path | None = None,
     ) -> None:

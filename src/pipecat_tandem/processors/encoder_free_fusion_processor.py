@@ -11,7 +11,7 @@ Consumes :class:`~pipecat_tandem.frames.MicroTurnFrame` (passed on too when
 :class:`~pipecat_tandem.frames.FusedMicroTurnFrame` followed by the
 :class:`~pipecat_tandem.frames.CueFrame` s detected in it.
 
-Fused format ``tandem.fused/1`` (full specification in ``docs/fused-format.md``):
+Fused format ``tandem.fused/2`` (full specification in ``docs/fused-format.md``):
 
 * ``dmel``: ``uint8 (n_hops, 80)``, codes ``0 .. n_levels - 1`` (16 levels), one row per
   10 ms hop of the window's 16 kHz audio (20 rows for 200 ms); causal 25 ms Hann
@@ -19,13 +19,14 @@ Fused format ``tandem.fused/1`` (full specification in ``docs/fused-format.md``)
   over between consecutive micro-turns and is reset after a skipped index.
 * ``hop_times``: ``float64 (n_hops,)`` session time of each hop start.
 * ``patches``: one ``float32 (rows * cols, 192)`` array per image, hMLP stem over
-  40×40 patches in raster order; ``grids`` gives ``(rows, cols)``.
+  40×40 patches in raster order (4×4 area average, 5×5×3 sub-patches → 24 with
+  LayerNorm + GELU, 2×2 merge → 192); ``grids`` gives ``(rows, cols)``.
 * ``image_times``: session time of each image; ``audio_gap``: zero-filled audio.
 
 A consumer must check ``version`` and reject versions it does not know; fields are
 only ever added within a major version.
 
-The feature work (~3 ms of CPU per micro-turn with one 640×480 image on a shared
+The feature work (~1.7 ms of CPU per micro-turn with one 640×480 image on a shared
 2-vCPU machine, see ``docs/bench/fusion.md``) runs in a worker thread so the event loop
 stays free, with the BLAS thread pool limited to ``blas_threads`` (default 1) for the
 duration: the products here are small, and OpenBLAS's one-thread-per-core default
@@ -47,7 +48,7 @@ from pipecat_tandem.fusion.cues import Cue, CueDetector
 from pipecat_tandem.fusion.dmel import DMelEncoder
 from pipecat_tandem.fusion.patches import PatchEmbedder
 
-FUSED_VERSION = "tandem.fused/1"
+FUSED_VERSION = "tandem.fused/2"
 
 
 class EncoderFreeFusionProcessor(FrameProcessor):
