@@ -43,6 +43,7 @@ def test_agent_runs_the_real_calculator_tool_in_a_pipecat_tool_loop():
             tool_then_answer("calculator", {"expression": "1234 * 5678"})
         ),
         tools=[calculator_tool()],
+        prefetch=False,
     )
     answer, events = run_virtual(_collect(agent))
     assert "7006652" in answer
@@ -172,3 +173,31 @@ def test_runner_bounds_concurrency_and_cancels_in_flight_work():
     # 20 s, inside its 25 s deadline counted from submission.
     assert {e[0] for e in results} == {"j1", "j2", "j3"} and not errors
     assert runner.active_job_ids == set()
+
+
+def test_prefetch_and_grounding_rescue_a_model_that_skips_the_tool_and_guesses():
+    seen = []
+
+    def guesser(messages):
+        seen.append(messages)
+        return FakeReply(text="The result is 7,000,002.")  # never calls the tool, miscopies
+
+    agent = BackgroundAgent(llm_factory=lambda: FakeLLMService(guesser), tools=[calculator_tool()])
+    answer, events = run_virtual(_collect(agent))
+    assert answer == "The result is 7006652."
+    # The model saw the calculator call and its result in its conversation.
+    assert seen[0][-1]["role"] == "tool" and "7006652" in seen[0][-1]["content"]
+    notes = [e.text for e in events if e.kind == "progress"]
+    assert any(n.startswith("calculator") for n in notes) and any("corrected" in n for n in notes)
+
+
+def test_grounding_keeps_answers_that_quote_the_tool_or_have_no_numbers():
+    from pipecat_tandem.background.agent import ground_numbers
+
+    r = ['{"result": {"expression": "1234 * 5678", "value": 7006652}}']
+    assert ground_numbers("1234 times 5678 is 7,006,652.", "what is 1234 times 5678", r).endswith(
+        "7,006,652."
+    )
+    assert ground_numbers("It is sunny.", "weather", r) == "It is sunny."
+    assert ground_numbers("About 7 million", "x", []) == "About 7 million"
+    assert ground_numbers("It is 12.", "x", ["not json 3"]) == "The result is 3."

@@ -178,8 +178,12 @@ def background_responder(answer: Callable[[str], FakeReply]) -> Responder:
     """A fake background model answering from the task line of the job's last message."""
 
     def respond(messages: list[dict[str, Any]]) -> FakeReply:
-        content = str(messages[-1].get("content") or "")
-        task = content.split("\n", 1)[0].removeprefix("Task: ")
+        tasks = [
+            str(m.get("content"))
+            for m in messages
+            if str(m.get("content") or "").startswith("Task: ")
+        ]
+        task = tasks[-1].split("\n", 1)[0].removeprefix("Task: ") if tasks else ""
         return answer(task)
 
     return respond

@@ -93,8 +93,8 @@ def ground_numbers(answer: str, task: str, tool_results: list[str]) -> str:
     """Guard against a model that miscopies a tool's number into its answer.
 
     Small models asked to relay a calculator result sometimes write a different number.
-    When the answer contains a number that appears neither in the task nor in any tool
-    result of the job, the answer is replaced by the last tool result's value.
+    When the answer contains a number that appears neither in the task nor in any
+    calculator result of the job, the answer is replaced by the last result's value.
     """
     if not tool_results:
         return answer
@@ -158,7 +158,7 @@ class _AgentTap(FrameProcessor):
         self._calls_in_response = False
         self.answer: str | None = None
         self.error: str | None = None
-        self.tool_results: list[str] = []
+        self.tool_results: list[str] = []  # calculator results of this job
         self.on_finished: Callable[[], Any] | None = None
 
     async def process_frame(self, frame: Frame, direction: FrameDirection) -> None:
@@ -179,7 +179,10 @@ class _AgentTap(FrameProcessor):
                 if isinstance(frame.result, str)
                 else json.dumps(frame.result, default=str)
             )
-            self.tool_results.append(result)
+            if frame.function_name == "calculator":
+                # Only exact arithmetic is grounded: other tools' numbers (dates, counts)
+                # are not "the answer".
+                self.tool_results.append(result)
             await self._reporter.progress(f"{frame.function_name} → {_brief(frame.result)}")
         elif isinstance(frame, LLMFullResponseEndFrame):
             text = "".join(self._text).strip()
@@ -226,6 +229,9 @@ class BackgroundAgent:
             servers: ``setup_llm=lambda llm: mcp_client.register_tools(llm)``.
         instructions: The background model's task framing.
         max_tool_rounds: Tool rounds before the job gives up.
+        prefetch: Run the calculator on the task before the model starts when the task
+            is plain arithmetic, and put the call and its result in the job's conversation
+            (small models otherwise skip the tool and guess the number).
 
     Example::
 
@@ -243,6 +249,7 @@ class BackgroundAgent:
         setup_llm: Callable[[LLMService], Awaitable[Any]] | None = None,
         instructions: str = DEFAULT_INSTRUCTIONS,
         max_tool_rounds: int = 6,
+        prefetch: bool = True,
     ) -> None:
         if (llm is None) == (llm_factory is None):
             raise ValueError("give exactly one of llm= or llm_factory=")
@@ -257,6 +264,7 @@ class BackgroundAgent:
         self._setup_llm = setup_llm
         self._instructions = instructions
         self._max_rounds = max_tool_rounds
+        self._prefetch = prefetch
 
     @property
     def tool_names(self) -> set[str]:
@@ -310,6 +318,27 @@ class BackgroundAgent:
             schemas.append(schema)
         return schemas
 
+    async def _prefetched(
+        self, packet: ContextPacket, reporter: JobReporter, tap: _AgentTap
+    ) -> list[dict[str, Any]]:
+        """Tool call + result messages for a task the calculator can answer outright."""
+        calculator = next((t for t in self._tools if t.name == "calculator"), None)
+        if not self._prefetch or calculator is None:
+            return []
+        args = {"expression": packet.task}
+        outcome = await asyncio.to_thread(calculator.call, args, ToolEnv(packet=packet))
+        if "error" in outcome:
+            return []
+        result = json.dumps(outcome, default=str)
+        tap.tool_results.append(result)
+        await reporter.progress(f"calculator → {_brief(outcome)}")
+        call = {"id": "prefetch-1", "type": "function",
+                "function": {"name": "calculator", "arguments": json.dumps(args)}}  # fmt: skip
+        return [
+            {"role": "assistant", "content": "", "tool_calls": [call]},
+            {"role": "tool", "tool_call_id": "prefetch-1", "content": result},
+        ]
+
     async def _run(self, llm: LLMService, packet: ContextPacket, reporter: JobReporter) -> str:
         schemas = self._register(llm, packet)
         if self._setup_llm is not None:
@@ -323,6 +352,8 @@ class BackgroundAgent:
             context.set_tools(ToolsSchema(standard_tools=schemas))
         pair = LLMContextAggregatorPair(context)
         tap = _AgentTap(reporter, self._max_rounds, llm)
+        for message in await self._prefetched(packet, reporter, tap):
+            context.add_message(message)  # type: ignore[arg-type]
         worker = PipelineWorker(
             Pipeline([pair.user(), llm, tap, pair.assistant()]),
             params=PipelineParams(),
