@@ -43,12 +43,6 @@ def normalized(text: str) -> str:
     return re.sub(r"(?<=\d)[,. ](?=\d{3}\b)", "", text)
 
 
-@pytest.mark.xfail(
-    reason="model quality, not plumbing: on 2026-11-24 the whole path worked (router "
-    "delegation, 1.5B job with the calculator tool, verbatim delivery at a gap) but the 1.5B "
-    "mis-copied the calculator's result ('The result is 7000072')",
-    strict=False,
-)
 async def test_delegated_arithmetic_is_answered_by_the_background_at_a_gap():
     stack = LocalStack()  # 0.5B on CPU 0, 1.5B on CPU 1
     clock = LoopClock()

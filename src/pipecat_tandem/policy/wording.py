@@ -93,6 +93,8 @@ class DeliveryWording:
                 parts.append(self.spoken_failure.format(task=task, text=text.rstrip(".")))
             elif item.stale:
                 parts.append(self.spoken_offer.format(task=task))
+            elif len(items) == 1:
+                parts.append(text)  # one answer speaks for itself
             else:
                 parts.append(self.spoken_result.format(task=task, text=text))
         return " ".join(parts)
