@@ -404,6 +404,11 @@ class InterjectionScheduler:
         self._active[sid] = _Active(spec, now, due=due, seen=self._reps)
         return sid
 
+    def next_due(self) -> float | None:
+        """The earliest session time a timed request is due (None if there is none)."""
+        times = [a.due for a in self._active.values() if a.due is not None]
+        return min(times) if times else None
+
     def cancel(self, what: str = "all") -> list[str]:
         """Remove pending requests: an id, a kind (``timed``/``cue``/``count``) or ``all``."""
         gone = [k for k, a in self._active.items() if what in ("all", k) or a.spec.kind == what]

@@ -248,12 +248,6 @@ class AwarenessProcessor(FrameProcessor):
                 BackgroundJobStateFrame(job_id=job_id, state=state, detail=detail)
             )
 
-    def _next_due(self) -> float | None:
-        times = [
-            a.due for a in getattr(self._scheduler, "_active", {}).values() if a.due is not None
-        ]
-        return min(times) if times else None
-
     async def _timer_loop(self) -> None:
         while True:
             now = self._clock.now()
@@ -262,7 +256,7 @@ class AwarenessProcessor(FrameProcessor):
                 if not self._registry.get(job_id).is_active:  # cancelled as a job
                     self._scheduler.cancel(spec_id)
                     self._jobs.pop(spec_id, None)
-            due = self._next_due()
+            due = self._scheduler.next_due()
             self._wake.clear()
             timeout = None if due is None else max(0.0, due - self._clock.now())
             try:
