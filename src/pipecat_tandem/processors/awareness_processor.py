@@ -136,7 +136,8 @@ class AwarenessProcessor(FrameProcessor):
         elif isinstance(frame, TranscriptionFrame) and direction is FrameDirection.DOWNSTREAM:
             await self._on_utterance(frame)
         await self.push_frame(frame, direction)
-        self._wake.set()
+        if isinstance(frame, TranscriptionFrame | CueFrame):
+            self._wake.set()  # a request may have been added or cancelled
 
     async def _on_utterance(self, frame: TranscriptionFrame) -> None:
         if self._view is not None:

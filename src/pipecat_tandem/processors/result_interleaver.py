@@ -120,6 +120,7 @@ class ResultInterleaver(FrameProcessor):
         now = self._clock.now()
         s = self.scheduler
         consumed = False
+        relevant = True  # whether the frame can change a delivery decision
         if isinstance(frame, StartFrame):
             await self.push_frame(frame, direction)
             self._timer_task = self.create_task(self._timer_loop(), "tandem-interleaver-timer")
@@ -176,10 +177,14 @@ class ResultInterleaver(FrameProcessor):
                 s.drop_job(frame.job_id, now, reason=frame.detail or "cancelled")
             elif frame.state is JobState.STALE or frame.detail.startswith("stale"):
                 s.mark_stale(frame.job_id, now)
+        else:
+            relevant = False
         if not consumed:
             await self.push_frame(frame, direction)
-        self._flush_accounting()
-        self._wake.set()
+        if relevant:
+            # Audio and video frames (most of the traffic) don't wake the timer.
+            self._flush_accounting()
+            self._wake.set()
 
     def _add(
         self,
