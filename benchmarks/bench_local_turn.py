@@ -18,8 +18,8 @@ Two phases in one run, same process, same models:
 Also reported: cold start (weights located/verified + all models loaded and warmed;
 after the first assembly) and resident memory.
 
-Run: .venv/bin/python benchmarks/bench_local_turn.py [--turns 10] [--plan pinned|unpinned]
-     [--json out.json]
+Run: .venv/bin/python benchmarks/bench_local_turn.py [--turns 10]
+     [--plan priority|pinned|unpinned] [--full-window] [--json out.json]
 """
 
 from __future__ import annotations
@@ -218,13 +218,32 @@ def median(values: list[float | None]) -> float | None:
 async def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--turns", type=int, default=10)
-    parser.add_argument("--plan", choices=("pinned", "unpinned"), default="pinned")
+    parser.add_argument(
+        "--plan",
+        choices=("priority", "pinned", "unpinned"),
+        default="priority",
+        help="priority = the default CpuPlan (interaction on both cores, background "
+        "reniced); pinned = one core each; unpinned = one thread each, no affinity",
+    )
+    parser.add_argument(
+        "--full-window", action="store_true", help="Whisper on its fixed 30 s window"
+    )
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
 
-    plan = CpuPlan() if args.plan == "pinned" else CpuPlan(1, None, 1, None)
+    plans = {
+        "priority": CpuPlan.for_roles(interaction_local=True, background_local=True),
+        "pinned": CpuPlan.pinned(),
+        "unpinned": CpuPlan(1, None, 1, None, 0),
+    }
+    plan = plans[args.plan]
     t0 = time.perf_counter()
-    stack = LocalStack(cpu_plan=plan)  # locate + verify weights (after first assembly)
+    # Locate + verify weights (after the first assembly), load, warm.
+    stack = LocalStack(
+        cpu_plan=plan,
+        stt_threads=2 if args.plan == "priority" else 1,
+        stt_short_window=not args.full_window,
+    )
     stack.stt()
     stack.tts()
     stack.interaction_llm()
@@ -248,6 +267,7 @@ async def main() -> None:
     busy_p50 = median([r["latency_s"] for r in busy])
     summary = {
         "plan": args.plan,
+        "stt_window": "full" if args.full_window else "fitted",
         "turns": args.turns,
         "cold_start_s": round(cold_start, 2),
         "idle_p50_s": idle_p50,

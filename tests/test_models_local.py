@@ -43,13 +43,24 @@ def test_garbage_model_file_is_a_clear_error(tmp_path):
         server.load()
 
 
-def test_cpu_plan_keeps_the_roles_apart(monkeypatch):
+def test_cpu_plan_gives_the_interaction_both_cores_and_renices_the_background(monkeypatch):
     monkeypatch.setattr("os.sched_getaffinity", lambda pid: {0, 1}, raising=False)
     both = CpuPlan.for_roles(interaction_local=True, background_local=True)
-    assert both.interaction_cpus == frozenset({0}) and both.background_cpus == frozenset({1})
-    assert both.interaction_threads == both.background_threads == 1
-    alone = CpuPlan.for_roles(interaction_local=True, background_local=False)
-    assert alone.interaction_threads == 2 and alone.interaction_cpus is None
+    assert both.interaction_threads == 2 and both.interaction_cpus is None
+    assert both.background_cpus == frozenset({1}) and both.background_threads == 1
+    assert both.background_nice == 19
+    monkeypatch.setattr("os.sched_getaffinity", lambda pid: set(range(16)), raising=False)
+    many = CpuPlan.for_roles(interaction_local=True, background_local=True)
+    assert many.interaction_threads == 4 and many.background_cpus == frozenset({15})
     monkeypatch.setattr("os.sched_getaffinity", lambda pid: {0}, raising=False)
     single = CpuPlan.for_roles(interaction_local=True, background_local=True)
     assert single.interaction_cpus is None and single.background_cpus is None
+    assert single.interaction_threads == 1
+    assert CpuPlan.pinned().interaction_cpus == frozenset({0})
+    assert CpuPlan.pinned().background_nice == 0
+
+
+@pytest.mark.parametrize("nice", [-1, 20, 100])
+def test_server_config_rejects_bad_nice(nice):
+    with pytest.raises(ValueError, match="nice"):
+        ServerConfig(model_path=Path("x.gguf"), nice=nice)

@@ -18,11 +18,12 @@ background agent builds one pipeline per job) share it. Requests are serialized
 with a lock: llama.cpp keeps only the most recent prompt in its single slot's
 cache, and one request at a time is what one pinned core can serve anyway.
 
-CPU placement: the server is constructed in a thread pinned with
-``os.sched_setaffinity`` so llama.cpp's worker threads inherit the affinity.
-The offline default pins the interaction model to CPU 0 and the background model
-to CPU 1 with one thread each — measured the least slowdown for the interaction
-path while both generate (see ``docs/bench/local.md``).
+CPU placement and priority: the server is constructed in a thread of its own,
+pinned with ``os.sched_setaffinity`` and reniced with ``os.setpriority``; Linux
+keeps both per thread, so llama.cpp's worker threads inherit them and nothing
+else does. The offline default runs the background model at nice 19 on CPU 1:
+the kernel then hands its core to the interaction path whenever that path wants
+it, so the interaction model can use both cores (see ``docs/bench/local.md``).
 """
 
 from __future__ import annotations
@@ -54,6 +55,8 @@ class ServerConfig:
             this process may not use are dropped; if none is left, no pinning.
         n_ctx: Context length in tokens.
         name: Short name for logs ("interaction", "background").
+        nice: Niceness of llama.cpp's threads (0-19; 19 = runs only on CPU time
+            nothing else wants).
     """
 
     model_path: Path
@@ -61,10 +64,13 @@ class ServerConfig:
     cpus: frozenset[int] | None = None
     n_ctx: int = 4096
     name: str = "local"
+    nice: int = 0
 
     def __post_init__(self) -> None:
         if self.n_threads < 1:
             raise ValueError(f"n_threads must be >= 1, got {self.n_threads}")
+        if not 0 <= self.nice <= 19:
+            raise ValueError(f"nice must be in 0..19, got {self.nice}")
         if self.n_ctx < 256:
             raise ValueError(f"n_ctx must be >= 256, got {self.n_ctx}")
 
@@ -148,7 +154,8 @@ class LocalModelServer:
             logger.debug(
                 f"{self._config.name}: loaded {self._config.model_path.name} in "
                 f"{self.load_seconds:.2f} s ({self._config.n_threads} thread(s), "
-                f"cpus={sorted(self._config.cpus) if self._config.cpus else 'any'})"
+                f"cpus={sorted(self._config.cpus) if self._config.cpus else 'any'}, "
+                f"nice {self._config.nice})"
             )
 
     def _construct(self, box: dict[str, Any]) -> None:
@@ -158,6 +165,10 @@ class LocalModelServer:
             cpus = _usable_cpus(self._config.cpus)
             if cpus:
                 os.sched_setaffinity(0, cpus)  # 0 = this thread only
+            if self._config.nice:
+                # Raising niceness needs no privilege; on Linux it applies to
+                # this thread, and the threads it creates inherit it.
+                os.setpriority(os.PRIO_PROCESS, 0, self._config.nice)
             params = xlc.CommonParams()
             params.model.path = str(self._config.model_path)
             params.n_ctx = self._config.n_ctx

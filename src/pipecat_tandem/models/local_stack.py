@@ -11,13 +11,14 @@
 and hands out pipecat services over them. Every LLM service it makes for a role
 shares that role's single loaded model.
 
-CPU placement on a 2-core machine (measured, see ``docs/bench/local.md``): with
-both LLMs local, the interaction model runs one llama.cpp thread pinned to CPU 0
-and the background model one thread pinned to CPU 1, so a background job
-generating never takes the interaction model's core. Giving the interaction
-model two threads while the background also runs oversubscribes the cores and
-was the slowest setting. When the background is not local, the interaction
-model gets two unpinned threads.
+CPU placement on a 2-core machine (measured, see ``docs/bench/local.md``): the
+interaction model runs two llama.cpp threads, unpinned, and the background model
+one thread pinned to CPU 1 at nice 19. The kernel then gives the interaction
+path (STT, LLM, TTS) both cores the moment it needs them and the background
+model every cycle it leaves, so a background job generating costs a turn almost
+nothing and a turn is twice as fast as on one core. The earlier plan (one pinned
+core each, :meth:`CpuPlan.pinned`) isolated the roles too, but left the
+interaction model half the machine even while the background was idle.
 """
 
 from __future__ import annotations
@@ -51,29 +52,42 @@ BACKGROUND_PROMPT = (
 
 @dataclass(frozen=True)
 class CpuPlan:
-    """llama.cpp threads and CPU pinning per role.
+    """llama.cpp threads, CPU pinning and priority per role.
 
     Parameters:
         interaction_threads: Threads of the interaction model.
         interaction_cpus: CPUs it is pinned to (``None`` = unpinned).
         background_threads: Threads of the background model.
         background_cpus: CPUs it is pinned to (``None`` = unpinned).
+        background_nice: Niceness of the background model's threads (0-19).
     """
 
-    interaction_threads: int = 1
-    interaction_cpus: frozenset[int] | None = frozenset({0})
+    interaction_threads: int = 2
+    interaction_cpus: frozenset[int] | None = None
     background_threads: int = 1
     background_cpus: frozenset[int] | None = frozenset({1})
+    background_nice: int = 19
 
     @classmethod
     def for_roles(cls, *, interaction_local: bool, background_local: bool) -> CpuPlan:
-        """The measured-best plan for which roles run locally on this machine."""
+        """The measured-best plan for this machine's CPU count.
+
+        The arguments are kept for callers that plan per role: the background
+        model runs reniced, so it never needs the interaction model to give up
+        threads, whether or not it is local.
+        """
+        del interaction_local, background_local
         ncpu = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1
         if ncpu < 2:
             return cls(1, None, 1, None)
-        if interaction_local and not background_local:
-            return cls(interaction_threads=2, interaction_cpus=None)
-        return cls()
+        # llama.cpp gains little past 4 threads on a 0.5B model.
+        last = max(os.sched_getaffinity(0))
+        return cls(interaction_threads=min(ncpu, 4), background_cpus=frozenset({last}))
+
+    @classmethod
+    def pinned(cls) -> CpuPlan:
+        """One core each, both at normal priority (the earlier default, for comparison)."""
+        return cls(1, frozenset({0}), 1, frozenset({1}), 0)
 
 
 class LocalStack:
@@ -92,7 +106,8 @@ class LocalStack:
         interaction_model: SplitModel | None = QWEN_05B,
         background_model: SplitModel | None = QWEN_15B,
         cpu_plan: CpuPlan | None = None,
-        stt_threads: int = 1,
+        stt_threads: int = 2,
+        stt_short_window: bool = True,
         n_ctx: int = 4096,
     ) -> None:
         """Locate (assembling once if needed) the weights; nothing is loaded yet.
@@ -102,7 +117,10 @@ class LocalStack:
                 role is not local.
             background_model: Model of the background role, or None.
             cpu_plan: Threads and pinning (default: :meth:`CpuPlan.for_roles`).
-            stt_threads: Whisper's CPU threads.
+            stt_threads: Whisper's CPU threads (it runs at normal priority, like
+                the interaction model).
+            stt_short_window: Whisper encodes a window fitted to the utterance
+                instead of its fixed 30 s (see ``LocalWhisperSTTService``).
             n_ctx: Context length of both LLMs.
 
         Raises:
@@ -133,9 +151,11 @@ class LocalStack:
                     cpus=plan.background_cpus,
                     n_ctx=n_ctx,
                     name="background",
+                    nice=plan.background_nice,
                 )
             )
         self._stt_threads = stt_threads
+        self._stt_short_window = stt_short_window
         self._stt: LocalWhisperSTTService | None = None
         self._tts: HibariTTSService | None = None
         self._interaction_llms: list[LocalLLMService] = []
@@ -159,7 +179,9 @@ class LocalStack:
     def stt(self) -> LocalWhisperSTTService:
         """The Whisper tiny.en service (one per stack; loads on first call)."""
         if self._stt is None:
-            self._stt = LocalWhisperSTTService(cpu_threads=self._stt_threads)
+            self._stt = LocalWhisperSTTService(
+                cpu_threads=self._stt_threads, short_window=self._stt_short_window
+            )
         return self._stt
 
     def tts(self) -> HibariTTSService:

@@ -8,10 +8,11 @@
 
 pipecat's ``WhisperSTTService`` accepts a local CTranslate2 model directory as
 its ``model`` (faster-whisper then never touches a hub), but it does not expose
-faster-whisper's ``cpu_threads`` or ``beam_size``. This subclass adds both: on
-two cores, Whisper must not take the core the background model is pinned to,
-and greedy decoding (beam 1) halves transcription time on short turns with the
-same words on clear speech.
+faster-whisper's ``cpu_threads`` or ``beam_size``. This subclass adds both
+(greedy decoding halves transcription time on short turns with the same words
+on clear speech) and, by default, encodes a window fitted to the utterance
+instead of Whisper's fixed 30 s (:mod:`~pipecat_tandem.models.whisper_window`),
+which takes most of the transcription time off a turn.
 """
 
 from __future__ import annotations
@@ -31,6 +32,14 @@ from pipecat.utils.time import time_now_iso8601
 from pipecat.utils.types import require_given
 
 from pipecat_tandem.models.weights import whisper_model_dir
+from pipecat_tandem.models.whisper_window import WindowedWhisper
+
+
+def _language_code(language: Any) -> str | None:
+    """The language code ("en") of ``Language.EN`` or "en"; None if unset."""
+    if language is None:
+        return None
+    return str(language.value if isinstance(language, Language) else language).split("-")[0]
 
 
 class LocalWhisperSTTService(WhisperSTTService):
@@ -48,6 +57,7 @@ class LocalWhisperSTTService(WhisperSTTService):
         cpu_threads: int = 1,
         beam_size: int = 1,
         compute_type: str = "int8",
+        short_window: bool = True,
         **kwargs: Any,
     ) -> None:
         """Create the service and load the model.
@@ -57,6 +67,10 @@ class LocalWhisperSTTService(WhisperSTTService):
             cpu_threads: CTranslate2 intra-op threads.
             beam_size: Decoding beam width (1 = greedy).
             compute_type: CTranslate2 compute type (``int8`` is fastest on CPU).
+            short_window: Encode a window fitted to the utterance (greedy only;
+                falls back to the full window on a looping result). Off, or
+                with ``beam_size`` > 1, ``hotwords`` or ``initial_prompt``, the
+                standard faster-whisper path runs.
             **kwargs: Passed to ``WhisperSTTService`` (e.g. ``settings``).
 
         Raises:
@@ -67,6 +81,8 @@ class LocalWhisperSTTService(WhisperSTTService):
             raise ValueError("cpu_threads and beam_size must be >= 1")
         self._cpu_threads = cpu_threads
         self._beam_size = beam_size
+        self._short_window = short_window
+        self._windowed: WindowedWhisper | None = None
         directory = Path(model_dir) if model_dir is not None else whisper_model_dir()
         settings = kwargs.pop("settings", None) or WhisperSTTService.Settings()
         settings.model = str(directory)
@@ -87,6 +103,8 @@ class LocalWhisperSTTService(WhisperSTTService):
             cpu_threads=self._cpu_threads,
             local_files_only=True,
         )
+        language = self._whisper_settings.language
+        self._windowed = WindowedWhisper(self._model, language=_language_code(language))
         logger.debug(f"{self}: loaded {model_name} ({self._cpu_threads} thread(s))")
         unsupported = self._unsupported_language()
         if unsupported:
@@ -104,6 +122,19 @@ class LocalWhisperSTTService(WhisperSTTService):
             return ""
         samples = np.frombuffer(audio, dtype=np.int16).astype(np.float32) / 32768.0
         settings = self._whisper_settings
+        threshold = settings.no_speech_prob
+        windowed = self._windowed
+        if (
+            self._short_window
+            and windowed is not None
+            and self._beam_size == 1
+            and not settings.hotwords
+            and not settings.initial_prompt
+        ):
+            result = windowed.transcribe(samples)
+            if isinstance(threshold, float) and result.no_speech_prob >= threshold:
+                return ""
+            return result.text
         language = settings.language
         segments, _ = self._model.transcribe(
             samples,
@@ -114,7 +145,6 @@ class LocalWhisperSTTService(WhisperSTTService):
             hotwords=settings.hotwords or None,
             initial_prompt=settings.initial_prompt or None,
         )
-        threshold = settings.no_speech_prob
         kept = [
             s.text
             for s in segments

@@ -1,0 +1,176 @@
+#
+# Copyright (c) 2026, pipecat-tandem contributors
+#
+# SPDX-License-Identifier: BSD 2-Clause License
+#
+
+"""Whisper on a window as long as the utterance, not a fixed 30 seconds.
+
+Whisper's encoder is trained on 30 s windows, and faster-whisper always encodes
+one, so a 2 s question costs as much as 30 s of audio: 1.3-1.5 s on one core of
+the 2-core machine we measure on, most of a turn's latency budget. CTranslate2's
+encoder accepts a shorter window (whisper.cpp's ``audio_ctx`` trick): a window
+of the utterance plus 3 s of silence encodes several times faster and gives the
+same words on clear speech (``benchmarks/bench_stt_window.py``).
+
+A short window has one known failure: with too little silence after the speech
+the decoder can loop ("Yes? Yes? Yes?"). :class:`WindowedWhisper` bounds the
+decode by the audio's length and, when the result looks like a loop or never
+ended, transcribes again on the full 30 s window. The decision is the pure
+:func:`looks_like_a_loop`.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+#: Whisper's frames per second of audio (10 ms hop) and its full window.
+FRAMES_PER_SECOND = 100
+FULL_WINDOW_FRAMES = 3000
+
+_WORD = re.compile(r"[\w']+")
+
+
+def window_frames(audio_frames: int, pad_seconds: float) -> int:
+    """Frames to encode for ``audio_frames`` of speech: audio + pad, even, ≤ 30 s."""
+    if audio_frames < 0 or pad_seconds < 0:
+        raise ValueError("audio_frames and pad_seconds must be >= 0")
+    frames = min(FULL_WINDOW_FRAMES, audio_frames + int(pad_seconds * FRAMES_PER_SECOND))
+    return frames + frames % 2  # the encoder's stride-2 convolution wants an even count
+
+
+def max_decode_tokens(audio_seconds: float) -> int:
+    """An upper bound on the tokens of real speech of this length.
+
+    Fast speech is ~4 words (~5 tokens) a second; twice that, plus room for a
+    one-word utterance, leaves every real transcript inside the bound and cuts a
+    runaway loop short.
+    """
+    return min(224, 12 + int(10 * max(0.0, audio_seconds)))
+
+
+def looks_like_a_loop(text: str) -> bool:
+    """Whether a transcript ends in the repetition a short window can cause.
+
+    The whole text being one phrase said twice or more ("Never mind never
+    mind"), or its end repeating a phrase of 3+ words twice or a 1-2 word phrase
+    three times. Real speech does that too ("bye bye"), in which case the caller
+    spends a full-window pass to be sure.
+    """
+    words = [w.lower() for w in _WORD.findall(text)]
+    for size in range(1, len(words) // 2 + 1):
+        if len(words) % size == 0 and words == words[:size] * (len(words) // size):
+            return True
+    for size in range(1, len(words) // 2 + 1):
+        repeats_needed = 3 if size < 3 else 2
+        if size * repeats_needed > len(words):
+            break
+        tail = words[-size:]
+        if all(
+            words[-(k + 1) * size : len(words) - k * size] == tail for k in range(repeats_needed)
+        ):
+            return True
+    return False
+
+
+@dataclass(frozen=True)
+class WindowedResult:
+    """One transcription.
+
+    Parameters:
+        text: The words ("" for no speech).
+        window_frames: Frames encoded (3000 = the full window).
+        fell_back: Whether the short window's result was discarded for a full pass.
+        no_speech_prob: Whisper's probability that the window holds no speech.
+    """
+
+    text: str
+    window_frames: int
+    fell_back: bool
+    no_speech_prob: float
+
+
+class WindowedWhisper:
+    """Greedy Whisper transcription on a window fitted to the audio (blocking).
+
+    Args:
+        model: A loaded ``faster_whisper.WhisperModel``.
+        language: Language code for multilingual models (ignored by ``.en`` ones).
+        pad_seconds: Silence after the audio in the window; less makes loops
+            likelier, more costs encoder time.
+
+    Example::
+
+        whisper = WindowedWhisper(WhisperModel(path, compute_type="int8"))
+        result = whisper.transcribe(samples_16k_float32)
+    """
+
+    def __init__(self, model: Any, *, language: str | None = "en", pad_seconds: float = 3.0):
+        if pad_seconds < 0:
+            raise ValueError("pad_seconds must be >= 0")
+        from faster_whisper.tokenizer import Tokenizer
+
+        self._model = model
+        self._pad_seconds = pad_seconds
+        multilingual = bool(model.model.is_multilingual)
+        tokenizer = Tokenizer(
+            model.hf_tokenizer,
+            multilingual,
+            task="transcribe",
+            language=(language or "en") if multilingual else None,
+        )
+        self._tokenizer = tokenizer
+        self._prompt = [*tokenizer.sot_sequence, tokenizer.no_timestamps]
+
+    def transcribe(self, samples: np.ndarray) -> WindowedResult:
+        """Transcribe 16 kHz mono float32 samples in [-1, 1].
+
+        Raises:
+            ValueError: The samples are not a 1-D float array.
+        """
+        if samples.ndim != 1 or not np.issubdtype(samples.dtype, np.floating):
+            raise ValueError("samples must be a 1-D float array")
+        if samples.size == 0:
+            return WindowedResult("", 0, False, 1.0)
+        features = self._model.feature_extractor(samples.astype(np.float32, copy=False))
+        frames = window_frames(features.shape[1], self._pad_seconds)
+        seconds = samples.size / 16000
+        text, no_speech = self._decode(features, frames, max_decode_tokens(seconds))
+        if frames < FULL_WINDOW_FRAMES and (text is None or looks_like_a_loop(text)):
+            full_text, no_speech = self._decode(features, FULL_WINDOW_FRAMES, 224)
+            return WindowedResult(full_text or "", FULL_WINDOW_FRAMES, True, no_speech)
+        return WindowedResult(text or "", frames, False, no_speech)
+
+    def _decode(
+        self, features: np.ndarray, frames: int, max_tokens: int
+    ) -> tuple[str | None, float]:
+        """Encode ``frames`` and decode greedily; text is None if it never ended."""
+        import ctranslate2
+
+        window = self._silence(frames)
+        used = min(frames, features.shape[1])
+        window[:, :used] = features[:, :used]
+        encoded = self._model.model.encode(
+            ctranslate2.StorageView.from_array(window[np.newaxis]), to_cpu=False
+        )
+        result = self._model.model.generate(
+            encoded,
+            [self._prompt],
+            beam_size=1,
+            max_length=max_tokens,
+            return_no_speech_prob=True,
+            suppress_blank=True,
+        )[0]
+        tokens = result.sequences_ids[0]
+        text = self._tokenizer.decode([t for t in tokens if t < self._tokenizer.eot]).strip()
+        ended = len(tokens) < max_tokens - len(self._prompt)
+        return (text if ended else None), float(result.no_speech_prob)
+
+    @staticmethod
+    def _silence(frames: int) -> np.ndarray:
+        """An empty window, padded with zeros as faster-whisper pads its own."""
+        return np.zeros((80, frames), dtype=np.float32)

@@ -1,0 +1,96 @@
+"""Whisper on a fitted window: the pure decisions, and the real model against the full window."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from pipecat_tandem.models.whisper_window import (
+    FULL_WINDOW_FRAMES,
+    looks_like_a_loop,
+    max_decode_tokens,
+    window_frames,
+)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Never mind Never mind",
+        "Yes? Yes? Yes? Yes?",
+        "No. No.",
+        "What is the capital of France? What is the capital of France?",
+        "Tell me a joke. Tell me a joke.",
+        "Hi, how are you today? Hi, how are you today? Hi, how are you",
+        "so I said go go go",
+    ],
+)
+def test_loops_are_recognised(text):
+    assert looks_like_a_loop(text)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "",
+        "Yes.",
+        "What is the capital of France?",
+        "Can you plan a three-day trip to Rome for me with museums and good food?",
+        "That that is, is.",
+        "I had had enough",
+        "What is 1234 times 5678?",
+    ],
+)
+def test_ordinary_speech_is_not_a_loop(text):
+    assert not looks_like_a_loop(text)
+
+
+def test_window_is_audio_plus_pad_even_and_capped():
+    assert window_frames(200, 3.0) == 500
+    assert window_frames(201, 3.0) == 502
+    assert window_frames(0, 0.0) == 0
+    assert window_frames(2900, 3.0) == FULL_WINDOW_FRAMES
+    assert window_frames(10_000, 0.0) == FULL_WINDOW_FRAMES
+    with pytest.raises(ValueError):
+        window_frames(-1, 3.0)
+    with pytest.raises(ValueError):
+        window_frames(100, -0.5)
+
+
+def test_decode_bound_grows_with_audio_and_is_capped():
+    assert max_decode_tokens(0.0) == 12
+    assert max_decode_tokens(-3.0) == 12
+    assert max_decode_tokens(3.0) == 42
+    assert max_decode_tokens(1000.0) == 224
+
+
+@pytest.mark.slow
+def test_fitted_window_hears_what_the_full_window_hears():
+    pytest.importorskip("faster_whisper")
+    hibari = pytest.importorskip("hibari")
+    from faster_whisper import WhisperModel
+
+    from pipecat_tandem.models.weights import whisper_model_dir
+    from pipecat_tandem.models.whisper_window import WindowedWhisper
+
+    model = WhisperModel(
+        str(whisper_model_dir()), compute_type="int8", cpu_threads=2, local_files_only=True
+    )
+    windowed = WindowedWhisper(model)
+    tts = hibari.Hibari()
+    for sentence in ("What is the capital of France?", "Never mind.", "Tell me a joke."):
+        audio24 = tts(sentence)
+        audio = np.interp(np.arange(0, len(audio24), 1.5), np.arange(len(audio24)), audio24)
+        # As pipecat hands over a segment: pre-roll silence, speech, trailing silence.
+        segment = np.concatenate([np.zeros(16000), audio, np.zeros(11200)]).astype(np.float32)
+        result = windowed.transcribe(segment)
+        full, _ = model.transcribe(segment, language="en", beam_size=1, without_timestamps=True)
+        assert result.text.lower() == " ".join(s.text.strip() for s in full).lower()
+        assert not looks_like_a_loop(result.text)
+    silence = windowed.transcribe(np.zeros(16000 * 2, dtype=np.float32))
+    assert silence.text == "" or silence.no_speech_prob > 0.4
+    assert windowed.transcribe(np.zeros(0, dtype=np.float32)).text == ""
+    with pytest.raises(ValueError):
+        windowed.transcribe(np.zeros((2, 100), dtype=np.float32))
+    with pytest.raises(ValueError):
+        windowed.transcribe(np.zeros(100, dtype=np.int16))
