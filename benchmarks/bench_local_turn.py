@@ -59,11 +59,15 @@ from pipecat.processors.aggregators.llm_response_universal import (  # noqa: E40
 from pipecat.processors.frame_processor import FrameDirection, FrameProcessor  # noqa: E402
 from pipecat.workers.runner import WorkerRunner  # noqa: E402
 
+from pipecat_tandem.background.jobs import JobRegistry  # noqa: E402
 from pipecat_tandem.models.local_stack import CpuPlan, LocalStack  # noqa: E402
 from pipecat_tandem.models.local_tts import float_to_pcm16  # noqa: E402
+from pipecat_tandem.pipelines.tandem import build_tandem_pipeline  # noqa: E402
+from pipecat_tandem.policy.now_view import NowView  # noqa: E402
+from pipecat_tandem.policy.routing import RuleRouter  # noqa: E402
 
 logger.remove()
-logger.add(sys.stderr, level="ERROR")
+logger.add(sys.stderr, level=os.environ.get("BENCH_LOG", "ERROR"), filter=lambda r: r["level"].no >= 40 or "cached tokens" in r["message"] or "pushing" in r["message"])
 
 QUESTIONS = [
     "Hi, how are you today?",
@@ -142,20 +146,38 @@ async def background_load(stack: LocalStack, stop: asyncio.Event, stats: dict) -
         stats["seconds"] = stats.get("seconds", 0.0) + time.perf_counter() - started
 
 
-async def run_turns(stack: LocalStack, turns: int, label: str, audio: list[bytes]) -> list[dict]:
+async def run_turns(
+    stack: LocalStack, turns: int, label: str, audio: list[bytes], kind: str
+) -> list[dict]:
     stt = stack.stt()
     llm = stack.interaction_llm()
     tts = stack.tts()
-    context = LLMContext()
-    pair = LLMContextAggregatorPair(
-        context, user_params=LLMUserAggregatorParams(vad_analyzer=SileroVADAnalyzer())
-    )
     after_stt = Probe("after-stt", (TranscriptionFrame,))
     after_llm = Probe("after-llm", (LLMTextFrame,))
     after_tts = Probe("after-tts", (TTSAudioRawFrame,))
-    pipeline = Pipeline(
-        [stt, after_stt, pair.user(), llm, after_llm, tts, after_tts, pair.assistant()]
-    )
+    if kind == "tandem":
+        # What `tandem run` builds (minus the transport): awareness, delegation
+        # with the rule router, the interleaver, the background agent.
+        tandem = build_tandem_pipeline(
+            interaction_llm=llm,
+            background=stack.background_llm,
+            stt=Pipeline([stt, after_stt]),
+            tts=Pipeline([after_llm, tts, after_tts]),
+            vad_analyzer=SileroVADAnalyzer(),
+            router=RuleRouter(),
+            verbatim=True,
+            now_view=NowView(only_when_informative=True),  # as build_services does
+            registry=JobRegistry(default_deadline_s=300.0),
+        )
+        pipeline = tandem.pipeline
+    else:
+        context = LLMContext()
+        pair = LLMContextAggregatorPair(
+            context, user_params=LLMUserAggregatorParams(vad_analyzer=SileroVADAnalyzer())
+        )
+        pipeline = Pipeline(
+            [stt, after_stt, pair.user(), llm, after_llm, tts, after_tts, pair.assistant()]
+        )
     worker = PipelineWorker(
         pipeline, params=PipelineParams(), cancel_on_idle_timeout=False, enable_rtvi=False
     )
@@ -226,6 +248,12 @@ async def main() -> None:
         "reniced); pinned = one core each; unpinned = one thread each, no affinity",
     )
     parser.add_argument(
+        "--pipeline",
+        choices=("tandem", "bare"),
+        default="tandem",
+        help="tandem = the pipeline `tandem run` builds; bare = STT, LLM, TTS only",
+    )
+    parser.add_argument(
         "--full-window", action="store_true", help="Whisper on its fixed 30 s window"
     )
     parser.add_argument("--json", type=Path)
@@ -252,13 +280,13 @@ async def main() -> None:
     rss_ready, _ = rss_mb()
 
     audio = [await speech_16k(stack, q) for q in QUESTIONS]
-    idle = await run_turns(stack, args.turns, "idle", audio)
+    idle = await run_turns(stack, args.turns, "idle", audio, args.pipeline)
 
     stop = asyncio.Event()
     stats: dict = {}
     load = asyncio.ensure_future(background_load(stack, stop, stats))
     await asyncio.sleep(3.0)  # let the background model get going
-    busy = await run_turns(stack, args.turns, "background", audio)
+    busy = await run_turns(stack, args.turns, "background", audio, args.pipeline)
     stop.set()
     await load
     rss_now, rss_peak = rss_mb()
@@ -266,6 +294,7 @@ async def main() -> None:
     idle_p50 = median([r["latency_s"] for r in idle])
     busy_p50 = median([r["latency_s"] for r in busy])
     summary = {
+        "pipeline": args.pipeline,
         "plan": args.plan,
         "stt_window": "full" if args.full_window else "fitted",
         "turns": args.turns,

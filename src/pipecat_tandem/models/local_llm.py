@@ -16,16 +16,28 @@ like a call is held back (:class:`~pipecat_tandem.models.tool_calls.ToolCallSnif
 parsed at the end, and dispatched through pipecat's ``run_function_calls`` so
 registered handlers run the pipecat way. A held-back reply that does not parse
 is spoken as ordinary text.
+
+Prompt cache: llama.cpp reuses the longest prefix of the previous prompt, so a
+turn costs only its new tokens, unless something earlier in the context changed.
+The tandem's "now" view changes every turn and sits before the user's words;
+after each reply the service therefore prefills the history without such
+*volatile* messages, plus the reply and the opening of the next user turn, while
+the bot is speaking. The next turn then pays only for its own words (and the
+fresh view, if any).
 """
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import uuid
+from collections.abc import Callable
 from typing import Any
 
 from loguru import logger
 from pipecat.frames.frames import (
+    CancelFrame,
+    EndFrame,
     Frame,
     FunctionCallFromLLM,
     LLMContextFrame,
@@ -45,6 +57,7 @@ from pipecat_tandem.models.tool_calls import (
     ToolCallSniffer,
     parse_tool_calls,
 )
+from pipecat_tandem.policy.now_view import is_now_message
 
 _call_ids = itertools.count(1)
 _SAMPLING_KEYS = ("temperature", "top_p", "top_k", "seed", "frequency_penalty", "presence_penalty")
@@ -74,6 +87,8 @@ class LocalLLMService(LLMService):
         settings: LLMSettings | None = None,
         extra_request: dict[str, Any] | None = None,
         use_tools: bool = True,
+        volatile: Callable[[dict[str, Any]], bool] | None = is_now_message,
+        refill_cache: bool = True,
         **kwargs: Any,
     ) -> None:
         """Create the service.
@@ -88,6 +103,10 @@ class LocalLLMService(LLMService):
                 them unreliably (invented names, repeated delegations); with a
                 :class:`~pipecat_tandem.policy.routing.RuleRouter` deciding
                 delegation instead, it is better left to talk.
+            volatile: Recognizes request messages that change every turn (default:
+                the tandem's "now" view); the cache refill leaves them out.
+            refill_cache: After each reply, prefill the stable history plus the
+                reply so the next turn reuses it (see the module docstring).
             **kwargs: Passed to pipecat's ``LLMService``.
         """
         defaults = LLMSettings(
@@ -109,6 +128,9 @@ class LocalLLMService(LLMService):
         self._server = server
         self._extra_request = dict(extra_request or {})
         self._use_tools = use_tools
+        self._volatile = volatile
+        self._refill_cache = refill_cache
+        self._refill_task: asyncio.Task[None] | None = None
 
     @property
     def server(self) -> LocalModelServer:
@@ -132,6 +154,7 @@ class LocalLLMService(LLMService):
         """Run a completion for each ``LLMContextFrame``; pass every other frame on."""
         await super().process_frame(frame, direction)
         if isinstance(frame, LLMContextFrame):
+            await self._cancel_refill()
             await self.push_frame(LLMFullResponseStartFrame())
             await self.start_processing_metrics()
             try:
@@ -143,7 +166,35 @@ class LocalLLMService(LLMService):
                 await self.stop_processing_metrics()
                 await self.push_frame(LLMFullResponseEndFrame())
         else:
+            if isinstance(frame, EndFrame | CancelFrame):
+                await self._cancel_refill()
             await self.push_frame(frame, direction)
+
+    async def _cancel_refill(self) -> None:
+        if self._refill_task is not None:
+            await self.cancel_task(self._refill_task)
+            self._refill_task = None
+
+    def _schedule_refill(self, request: dict[str, Any], reply: str) -> None:
+        """Prefill ``request``'s stable messages plus ``reply`` (see the module docstring)."""
+        if not self._refill_cache or not reply.strip():
+            return
+        volatile = self._volatile or (lambda _m: False)
+        messages = [m for m in request["messages"] if not volatile(m)]
+        # An empty user turn after the reply puts the next turn's opening
+        # ("<|im_end|>", "<|im_start|>user") in the cache too.
+        messages += [{"role": "assistant", "content": reply}, {"role": "user", "content": ""}]
+        # Same tools as the turn: they are rendered into the system prompt.
+        refill = {k: v for k, v in request.items() if k in ("tools", "tool_choice")}
+        refill.update(messages=messages, max_tokens=1, temperature=0)
+        self._refill_task = self.create_task(self._refill(refill), "local-llm-cache-refill")
+
+    async def _refill(self, request: dict[str, Any]) -> None:
+        try:
+            async for _ in self._server.stream_chat(request):
+                pass
+        except Exception as e:  # only the next turn's speed is at stake
+            logger.debug(f"{self}: cache refill failed: {e}")
 
     async def _process_context(self, context: LLMContext) -> None:
         request = await self._build_request(context)
@@ -152,12 +203,14 @@ class LocalLLMService(LLMService):
         # history, and a voice must never read a call's JSON aloud.
         sniffer = ToolCallSniffer()
         await self.start_ttfb_metrics()
-        await self._stream(request, sniffer)
+        reply = await self._stream(request, sniffer)
         held = sniffer.finish()
         if not held:
+            self._schedule_refill(request, reply)
             return
         if sniffer.verdict is not SniffVerdict.HOLD:
             await self._push_llm_text(held)  # an undecided (blank) reply
+            self._schedule_refill(request, reply)
             return
         calls = parse_tool_calls(held) or []
         if not tools:
@@ -185,18 +238,28 @@ class LocalLLMService(LLMService):
         elif held:
             await self._push_llm_text(held)
 
-    async def _stream(self, request: dict[str, Any], sniffer: ToolCallSniffer | None) -> None:
+    async def _stream(self, request: dict[str, Any], sniffer: ToolCallSniffer | None) -> str:
+        """Stream one completion, pushing released text; returns all the text generated."""
         first = True
+        generated: list[str] = []
         async for chunk in self._server.stream_chat(request):
+            timings = chunk.get("timings")
+            if isinstance(timings, dict) and "prompt_n" in timings:
+                logger.debug(
+                    f"{self}: prompt {timings.get('prompt_n')} new + "
+                    f"{timings.get('cache_n')} cached tokens"
+                )
             delta = _delta_text(chunk)
             if not delta:
                 continue
+            generated.append(delta)
             if first:
                 await self.stop_ttfb_metrics()
                 first = False
             released = sniffer.feed(delta) if sniffer else delta
             if released:
                 await self._push_llm_text(released)
+        return "".join(generated)
 
     async def _dispatch(self, calls: list[ParsedToolCall], context: LLMContext) -> None:
         logger.debug(f"{self}: tool calls from text: {[c.name for c in calls]}")

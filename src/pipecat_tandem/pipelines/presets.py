@@ -47,6 +47,7 @@ from pipecat.services.tts_service import TTSService
 
 from pipecat_tandem.models.local_stack import BACKGROUND_PROMPT, INTERACTION_PROMPT, LocalStack
 from pipecat_tandem.models.weights import QWEN_05B, QWEN_15B, SplitModel
+from pipecat_tandem.policy.now_view import NowView
 from pipecat_tandem.policy.routing import Router, RuleRouter
 
 INTERACTION_ENV = "TANDEM_INTERACTION"
@@ -156,6 +157,9 @@ class TandemServices:
         verbatim_results: Whether background results should be spoken verbatim
             (``build_tandem_pipeline(verbatim=...)``): True for a local
             interaction model, which garbles numbers when it rephrases a result.
+        now_view: The "now" view renderer for ``build_tandem_pipeline``: a local
+            interaction model gets it only when a job runs or a cue is recent,
+            since it pays for the view's tokens at every turn.
     """
 
     stt: STTService
@@ -171,6 +175,7 @@ class TandemServices:
     local: LocalStack | None = None
     verbatim_results: bool = False
     job_deadline_s: float = 60.0
+    now_view: NowView | None = None
 
     @property
     def ready(self) -> bool:
@@ -249,6 +254,7 @@ def build_services(
         local=stack,
         verbatim_results=i_spec.is_local,
         job_deadline_s=300.0 if b_spec.is_local else 60.0,
+        now_view=NowView(only_when_informative=True) if i_spec.is_local else None,
     )
 
 

@@ -45,6 +45,7 @@ from pipecat_tandem.background.tools import default_tools
 from pipecat_tandem.background.tools.base import Tool
 from pipecat_tandem.clock import LoopClock, SessionClock
 from pipecat_tandem.observe.event_log import EventLog
+from pipecat_tandem.policy.now_view import NowView
 from pipecat_tandem.processors.awareness_processor import AwarenessProcessor
 from pipecat_tandem.processors.delegation_processor import DelegationProcessor, RouterLike
 from pipecat_tandem.processors.result_interleaver import ResultInterleaver
@@ -114,6 +115,7 @@ def build_tandem_pipeline(
     user_params: LLMUserAggregatorParams | None = None,
     router: RouterLike | None = None,
     awareness: bool = True,
+    now_view: NowView | None = None,
     registry: JobRegistry | None = None,
     min_gap_s: float = 0.5,
     verbatim: bool = False,
@@ -143,6 +145,8 @@ def build_tandem_pipeline(
         router: Fallback router deciding what the background takes.
         awareness: Add the :class:`AwarenessProcessor` (live "now" view, timed and
             cue-triggered interjections, repetition counting).
+        now_view: How the awareness processor renders the "now" view (default
+            :class:`NowView`; a local model wants ``only_when_informative``).
         registry: Job limits.
         min_gap_s: Shared quiet before a ``when_idle`` delivery.
         verbatim: Speak results verbatim instead of weaving them in.
@@ -200,7 +204,9 @@ def build_tandem_pipeline(
     if stt is not None:
         stages.append(stt)
     if awareness:
-        stages.append(AwarenessProcessor(registry=delegation.registry, event_log=event_log))
+        stages.append(
+            AwarenessProcessor(registry=delegation.registry, event_log=event_log, now_view=now_view)
+        )
     stages += [delegation, pair.user(), interaction_llm, interleaver]
     if tts is not None:
         stages.append(tts)

@@ -14,6 +14,10 @@ short line such as::
 
 Kept under ``max_chars`` (default 400): task texts are shortened, then the oldest cues
 and the excess jobs are summarized as "+N more".
+
+A local model pays for every token of the view at each turn (its prompt cache holds
+the history, not a line that changes every turn): ``only_when_informative`` leaves the
+view out while no job runs and no cue is recent.
 """
 
 from __future__ import annotations
@@ -21,8 +25,21 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
-__all__ = ["NowView", "RecentCue"]
+__all__ = ["NOW_PREFIX", "NowView", "RecentCue", "is_now_message"]
+
+#: Every rendered view starts with this.
+NOW_PREFIX = "[now "
+
+
+def is_now_message(message: Any) -> bool:
+    """Whether a context message is a now view (the awareness processor's)."""
+    return (
+        isinstance(message, dict)
+        and message.get("role") in ("developer", "user", "system")
+        and str(message.get("content", "")).startswith(NOW_PREFIX)
+    )
 
 
 @dataclass(frozen=True)
@@ -76,6 +93,7 @@ class NowView:
         max_cues: int = 4,
         cue_horizon: float = 30.0,
         task_chars: int = 40,
+        only_when_informative: bool = False,
     ) -> None:
         """Create a renderer.
 
@@ -85,6 +103,8 @@ class NowView:
             max_cues: Most recent cues listed.
             cue_horizon: Cues older than this many seconds are left out.
             task_chars: Task texts are shortened to this many characters.
+            only_when_informative: Render "" while no job runs and no cue is
+                within ``cue_horizon`` (the clock alone is left out).
 
         Raises:
             ValueError: On non-positive limits.
@@ -93,6 +113,7 @@ class NowView:
             raise ValueError("need max_chars >= 60, task_chars >= 8, non-negative counts")
         self.max_chars, self.max_jobs, self.max_cues = max_chars, max_jobs, max_cues
         self.cue_horizon, self.task_chars = cue_horizon, task_chars
+        self.only_when_informative = only_when_informative
 
     def render(
         self,
@@ -113,14 +134,15 @@ class NowView:
             cues: Recent cues (``RecentCue`` or ``(kind, time, value)``), any order.
 
         Returns:
-            The text, at most ``max_chars`` characters.
+            The text, at most ``max_chars`` characters ("" when
+            ``only_when_informative`` and there is nothing to tell).
 
         Raises:
             ValueError: If ``now`` is not a finite number.
         """
         if not isinstance(now, (int, float)) or not math.isfinite(now):
             raise ValueError(f"now must be a finite number of seconds, got {now!r}")
-        head = f"[now {_clock(now)}]"
+        head = f"{NOW_PREFIX}{_clock(now)}]"
         if user_speaking:
             head += " user speaking"
         elif user_silent_for is not None and math.isfinite(user_silent_for):
@@ -132,6 +154,8 @@ class NowView:
             reverse=True,
         )
         cue_list = [c for c in cue_list if 0 <= now - c.time <= self.cue_horizon]
+        if self.only_when_informative and not job_list and not cue_list:
+            return ""
         for task_chars, n_cues in ((self.task_chars, self.max_cues), (16, 2), (8, 1), (8, 0)):
             text = head + self._jobs(job_list, task_chars) + self._cues(cue_list[:n_cues], now)
             if len(text) <= self.max_chars:

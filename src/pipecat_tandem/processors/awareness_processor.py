@@ -57,18 +57,9 @@ from pipecat_tandem.policy.interjections import (
     InterjectionScheduler,
     parse_interjection,
 )
-from pipecat_tandem.policy.now_view import NowView, RecentCue
+from pipecat_tandem.policy.now_view import NowView, RecentCue, is_now_message
 
-NOW_PREFIX = "[now "
 HANDLED_KEY = "tandem_handled"
-
-
-def _is_now_message(message: Any) -> bool:
-    return (
-        isinstance(message, dict)
-        and message.get("role") == "developer"
-        and str(message.get("content", "")).startswith(NOW_PREFIX)
-    )
 
 
 class AwarenessProcessor(FrameProcessor):
@@ -103,6 +94,7 @@ class AwarenessProcessor(FrameProcessor):
         self._jobs: dict[str, str] = {}  # interjection spec id -> job id
         self._user_speaking = False
         self._user_quiet_since: float | None = None
+        self._view_shown = False
         self._wake = asyncio.Event()
         self._timer: asyncio.Task[None] | None = None
 
@@ -206,10 +198,13 @@ class AwarenessProcessor(FrameProcessor):
             jobs=jobs,
             cues=list(self._cues),
         )
-        message = {"role": "developer", "content": text}
+        if not text and not self._view_shown:
+            return  # nothing to tell, nothing to take back: leave the context alone
+        added = [{"role": "developer", "content": text}] if text else []
+        self._view_shown = bool(text)
 
         def replace(messages: list[Any]) -> list[Any]:
-            return [m for m in messages if not _is_now_message(m)] + [message]
+            return [m for m in messages if not is_now_message(m)] + added
 
         await self.push_frame(LLMMessagesTransformFrame(transform=replace, run_llm=False))
 

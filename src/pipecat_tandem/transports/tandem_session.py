@@ -155,6 +155,7 @@ class TandemSessionFactory:
             vad_analyzer=services.vad_analyzer,
             router=getattr(services, "router", None),
             verbatim=getattr(services, "verbatim_results", False),
+            now_view=getattr(services, "now_view", None),
             registry=JobRegistry(default_deadline_s=getattr(services, "job_deadline_s", 60.0)),
             clock=session.clock,
             event_log=event_log,
