@@ -67,7 +67,13 @@ from pipecat_tandem.policy.now_view import NowView  # noqa: E402
 from pipecat_tandem.policy.routing import RuleRouter  # noqa: E402
 
 logger.remove()
-logger.add(sys.stderr, level=os.environ.get("BENCH_LOG", "ERROR"), filter=lambda r: r["level"].no >= 40 or "cached tokens" in r["message"] or "pushing" in r["message"])
+logger.add(
+    sys.stderr,
+    level=os.environ.get("BENCH_LOG", "ERROR"),
+    filter=lambda r: (
+        r["level"].no >= 40 or "cached tokens" in r["message"] or "pushing" in r["message"]
+    ),
+)
 
 QUESTIONS = [
     "Hi, how are you today?",

@@ -93,3 +93,34 @@ def test_interjection_is_not_also_routed_to_the_background():
 def test_unparseable_requests_start_nothing(text):
     r = run(say(1.0, text or "   "), until=4)
     assert not [e for e in r.events if e["kind"] == "delegated"]
+
+
+def test_sparse_now_view_is_shown_only_while_a_job_runs():
+    # A local model pays for the view's tokens every turn: chit-chat goes without it.
+    from pipecat_tandem.policy.now_view import NowView, is_now_message
+
+    seen: list[list[str]] = []
+    weave = weaving_responder(lambda text: "weather in Paris" if "weather" in text else None)
+
+    def interaction(messages):
+        if messages and messages[-1].get("role") == "user":
+            seen.append([m["content"] for m in messages if is_now_message(m)])
+        return weave(messages)
+
+    r = run(
+        say(1.0, "hello there")
+        + say(4.0, "what is the weather in Paris")
+        + say(6.0, "and how are you")
+        + say(16.0, "ok thanks"),
+        interaction=interaction,
+        background_delay_s=4.0,
+        now_view=NowView(only_when_informative=True),
+        until=20,
+    )
+    assert len(seen) == 4
+    hello, weather, during_job, after_job = seen
+    assert hello == [] and weather == []
+    assert len(during_job) == 1 and "weather in Paris" in during_job[0]
+    assert after_job == []
+    assert not [m for m in r.tandem.context.get_messages() if is_now_message(m)]
+    assert r.metrics.lost == 0

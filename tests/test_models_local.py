@@ -64,3 +64,113 @@ def test_cpu_plan_gives_the_interaction_both_cores_and_renices_the_background(mo
 def test_server_config_rejects_bad_nice(nice):
     with pytest.raises(ValueError, match="nice"):
         ServerConfig(model_path=Path("x.gguf"), nice=nice)
+
+
+class _ScriptedServer:
+    """Stands in for a LocalModelServer: streams a fixed reply, records requests."""
+
+    def __init__(self, reply: str, *, refill_blocks: bool = False) -> None:
+        self.config = ServerConfig(model_path=Path("scripted.gguf"))
+        self.reply = reply
+        self.requests: list[dict] = []
+        self.refill_blocks = refill_blocks
+        self.refill_cancelled = False
+
+    async def stream_chat(self, request):
+        import asyncio
+
+        self.requests.append(request)
+        if request.get("max_tokens") == 1:
+            try:
+                if self.refill_blocks:
+                    await asyncio.Event().wait()
+                yield {"choices": [{"delta": {"content": "<|im_end|>"}}]}
+            except asyncio.CancelledError:
+                self.refill_cancelled = True
+                raise
+            return
+        for word in self.reply.split(" "):
+            yield {"choices": [{"delta": {"content": word + " "}}]}
+        yield {"choices": [], "timings": {"prompt_n": 11, "cache_n": 40}}
+
+
+def _context_with_now_view(text: str):
+    from pipecat.processors.aggregators.llm_context import LLMContext
+
+    return LLMContext(
+        messages=[
+            {"role": "user", "content": "Hi."},
+            {"role": "assistant", "content": "Hello!"},
+            {"role": "developer", "content": "[now 00:07.3] user speaking; jobs: j1 x 2s"},
+            {"role": "user", "content": text},
+        ]
+    )
+
+
+async def test_reply_is_followed_by_a_cache_refill_without_the_now_view():
+    from pipecat.frames.frames import LLMContextFrame, LLMTextFrame
+    from pipecat.tests.utils import SleepFrame, run_test
+
+    from pipecat_tandem.models.local_llm import LocalLLMService
+
+    server = _ScriptedServer("Paris is the capital.")
+    llm = LocalLLMService(server=server)  # type: ignore[arg-type]
+    down, _ = await run_test(
+        llm,
+        frames_to_send=[
+            LLMContextFrame(_context_with_now_view("Capital of France?")),
+            SleepFrame(0.05),  # the refill runs while the bot speaks
+        ],
+    )
+    assert "".join(f.text for f in down if isinstance(f, LLMTextFrame)).strip() == (
+        "Paris is the capital."
+    )
+    assert llm.last_prompt_tokens == (11, 40)
+    turn, refill = server.requests
+    assert any(m["content"].startswith("[now ") for m in turn["messages"])
+    contents = [m["content"] for m in refill["messages"]]
+    assert not any(c.startswith("[now ") for c in contents)
+    assert contents[-3:] == ["Capital of France?", "Paris is the capital. ", ""]
+    assert [m["role"] for m in refill["messages"][-2:]] == ["assistant", "user"]
+
+
+async def test_a_new_turn_cancels_a_refill_in_flight():
+    from pipecat.frames.frames import LLMContextFrame
+    from pipecat.tests.utils import SleepFrame, run_test
+
+    from pipecat_tandem.models.local_llm import LocalLLMService
+
+    server = _ScriptedServer("Sure.", refill_blocks=True)
+    llm = LocalLLMService(server=server)  # type: ignore[arg-type]
+    await run_test(
+        llm,
+        frames_to_send=[
+            LLMContextFrame(_context_with_now_view("One?")),
+            SleepFrame(0.05),
+            LLMContextFrame(_context_with_now_view("Two?")),
+            SleepFrame(0.05),
+        ],
+    )
+    assert server.refill_cancelled
+    assert [r["messages"][-1]["content"] for r in server.requests if r.get("max_tokens") != 1] == [
+        "One?",
+        "Two?",
+    ]
+
+
+async def test_refill_can_be_turned_off_and_skips_empty_replies():
+    from pipecat.frames.frames import LLMContextFrame
+    from pipecat.tests.utils import SleepFrame, run_test
+
+    from pipecat_tandem.models.local_llm import LocalLLMService
+
+    for server, llm_kwargs in (
+        (_ScriptedServer("Sure."), {"refill_cache": False}),
+        (_ScriptedServer(""), {}),
+    ):
+        llm = LocalLLMService(server=server, **llm_kwargs)  # type: ignore[arg-type]
+        await run_test(
+            llm,
+            frames_to_send=[LLMContextFrame(_context_with_now_view("Hm?")), SleepFrame(0.05)],
+        )
+        assert [r.get("max_tokens") for r in server.requests] == [256]  # no refill

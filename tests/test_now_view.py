@@ -7,7 +7,7 @@
 
 import pytest
 
-from pipecat_tandem.policy.now_view import NowView, RecentCue
+from pipecat_tandem.policy.now_view import NOW_PREFIX, NowView, RecentCue, is_now_message
 
 
 def test_renders_time_silence_jobs_and_cues():
@@ -54,3 +54,21 @@ def test_bad_now_raises(now):
 def test_bad_config():
     with pytest.raises(ValueError):
         NowView(max_chars=10)
+
+
+def test_only_when_informative_leaves_out_the_bare_clock():
+    view = NowView(only_when_informative=True)
+    assert view.render(now=12.0, user_silent_for=3.0) == ""
+    assert view.render(now=12.0, user_speaking=True, cues=[("visual_change", -50.0, 0.0)]) == ""
+    with_job = view.render(now=12.0, jobs=[("j1", "weather in Paris", 4.0)])
+    assert with_job.startswith(NOW_PREFIX) and "weather in Paris" in with_job
+    assert view.render(now=12.0, cues=[("visual_change", 11.0, 0.0)]).startswith(NOW_PREFIX)
+
+
+def test_is_now_message_recognises_only_the_view():
+    assert is_now_message({"role": "developer", "content": "[now 00:01.0] user speaking"})
+    assert is_now_message({"role": "user", "content": "[now 00:01.0]"})  # as sent to llama.cpp
+    assert not is_now_message({"role": "assistant", "content": "[now 00:01.0]"})
+    assert not is_now_message({"role": "user", "content": "now what?"})
+    assert not is_now_message("[now 00:01.0]")
+    assert not is_now_message({"role": "developer"})

@@ -131,6 +131,8 @@ class LocalLLMService(LLMService):
         self._volatile = volatile
         self._refill_cache = refill_cache
         self._refill_task: asyncio.Task[None] | None = None
+        #: (new, cached) prompt tokens of the last completion, as llama.cpp reported.
+        self.last_prompt_tokens: tuple[int, int] | None = None
 
     @property
     def server(self) -> LocalModelServer:
@@ -245,9 +247,13 @@ class LocalLLMService(LLMService):
         async for chunk in self._server.stream_chat(request):
             timings = chunk.get("timings")
             if isinstance(timings, dict) and "prompt_n" in timings:
+                self.last_prompt_tokens = (
+                    int(timings.get("prompt_n") or 0),
+                    int(timings.get("cache_n") or 0),
+                )
                 logger.debug(
-                    f"{self}: prompt {timings.get('prompt_n')} new + "
-                    f"{timings.get('cache_n')} cached tokens"
+                    f"{self}: prompt {self.last_prompt_tokens[0]} new + "
+                    f"{self.last_prompt_tokens[1]} cached tokens"
                 )
             delta = _delta_text(chunk)
             if not delta:
