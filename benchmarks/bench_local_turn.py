@@ -19,7 +19,8 @@ Also reported: cold start (weights located/verified + all models loaded and warm
 after the first assembly) and resident memory.
 
 Run: .venv/bin/python benchmarks/bench_local_turn.py [--turns 10]
-     [--plan priority|pinned|unpinned] [--full-window] [--json out.json]
+     [--pipeline tandem|bare] [--plan priority|pinned|unpinned] [--full-window]
+     [--first-sentence] [--json out.json]
 """
 
 from __future__ import annotations
@@ -153,7 +154,12 @@ async def background_load(stack: LocalStack, stop: asyncio.Event, stats: dict) -
 
 
 async def run_turns(
-    stack: LocalStack, turns: int, label: str, audio: list[bytes], kind: str
+    stack: LocalStack,
+    turns: int,
+    label: str,
+    audio: list[bytes],
+    kind: str,
+    first_clause: bool = True,
 ) -> list[dict]:
     stt = stack.stt()
     llm = stack.interaction_llm()
@@ -172,7 +178,9 @@ async def run_turns(
             vad_analyzer=SileroVADAnalyzer(),
             router=RuleRouter(),
             verbatim=True,
-            now_view=NowView(only_when_informative=True),  # as build_services does
+            # As build_services does for a local interaction model:
+            now_view=NowView(only_when_informative=True),
+            first_clause=first_clause,
             registry=JobRegistry(default_deadline_s=300.0),
         )
         pipeline = tandem.pipeline
@@ -260,6 +268,11 @@ async def main() -> None:
         help="tandem = the pipeline `tandem run` builds; bare = STT, LLM, TTS only",
     )
     parser.add_argument(
+        "--first-sentence",
+        action="store_true",
+        help="TTS waits for the first full sentence (no early first clause)",
+    )
+    parser.add_argument(
         "--full-window", action="store_true", help="Whisper on its fixed 30 s window"
     )
     parser.add_argument("--json", type=Path)
@@ -286,13 +299,14 @@ async def main() -> None:
     rss_ready, _ = rss_mb()
 
     audio = [await speech_16k(stack, q) for q in QUESTIONS]
-    idle = await run_turns(stack, args.turns, "idle", audio, args.pipeline)
+    first_clause = not args.first_sentence
+    idle = await run_turns(stack, args.turns, "idle", audio, args.pipeline, first_clause)
 
     stop = asyncio.Event()
     stats: dict = {}
     load = asyncio.ensure_future(background_load(stack, stop, stats))
     await asyncio.sleep(3.0)  # let the background model get going
-    busy = await run_turns(stack, args.turns, "background", audio, args.pipeline)
+    busy = await run_turns(stack, args.turns, "background", audio, args.pipeline, first_clause)
     stop.set()
     await load
     rss_now, rss_peak = rss_mb()
@@ -303,6 +317,7 @@ async def main() -> None:
         "pipeline": args.pipeline,
         "plan": args.plan,
         "stt_window": "full" if args.full_window else "fitted",
+        "first_clause": first_clause and args.pipeline == "tandem",
         "turns": args.turns,
         "cold_start_s": round(cold_start, 2),
         "idle_p50_s": idle_p50,

@@ -156,3 +156,53 @@ def test_build_services_reads_specs_from_env_and_arguments_win(monkeypatch):
         presets.build_services(interaction="local", env=env)
     assert made["interaction"] is presets.QWEN_05B
     assert made["background"] is presets.QWEN_15B
+
+
+def test_a_local_interaction_model_gets_the_latency_settings(monkeypatch):
+    class FakeStack:
+        def __init__(self, **kwargs):
+            self.ready = True
+
+        def interaction_llm(self, **kwargs):
+            return "local-llm"
+
+        def stt(self):
+            return "stt"
+
+        def tts(self):
+            return "tts"
+
+        async def warm(self):
+            pass
+
+    monkeypatch.setattr(presets, "LocalStack", FakeStack)
+    local = presets.build_services(env={}, smart_turn=False)
+    assert local.first_clause and local.verbatim_results
+    assert local.now_view is not None and local.now_view.only_when_informative
+    cloud = presets.build_services(
+        interaction="openai:gpt-4.1-mini", env={"OPENAI_API_KEY": "sk-test"}, smart_turn=False
+    )
+    assert not cloud.first_clause and cloud.now_view is None
+
+
+def test_builder_puts_the_first_clause_processor_before_the_tts():
+    from pipecat_tandem.pipelines.tandem import build_tandem_pipeline
+    from pipecat_tandem.processors.first_clause_processor import FirstClauseProcessor
+    from tests.support.fake_llm import FakeLLMService
+    from tests.support.fake_services import FakeTTSService
+
+    def kinds(first_clause):
+        tts = FakeTTSService()
+        tandem = build_tandem_pipeline(
+            interaction_llm=FakeLLMService(lambda m: None),
+            background=lambda: FakeLLMService(lambda m: None),
+            tts=tts,
+            first_clause=first_clause,
+        )
+        stages = tandem.pipeline.processors
+        return stages, stages.index(tts)
+
+    stages, at = kinds(True)
+    assert isinstance(stages[at - 1], FirstClauseProcessor)
+    stages, _ = kinds(False)
+    assert not any(isinstance(s, FirstClauseProcessor) for s in stages)

@@ -160,6 +160,9 @@ class TandemServices:
         now_view: The "now" view renderer for ``build_tandem_pipeline``: a local
             interaction model gets it only when a job runs or a cue is recent,
             since it pays for the view's tokens at every turn.
+        first_clause: Speak a reply's opening clause before its sentence is
+            complete (``build_tandem_pipeline(first_clause=...)``): on for a
+            local interaction model, which writes ~20 tokens a second.
     """
 
     stt: STTService
@@ -176,6 +179,7 @@ class TandemServices:
     verbatim_results: bool = False
     job_deadline_s: float = 60.0
     now_view: NowView | None = None
+    first_clause: bool = False
 
     @property
     def ready(self) -> bool:
@@ -255,6 +259,7 @@ def build_services(
         verbatim_results=i_spec.is_local,
         job_deadline_s=300.0 if b_spec.is_local else 60.0,
         now_view=NowView(only_when_informative=True) if i_spec.is_local else None,
+        first_clause=i_spec.is_local,
     )
 
 

@@ -48,6 +48,7 @@ from pipecat_tandem.observe.event_log import EventLog
 from pipecat_tandem.policy.now_view import NowView
 from pipecat_tandem.processors.awareness_processor import AwarenessProcessor
 from pipecat_tandem.processors.delegation_processor import DelegationProcessor, RouterLike
+from pipecat_tandem.processors.first_clause_processor import FirstClauseProcessor
 from pipecat_tandem.processors.result_interleaver import ResultInterleaver
 
 Background = BackgroundRunner | BackgroundAgent | LLMService | Callable[[], LLMService]
@@ -116,6 +117,7 @@ def build_tandem_pipeline(
     router: RouterLike | None = None,
     awareness: bool = True,
     now_view: NowView | None = None,
+    first_clause: bool = False,
     registry: JobRegistry | None = None,
     min_gap_s: float = 0.5,
     verbatim: bool = False,
@@ -147,6 +149,8 @@ def build_tandem_pipeline(
             cue-triggered interjections, repetition counting).
         now_view: How the awareness processor renders the "now" view (default
             :class:`NowView`; a local model wants ``only_when_informative``).
+        first_clause: Speak each reply's opening clause without waiting for its
+            full sentence (:class:`FirstClauseProcessor`; for a slow model).
         registry: Job limits.
         min_gap_s: Shared quiet before a ``when_idle`` delivery.
         verbatim: Speak results verbatim instead of weaving them in.
@@ -209,6 +213,8 @@ def build_tandem_pipeline(
         )
     stages += [delegation, pair.user(), interaction_llm, interleaver]
     if tts is not None:
+        if first_clause:
+            stages.append(FirstClauseProcessor())
         stages.append(tts)
     if transport is not None:
         stages.append(transport.output())
