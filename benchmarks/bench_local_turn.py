@@ -1,14 +1,16 @@
 """Benchmark of the embedded offline default (issue 4): turn latency, cold start, memory.
 
-A real pipecat pipeline without a transport,
-
-    [Whisper STT, user aggregator (Silero VAD + smart-turn v3), Qwen2.5 0.5B, hibari TTS,
-     assistant aggregator]
+The pipeline `tandem run` builds, without its transport (``--pipeline tandem``, the
+default: Whisper STT, awareness, delegation with the rule router, user aggregator
+(Silero VAD + smart-turn v3), Qwen2.5 0.5B, interleaver, first-clause processor,
+hibari TTS, assistant aggregator), or only the speech-and-LLM core
+(``--pipeline bare``),
 
 is fed pre-made speech (questions synthesized with hibari, resampled to 16 kHz) as 20 ms
 ``InputAudioRawFrame``s at real-time pace, followed by silence, exactly as a transport
-would deliver a microphone. Latency = end of the user's speech (the last speech chunk
-pushed) → the first ``TTSAudioRawFrame`` leaving the TTS. It therefore includes the VAD
+would deliver a microphone. Latency = end of the user's speech (the last voiced 20 ms
+chunk pushed: the clip's trailing quiet follows, as a microphone would keep sending)
+→ the first ``TTSAudioRawFrame`` leaving the TTS. It therefore includes the VAD
 stop time, the end-of-turn model, transcription, the LLM's first sentence and synthesis.
 
 Two phases in one run, same process, same models:
@@ -41,6 +43,7 @@ from loguru import logger  # noqa: E402
 from pipecat.audio.utils import create_stream_resampler  # noqa: E402
 from pipecat.audio.vad.silero import SileroVADAnalyzer  # noqa: E402
 from pipecat.frames.frames import (  # noqa: E402
+    AggregatedTextFrame,
     EndFrame,
     Frame,
     InputAudioRawFrame,
@@ -126,9 +129,20 @@ class Probe(FrameProcessor):
         await self.push_frame(frame, direction)
 
 
-async def speech_16k(stack: LocalStack, text: str) -> bytes:
+async def speech_16k(stack: LocalStack, text: str) -> tuple[bytes, bytes]:
+    """The question as 16 kHz PCM, split into (voiced part, trailing quiet).
+
+    hibari ends every clip with ~0.45 s of near-silence; the user stopped speaking
+    where the voice ends, so that is where the latency clock starts.
+    """
     audio = np.concatenate(stack.tts().synthesize(text))
-    return await create_stream_resampler().resample(float_to_pcm16(audio), 24000, 16000)
+    pcm = await create_stream_resampler().resample(float_to_pcm16(audio), 24000, 16000)
+    samples = np.frombuffer(pcm, dtype="<i2").astype(np.float32)
+    window = int(16000 * CHUNK_S)
+    n = len(samples) // window
+    rms = np.sqrt((samples[: n * window].reshape(n, window) ** 2).mean(axis=1))
+    voiced_end = (int(np.nonzero(rms >= 0.05 * rms.max())[0][-1]) + 1) * window * 2  # -26 dB
+    return pcm[:voiced_end], pcm[voiced_end:]
 
 
 async def background_load(stack: LocalStack, stop: asyncio.Event, stats: dict) -> None:
@@ -157,7 +171,7 @@ async def run_turns(
     stack: LocalStack,
     turns: int,
     label: str,
-    audio: list[bytes],
+    audio: list[tuple[bytes, bytes]],
     kind: str,
     first_clause: bool = True,
 ) -> list[dict]:
@@ -165,7 +179,9 @@ async def run_turns(
     llm = stack.interaction_llm()
     tts = stack.tts()
     after_stt = Probe("after-stt", (TranscriptionFrame,))
-    after_llm = Probe("after-llm", (LLMTextFrame,))
+    # The first text the TTS stage receives: an LLM token, or (with the first-clause
+    # processor) the opening clause.
+    after_llm = Probe("text-at-tts", (LLMTextFrame, AggregatedTextFrame))
     after_tts = Probe("after-tts", (TTSAudioRawFrame,))
     if kind == "tandem":
         # What `tandem run` builds (minus the transport): awareness, delegation
@@ -219,8 +235,10 @@ async def run_turns(
         for turn in range(turns):
             for probe in (after_stt, after_llm, after_tts):
                 probe.arm()
-            await push(audio[turn % len(audio)])
+            voiced, trailing_quiet = audio[turn % len(audio)]
+            await push(voiced)
             end_of_speech = time.perf_counter()
+            await push(trailing_quiet)
             # Keep the microphone open (silence) until the reply has started and ended.
             deadline = end_of_speech + 30.0
             while time.perf_counter() < deadline and not (
@@ -234,7 +252,7 @@ async def run_turns(
                 "question": QUESTIONS[turn % len(QUESTIONS)],
                 "latency_s": (after_tts.first - end_of_speech) if after_tts.first else None,
                 "stt_s": (after_stt.first - end_of_speech) if after_stt.first else None,
-                "llm_first_text_s": (after_llm.first - end_of_speech) if after_llm.first else None,
+                "text_at_tts_s": (after_llm.first - end_of_speech) if after_llm.first else None,
             }
             results.append(row)
             print(json.dumps(row), file=sys.stderr, flush=True)
@@ -324,9 +342,9 @@ async def main() -> None:
         "background_p50_s": busy_p50,
         "ratio": (busy_p50 / idle_p50) if idle_p50 and busy_p50 else None,
         "idle_stt_p50_s": median([r["stt_s"] for r in idle]),
-        "idle_llm_first_text_p50_s": median([r["llm_first_text_s"] for r in idle]),
+        "idle_text_at_tts_p50_s": median([r["text_at_tts_s"] for r in idle]),
         "bg_stt_p50_s": median([r["stt_s"] for r in busy]),
-        "bg_llm_first_text_p50_s": median([r["llm_first_text_s"] for r in busy]),
+        "bg_text_at_tts_p50_s": median([r["text_at_tts_s"] for r in busy]),
         "background_tok_s": (stats.get("tokens", 0) / stats["seconds"])
         if stats.get("seconds")
         else None,

@@ -23,7 +23,12 @@ class FakeStack:
 
     def __init__(self) -> None:
         self.made = 0
+        self.stts = 0
         self.ready = True
+
+    def new_stt(self) -> Any:
+        self.stts += 1
+        return FakeSTTService()
 
     def interaction_llm(self, *, system_instruction: str | None = None) -> Any:
         self.made += 1
@@ -86,6 +91,7 @@ async def test_one_call_at_a_time_and_fresh_services_for_the_next(fake_presets, 
                 await asyncio.sleep(0.1)
             assert srv.sessions.active == 0
         assert stack.made == 2  # the second call got a new interaction service
+        assert stack.stts == 1  # ... and a new STT with the stack's settings
         assert len(list(tmp_path.glob("*.jsonl"))) == 2
     finally:
         await srv.stop()

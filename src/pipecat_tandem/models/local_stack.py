@@ -179,10 +179,17 @@ class LocalStack:
     def stt(self) -> LocalWhisperSTTService:
         """The Whisper tiny.en service (one per stack; loads on first call)."""
         if self._stt is None:
-            self._stt = LocalWhisperSTTService(
-                cpu_threads=self._stt_threads, short_window=self._stt_short_window
-            )
+            self._stt = self.new_stt()
         return self._stt
+
+    def new_stt(self) -> LocalWhisperSTTService:
+        """A fresh Whisper service with this stack's settings.
+
+        A pipecat service joins one pipeline only, so each later session needs its own.
+        """
+        return LocalWhisperSTTService(
+            cpu_threads=self._stt_threads, short_window=self._stt_short_window
+        )
 
     def tts(self) -> HibariTTSService:
         """The hibari TTS service (one per stack; loads on first call)."""

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from pipecat.adapters.llm.schemas.tools_schema import ToolsSchema
+from pipecat.audio.turn.base_turn_analyzer import BaseTurnAnalyzer
 from pipecat.audio.vad.vad_analyzer import VADAnalyzer
 from pipecat.pipeline.pipeline import Pipeline
 from pipecat.processors.aggregators.llm_context import LLMContext
@@ -37,6 +38,8 @@ from pipecat.processors.aggregators.llm_response_universal import (
 from pipecat.processors.frame_processor import FrameProcessor
 from pipecat.services.llm_service import LLMService
 from pipecat.transports.base_transport import BaseTransport
+from pipecat.turns.user_stop import TurnAnalyzerUserTurnStopStrategy
+from pipecat.turns.user_turn_strategies import UserTurnStrategies
 
 from pipecat_tandem.background.agent import BackgroundAgent
 from pipecat_tandem.background.jobs import JobRegistry
@@ -113,6 +116,7 @@ def build_tandem_pipeline(
     tools: list[Tool] | None = None,
     documents_dir: str | Path | None = None,
     vad_analyzer: VADAnalyzer | None = None,
+    turn_analyzer: BaseTurnAnalyzer | None = None,
     user_params: LLMUserAggregatorParams | None = None,
     router: RouterLike | None = None,
     awareness: bool = True,
@@ -143,7 +147,10 @@ def build_tandem_pipeline(
         tools: Background tools (default: the built-in offline tools).
         documents_dir: A folder the document-search tool indexes.
         vad_analyzer: VAD for the user aggregator (e.g. ``SileroVADAnalyzer()``).
-        user_params: Full user-aggregator params (overrides ``vad_analyzer``).
+        turn_analyzer: End-of-turn model for the user aggregator (default: pipecat's,
+            a new smart-turn v3).
+        user_params: Full user-aggregator params (overrides ``vad_analyzer`` and
+            ``turn_analyzer``).
         router: Fallback router deciding what the background takes.
         awareness: Add the :class:`AwarenessProcessor` (live "now" view, timed and
             cue-triggered interjections, repetition counting).
@@ -190,7 +197,14 @@ def build_tandem_pipeline(
     if user_params is None:
         # A turn with no words (a cough) ends after this timeout: keep it short so it
         # cannot hold a waiting result for long.
-        user_params = LLMUserAggregatorParams(vad_analyzer=vad_analyzer, user_turn_stop_timeout=2.0)
+        strategies = (
+            UserTurnStrategies(stop=[TurnAnalyzerUserTurnStopStrategy(turn_analyzer=turn_analyzer)])
+            if turn_analyzer is not None
+            else None
+        )
+        user_params = LLMUserAggregatorParams(
+            vad_analyzer=vad_analyzer, user_turn_strategies=strategies, user_turn_stop_timeout=2.0
+        )
     pair = LLMContextAggregatorPair(context, user_params=user_params)
     interleaver = ResultInterleaver(
         min_gap_s=min_gap_s,

@@ -52,12 +52,14 @@ def _fresh_services(services: Any) -> Any:
         llm = local.interaction_llm(system_instruction=presets.INTERACTION_PROMPT)
     else:
         raise RuntimeError("cannot rebuild the interaction model for a new session")
+    turn_analyzer = getattr(services, "turn_analyzer", None)
     return dataclasses.replace(
         services,
         interaction_llm=llm,
-        stt=type(services.stt)(),
+        stt=local.new_stt() if local is not None else type(services.stt)(),
         tts=type(services.tts)(),
         vad_analyzer=type(services.vad_analyzer)(),
+        turn_analyzer=type(turn_analyzer)() if turn_analyzer is not None else None,
     )
 
 
@@ -153,6 +155,7 @@ class TandemSessionFactory:
             stt=services.stt,
             tts=services.tts,
             vad_analyzer=services.vad_analyzer,
+            turn_analyzer=getattr(services, "turn_analyzer", None),
             router=getattr(services, "router", None),
             verbatim=getattr(services, "verbatim_results", False),
             now_view=getattr(services, "now_view", None),
