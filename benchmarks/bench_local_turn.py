@@ -22,7 +22,7 @@ after the first assembly) and resident memory.
 
 Run: .venv/bin/python benchmarks/bench_local_turn.py [--turns 10]
      [--pipeline tandem|bare] [--plan priority|pinned|unpinned] [--full-window]
-     [--first-sentence] [--json out.json]
+     [--first-sentence] [--no-early] [--json out.json]
 """
 
 from __future__ import annotations
@@ -40,6 +40,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import numpy as np  # noqa: E402
 from loguru import logger  # noqa: E402
+from pipecat.audio.turn.smart_turn.local_smart_turn_v3 import (  # noqa: E402
+    LocalSmartTurnAnalyzerV3,
+)
 from pipecat.audio.utils import create_stream_resampler  # noqa: E402
 from pipecat.audio.vad.silero import SileroVADAnalyzer  # noqa: E402
 from pipecat.frames.frames import (  # noqa: E402
@@ -64,6 +67,7 @@ from pipecat.processors.frame_processor import FrameDirection, FrameProcessor  #
 from pipecat.workers.runner import WorkerRunner  # noqa: E402
 
 from pipecat_tandem.background.jobs import JobRegistry  # noqa: E402
+from pipecat_tandem.models.early_smart_turn import EarlySmartTurnAnalyzer  # noqa: E402
 from pipecat_tandem.models.local_stack import CpuPlan, LocalStack  # noqa: E402
 from pipecat_tandem.models.local_tts import float_to_pcm16  # noqa: E402
 from pipecat_tandem.pipelines.tandem import build_tandem_pipeline  # noqa: E402
@@ -174,6 +178,7 @@ async def run_turns(
     audio: list[tuple[bytes, bytes]],
     kind: str,
     first_clause: bool = True,
+    early: bool = True,
 ) -> list[dict]:
     stt = stack.stt()
     llm = stack.interaction_llm()
@@ -192,6 +197,7 @@ async def run_turns(
             stt=Pipeline([stt, after_stt]),
             tts=Pipeline([after_llm, tts, after_tts]),
             vad_analyzer=SileroVADAnalyzer(),
+            turn_analyzer=EarlySmartTurnAnalyzer() if early else LocalSmartTurnAnalyzerV3(),
             router=RuleRouter(),
             verbatim=True,
             # As build_services does for a local interaction model:
@@ -291,6 +297,11 @@ async def main() -> None:
         help="TTS waits for the first full sentence (no early first clause)",
     )
     parser.add_argument(
+        "--no-early",
+        action="store_true",
+        help="Whisper and smart-turn start only at the VAD's stop (not once the voice goes quiet)",
+    )
+    parser.add_argument(
         "--full-window", action="store_true", help="Whisper on its fixed 30 s window"
     )
     parser.add_argument("--json", type=Path)
@@ -308,6 +319,7 @@ async def main() -> None:
         cpu_plan=plan,
         stt_threads=2 if args.plan == "priority" else 1,
         stt_short_window=not args.full_window,
+        stt_early=not args.no_early,
     )
     stack.stt()
     stack.tts()
@@ -318,13 +330,16 @@ async def main() -> None:
 
     audio = [await speech_16k(stack, q) for q in QUESTIONS]
     first_clause = not args.first_sentence
-    idle = await run_turns(stack, args.turns, "idle", audio, args.pipeline, first_clause)
+    early = not args.no_early
+    idle = await run_turns(stack, args.turns, "idle", audio, args.pipeline, first_clause, early)
 
     stop = asyncio.Event()
     stats: dict = {}
     load = asyncio.ensure_future(background_load(stack, stop, stats))
     await asyncio.sleep(3.0)  # let the background model get going
-    busy = await run_turns(stack, args.turns, "background", audio, args.pipeline, first_clause)
+    busy = await run_turns(
+        stack, args.turns, "background", audio, args.pipeline, first_clause, early
+    )
     stop.set()
     await load
     rss_now, rss_peak = rss_mb()
@@ -335,6 +350,7 @@ async def main() -> None:
         "pipeline": args.pipeline,
         "plan": args.plan,
         "stt_window": "full" if args.full_window else "fitted",
+        "stt_early": not args.no_early,
         "first_clause": first_clause and args.pipeline == "tandem",
         "turns": args.turns,
         "cold_start_s": round(cold_start, 2),

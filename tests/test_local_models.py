@@ -17,11 +17,15 @@ from pipecat.audio.utils import create_stream_resampler  # noqa: E402
 from pipecat.frames.frames import (  # noqa: E402
     ErrorFrame,
     FunctionCallResultFrame,
+    InputAudioRawFrame,
     LLMContextFrame,
     LLMFullResponseEndFrame,
     LLMTextFrame,
+    TranscriptionFrame,
     TTSAudioRawFrame,
     TTSTextFrame,
+    VADUserStartedSpeakingFrame,
+    VADUserStoppedSpeakingFrame,
 )
 from pipecat.pipeline.pipeline import Pipeline  # noqa: E402
 from pipecat.processors.aggregators.llm_context import LLMContext  # noqa: E402
@@ -258,3 +262,69 @@ async def test_cache_refill_keeps_the_next_turn_cheap_despite_a_changing_now_vie
     # question and the reply); with it, only the fresh view and the new question.
     assert with_refill < without - 15  # measured 38 against 60
     assert with_refill < 45
+
+
+def _frames(pcm: bytes) -> list:
+    step = 640  # 20 ms at 16 kHz
+    return [
+        InputAudioRawFrame(pcm[i : i + step].ljust(step, b"\0"), 16000, 1)
+        for i in range(0, len(pcm), step)
+    ]
+
+
+async def _speech(text: str) -> bytes:
+    return await to_16k(float_to_pcm16(np.concatenate(HibariTTSService().synthesize(text))))
+
+
+async def test_transcription_starts_early_and_is_used_when_no_voice_follows():
+    stt = LocalWhisperSTTService(cpu_threads=2)
+    speech = await _speech("What is the capital of France?")
+    down, _ = await run_test(
+        stt,
+        frames_to_send=[
+            VADUserStartedSpeakingFrame(),
+            *_frames(speech + bytes(640 * 12)),
+            VADUserStoppedSpeakingFrame(),
+            SleepFrame(1.5),
+        ],
+        expected_down_frames=None,
+    )
+    texts = [f.text for f in down if isinstance(f, TranscriptionFrame)]
+    assert len(texts) == 1 and "capital of france" in texts[0].lower()
+    assert stt.early_transcripts == 1
+
+
+async def test_voice_after_an_early_start_is_not_lost():
+    stt = LocalWhisperSTTService(cpu_threads=2)
+    first = await _speech("What is the capital of France?")
+    second = await _speech("And of Spain?")
+    down, _ = await run_test(
+        stt,
+        frames_to_send=[
+            VADUserStartedSpeakingFrame(),
+            *_frames(first + bytes(640 * 8)),  # 160 ms pause: an early start, then ...
+            *_frames(second + bytes(640 * 12)),  # ... the user goes on
+            VADUserStoppedSpeakingFrame(),
+            SleepFrame(2.0),
+        ],
+        expected_down_frames=None,
+    )
+    texts = [f.text.lower() for f in down if isinstance(f, TranscriptionFrame)]
+    assert len(texts) == 1 and "france" in texts[0] and "spain" in texts[0]
+
+
+async def test_early_transcription_can_be_turned_off():
+    stt = LocalWhisperSTTService(cpu_threads=2, early=False)
+    speech = await _speech("Tell me a joke.")
+    down, _ = await run_test(
+        stt,
+        frames_to_send=[
+            VADUserStartedSpeakingFrame(),
+            *_frames(speech + bytes(640 * 12)),
+            VADUserStoppedSpeakingFrame(),
+            SleepFrame(1.5),
+        ],
+        expected_down_frames=None,
+    )
+    texts = [f.text for f in down if isinstance(f, TranscriptionFrame)]
+    assert len(texts) == 1 and "joke" in texts[0].lower() and stt.early_transcripts == 0

@@ -94,3 +94,36 @@ def test_fitted_window_hears_what_the_full_window_hears():
         windowed.transcribe(np.zeros((2, 100), dtype=np.float32))
     with pytest.raises(ValueError):
         windowed.transcribe(np.zeros(100, dtype=np.int16))
+
+
+def test_speech_end_tracker_follows_voice_and_quiet():
+    from pipecat_tandem.models.speech_end import SpeechEndTracker
+
+    loud = (np.sin(np.arange(320) / 5.0) * 8000).astype("<i2").tobytes()  # 20 ms
+    quiet = bytes(640)
+    tracker = SpeechEndTracker(16000, quiet_s=0.1)
+    assert not tracker.probably_ended and tracker.voiced_end == 0
+    for _ in range(5):
+        tracker.feed(quiet)
+    assert not tracker.probably_ended  # quiet with no voice before it is not an end
+    for _ in range(10):
+        tracker.feed(loud)
+    assert tracker.voiced_end == 15 * 640
+    for _ in range(4):
+        tracker.feed(quiet)
+    assert not tracker.probably_ended  # 80 ms
+    tracker.feed(quiet)
+    assert tracker.probably_ended  # 100 ms
+    tracker.feed(loud)  # the user goes on
+    assert not tracker.probably_ended and tracker.voiced_end == 21 * 640
+    tracker.feed(b"\x01")  # an odd byte is ignored
+    tracker.feed(b"")
+    assert tracker.voiced_end == 21 * 640
+    tracker.reset()
+    assert tracker.voiced_end == 0 and not tracker.probably_ended
+    with pytest.raises(ValueError):
+        SpeechEndTracker(0)
+    with pytest.raises(ValueError):
+        SpeechEndTracker(16000, relative_level=1.5)
+    with pytest.raises(TypeError):
+        tracker.feed("not bytes")  # type: ignore[arg-type]

@@ -108,6 +108,7 @@ class LocalStack:
         cpu_plan: CpuPlan | None = None,
         stt_threads: int = 2,
         stt_short_window: bool = True,
+        stt_early: bool = True,
         n_ctx: int = 4096,
     ) -> None:
         """Locate (assembling once if needed) the weights; nothing is loaded yet.
@@ -121,6 +122,8 @@ class LocalStack:
                 the interaction model).
             stt_short_window: Whisper encodes a window fitted to the utterance
                 instead of its fixed 30 s (see ``LocalWhisperSTTService``).
+            stt_early: Whisper starts transcribing after 0.1 s of quiet, before
+                the VAD's stop (see ``LocalWhisperSTTService``).
             n_ctx: Context length of both LLMs.
 
         Raises:
@@ -156,6 +159,7 @@ class LocalStack:
             )
         self._stt_threads = stt_threads
         self._stt_short_window = stt_short_window
+        self._stt_early = stt_early
         self._stt: LocalWhisperSTTService | None = None
         self._tts: HibariTTSService | None = None
         self._interaction_llms: list[LocalLLMService] = []
@@ -188,7 +192,9 @@ class LocalStack:
         A pipecat service joins one pipeline only, so each later session needs its own.
         """
         return LocalWhisperSTTService(
-            cpu_threads=self._stt_threads, short_window=self._stt_short_window
+            cpu_threads=self._stt_threads,
+            short_window=self._stt_short_window,
+            early=self._stt_early,
         )
 
     def tts(self) -> HibariTTSService:
@@ -244,6 +250,8 @@ class LocalStack:
                 temperature=0.0,
                 max_tokens=400,
             ),
+            # A job's pipeline ends with its answer: nothing would reuse a refill.
+            refill_cache=False,
             **kwargs,
         )
 

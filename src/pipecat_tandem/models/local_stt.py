@@ -13,24 +13,43 @@ faster-whisper's ``cpu_threads`` or ``beam_size``. This subclass adds both
 on clear speech) and, by default, encodes a window fitted to the utterance
 instead of Whisper's fixed 30 s (:mod:`~pipecat_tandem.models.whisper_window`),
 which takes most of the transcription time off a turn.
+
+Early transcription: the VAD reports the end of speech after 0.2 s of quiet. The
+service notices the quiet itself after 0.1 s
+(:class:`~pipecat_tandem.models.speech_end.SpeechEndTracker`) and starts
+transcribing then; when the VAD's stop comes and no voice was heard since, that
+transcript is used. Otherwise (the user went on) the segment is transcribed as
+usual, so a speculation can cost CPU but never words.
 """
 
 from __future__ import annotations
 
 import asyncio
+from collections import deque
 from collections.abc import AsyncGenerator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, cast
 
 import numpy as np
 from faster_whisper import WhisperModel
 from loguru import logger
-from pipecat.frames.frames import ErrorFrame, Frame, TranscriptionFrame
+from pipecat.frames.frames import (
+    CancelFrame,
+    EndFrame,
+    ErrorFrame,
+    Frame,
+    InputAudioRawFrame,
+    TranscriptionFrame,
+    VADUserStartedSpeakingFrame,
+    VADUserStoppedSpeakingFrame,
+)
 from pipecat.services.whisper.stt import WhisperSTTService, WhisperSTTSettings
 from pipecat.transcriptions.language import Language
 from pipecat.utils.time import time_now_iso8601
 from pipecat.utils.types import require_given
 
+from pipecat_tandem.models.speech_end import SpeechEndTracker
 from pipecat_tandem.models.weights import whisper_model_dir
 from pipecat_tandem.models.whisper_window import WindowedWhisper
 
@@ -58,6 +77,7 @@ class LocalWhisperSTTService(WhisperSTTService):
         beam_size: int = 1,
         compute_type: str = "int8",
         short_window: bool = True,
+        early: bool = True,
         **kwargs: Any,
     ) -> None:
         """Create the service and load the model.
@@ -71,6 +91,8 @@ class LocalWhisperSTTService(WhisperSTTService):
                 falls back to the full window on a looping result). Off, or
                 with ``beam_size`` > 1, ``hotwords`` or ``initial_prompt``, the
                 standard faster-whisper path runs.
+            early: Start transcribing after 0.1 s of quiet, before the VAD's
+                stop (see the module docstring).
             **kwargs: Passed to ``WhisperSTTService`` (e.g. ``settings``).
 
         Raises:
@@ -83,6 +105,14 @@ class LocalWhisperSTTService(WhisperSTTService):
         self._beam_size = beam_size
         self._short_window = short_window
         self._windowed: WindowedWhisper | None = None
+        self._early = early
+        self._tracker: SpeechEndTracker | None = None
+        self._speculation: _Speculation | None = None
+        # One entry per queued segment, in queue order: its speculation, if usable.
+        self._segment_speculations: deque[_Speculation | None] = deque()
+        self._early_tasks: set[asyncio.Task[str]] = set()
+        #: Utterances whose early transcript was used (for tests and metrics).
+        self.early_transcripts = 0
         directory = Path(model_dir) if model_dir is not None else whisper_model_dir()
         settings = kwargs.pop("settings", None) or WhisperSTTService.Settings()
         settings.model = str(directory)
@@ -152,19 +182,86 @@ class LocalWhisperSTTService(WhisperSTTService):
         ]
         return " ".join(t.strip() for t in kept if t.strip())
 
+    async def process_audio_frame(self, frame: InputAudioRawFrame, direction: Any) -> None:
+        """Buffer the audio and, once the voice has gone quiet, start transcribing early."""
+        await super().process_audio_frame(frame, direction)
+        if not (self._early and self._user_speaking and self._model is not None):
+            return
+        if self._tracker is None:
+            self._tracker = SpeechEndTracker(self.sample_rate)
+        self._tracker.feed(frame.audio)
+        voiced_end = self._tracker.voiced_end
+        running = self._speculation is not None and not self._speculation.task.done()
+        if (
+            self._tracker.probably_ended
+            and not running
+            and (self._speculation is None or self._speculation.voiced_end != voiced_end)
+        ):
+            audio = bytes(self._audio_buffer) + bytes(int(self.sample_rate * 0.5) * 2)
+            task = self.create_task(asyncio.to_thread(self.transcribe_pcm, audio), "stt-early")
+            self._early_tasks.add(task)
+            task.add_done_callback(self._early_tasks.discard)
+            self._speculation = _Speculation(voiced_end, task)
+
+    async def stop(self, frame: EndFrame) -> None:
+        """Finish queued segments (they may await early transcripts), then drop the rest."""
+        await super().stop(frame)
+        await self._cancel_early_tasks()
+
+    async def cancel(self, frame: CancelFrame) -> None:
+        """Stop at once, early transcriptions included."""
+        await self._cancel_early_tasks()
+        await super().cancel(frame)
+
+    async def _cancel_early_tasks(self) -> None:
+        for task in list(self._early_tasks):
+            await self.cancel_task(task)
+        self._early_tasks.clear()
+        self._speculation = None
+
+    async def _handle_user_started_speaking(self, frame: VADUserStartedSpeakingFrame) -> None:
+        await super()._handle_user_started_speaking(frame)
+        if self._tracker is not None:
+            self._tracker.reset()
+        self._speculation = None  # a transcription still running finishes unused
+
+    async def _handle_user_stopped_speaking(self, frame: VADUserStoppedSpeakingFrame) -> None:
+        spec, self._speculation = self._speculation, None
+        usable = (
+            spec is not None
+            and self._tracker is not None
+            and spec.voiced_end == self._tracker.voiced_end  # no voice since it started
+        )
+        if self.is_usable:  # otherwise pipecat drops the segment without queueing it
+            self._segment_speculations.append(spec if usable else None)
+        await super()._handle_user_stopped_speaking(frame)
+
     async def run_stt(self, audio: bytes) -> AsyncGenerator[Frame, None]:
         """Transcribe one VAD-segmented utterance off the event loop."""
+        spec = self._segment_speculations.popleft() if self._segment_speculations else None
         if self._model is None:
             yield ErrorFrame("Whisper model not available")
             return
         await self.start_processing_metrics()
         try:
-            text = await asyncio.to_thread(self.transcribe_pcm, audio)
+            text = await spec.task if spec is not None else None
+            if text is not None:
+                self.early_transcripts += 1
+            else:
+                text = await asyncio.to_thread(self.transcribe_pcm, audio)
         except ValueError as e:
             yield ErrorFrame(f"bad audio for speech recognition: {e}")
             return
         finally:
             await self.stop_processing_metrics()
         if text:
-            logger.debug(f"{self}: transcription [{text}]")
+            logger.debug(f"{self}: transcription [{text}]{' (early)' if spec else ''}")
             yield TranscriptionFrame(text, self._user_id, time_now_iso8601(), Language.EN)
+
+
+@dataclass(frozen=True)
+class _Speculation:
+    """An early transcription of the utterance up to ``voiced_end`` bytes of voice."""
+
+    voiced_end: int
+    task: asyncio.Task[str]

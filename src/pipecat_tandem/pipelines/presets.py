@@ -239,9 +239,10 @@ def build_services(
 
     turn_analyzer: BaseTurnAnalyzer | None = None
     if smart_turn:
-        from pipecat.audio.turn.smart_turn.local_smart_turn_v3 import LocalSmartTurnAnalyzerV3
+        from pipecat_tandem.models.early_smart_turn import EarlySmartTurnAnalyzer
 
-        turn_analyzer = LocalSmartTurnAnalyzerV3(cpu_count=1)
+        # pipecat's smart-turn v3, started once the voice goes quiet.
+        turn_analyzer = EarlySmartTurnAnalyzer(cpu_count=1)
     stt = stack.stt()
     tts = stack.tts()
     return TandemServices(

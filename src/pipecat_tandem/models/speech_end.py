@@ -1,0 +1,78 @@
+#
+# Copyright (c) 2026, pipecat-tandem contributors
+#
+# SPDX-License-Identifier: BSD 2-Clause License
+#
+
+"""Notices, from loudness alone, that an utterance has probably ended.
+
+pipecat's VAD reports the end of speech only after ``stop_secs`` (0.2 s) of
+quiet, and a segmented STT starts transcribing only then. :class:`SpeechEndTracker`
+follows the loudness of the utterance in progress and says when its voice has
+been quiet for a shorter time (0.1 s by default), so transcription can start
+speculatively while the VAD is still waiting. If the voice comes back, the
+speculation is simply not used.
+
+"Voiced" is a frame no more than 26 dB below the loudest frame of the utterance
+so far, which follows a quiet or a loud talker alike.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+class SpeechEndTracker:
+    """Loudness bookkeeping for one utterance of 16-bit mono PCM (no I/O).
+
+    Args:
+        sample_rate: Samples per second of the PCM fed in.
+        quiet_s: Quiet after the last voiced frame that counts as "probably ended".
+        relative_level: A frame is voiced at this fraction of the loudest RMS so
+            far (0.05 = -26 dB).
+
+    Example::
+
+        tracker = SpeechEndTracker(16000)
+        tracker.feed(frame.audio)
+        if tracker.probably_ended:
+            start_transcribing(buffer_up_to=tracker.voiced_end)
+    """
+
+    def __init__(self, sample_rate: int, *, quiet_s: float = 0.1, relative_level: float = 0.05):
+        if sample_rate <= 0 or quiet_s <= 0 or not 0 < relative_level < 1:
+            raise ValueError("need sample_rate > 0, quiet_s > 0 and 0 < relative_level < 1")
+        self._quiet_bytes = int(quiet_s * sample_rate) * 2
+        self._relative_level = relative_level
+        self.reset()
+
+    def reset(self) -> None:
+        """Start a new utterance."""
+        self._peak = 0.0
+        self._total = 0
+        self._voiced_end = 0
+
+    @property
+    def voiced_end(self) -> int:
+        """Bytes of the utterance up to the end of its last voiced frame (0 = none yet)."""
+        return self._voiced_end
+
+    @property
+    def probably_ended(self) -> bool:
+        """Whether there was voice and it has been quiet for ``quiet_s`` since."""
+        return self._voiced_end > 0 and self._total - self._voiced_end >= self._quiet_bytes
+
+    def feed(self, pcm: bytes) -> None:
+        """Account for the next frame of the utterance (odd trailing bytes are ignored).
+
+        Raises:
+            TypeError: ``pcm`` is not bytes-like.
+        """
+        usable = len(pcm) - len(pcm) % 2
+        if usable:
+            samples = np.frombuffer(memoryview(pcm)[:usable], dtype="<i2").astype(np.float32)
+            rms = float(np.sqrt(np.mean(samples * samples)))
+            self._peak = max(self._peak, rms)
+            self._total += usable
+            if rms > 0 and rms >= self._relative_level * self._peak:
+                self._voiced_end = self._total
