@@ -74,13 +74,14 @@ from pipecat_tandem.pipelines.tandem import build_tandem_pipeline  # noqa: E402
 from pipecat_tandem.policy.now_view import NowView  # noqa: E402
 from pipecat_tandem.policy.routing import RuleRouter  # noqa: E402
 
+# BENCH_LOG=DEBUG shows the stage log lines that explain a turn's time.
+_TRACE = ("cached tokens", "End of Turn", "transcription [", "User stopped", "VAD")
 logger.remove()
 logger.add(
     sys.stderr,
     level=os.environ.get("BENCH_LOG", "ERROR"),
-    filter=lambda r: (
-        r["level"].no >= 40 or "cached tokens" in r["message"] or "pushing" in r["message"]
-    ),
+    format="{time:HH:mm:ss.SSS} {message}",
+    filter=lambda r: r["level"].no >= 40 or any(t in r["message"] for t in _TRACE),
 )
 
 QUESTIONS = [
