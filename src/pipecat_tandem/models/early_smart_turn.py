@@ -23,6 +23,7 @@ import asyncio
 from concurrent.futures import Future
 from typing import Any
 
+from loguru import logger
 from pipecat.audio.turn.base_turn_analyzer import EndOfTurnState
 from pipecat.audio.turn.smart_turn.local_smart_turn_v3 import LocalSmartTurnAnalyzerV3
 from pipecat.metrics.metrics import MetricsData
@@ -86,6 +87,7 @@ class EarlySmartTurnAnalyzer(LocalSmartTurnAnalyzerV3):
             voiced_end, future = early
             if voiced_end == self._tracker.voiced_end:
                 state, metrics = await asyncio.wrap_future(future)
+                logger.debug(f"End of Turn early result: {state}")
                 if state == EndOfTurnState.COMPLETE:
                     self.early_decisions += 1
                     self._clear(state)
