@@ -10,7 +10,8 @@ is fed pre-made speech (questions synthesized with hibari, resampled to 16 kHz) 
 ``InputAudioRawFrame``s at real-time pace, followed by silence, exactly as a transport
 would deliver a microphone. Latency = end of the user's speech (the last voiced 20 ms
 chunk pushed: the clip's trailing quiet follows, as a microphone would keep sending)
-→ the first ``TTSAudioRawFrame`` leaving the TTS. It therefore includes the VAD
+→ the first audible sound leaving the TTS (the first ``TTSAudioRawFrame`` holding
+10 ms at 1 % of full scale or more, plus that sound's offset in the frame). It therefore includes the VAD
 stop time, the end-of-turn model, transcription, the LLM's first sentence and synthesis.
 
 Two phases in one run, same process, same models:
@@ -128,10 +129,30 @@ class Probe(FrameProcessor):
         await super().process_frame(frame, direction)
         if direction is FrameDirection.DOWNSTREAM:
             if isinstance(frame, self._types) and self.first is None:
-                self.first = time.perf_counter()
+                self.first = self.heard_at(frame, time.perf_counter())
             if isinstance(frame, LLMFullResponseEndFrame):
                 self.ended.set()
         await self.push_frame(frame, direction)
+
+    def heard_at(self, frame: Frame, arrived: float) -> float | None:
+        """When the frame's content counts as arriving (None: not yet)."""
+        return arrived
+
+
+class AudibleProbe(Probe):
+    """The first *audible* TTS audio: a frame's arrival plus the offset of its first
+    10 ms at or above 1 % of full scale (a TTS may start with silence)."""
+
+    def heard_at(self, frame: Frame, arrived: float) -> float | None:
+        assert isinstance(frame, TTSAudioRawFrame)
+        samples = np.frombuffer(frame.audio, dtype="<i2").astype(np.float64) / 32768.0
+        window = max(1, frame.sample_rate // 100)
+        n = samples.size // window
+        if n == 0:
+            return None
+        rms = np.sqrt((samples[: n * window].reshape(n, window) ** 2).mean(axis=1))
+        loud = np.nonzero(rms >= 0.01)[0]
+        return arrived + int(loud[0]) * window / frame.sample_rate if loud.size else None
 
 
 async def speech_16k(stack: LocalStack, text: str) -> tuple[bytes, bytes]:
@@ -188,7 +209,7 @@ async def run_turns(
     # The first text the TTS stage receives: an LLM token, or (with the first-clause
     # processor) the opening clause.
     after_llm = Probe("text-at-tts", (LLMTextFrame, AggregatedTextFrame))
-    after_tts = Probe("after-tts", (TTSAudioRawFrame,))
+    after_tts = AudibleProbe("after-tts", (TTSAudioRawFrame,))
     if kind == "tandem":
         # What `tandem run` builds (minus the transport): awareness, delegation
         # with the rule router, the interleaver, the background agent.

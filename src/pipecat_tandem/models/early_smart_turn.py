@@ -15,14 +15,21 @@ stop follows with no voice in between and that early run said "complete", the
 answer is already there. An early "incomplete", or voice after the early run,
 means the model runs again the usual way, so the decision is never worse than
 pipecat's, only sooner.
+
+The early run sees 0.1 s of quiet where the usual one sees the VAD's 0.2 s; the
+model, trained on audio that ends at the VAD's stop, then says "incomplete" more
+often (seen on a real call). The early input is therefore padded with the quiet
+it is still waiting for, so both runs judge the same-looking audio.
 """
 
 from __future__ import annotations
 
 import asyncio
+import time
 from concurrent.futures import Future
 from typing import Any
 
+import numpy as np
 from loguru import logger
 from pipecat.audio.turn.base_turn_analyzer import EndOfTurnState
 from pipecat.audio.turn.smart_turn.local_smart_turn_v3 import LocalSmartTurnAnalyzerV3
@@ -42,15 +49,23 @@ class EarlySmartTurnAnalyzer(LocalSmartTurnAnalyzerV3):
         build_tandem_pipeline(..., turn_analyzer=turn)
     """
 
-    def __init__(self, *, quiet_s: float = 0.1, **kwargs: Any) -> None:
+    def __init__(self, *, quiet_s: float = 0.1, pad_s: float = 0.12, **kwargs: Any) -> None:
         """Create the analyzer.
 
         Args:
             quiet_s: Quiet after the voice before the early prediction starts.
+            pad_s: Silence appended to the early input (the VAD's ``stop_secs``
+                minus ``quiet_s``, plus its detection delay).
             **kwargs: Passed to ``LocalSmartTurnAnalyzerV3`` (``cpu_count``...).
+
+        Raises:
+            ValueError: A negative ``pad_s``.
         """
+        if pad_s < 0:
+            raise ValueError("pad_s must be >= 0")
         super().__init__(**kwargs)
         self._quiet_s = quiet_s
+        self._pad_s = pad_s
         self._tracker: SpeechEndTracker | None = None
         self._early: tuple[int, Future[_Result]] | None = None
         #: Turns whose early prediction was used (for tests and metrics).
@@ -75,7 +90,8 @@ class EarlySmartTurnAnalyzer(LocalSmartTurnAnalyzerV3):
             and not running
             and (self._early is None or self._early[0] != voiced_end)
         ):
-            snapshot = list(self._audio_buffer)
+            pad = np.zeros(int(self._pad_s * self.sample_rate), dtype=np.int16)
+            snapshot = [*self._audio_buffer, (time.monotonic(), pad)]
             future = self._model_executor.submit(self._process_speech_segment, snapshot)
             self._early = (voiced_end, future)
         return state

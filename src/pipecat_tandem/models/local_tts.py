@@ -35,6 +35,27 @@ HIBARI_SAMPLE_RATE = 24_000
 MAX_TTS_CHARS = 5_000
 
 
+def trim_leading_silence(
+    audio: np.ndarray, sample_rate: int, *, keep_s: float = 0.04, level: float = 0.01
+) -> np.ndarray:
+    """Cut the quiet before the first sound down to ``keep_s``.
+
+    hibari starts every synthesis with ~0.25-0.32 s of silence: time the user
+    waits for nothing. A sound is any 10 ms with an RMS of at least ``level``
+    (of full scale). Audio with no sound is returned unchanged.
+    """
+    window = max(1, sample_rate // 100)
+    n = audio.size // window
+    if n == 0:
+        return audio
+    rms = np.sqrt((audio[: n * window].astype(np.float64).reshape(n, window) ** 2).mean(axis=1))
+    loud = np.nonzero(rms >= level)[0]
+    if loud.size == 0:
+        return audio
+    start = max(0, int(loud[0]) * window - int(keep_s * sample_rate))
+    return audio[start:]
+
+
 def float_to_pcm16(audio: np.ndarray) -> bytes:
     """Float audio in [-1, 1] → little-endian int16 bytes (clipped)."""
     return (np.clip(audio, -1.0, 1.0) * 32767.0).astype("<i2").tobytes()
@@ -80,8 +101,15 @@ class HibariTTSService(TTSService):
         return True
 
     def synthesize(self, text: str) -> list[np.ndarray]:
-        """Synthesize ``text`` (blocking): one float32 24 kHz array per sentence."""
-        return list(self._hibari.stream(text, seed=self._seed))
+        """Synthesize ``text`` (blocking): one float32 24 kHz array per sentence.
+
+        Each sentence's leading silence is cut to 40 ms; the silence hibari
+        leaves at the end of a sentence still separates it from the next.
+        """
+        return [
+            trim_leading_silence(chunk, HIBARI_SAMPLE_RATE)
+            for chunk in self._hibari.stream(text, seed=self._seed)
+        ]
 
     async def warm(self) -> None:
         """Run one tiny synthesis so the lazy G2P and onnxruntime are initialized."""
