@@ -328,3 +328,13 @@ async def test_early_transcription_can_be_turned_off():
     )
     texts = [f.text for f in down if isinstance(f, TranscriptionFrame)]
     assert len(texts) == 1 and "joke" in texts[0].lower() and stt.early_transcripts == 0
+
+
+def test_spoken_reply_starts_with_sound_not_silence():
+    tts = HibariTTSService()
+    for text in ("The capital of France is Paris.", "Sure, here you go."):
+        audio = np.concatenate(tts.synthesize(text))
+        window = 240  # 10 ms at 24 kHz
+        rms = np.sqrt((audio[: audio.size // window * window].reshape(-1, window) ** 2).mean(1))
+        first_sound_s = int(np.argmax(rms >= 0.01)) * window / 24000
+        assert first_sound_s <= 0.06  # hibari itself leads with ~0.3 s of silence

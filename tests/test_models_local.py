@@ -174,3 +174,21 @@ async def test_refill_can_be_turned_off_and_skips_empty_replies():
             frames_to_send=[LLMContextFrame(_context_with_now_view("Hm?")), SleepFrame(0.05)],
         )
         assert [r.get("max_tokens") for r in server.requests] == [256]  # no refill
+
+
+def test_trim_leading_silence_keeps_a_short_lead_and_all_the_sound():
+    import numpy as np
+
+    from pipecat_tandem.models.local_tts import trim_leading_silence
+
+    rate = 24000
+    sound = np.sin(np.arange(rate // 2) / 3.0).astype(np.float32) * 0.3
+    audio = np.concatenate([np.zeros(int(0.3 * rate), np.float32), sound])
+    trimmed = trim_leading_silence(audio, rate)
+    lead = trimmed.size - sound.size
+    assert 0 <= lead <= int(0.05 * rate)  # 40 ms kept, within one 10 ms window
+    assert np.array_equal(trimmed[lead:], sound)
+    silent = np.zeros(rate, np.float32)
+    assert trim_leading_silence(silent, rate) is silent  # nothing to find: unchanged
+    assert trim_leading_silence(np.zeros(0, np.float32), rate).size == 0
+    assert trim_leading_silence(sound, rate).size == sound.size  # already starts loud
