@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from concurrent.futures import Future
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
@@ -68,6 +68,9 @@ class EarlySmartTurnAnalyzer(LocalSmartTurnAnalyzerV3):
         self._pad_s = pad_s
         self._tracker: SpeechEndTracker | None = None
         self._early: tuple[int, Future[_Result]] | None = None
+        # Early runs get a thread of their own: the usual run at the VAD's stop
+        # must never queue behind an early one that voice has made useless.
+        self._early_executor: ThreadPoolExecutor | None = None
         #: Turns whose early prediction was used (for tests and metrics).
         self.early_decisions = 0
 
@@ -92,7 +95,9 @@ class EarlySmartTurnAnalyzer(LocalSmartTurnAnalyzerV3):
         ):
             pad = np.zeros(int(self._pad_s * self.sample_rate), dtype=np.int16)
             snapshot = [*self._audio_buffer, (time.monotonic(), pad)]
-            future = self._model_executor.submit(self._process_speech_segment, snapshot)
+            if self._early_executor is None:
+                self._early_executor = ThreadPoolExecutor(1, thread_name_prefix="smart-turn-early")
+            future = self._early_executor.submit(self._process_speech_segment, snapshot)
             self._early = (voiced_end, future)
         return state
 
@@ -114,3 +119,12 @@ class EarlySmartTurnAnalyzer(LocalSmartTurnAnalyzerV3):
         """Reset the analyzer (an early prediction in flight is left unused)."""
         self._early = None
         super().clear()
+
+    async def cleanup(self) -> None:
+        """Release the model threads, the early one included."""
+        try:
+            await super().cleanup()
+        finally:
+            if self._early_executor is not None:
+                self._early_executor.shutdown(wait=False)
+                self._early_executor = None
