@@ -276,21 +276,25 @@ async def _speech(text: str) -> bytes:
     return await to_16k(float_to_pcm16(np.concatenate(HibariTTSService().synthesize(text))))
 
 
-async def test_transcription_starts_early_and_is_used_when_no_voice_follows():
-    stt = LocalWhisperSTTService(cpu_threads=2)
-    speech = await _speech("What is the capital of France?")
+async def _utterance(stt: LocalWhisperSTTService, pcm: bytes, settle_s: float) -> list[str]:
+    """One VAD-bounded utterance through the service; returns its transcripts."""
     down, _ = await run_test(
         stt,
         frames_to_send=[
             VADUserStartedSpeakingFrame(),
-            *_frames(speech + bytes(640 * 12)),
+            *_frames(pcm + bytes(640 * 12)),  # 240 ms of quiet, then the VAD's stop
             VADUserStoppedSpeakingFrame(),
-            SleepFrame(1.5),
+            SleepFrame(settle_s),
         ],
         expected_down_frames=None,
     )
-    texts = [f.text for f in down if isinstance(f, TranscriptionFrame)]
-    assert len(texts) == 1 and "capital of france" in texts[0].lower()
+    return [f.text.lower() for f in down if isinstance(f, TranscriptionFrame)]
+
+
+async def test_transcription_starts_early_and_is_used_when_no_voice_follows():
+    stt = LocalWhisperSTTService(cpu_threads=2)
+    texts = await _utterance(stt, await _speech("What is the capital of France?"), 1.5)
+    assert len(texts) == 1 and "capital of france" in texts[0]
     assert stt.early_transcripts == 1
 
 
@@ -298,36 +302,15 @@ async def test_voice_after_an_early_start_is_not_lost():
     stt = LocalWhisperSTTService(cpu_threads=2)
     first = await _speech("What is the capital of France?")
     second = await _speech("And of Spain?")
-    down, _ = await run_test(
-        stt,
-        frames_to_send=[
-            VADUserStartedSpeakingFrame(),
-            *_frames(first + bytes(640 * 8)),  # 160 ms pause: an early start, then ...
-            *_frames(second + bytes(640 * 12)),  # ... the user goes on
-            VADUserStoppedSpeakingFrame(),
-            SleepFrame(2.0),
-        ],
-        expected_down_frames=None,
-    )
-    texts = [f.text.lower() for f in down if isinstance(f, TranscriptionFrame)]
+    # A 160 ms pause starts an early transcription, then the user goes on.
+    texts = await _utterance(stt, first + bytes(640 * 8) + second, 2.0)
     assert len(texts) == 1 and "france" in texts[0] and "spain" in texts[0]
 
 
 async def test_early_transcription_can_be_turned_off():
     stt = LocalWhisperSTTService(cpu_threads=2, early=False)
-    speech = await _speech("Tell me a joke.")
-    down, _ = await run_test(
-        stt,
-        frames_to_send=[
-            VADUserStartedSpeakingFrame(),
-            *_frames(speech + bytes(640 * 12)),
-            VADUserStoppedSpeakingFrame(),
-            SleepFrame(1.5),
-        ],
-        expected_down_frames=None,
-    )
-    texts = [f.text for f in down if isinstance(f, TranscriptionFrame)]
-    assert len(texts) == 1 and "joke" in texts[0].lower() and stt.early_transcripts == 0
+    texts = await _utterance(stt, await _speech("Tell me a joke."), 1.5)
+    assert len(texts) == 1 and "joke" in texts[0] and stt.early_transcripts == 0
 
 
 def test_spoken_reply_starts_with_sound_not_silence():
