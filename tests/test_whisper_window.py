@@ -127,3 +127,19 @@ def test_speech_end_tracker_follows_voice_and_quiet():
         SpeechEndTracker(16000, relative_level=1.5)
     with pytest.raises(TypeError):
         tracker.feed("not bytes")  # type: ignore[arg-type]
+
+
+def test_phrase_spans_cut_in_long_pauses_and_cover_everything():
+    from pipecat_tandem.models.whisper_window import phrase_spans
+
+    tone = np.sin(np.arange(8000) / 3.0).astype(np.float32) * 0.3  # 0.5 s
+    quiet = np.zeros(8000, np.float32)  # 0.5 s
+    audio = np.concatenate([quiet, tone, quiet, tone, np.zeros(1600, np.float32), tone, quiet])
+    spans = phrase_spans(audio)
+    assert len(spans) == 2  # the 0.5 s pause splits, the 0.1 s one does not
+    assert spans[0][0] == 0 and spans[-1][1] == audio.size
+    assert all(a < b for a, b in spans) and spans[0][1] == spans[1][0]
+    assert 16000 <= spans[0][1] <= 24000  # inside the long pause
+    assert phrase_spans(np.zeros(16000, np.float32)) == [(0, 16000)]
+    assert phrase_spans(np.zeros(10, np.float32)) == [(0, 10)]
+    assert phrase_spans(tone) == [(0, tone.size)]

@@ -13,8 +13,12 @@ encoder accepts a shorter window (whisper.cpp's ``audio_ctx`` trick): a window
 of the utterance plus 3 s of silence encodes several times faster and gives the
 same words on clear speech (``benchmarks/bench_stt_window.py``).
 
-A short window has one known failure: with too little silence after the speech
-the decoder can loop ("Yes? Yes? Yes?"). :class:`WindowedWhisper` bounds the
+A short window has two known failures. With too little silence after the speech
+the decoder can loop ("Yes? Yes? Yes?"). And after a long pause inside the
+utterance it can end after the first phrase, dropping the rest ("What is the
+capital of France? ... And of Spain?" came back without Spain). The audio is
+therefore cut at pauses of 0.3 s or more (:func:`phrase_spans`) and each phrase
+gets its own window. :class:`WindowedWhisper` bounds the
 decode by the audio's length and, when the result looks like a loop or never
 ended, transcribes again on the full 30 s window. The decision is the pure
 :func:`looks_like_a_loop`.
@@ -41,6 +45,30 @@ def window_frames(audio_frames: int, pad_seconds: float) -> int:
         raise ValueError("audio_frames and pad_seconds must be >= 0")
     frames = min(FULL_WINDOW_FRAMES, audio_frames + int(pad_seconds * FRAMES_PER_SECOND))
     return frames + frames % 2  # the encoder's stride-2 convolution wants an even count
+
+
+def phrase_spans(
+    samples: np.ndarray, *, sample_rate: int = 16000, min_pause_s: float = 0.3
+) -> list[tuple[int, int]]:
+    """Cut the audio in the middle of each pause of ``min_pause_s`` or more.
+
+    The spans cover the whole audio, in order, so nothing is left out. "Sound" is
+    any 20 ms no more than 26 dB below the loudest; audio with no sound, or no
+    long pause, is one span.
+    """
+    window = sample_rate // 50
+    n = samples.size // window
+    if n == 0:
+        return [(0, samples.size)]
+    rms = np.sqrt((samples[: n * window].astype(np.float64).reshape(n, window) ** 2).mean(axis=1))
+    loud = np.nonzero(rms >= 0.05 * rms.max())[0] if rms.max() > 0 else np.array([], int)
+    cuts = [
+        (int(a) + int(b) + 1) // 2 * window
+        for a, b in zip(loud[:-1], loud[1:], strict=True)
+        if (b - a - 1) * window >= min_pause_s * sample_rate
+    ]
+    edges = [0, *cuts, samples.size]
+    return list(zip(edges[:-1], edges[1:], strict=True))
 
 
 def max_decode_tokens(audio_seconds: float) -> int:
@@ -136,6 +164,16 @@ class WindowedWhisper:
             raise ValueError("samples must be a 1-D float array")
         if samples.size == 0:
             return WindowedResult("", 0, False, 1.0)
+        phrases = [self._transcribe_phrase(samples[a:b]) for a, b in phrase_spans(samples)]
+        return WindowedResult(
+            " ".join(p.text for p in phrases if p.text),
+            sum(p.window_frames for p in phrases),
+            any(p.fell_back for p in phrases),
+            min(p.no_speech_prob for p in phrases),
+        )
+
+    def _transcribe_phrase(self, samples: np.ndarray) -> WindowedResult:
+        """One phrase on a fitted window, or the full one if the result loops."""
         features = self._model.feature_extractor(samples.astype(np.float32, copy=False))
         frames = window_frames(features.shape[1], self._pad_seconds)
         seconds = samples.size / 16000
