@@ -71,6 +71,7 @@ from pipecat_tandem.background.jobs import JobRegistry  # noqa: E402
 from pipecat_tandem.models.early_smart_turn import EarlySmartTurnAnalyzer  # noqa: E402
 from pipecat_tandem.models.local_stack import CpuPlan, LocalStack  # noqa: E402
 from pipecat_tandem.models.local_tts import float_to_pcm16  # noqa: E402
+from pipecat_tandem.models.speech_end import window_rms  # noqa: E402
 from pipecat_tandem.pipelines.tandem import build_tandem_pipeline  # noqa: E402
 from pipecat_tandem.policy.now_view import NowView  # noqa: E402
 from pipecat_tandem.policy.routing import RuleRouter  # noqa: E402
@@ -147,10 +148,7 @@ class AudibleProbe(Probe):
         assert isinstance(frame, TTSAudioRawFrame)
         samples = np.frombuffer(frame.audio, dtype="<i2").astype(np.float64) / 32768.0
         window = max(1, frame.sample_rate // 100)
-        n = samples.size // window
-        if n == 0:
-            return None
-        rms = np.sqrt((samples[: n * window].reshape(n, window) ** 2).mean(axis=1))
+        rms = window_rms(samples, window)
         loud = np.nonzero(rms >= 0.01)[0]
         return arrived + int(loud[0]) * window / frame.sample_rate if loud.size else None
 
@@ -165,8 +163,7 @@ async def speech_16k(stack: LocalStack, text: str) -> tuple[bytes, bytes]:
     pcm = await create_stream_resampler().resample(float_to_pcm16(audio), 24000, 16000)
     samples = np.frombuffer(pcm, dtype="<i2").astype(np.float32)
     window = int(16000 * CHUNK_S)
-    n = len(samples) // window
-    rms = np.sqrt((samples[: n * window].reshape(n, window) ** 2).mean(axis=1))
+    rms = window_rms(samples, window)
     voiced_end = (int(np.nonzero(rms >= 0.05 * rms.max())[0][-1]) + 1) * window * 2  # -26 dB
     return pcm[:voiced_end], pcm[voiced_end:]
 

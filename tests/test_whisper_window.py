@@ -114,6 +114,9 @@ def test_speech_end_tracker_follows_voice_and_quiet():
     assert not tracker.probably_ended  # 80 ms
     tracker.feed(quiet)
     assert tracker.probably_ended  # 100 ms
+    assert tracker.should_start(None, False)
+    assert not tracker.should_start(None, True)  # one early run at a time
+    assert not tracker.should_start(15 * 640, False)  # already tried for this voice
     tracker.feed(loud)  # the user goes on
     assert not tracker.probably_ended and tracker.voiced_end == 21 * 640
     tracker.feed(b"\x01")  # an odd byte is ignored

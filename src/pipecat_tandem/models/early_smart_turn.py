@@ -86,19 +86,16 @@ class EarlySmartTurnAnalyzer(LocalSmartTurnAnalyzerV3):
         if not self._speech_triggered:
             return state
         self._tracker.feed(buffer)
-        voiced_end = self._tracker.voiced_end
-        running = self._early is not None and not self._early[1].done()
-        if (
-            self._tracker.probably_ended
-            and not running
-            and (self._early is None or self._early[0] != voiced_end)
+        last = self._early
+        if self._tracker.should_start(
+            last[0] if last else None, last is not None and not last[1].done()
         ):
             pad = np.zeros(int(self._pad_s * self.sample_rate), dtype=np.int16)
             snapshot = [*self._audio_buffer, (time.monotonic(), pad)]
             if self._early_executor is None:
                 self._early_executor = ThreadPoolExecutor(1, thread_name_prefix="smart-turn-early")
             future = self._early_executor.submit(self._process_speech_segment, snapshot)
-            self._early = (voiced_end, future)
+            self._early = (self._tracker.voiced_end, future)
         return state
 
     async def analyze_end_of_turn(self) -> _Result:

@@ -190,18 +190,16 @@ class LocalWhisperSTTService(WhisperSTTService):
         if self._tracker is None:
             self._tracker = SpeechEndTracker(self.sample_rate)
         self._tracker.feed(frame.audio)
-        voiced_end = self._tracker.voiced_end
-        running = self._speculation is not None and not self._speculation.task.done()
-        if (
-            self._tracker.probably_ended
-            and not running
-            and (self._speculation is None or self._speculation.voiced_end != voiced_end)
+        last = self._speculation
+        if self._tracker.should_start(
+            last.voiced_end if last else None, last is not None and not last.task.done()
         ):
-            audio = bytes(self._audio_buffer) + bytes(int(self.sample_rate * 0.5) * 2)
+            # The segment as pipecat will hand it over, padded with pipecat's own silence.
+            audio = bytes(self._audio_buffer) + self._trailing_silence()
             task = self.create_task(asyncio.to_thread(self.transcribe_pcm, audio), "stt-early")
             self._early_tasks.add(task)
             task.add_done_callback(self._early_tasks.discard)
-            self._speculation = _Speculation(voiced_end, task)
+            self._speculation = _Speculation(self._tracker.voiced_end, task)
 
     async def stop(self, frame: EndFrame) -> None:
         """Finish queued segments (they may await early transcripts), then drop the rest."""

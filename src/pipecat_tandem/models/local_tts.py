@@ -27,6 +27,7 @@ from pipecat.frames.frames import ErrorFrame, Frame, TTSAudioRawFrame
 from pipecat.services.settings import TTSSettings
 from pipecat.services.tts_service import TTSService
 
+from pipecat_tandem.models.speech_end import window_rms
 from pipecat_tandem.models.weights import hibari_voice_path
 
 #: hibari's output rate.
@@ -45,10 +46,7 @@ def trim_leading_silence(
     (of full scale). Audio with no sound is returned unchanged.
     """
     window = max(1, sample_rate // 100)
-    n = audio.size // window
-    if n == 0:
-        return audio
-    rms = np.sqrt((audio[: n * window].astype(np.float64).reshape(n, window) ** 2).mean(axis=1))
+    rms = window_rms(audio, window)
     loud = np.nonzero(rms >= level)[0]
     if loud.size == 0:
         return audio

@@ -22,6 +22,13 @@ from __future__ import annotations
 import numpy as np
 
 
+def window_rms(samples: np.ndarray, window: int) -> np.ndarray:
+    """RMS of each whole ``window`` of samples (a trailing partial window is left out)."""
+    n = samples.size // window
+    framed = samples[: n * window].astype(np.float64).reshape(n, window)
+    return np.sqrt((framed**2).mean(axis=1))
+
+
 class SpeechEndTracker:
     """Loudness bookkeeping for one utterance of 16-bit mono PCM (no I/O).
 
@@ -61,6 +68,15 @@ class SpeechEndTracker:
     def probably_ended(self) -> bool:
         """Whether there was voice and it has been quiet for ``quiet_s`` since."""
         return self._voiced_end > 0 and self._total - self._voiced_end >= self._quiet_bytes
+
+    def should_start(self, last_start: int | None, last_running: bool) -> bool:
+        """Whether to start an early run now.
+
+        Args:
+            last_start: ``voiced_end`` when the previous early run started (None: none yet).
+            last_running: Whether that run is still going (one at a time).
+        """
+        return self.probably_ended and not last_running and last_start != self._voiced_end
 
     def feed(self, pcm: bytes) -> None:
         """Account for the next frame of the utterance (odd trailing bytes are ignored).

@@ -32,6 +32,8 @@ from typing import Any
 
 import numpy as np
 
+from pipecat_tandem.models.speech_end import window_rms
+
 #: Whisper's frames per second of audio (10 ms hop) and its full window.
 FRAMES_PER_SECOND = 100
 FULL_WINDOW_FRAMES = 3000
@@ -57,10 +59,9 @@ def phrase_spans(
     long pause, is one span.
     """
     window = sample_rate // 50
-    n = samples.size // window
-    if n == 0:
+    rms = window_rms(samples, window)
+    if rms.size == 0:
         return [(0, samples.size)]
-    rms = np.sqrt((samples[: n * window].astype(np.float64).reshape(n, window) ** 2).mean(axis=1))
     loud = np.nonzero(rms >= 0.05 * rms.max())[0] if rms.max() > 0 else np.array([], int)
     cuts = [
         (int(a) + int(b) + 1) // 2 * window
