@@ -65,6 +65,7 @@ from pipecat.processors.aggregators.llm_response_universal import (  # noqa: E40
     LLMUserAggregatorParams,
 )
 from pipecat.processors.frame_processor import FrameDirection, FrameProcessor  # noqa: E402
+from pipecat.turns.user_turn_strategies import UserTurnStrategies  # noqa: E402
 from pipecat.workers.runner import WorkerRunner  # noqa: E402
 
 from pipecat_tandem.background.jobs import JobRegistry  # noqa: E402
@@ -75,6 +76,7 @@ from pipecat_tandem.models.speech_end import window_rms  # noqa: E402
 from pipecat_tandem.pipelines.tandem import build_tandem_pipeline  # noqa: E402
 from pipecat_tandem.policy.now_view import NowView  # noqa: E402
 from pipecat_tandem.policy.routing import RuleRouter  # noqa: E402
+from pipecat_tandem.turns import SpeculativeTurnStopStrategy  # noqa: E402
 
 # BENCH_LOG=DEBUG shows the stage log lines that explain a turn's time.
 _TRACE = ("cached tokens", "End of Turn", "transcription [", "User stopped", "VAD")
@@ -198,6 +200,7 @@ async def run_turns(
     kind: str,
     first_clause: bool = True,
     early: bool = True,
+    turn_stop: str = "pipecat",
 ) -> list[dict]:
     stt = stack.stt()
     llm = stack.interaction_llm()
@@ -210,18 +213,33 @@ async def run_turns(
     if kind == "tandem":
         # What `tandem run` builds (minus the transport): awareness, delegation
         # with the rule router, the interleaver, the background agent.
+        analyzer = EarlySmartTurnAnalyzer() if early else LocalSmartTurnAnalyzerV3()
+        # "deferred": the analysis off the aggregator's path, no early reply.
+        user_params = (
+            LLMUserAggregatorParams(
+                vad_analyzer=SileroVADAnalyzer(),
+                user_turn_strategies=UserTurnStrategies(
+                    stop=[SpeculativeTurnStopStrategy(turn_analyzer=analyzer, speculate=False)]
+                ),
+                user_turn_stop_timeout=2.0,
+            )
+            if turn_stop == "deferred"
+            else None
+        )
         tandem = build_tandem_pipeline(
             interaction_llm=llm,
             background=stack.background_llm,
             stt=Pipeline([stt, after_stt]),
             tts=Pipeline([after_llm, tts, after_tts]),
             vad_analyzer=SileroVADAnalyzer(),
-            turn_analyzer=EarlySmartTurnAnalyzer() if early else LocalSmartTurnAnalyzerV3(),
+            turn_analyzer=analyzer,
+            user_params=user_params,
             router=RuleRouter(),
             verbatim=True,
             # As build_services does for a local interaction model:
             now_view=NowView(only_when_informative=True),
             first_clause=first_clause,
+            speculative_turns=turn_stop == "speculative",
             registry=JobRegistry(default_deadline_s=300.0),
         )
         pipeline = tandem.pipeline
@@ -323,6 +341,13 @@ async def main() -> None:
     parser.add_argument(
         "--full-window", action="store_true", help="Whisper on its fixed 30 s window"
     )
+    parser.add_argument(
+        "--turn-stop",
+        choices=("pipecat", "deferred", "speculative"),
+        default="pipecat",
+        help="pipecat = its blocking smart-turn stop strategy; deferred = smart-turn off the "
+        "aggregator's path; speculative = deferred, and the reply starts on the transcript",
+    )
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
 
@@ -350,14 +375,16 @@ async def main() -> None:
     audio = [await speech_16k(stack, q) for q in QUESTIONS]
     first_clause = not args.first_sentence
     early = not args.no_early
-    idle = await run_turns(stack, args.turns, "idle", audio, args.pipeline, first_clause, early)
+    idle = await run_turns(
+        stack, args.turns, "idle", audio, args.pipeline, first_clause, early, args.turn_stop
+    )
 
     stop = asyncio.Event()
     stats: dict = {}
     load = asyncio.ensure_future(background_load(stack, stop, stats))
     await asyncio.sleep(3.0)  # let the background model get going
     busy = await run_turns(
-        stack, args.turns, "background", audio, args.pipeline, first_clause, early
+        stack, args.turns, "background", audio, args.pipeline, first_clause, early, args.turn_stop
     )
     stop.set()
     await load
@@ -370,6 +397,7 @@ async def main() -> None:
         "plan": args.plan,
         "stt_window": "full" if args.full_window else "fitted",
         "stt_early": not args.no_early,
+        "turn_stop": args.turn_stop if args.pipeline == "tandem" else "pipecat",
         "first_clause": first_clause and args.pipeline == "tandem",
         "turns": args.turns,
         "cold_start_s": round(cold_start, 2),

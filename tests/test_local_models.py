@@ -320,4 +320,4 @@ def test_spoken_reply_starts_with_sound_not_silence():
         window = 240  # 10 ms at 24 kHz
         rms = np.sqrt((audio[: audio.size // window * window].reshape(-1, window) ** 2).mean(1))
         first_sound_s = int(np.argmax(rms >= 0.01)) * window / 24000
-        assert first_sound_s <= 0.06  # hibari itself leads with ~0.3 s of silence
+        assert first_sound_s <= 0.03  # hibari itself leads with ~0.3 s of silence

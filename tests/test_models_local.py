@@ -186,7 +186,7 @@ def test_trim_leading_silence_keeps_a_short_lead_and_all_the_sound():
     audio = np.concatenate([np.zeros(int(0.3 * rate), np.float32), sound])
     trimmed = trim_leading_silence(audio, rate)
     lead = trimmed.size - sound.size
-    assert 0 <= lead <= int(0.05 * rate)  # 40 ms kept, within one 10 ms window
+    assert 0 <= lead <= int(0.02 * rate)  # 10 ms kept, within one 10 ms window
     assert np.array_equal(trimmed[lead:], sound)
     silent = np.zeros(rate, np.float32)
     assert trim_leading_silence(silent, rate) is silent  # nothing to find: unchanged

@@ -27,7 +27,7 @@ from pipecat.frames.frames import ErrorFrame, Frame, TTSAudioRawFrame
 from pipecat.services.settings import TTSSettings
 from pipecat.services.tts_service import TTSService
 
-from pipecat_tandem.models.speech_end import window_rms
+from pipecat_tandem.models.speech_end import sound_onset
 from pipecat_tandem.models.weights import hibari_voice_path
 
 #: hibari's output rate.
@@ -37,21 +37,17 @@ MAX_TTS_CHARS = 5_000
 
 
 def trim_leading_silence(
-    audio: np.ndarray, sample_rate: int, *, keep_s: float = 0.04, level: float = 0.01
+    audio: np.ndarray, sample_rate: int, *, keep_s: float = 0.01, level: float = 0.01
 ) -> np.ndarray:
     """Cut the quiet before the first sound down to ``keep_s``.
 
     hibari starts every synthesis with ~0.25-0.32 s of silence: time the user
     waits for nothing. A sound is any 10 ms with an RMS of at least ``level``
-    (of full scale). Audio with no sound is returned unchanged.
+    (of full scale); the 10 ms kept before it hold the quiet start of that sound.
+    Audio with no sound is returned unchanged.
     """
-    window = max(1, sample_rate // 100)
-    rms = window_rms(audio, window)
-    loud = np.nonzero(rms >= level)[0]
-    if loud.size == 0:
-        return audio
-    start = max(0, int(loud[0]) * window - int(keep_s * sample_rate))
-    return audio[start:]
+    start = sound_onset(audio, sample_rate, level=level, keep_s=keep_s)
+    return audio[start:] if start else audio
 
 
 def float_to_pcm16(audio: np.ndarray) -> bytes:
@@ -101,7 +97,7 @@ class HibariTTSService(TTSService):
     def synthesize(self, text: str) -> list[np.ndarray]:
         """Synthesize ``text`` (blocking): one float32 24 kHz array per sentence.
 
-        Each sentence's leading silence is cut to 40 ms; the silence hibari
+        Each sentence's leading silence is cut to 10 ms; the silence hibari
         leaves at the end of a sentence still separates it from the next.
         """
         return [

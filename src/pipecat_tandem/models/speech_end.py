@@ -29,6 +29,19 @@ def window_rms(samples: np.ndarray, window: int) -> np.ndarray:
     return np.sqrt((framed**2).mean(axis=1))
 
 
+def sound_onset(samples: np.ndarray, sample_rate: int, *, level: float, keep_s: float) -> int:
+    """Where to cut the quiet before the first sound, keeping ``keep_s`` of it.
+
+    A sound is any 10 ms whose RMS reaches ``level`` (in the samples' own units).
+    Returns a sample index: 0 when there is no sound, or less quiet than ``keep_s``.
+    """
+    window = max(1, sample_rate // 100)
+    loud = np.nonzero(window_rms(samples, window) >= level)[0]
+    if loud.size == 0:
+        return 0
+    return max(0, int(loud[0]) * window - int(keep_s * sample_rate))
+
+
 class SpeechEndTracker:
     """Loudness bookkeeping for one utterance of 16-bit mono PCM (no I/O).
 

@@ -10,8 +10,10 @@ Whisper's encoder is trained on 30 s windows, and faster-whisper always encodes
 one, so a 2 s question costs as much as 30 s of audio: 1.3-1.5 s on one core of
 the 2-core machine we measure on, most of a turn's latency budget. CTranslate2's
 encoder accepts a shorter window (whisper.cpp's ``audio_ctx`` trick): a window
-of the utterance plus 3 s of silence encodes several times faster and gives the
-same words on clear speech (``benchmarks/bench_stt_window.py``).
+of the utterance plus 2 s of silence encodes several times faster and gives the
+same words on clear speech (``benchmarks/bench_stt_window.py``). The second of
+quiet a segmented STT keeps before the speech is cut to 0.5 s first: it is
+encoder time spent on nothing.
 
 A short window has two known failures. With too little silence after the speech
 the decoder can loop ("Yes? Yes? Yes?"). And after a long pause inside the
@@ -20,7 +22,8 @@ capital of France? ... And of Spain?" came back without Spain). The audio is
 therefore cut at pauses of 0.3 s or more (:func:`phrase_spans`) and each phrase
 gets its own window. :class:`WindowedWhisper` bounds the
 decode by the audio's length and, when the result looks like a loop or never
-ended, transcribes again on the full 30 s window. The decision is the pure
+ended, looks again with the speech shifted by 0.5 s (loops depend on where the
+speech sits in the window) and, if that loops too, on the full 30 s window. The decision is the pure
 :func:`looks_like_a_loop`.
 """
 
@@ -32,11 +35,13 @@ from typing import Any
 
 import numpy as np
 
-from pipecat_tandem.models.speech_end import window_rms
+from pipecat_tandem.models.speech_end import sound_onset, window_rms
 
 #: Whisper's frames per second of audio (10 ms hop) and its full window.
 FRAMES_PER_SECOND = 100
 FULL_WINDOW_FRAMES = 3000
+#: Silence put before the speech for the second short look at a looping phrase.
+SECOND_LOOK_SHIFT = 8000
 
 _WORD = re.compile(r"[\w']+")
 
@@ -113,7 +118,8 @@ class WindowedResult:
     Parameters:
         text: The words ("" for no speech).
         window_frames: Frames encoded (3000 = the full window).
-        fell_back: Whether the short window's result was discarded for a full pass.
+        fell_back: Whether the first short window's result was discarded (for a
+            second look with the speech shifted, or the full window).
         no_speech_prob: Whisper's probability that the window holds no speech.
     """
 
@@ -131,6 +137,8 @@ class WindowedWhisper:
         language: Language code for multilingual models (ignored by ``.en`` ones).
         pad_seconds: Silence after the audio in the window; less makes loops
             likelier, more costs encoder time.
+        lead_seconds: Quiet kept before the first sound (any 10 ms within 40 dB
+            of the loudest); the rest of the quiet before it is not encoded.
 
     Example::
 
@@ -138,13 +146,21 @@ class WindowedWhisper:
         result = whisper.transcribe(samples_16k_float32)
     """
 
-    def __init__(self, model: Any, *, language: str | None = "en", pad_seconds: float = 3.0):
-        if pad_seconds < 0:
-            raise ValueError("pad_seconds must be >= 0")
+    def __init__(
+        self,
+        model: Any,
+        *,
+        language: str | None = "en",
+        pad_seconds: float = 2.0,
+        lead_seconds: float = 0.5,
+    ):
+        if pad_seconds < 0 or lead_seconds < 0:
+            raise ValueError("pad_seconds and lead_seconds must be >= 0")
         from faster_whisper.tokenizer import Tokenizer
 
         self._model = model
         self._pad_seconds = pad_seconds
+        self._lead_seconds = lead_seconds
         multilingual = bool(model.model.is_multilingual)
         tokenizer = Tokenizer(
             model.hf_tokenizer,
@@ -165,6 +181,10 @@ class WindowedWhisper:
             raise ValueError("samples must be a 1-D float array")
         if samples.size == 0:
             return WindowedResult("", 0, False, 1.0)
+        peak = float(window_rms(samples, 160).max(initial=0.0))
+        samples = samples[
+            sound_onset(samples, 16000, level=0.01 * peak, keep_s=self._lead_seconds) :
+        ]
         phrases = [self._transcribe_phrase(samples[a:b]) for a, b in phrase_spans(samples)]
         return WindowedResult(
             " ".join(p.text for p in phrases if p.text),
@@ -175,14 +195,23 @@ class WindowedWhisper:
 
     def _transcribe_phrase(self, samples: np.ndarray) -> WindowedResult:
         """One phrase on a fitted window, or the full one if the result loops."""
-        features = self._model.feature_extractor(samples.astype(np.float32, copy=False))
-        frames = window_frames(features.shape[1], self._pad_seconds)
+        samples = samples.astype(np.float32, copy=False)
         seconds = samples.size / 16000
+        features = self._model.feature_extractor(samples)
+        frames = window_frames(features.shape[1], self._pad_seconds)
         text, no_speech = self._decode(features, frames, max_decode_tokens(seconds))
-        if frames < FULL_WINDOW_FRAMES and (text is None or looks_like_a_loop(text)):
-            full_text, no_speech = self._decode(features, FULL_WINDOW_FRAMES, 224)
-            return WindowedResult(full_text or "", FULL_WINDOW_FRAMES, True, no_speech)
-        return WindowedResult(text or "", frames, False, no_speech)
+        if frames >= FULL_WINDOW_FRAMES or not (text is None or looks_like_a_loop(text)):
+            return WindowedResult(text or "", frames, False, no_speech)
+        # A loop depends on where the speech sits in the window: a second short
+        # look with the speech shifted is ~5x cheaper than the full window.
+        shifted = np.concatenate([np.zeros(SECOND_LOOK_SHIFT, np.float32), samples])
+        features = self._model.feature_extractor(shifted)
+        frames = window_frames(features.shape[1], self._pad_seconds)
+        text, no_speech = self._decode(features, frames, max_decode_tokens(seconds + 0.5))
+        if frames < FULL_WINDOW_FRAMES and not (text is None or looks_like_a_loop(text)):
+            return WindowedResult(text or "", frames, True, no_speech)
+        full_text, no_speech = self._decode(features, FULL_WINDOW_FRAMES, 224)
+        return WindowedResult(full_text or "", FULL_WINDOW_FRAMES, True, no_speech)
 
     def _decode(
         self, features: np.ndarray, frames: int, max_tokens: int

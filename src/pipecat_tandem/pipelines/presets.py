@@ -163,6 +163,11 @@ class TandemServices:
         first_clause: Speak a reply's opening clause before its sentence is
             complete (``build_tandem_pipeline(first_clause=...)``): on for a
             local interaction model, which writes ~20 tokens a second.
+        speculative_turns: Start the reply while smart-turn is still deciding
+            (``build_tandem_pipeline(speculative_turns=...)``). Off in the presets:
+            on the 2-core machine we measure on, the early reply competes with
+            smart-turn for the CPU and gained nothing measurable
+            (``docs/bench/local.md``).
     """
 
     stt: STTService
@@ -180,6 +185,7 @@ class TandemServices:
     job_deadline_s: float = 60.0
     now_view: NowView | None = None
     first_clause: bool = False
+    speculative_turns: bool = False
 
     @property
     def ready(self) -> bool:

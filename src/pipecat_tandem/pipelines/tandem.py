@@ -53,6 +53,7 @@ from pipecat_tandem.processors.awareness_processor import AwarenessProcessor
 from pipecat_tandem.processors.delegation_processor import DelegationProcessor, RouterLike
 from pipecat_tandem.processors.first_clause_processor import FirstClauseProcessor
 from pipecat_tandem.processors.result_interleaver import ResultInterleaver
+from pipecat_tandem.turns.speculative_turn_stop_strategy import SpeculativeTurnStopStrategy
 
 Background = BackgroundRunner | BackgroundAgent | LLMService | Callable[[], LLMService]
 
@@ -122,6 +123,7 @@ def build_tandem_pipeline(
     awareness: bool = True,
     now_view: NowView | None = None,
     first_clause: bool = False,
+    speculative_turns: bool = False,
     registry: JobRegistry | None = None,
     min_gap_s: float = 0.5,
     verbatim: bool = False,
@@ -158,6 +160,9 @@ def build_tandem_pipeline(
             :class:`NowView`; a local model wants ``only_when_informative``).
         first_clause: Speak each reply's opening clause without waiting for its
             full sentence (:class:`FirstClauseProcessor`; for a slow model).
+        speculative_turns: Start the reply on the transcript while the turn
+            analyzer is still deciding, held back until the turn ends
+            (:class:`SpeculativeTurnStopStrategy`; for a slow CPU).
         registry: Job limits.
         min_gap_s: Shared quiet before a ``when_idle`` delivery.
         verbatim: Speak results verbatim instead of weaving them in.
@@ -198,7 +203,7 @@ def build_tandem_pipeline(
         # A turn with no words (a cough) ends after this timeout: keep it short so it
         # cannot hold a waiting result for long.
         strategies = (
-            UserTurnStrategies(stop=[TurnAnalyzerUserTurnStopStrategy(turn_analyzer=turn_analyzer)])
+            UserTurnStrategies(stop=[_stop_strategy(turn_analyzer, speculative_turns)])
             if turn_analyzer is not None
             else None
         )
@@ -244,3 +249,11 @@ def build_tandem_pipeline(
         event_log=event_log,
         clock=clock,
     )
+
+
+def _stop_strategy(
+    turn_analyzer: BaseTurnAnalyzer, speculative: bool
+) -> TurnAnalyzerUserTurnStopStrategy:
+    if speculative:
+        return SpeculativeTurnStopStrategy(turn_analyzer=turn_analyzer)
+    return TurnAnalyzerUserTurnStopStrategy(turn_analyzer=turn_analyzer)

@@ -160,6 +160,7 @@ class TandemSessionFactory:
             verbatim=getattr(services, "verbatim_results", False),
             now_view=getattr(services, "now_view", None),
             first_clause=getattr(services, "first_clause", False),
+            speculative_turns=getattr(services, "speculative_turns", False),
             registry=JobRegistry(default_deadline_s=getattr(services, "job_deadline_s", 60.0)),
             clock=session.clock,
             event_log=event_log,
