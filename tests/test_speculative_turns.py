@@ -224,3 +224,20 @@ async def test_the_pipeline_ends_cleanly_during_an_analysis():
         await c.speak("Are you there?")
         await c.until(lambda: len(c.llm.contexts) == 1)
         # Leaving the block sends EndFrame while the analysis is still pending.
+
+
+async def test_a_second_stop_during_the_analysis_is_analyzed_in_turn():
+    async with call() as c:
+        await c.speak("Hello")
+        await c.until(lambda: len(c.llm.contexts) == 1)
+        await c.speak("there.")  # voice, a second stop and more words, all before a verdict
+        await asyncio.sleep(0.05)
+        assert c.strategy.speculations_started == 1  # not again on half the turn
+        c.analyzer.answer(COMPLETE)  # stale: the voice came back
+        await c.until(lambda: c.analyzer.analyses == 2 and c.analyzer.analyzing.is_set())
+        await c.send(c.audio(), c.audio())  # held for the second analysis too
+        await asyncio.sleep(0.05)
+        c.analyzer.answer(COMPLETE)
+        await asyncio.wait_for(c.out.replies.wait(), 5.0)
+        assert c.out.spoken() == "You said: Hello there."
+        assert c.analyzer.appended_while_analyzing == 0

@@ -76,6 +76,7 @@ class SpeculativeTurnStopStrategy(TurnAnalyzerUserTurnStopStrategy):
         self._transcripts = 0
         self._speculation: UserTurnSpeculation | None = None
         self._voice_came_back = False
+        self._generation = 0  # which analysis owns the held frames
         #: Replies started early / released by the turn's end (for tests and metrics).
         self.speculations_started = 0
         self.speculations_confirmed = 0
@@ -108,11 +109,12 @@ class SpeculativeTurnStopStrategy(TurnAnalyzerUserTurnStopStrategy):
         self._stop_secs = frame.stop_secs
         self._vad_stopped = True
         self._voice_came_back = False
+        self._generation += 1
         self._analysis = self.task_manager.create_task(
-            self._analyze(frame), f"{self}::speculative_analysis"
+            self._analyze(frame, self._generation), f"{self}::speculative_analysis"
         )
 
-    async def _analyze(self, frame: VADUserStoppedSpeakingFrame) -> None:
+    async def _analyze(self, frame: VADUserStoppedSpeakingFrame, generation: int) -> None:
         """Run pipecat's handling of the VAD's stop, off the aggregator's path."""
         try:
             # The STT's safety net counts from when the user really stopped.
@@ -132,13 +134,20 @@ class SpeculativeTurnStopStrategy(TurnAnalyzerUserTurnStopStrategy):
             await self._maybe_trigger_user_turn_stopped()
         finally:
             # Hand the held frames to pipecat's logic in order; frames arriving
-            # during that are appended and handled in the same loop.
-            while self._held:
+            # during that are appended and handled in the same loop. A held VAD
+            # stop starts the next analysis, which then owns the rest.
+            while self._held and self._generation == generation:
                 await self._process(self._held.pop(0))
-            self._analysis = None
+            if self._generation == generation:
+                self._analysis = None
 
     async def _maybe_speculate(self, frame: TranscriptionFrame) -> None:
-        if not self._speculate or self._speculation is not None or self._transcripts:
+        earlier = self._transcripts or any(
+            isinstance(f, TranscriptionFrame) and f.text.strip() for f in self._held[:-1]
+        )
+        if not self._speculate or self._speculation is not None or self._voice_came_back:
+            return
+        if earlier:
             return  # only the turn's first words: later ones join text we cannot see
         # One transcript is the whole turn so far: the aggregator writes it as is.
         text = frame.text
