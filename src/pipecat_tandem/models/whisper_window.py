@@ -20,11 +20,11 @@ the decoder can loop ("Yes? Yes? Yes?"). And after a long pause inside the
 utterance it can end after the first phrase, dropping the rest ("What is the
 capital of France? ... And of Spain?" came back without Spain). The audio is
 therefore cut at pauses of 0.3 s or more (:func:`phrase_spans`) and each phrase
-gets its own window. :class:`WindowedWhisper` bounds the
-decode by the audio's length and, when the result looks like a loop or never
-ended, looks again with the speech shifted by 0.5 s (loops depend on where the
-speech sits in the window) and, if that loops too, on the full 30 s window. The decision is the pure
-:func:`looks_like_a_loop`.
+gets its own window. :class:`WindowedWhisper` bounds the decode by the audio's
+length and, when the result looks like a loop or never ended, looks again with
+the speech shifted by 0.5 s (loops depend on where the speech sits in the
+window) and, if that loops too, on the full 30 s window. The decision is the
+pure :func:`looks_like_a_loop`.
 """
 
 from __future__ import annotations

@@ -11,7 +11,7 @@ pipecat's :class:`TurnAnalyzerUserTurnStopStrategy` awaits the turn analyzer
 processes nothing else until it answers. On a 2-core CPU smart-turn takes
 ~0.3 s, during which the transcript is usually ready but waits in the queue,
 and the audio frames that piled up behind it are worked through before the
-turn can end: the LLM starts ~0.1 s after it could have.
+turn can end: the LLM starts 0.05-0.25 s after it could have.
 
 :class:`SpeculativeTurnStopStrategy` runs the same analysis in a task of its
 own. Frames that arrive meanwhile are held and handed to pipecat's logic, in
@@ -25,6 +25,10 @@ provisional context and the LLM service's ``SpeculationGate`` holds the reply
 back). The turn's end then releases it (:meth:`trigger_user_turn_finalized`
 with ``confirms_speculation``); "incomplete", more words, or the user speaking
 again withdraw it (``EagerEndOfTurnCancelFrame``), and the LLM stops.
+
+The early reply pays only if a core is free for it: on the 2-core machine we
+measure on, it shares the CPU with smart-turn and gained nothing measurable
+(``docs/bench/local.md``), so the presets leave it off.
 """
 
 from __future__ import annotations
