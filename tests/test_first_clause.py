@@ -90,3 +90,41 @@ async def test_processor_hands_the_tts_the_clause_first():
     )
     spoken = [f.text for f in down if isinstance(f, AggregatedTextFrame)]
     assert spoken == ["Good question,", "spiders have eight legs."]
+
+
+async def released_after(text_tokens: list[str]) -> tuple[int | None, str | None]:
+    """(index of the token after which the first chunk came out, that chunk)."""
+    aggregator = FirstClauseAggregator()
+    for i, token in enumerate(text_tokens):
+        out = [a.text async for a in aggregator.aggregate(token)]
+        if out:
+            return i, out[0]
+    return None, None
+
+
+@pytest.mark.parametrize(
+    ("stream", "index", "chunk"),
+    [
+        # A plainly ended opening sentence goes at its last token, not the next one.
+        (["The", " capital", " of", " France", " is", " Paris", ".", " It"], 6, None),
+        (["How", " about", " you", "?", " I"], 3, "How about you?"),
+        (["Sure", "!", " Here"], 1, "Sure!"),
+        # Abbreviations, decimals and short words still wait for the next token, as
+        # pipecat does.
+        (["Not", " now", ".", " I"], 3, "Not now."),
+        (["Ask", " Dr", ".", " Smith", " today", "."], 5, "Ask Dr. Smith today."),
+        (["It", " costs", " $", "29", ".", "99", " today", "."], 7, "It costs $29.99 today."),
+    ],
+)
+async def test_a_plainly_ended_opening_sentence_is_not_held_for_the_next_token(
+    stream, index, chunk
+):
+    at, first = await released_after(stream)
+    assert at == index
+    assert first == (chunk or "The capital of France is Paris.")
+
+
+async def test_after_an_early_sentence_the_rest_aggregates_as_usual():
+    aggregator = FirstClauseAggregator()
+    got = await chunks(aggregator, ["Yes", "!", " I", " can", " help", ".", " Ask", " away", "."])
+    assert got == ["Yes!", "I can help.", "Ask away."]

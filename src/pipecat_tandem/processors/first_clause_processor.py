@@ -13,7 +13,9 @@ for the whole opening sentence. :class:`FirstClauseAggregator` releases the
 reply's opening clause as soon as a comma, semicolon, colon or dash follows a
 few words; from then on it aggregates by sentence as usual. The rest of the
 reply is generated while the first clause is spoken, so only the opening is cut
-earlier.
+earlier. An opening sentence that has plainly ended ("?", "!", or "." after a
+word of four letters or more) is released at once, without the next token that
+pipecat's sentence aggregator waits for to rule out "Dr." or "29.99".
 
 :class:`FirstClauseProcessor` is pipecat's ``LLMTextProcessor`` with this
 aggregator; place it between the LLM and the TTS.
@@ -32,6 +34,9 @@ from pipecat.utils.text.simple_text_aggregator import SimpleTextAggregator
 #: A clause ends at one of these, followed by a space.
 _CLAUSE_END = re.compile(r"[,;:]\s|\s[-–—]\s")
 _WORD = re.compile(r"[\w']+")
+#: An opening sentence that has certainly ended: "?" or "!", or "." after a word
+#: of 4+ letters (not "Dr.", "e.g.", "etc." or the "29." of "29.99").
+_SURE_SENTENCE_END = re.compile(r"\w[^\w\s]*[?!]$|(?<![\w.])[A-Za-z]{4,}\.$")
 
 
 class FirstClauseAggregator(SimpleTextAggregator):
@@ -58,6 +63,10 @@ class FirstClauseAggregator(SimpleTextAggregator):
         if not self._opening:
             return
         cut = self._opening_clause_end(self._text)
+        if cut is None and _SURE_SENTENCE_END.search(self._text):
+            # pipecat waits for the next token to confirm a sentence end, which
+            # for the opening sentence costs the user one token's generation time.
+            cut = len(self._text)
         if cut is not None:
             clause, self._text = self._text[:cut].strip(), self._text[cut:].lstrip()
             self._opening = False
