@@ -15,7 +15,9 @@ few words; from then on it aggregates by sentence as usual. The rest of the
 reply is generated while the first clause is spoken, so only the opening is cut
 earlier. An opening sentence that has plainly ended ("?", "!", or "." after a
 word of four letters or more) is released at once, without the next token that
-pipecat's sentence aggregator waits for to rule out "Dr." or "29.99".
+pipecat's sentence aggregator waits for to rule out "Dr." or "29.99". The price
+is a rare wrong cut: "Visit example.com" at the end of the opening sentence is
+spoken as "Visit example." and then "com".
 
 :class:`FirstClauseProcessor` is pipecat's ``LLMTextProcessor`` with this
 aggregator; place it between the LLM and the TTS.
