@@ -206,3 +206,27 @@ def test_builder_puts_the_first_clause_processor_before_the_tts():
     assert isinstance(stages[at - 1], FirstClauseProcessor)
     stages, _ = kinds(False)
     assert not any(isinstance(s, FirstClauseProcessor) for s in stages)
+
+
+@pytest.mark.parametrize("speculative", [False, True])
+def test_builder_installs_the_speculative_stop_strategy_only_when_asked(speculative):
+    from pipecat.turns.user_stop import TurnAnalyzerUserTurnStopStrategy
+
+    from pipecat_tandem.pipelines.tandem import build_tandem_pipeline
+    from pipecat_tandem.turns import SpeculativeTurnStopStrategy
+    from tests.support.fake_llm import FakeLLMService
+    from tests.support.fake_turn import GatedTurnAnalyzer
+
+    tandem = build_tandem_pipeline(
+        interaction_llm=FakeLLMService(lambda m: None),
+        background=lambda: FakeLLMService(lambda m: None),
+        turn_analyzer=GatedTurnAnalyzer(),
+        speculative_turns=speculative,
+    )
+    (stop,) = tandem.user_aggregator._params.user_turn_strategies.stop
+    assert isinstance(stop, TurnAnalyzerUserTurnStopStrategy)
+    assert isinstance(stop, SpeculativeTurnStopStrategy) == speculative
+    # The presets leave it off (no measured gain on a shared 2-core CPU).
+    from pipecat_tandem.pipelines.presets import TandemServices
+
+    assert TandemServices.__dataclass_fields__["speculative_turns"].default is False
