@@ -29,14 +29,25 @@ def window_rms(samples: np.ndarray, window: int) -> np.ndarray:
     return np.sqrt((framed**2).mean(axis=1))
 
 
-def sound_onset(samples: np.ndarray, sample_rate: int, *, level: float, keep_s: float) -> int:
+def sound_onset(
+    samples: np.ndarray,
+    sample_rate: int,
+    *,
+    level: float,
+    keep_s: float,
+    relative: bool = False,
+) -> int:
     """Where to cut the quiet before the first sound, keeping ``keep_s`` of it.
 
-    A sound is any 10 ms whose RMS reaches ``level`` (in the samples' own units).
+    A sound is any 10 ms whose RMS reaches ``level``: in the samples' own units,
+    or with ``relative``, as a fraction of the loudest 10 ms.
     Returns a sample index: 0 when there is no sound, or less quiet than ``keep_s``.
     """
     window = max(1, sample_rate // 100)
-    loud = np.nonzero(window_rms(samples, window) >= level)[0]
+    rms = window_rms(samples, window)
+    if relative:
+        level *= float(rms.max(initial=0.0))
+    loud = np.nonzero(rms >= level)[0]
     if loud.size == 0:
         return 0
     return max(0, int(loud[0]) * window - int(keep_s * sample_rate))

@@ -181,10 +181,8 @@ class WindowedWhisper:
             raise ValueError("samples must be a 1-D float array")
         if samples.size == 0:
             return WindowedResult("", 0, False, 1.0)
-        peak = float(window_rms(samples, 160).max(initial=0.0))
-        samples = samples[
-            sound_onset(samples, 16000, level=0.01 * peak, keep_s=self._lead_seconds) :
-        ]
+        onset = sound_onset(samples, 16000, level=0.01, relative=True, keep_s=self._lead_seconds)
+        samples = samples[onset:]
         phrases = [self._transcribe_phrase(samples[a:b]) for a, b in phrase_spans(samples)]
         return WindowedResult(
             " ".join(p.text for p in phrases if p.text),

@@ -146,12 +146,11 @@ class SpeculativeTurnStopStrategy(TurnAnalyzerUserTurnStopStrategy):
                 self._analysis = None
 
     async def _maybe_speculate(self, frame: TranscriptionFrame) -> None:
-        earlier = self._transcripts or any(
-            isinstance(f, TranscriptionFrame) and f.text.strip() for f in self._held[:-1]
-        )
         if not self._speculate or self._speculation is not None or self._voice_came_back:
             return
-        if earlier:
+        if self._transcripts or any(
+            isinstance(f, TranscriptionFrame) and f.text.strip() for f in self._held[:-1]
+        ):
             return  # only the turn's first words: later ones join text we cannot see
         # One transcript is the whole turn so far: the aggregator writes it as is.
         text = frame.text
