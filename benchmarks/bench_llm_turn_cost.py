@@ -9,7 +9,12 @@ it, the time to the first streamed token, and the generation speed (medians).
 20 ms (NumPy, single-threaded), like the pipeline's event loop and Silero do: llama.cpp's
 threads synchronize at every operation, so a thread that loses its core stalls the other.
 
+``--model`` picks the weights: ``q4_0`` (the default, what the offline default runs: the
+shipped model with its matrices re-encoded in Q4_0, see ``models/requantize.py``) or
+``shipped`` (the Q4_K_M file as the part packages ship it).
+
 Run: .venv/bin/python benchmarks/bench_llm_turn_cost.py [--threads 2] [--load 0 0.15 0.3]
+     [--model q4_0 shipped]
 """
 
 from __future__ import annotations
@@ -30,7 +35,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import numpy as np  # noqa: E402
 
 from pipecat_tandem.models.local_server import LocalModelServer, ServerConfig  # noqa: E402
-from pipecat_tandem.models.weights import QWEN_05B, ensure_model  # noqa: E402
+from pipecat_tandem.models.requantize import QWEN_05B_Q4_0, ensure_weights  # noqa: E402
+from pipecat_tandem.models.weights import QWEN_05B  # noqa: E402
+
+MODELS = {"q4_0": QWEN_05B_Q4_0, "shipped": QWEN_05B}
 
 SYSTEM = "You are a friendly voice assistant. Answer in one or two short spoken sentences."
 QUESTIONS = [
@@ -90,25 +98,42 @@ async def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--load", type=float, nargs="+", default=[0.0, 0.15, 0.3])
+    parser.add_argument("--model", choices=sorted(MODELS), nargs="+", default=["q4_0", "shipped"])
+    parser.add_argument(
+        "--rounds", type=int, default=1, help="rounds over the models, interleaved (medians)"
+    )
     args = parser.parse_args()
     if any(not 0 <= duty < 1 for duty in args.load):
         parser.error("--load values must be in [0, 1)")
-    config = ServerConfig(model_path=ensure_model(QWEN_05B), n_threads=args.threads)
-    server = LocalModelServer(config)
-    await server.warm()
-    rows = []
-    for duty in args.load:
-        stop = threading.Event()
-        load = threading.Thread(target=busy_thread, args=(duty, stop), daemon=True)
-        if duty:
-            load.start()
-        try:
-            rows.append({"threads": args.threads, "load": duty, **(await one_config(server))})
-        finally:
-            stop.set()
-            if duty:
-                load.join()
-        print(json.dumps(rows[-1]), flush=True)
+    if args.rounds < 1:
+        parser.error("--rounds must be >= 1")
+    servers = {}
+    for name in args.model:
+        path = ensure_weights(MODELS[name])
+        servers[name] = LocalModelServer(ServerConfig(model_path=path, n_threads=args.threads))
+        await servers[name].warm()
+    runs: dict[tuple[str, float], list[dict[str, float]]] = {}
+    for _ in range(args.rounds):
+        for name, server in servers.items():
+            for duty in args.load:
+                stop = threading.Event()
+                load = threading.Thread(target=busy_thread, args=(duty, stop), daemon=True)
+                if duty:
+                    load.start()
+                try:
+                    result = await one_config(server)
+                finally:
+                    stop.set()
+                    if duty:
+                        load.join()
+                runs.setdefault((name, duty), []).append(result)
+                print(json.dumps({"model": name, "load": duty, **result}), flush=True)
+    print("medians over rounds:")
+    for (name, duty), results in runs.items():
+        row = {"model": name, "threads": args.threads, "load": duty}
+        for key in results[0]:
+            row[key] = round(statistics.median(r[key] for r in results), 3)
+        print(json.dumps(row), flush=True)
 
 
 if __name__ == "__main__":

@@ -23,7 +23,7 @@ after the first assembly) and resident memory.
 
 Run: .venv/bin/python benchmarks/bench_local_turn.py [--turns 10]
      [--pipeline tandem|bare] [--plan priority|pinned|unpinned] [--full-window]
-     [--first-sentence] [--no-early] [--json out.json]
+     [--first-sentence] [--no-early] [--interaction-model q4_0|shipped] [--json out.json]
 """
 
 from __future__ import annotations
@@ -72,7 +72,9 @@ from pipecat_tandem.background.jobs import JobRegistry  # noqa: E402
 from pipecat_tandem.models.early_smart_turn import EarlySmartTurnAnalyzer  # noqa: E402
 from pipecat_tandem.models.local_stack import CpuPlan, LocalStack  # noqa: E402
 from pipecat_tandem.models.local_tts import float_to_pcm16  # noqa: E402
+from pipecat_tandem.models.requantize import QWEN_05B_Q4_0  # noqa: E402
 from pipecat_tandem.models.speech_end import window_rms  # noqa: E402
+from pipecat_tandem.models.weights import QWEN_05B  # noqa: E402
 from pipecat_tandem.pipelines.tandem import build_tandem_pipeline  # noqa: E402
 from pipecat_tandem.policy.now_view import NowView  # noqa: E402
 from pipecat_tandem.policy.routing import RuleRouter  # noqa: E402
@@ -122,10 +124,12 @@ class Probe(FrameProcessor):
         super().__init__(name=name)
         self._types = types
         self.first: float | None = None
+        self.first_text: str | None = None
         self.ended = asyncio.Event()
 
     def arm(self) -> None:
         self.first = None
+        self.first_text = None
         self.ended.clear()
 
     async def process_frame(self, frame: Frame, direction: FrameDirection) -> None:
@@ -133,6 +137,7 @@ class Probe(FrameProcessor):
         if direction is FrameDirection.DOWNSTREAM:
             if isinstance(frame, self._types) and self.first is None:
                 self.first = self.heard_at(frame, time.perf_counter())
+                self.first_text = getattr(frame, "text", None)
             if isinstance(frame, LLMFullResponseEndFrame):
                 self.ended.set()
         await self.push_frame(frame, direction)
@@ -296,6 +301,7 @@ async def run_turns(
                 "latency_s": (after_tts.first - end_of_speech) if after_tts.first else None,
                 "stt_s": (after_stt.first - end_of_speech) if after_stt.first else None,
                 "text_at_tts_s": (after_llm.first - end_of_speech) if after_llm.first else None,
+                "first_text": after_llm.first_text,
             }
             results.append(row)
             print(json.dumps(row), file=sys.stderr, flush=True)
@@ -348,6 +354,13 @@ async def main() -> None:
         help="pipecat = its blocking smart-turn stop strategy; deferred = smart-turn off the "
         "aggregator's path; speculative = deferred, and the reply starts on the transcript",
     )
+    parser.add_argument(
+        "--interaction-model",
+        choices=("q4_0", "shipped"),
+        default="q4_0",
+        help="q4_0 = the shipped 0.5B re-encoded in Q4_0 (the default stack); "
+        "shipped = the Q4_K_M file as the part packages ship it",
+    )
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
 
@@ -360,6 +373,7 @@ async def main() -> None:
     t0 = time.perf_counter()
     # Locate + verify weights (after the first assembly), load, warm.
     stack = LocalStack(
+        interaction_model=QWEN_05B_Q4_0 if args.interaction_model == "q4_0" else QWEN_05B,
         cpu_plan=plan,
         stt_threads=2 if args.plan == "priority" else 1,
         stt_short_window=not args.full_window,
@@ -399,6 +413,7 @@ async def main() -> None:
         "stt_early": not args.no_early,
         "turn_stop": args.turn_stop if args.pipeline == "tandem" else "pipecat",
         "first_clause": first_clause and args.pipeline == "tandem",
+        "interaction_model": args.interaction_model,
         "turns": args.turns,
         "cold_start_s": round(cold_start, 2),
         "idle_p50_s": idle_p50,

@@ -35,7 +35,7 @@ from pipecat.tests.utils import SleepFrame, run_test  # noqa: E402
 from pipecat_tandem.models.local_stack import LocalStack  # noqa: E402
 from pipecat_tandem.models.local_stt import LocalWhisperSTTService  # noqa: E402
 from pipecat_tandem.models.local_tts import HibariTTSService, float_to_pcm16  # noqa: E402
-from pipecat_tandem.models.weights import QWEN_05B  # noqa: E402
+from pipecat_tandem.models.requantize import QWEN_05B_Q4_0  # noqa: E402
 from pipecat_tandem.policy.now_view import is_now_message  # noqa: E402
 
 pytestmark = pytest.mark.slow
@@ -51,8 +51,9 @@ DELEGATE_TOOL = FunctionSchema(
 
 @pytest.fixture(scope="module")
 def stack():
-    # One load of the 0.5B for the whole module (the servers are loop-agnostic).
-    local = LocalStack(interaction_model=QWEN_05B, background_model=None)
+    # One load of the 0.5B for the whole module (the servers are loop-agnostic), as the
+    # offline default runs it: the shipped weights re-encoded in Q4_0.
+    local = LocalStack(interaction_model=QWEN_05B_Q4_0, background_model=None)
     asyncio.run(local.interaction_server.warm())
     return local
 

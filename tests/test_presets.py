@@ -151,10 +151,10 @@ def test_build_services_reads_specs_from_env_and_arguments_win(monkeypatch):
     with pytest.raises(_Stop):
         presets.build_services(background="local:0.5b", env=env)
     assert made["interaction"] is None  # cloud interaction: no local 0.5B
-    assert made["background"] is presets.QWEN_05B
+    assert made["background"] is presets.QWEN_05B_Q4_0
     with pytest.raises(_Stop):
         presets.build_services(interaction="local", env=env)
-    assert made["interaction"] is presets.QWEN_05B
+    assert made["interaction"] is presets.QWEN_05B_Q4_0
     assert made["background"] is presets.QWEN_15B
 
 

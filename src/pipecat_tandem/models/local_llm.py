@@ -71,7 +71,7 @@ class LocalLLMService(LLMService):
 
     Example::
 
-        server = LocalModelServer(ServerConfig(model_path=ensure_model(QWEN_05B)))
+        server = LocalModelServer(ServerConfig(model_path=ensure_weights(QWEN_05B_Q4_0)))
         llm = LocalLLMService(
             server=server,
             settings=LLMSettings(system_instruction="You are a helpful voice assistant."),

@@ -35,7 +35,8 @@ from pipecat_tandem.models.local_llm import LocalLLMService
 from pipecat_tandem.models.local_server import LocalModelServer, ServerConfig
 from pipecat_tandem.models.local_stt import LocalWhisperSTTService
 from pipecat_tandem.models.local_tts import HibariTTSService
-from pipecat_tandem.models.weights import QWEN_05B, QWEN_15B, SplitModel, ensure_model
+from pipecat_tandem.models.requantize import QWEN_05B_Q4_0, ModelWeights, ensure_weights
+from pipecat_tandem.models.weights import QWEN_15B
 
 #: Default persona of the local interaction model: short spoken replies.
 INTERACTION_PROMPT = (
@@ -103,15 +104,15 @@ class LocalStack:
     def __init__(
         self,
         *,
-        interaction_model: SplitModel | None = QWEN_05B,
-        background_model: SplitModel | None = QWEN_15B,
+        interaction_model: ModelWeights | None = QWEN_05B_Q4_0,
+        background_model: ModelWeights | None = QWEN_15B,
         cpu_plan: CpuPlan | None = None,
         stt_threads: int = 2,
         stt_short_window: bool = True,
         stt_early: bool = True,
         n_ctx: int = 4096,
     ) -> None:
-        """Locate (assembling once if needed) the weights; nothing is loaded yet.
+        """Locate the weights (assembling and converting once if needed); nothing is loaded yet.
 
         Args:
             interaction_model: Model of the interaction role, or None if that
@@ -139,7 +140,7 @@ class LocalStack:
         if interaction_model is not None:
             self._interaction = LocalModelServer(
                 ServerConfig(
-                    model_path=ensure_model(interaction_model),
+                    model_path=ensure_weights(interaction_model),
                     n_threads=plan.interaction_threads,
                     cpus=plan.interaction_cpus,
                     n_ctx=n_ctx,
@@ -149,7 +150,7 @@ class LocalStack:
         if background_model is not None:
             self._background = LocalModelServer(
                 ServerConfig(
-                    model_path=ensure_model(background_model),
+                    model_path=ensure_weights(background_model),
                     n_threads=plan.background_threads,
                     cpus=plan.background_cpus,
                     n_ctx=n_ctx,

@@ -184,9 +184,9 @@ def ensure_model(
             f"cannot create the model cache directory {directory} ({e}); "
             f"set {MODEL_DIR_ENV} to a writable directory"
         ) from e
-    report = progress or _stderr_progress
+    report = progress or stderr_progress
     target = directory / model.filename
-    with _locked(directory / f"{model.filename}.lock"):
+    with locked(directory / f"{model.filename}.lock"):
         if _is_verified(model, target, report):
             return target
         parts = locate_parts(model)
@@ -210,7 +210,8 @@ def _short_list(names: list[str]) -> str:
     return f"{', '.join(names[:3])} and {len(names) - 3} more"
 
 
-def _stamp_path(target: Path) -> Path:
+def stamp_path(target: Path) -> Path:
+    """The stamp file that vouches for ``target`` (``<name>.verified`` beside it)."""
     return target.with_name(target.name + ".verified")
 
 
@@ -224,19 +225,20 @@ def _is_verified(model: SplitModel, target: Path, report: ProgressCallback) -> b
         return False
     stamp = {"size": st.st_size, "mtime_ns": st.st_mtime_ns, "sha256": model.sha256}
     try:
-        if json.loads(_stamp_path(target).read_text()) == stamp:
+        if json.loads(stamp_path(target).read_text()) == stamp:
             return True
     except (OSError, ValueError):
         pass
-    if _sha256_file(target, f"verifying {model.filename}", report) != model.sha256:
+    if sha256_file(target, f"verifying {model.filename}", report) != model.sha256:
         return False
-    _write_stamp(target, stamp)
+    write_stamp(target, stamp)
     return True
 
 
-def _write_stamp(target: Path, stamp: dict[str, object]) -> None:
+def write_stamp(target: Path, stamp: dict[str, object]) -> None:
+    """Record ``stamp`` for ``target``; a failure only costs the next start a re-hash."""
     try:
-        _stamp_path(target).write_text(json.dumps(stamp))
+        stamp_path(target).write_text(json.dumps(stamp))
     except OSError:
         pass  # only a speed-up: the next start hashes again
 
@@ -277,7 +279,7 @@ def _assemble(model: SplitModel, parts: list[Path], target: Path, report: Progre
     finally:
         tmp.unlink(missing_ok=True)
     st = target.stat()
-    _write_stamp(target, {"size": st.st_size, "mtime_ns": st.st_mtime_ns, "sha256": model.sha256})
+    write_stamp(target, {"size": st.st_size, "mtime_ns": st.st_mtime_ns, "sha256": model.sha256})
 
 
 def _read_chunks(path: Path) -> Iterator[bytes]:
@@ -286,7 +288,8 @@ def _read_chunks(path: Path) -> Iterator[bytes]:
             yield chunk
 
 
-def _sha256_file(path: Path, label: str, report: ProgressCallback) -> str:
+def sha256_file(path: Path, label: str, report: ProgressCallback) -> str:
+    """The sha256 of ``path`` (hex), reporting progress as ``label``."""
     digest = hashlib.sha256()
     total = path.stat().st_size
     done = 0
@@ -298,8 +301,11 @@ def _sha256_file(path: Path, label: str, report: ProgressCallback) -> str:
 
 
 @contextmanager
-def _locked(lock_path: Path) -> Iterator[None]:
-    # An advisory lock: a second process waits and then finds the file verified.
+def locked(lock_path: Path) -> Iterator[None]:
+    """Hold an exclusive advisory lock on ``lock_path`` (created if missing).
+
+    A second process waits, then finds the file verified.
+    """
     with open(lock_path, "a+b") as lock:
         fcntl.flock(lock.fileno(), fcntl.LOCK_EX)
         try:
@@ -332,7 +338,8 @@ class _StderrProgress:
             print(f"pipecat-tandem: {label} {step:3d}%", file=sys.stderr, flush=True)
 
 
-_stderr_progress = _StderrProgress()
+#: The default progress report: a percentage line on stderr.
+stderr_progress = _StderrProgress()
 
 
 def whisper_model_dir() -> Path:

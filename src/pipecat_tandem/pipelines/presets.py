@@ -46,7 +46,8 @@ from pipecat.services.stt_service import STTService
 from pipecat.services.tts_service import TTSService
 
 from pipecat_tandem.models.local_stack import BACKGROUND_PROMPT, INTERACTION_PROMPT, LocalStack
-from pipecat_tandem.models.weights import QWEN_05B, QWEN_15B, SplitModel
+from pipecat_tandem.models.requantize import QWEN_05B_Q4_0, ModelWeights
+from pipecat_tandem.models.weights import QWEN_15B
 from pipecat_tandem.policy.now_view import NowView
 from pipecat_tandem.policy.routing import Router, RuleRouter
 
@@ -56,7 +57,7 @@ DEFAULT_OLLAMA_URL = "http://127.0.0.1:11434/v1"
 KINDS = ("local", "openai", "anthropic", "google", "openai-compatible", "ollama")
 MAX_SPEC_CHARS = 512
 
-_LOCAL_MODELS: dict[str, SplitModel] = {"0.5b": QWEN_05B, "1.5b": QWEN_15B}
+_LOCAL_MODELS: dict[str, ModelWeights] = {"0.5b": QWEN_05B_Q4_0, "1.5b": QWEN_15B}
 
 
 @dataclass(frozen=True)
@@ -229,7 +230,7 @@ def build_services(
     b_cloud = None if b_spec.is_local else _cloud_factory(b_spec, b_prompt, environ)
 
     stack = LocalStack(
-        interaction_model=_local_model(i_spec, QWEN_05B) if i_spec.is_local else None,
+        interaction_model=_local_model(i_spec, QWEN_05B_Q4_0) if i_spec.is_local else None,
         background_model=_local_model(b_spec, QWEN_15B) if b_spec.is_local else None,
     )
     interaction_llm = (
@@ -270,7 +271,7 @@ def build_services(
     )
 
 
-def _local_model(spec: ModelSpec, default: SplitModel) -> SplitModel:
+def _local_model(spec: ModelSpec, default: ModelWeights) -> ModelWeights:
     return _LOCAL_MODELS[spec.model] if spec.model else default
 
 
