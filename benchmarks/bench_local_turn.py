@@ -355,6 +355,12 @@ async def main() -> None:
         "aggregator's path; speculative = deferred, and the reply starts on the transcript",
     )
     parser.add_argument(
+        "--stt-threads",
+        type=int,
+        default=1,
+        help="Whisper's threads (default 1, as LocalStack)",
+    )
+    parser.add_argument(
         "--interaction-model",
         choices=("q4_0", "shipped"),
         default="q4_0",
@@ -375,7 +381,7 @@ async def main() -> None:
     stack = LocalStack(
         interaction_model=QWEN_05B_Q4_0 if args.interaction_model == "q4_0" else QWEN_05B,
         cpu_plan=plan,
-        stt_threads=2 if args.plan == "priority" else 1,
+        stt_threads=args.stt_threads,
         stt_short_window=not args.full_window,
         stt_early=not args.no_early,
     )
@@ -414,6 +420,7 @@ async def main() -> None:
         "turn_stop": args.turn_stop if args.pipeline == "tandem" else "pipecat",
         "first_clause": first_clause and args.pipeline == "tandem",
         "interaction_model": args.interaction_model,
+        "stt_threads": args.stt_threads,
         "turns": args.turns,
         "cold_start_s": round(cold_start, 2),
         "idle_p50_s": idle_p50,

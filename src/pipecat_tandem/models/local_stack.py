@@ -107,7 +107,7 @@ class LocalStack:
         interaction_model: ModelWeights | None = QWEN_05B_Q4_0,
         background_model: ModelWeights | None = QWEN_15B,
         cpu_plan: CpuPlan | None = None,
-        stt_threads: int = 2,
+        stt_threads: int = 1,
         stt_short_window: bool = True,
         stt_early: bool = True,
         n_ctx: int = 4096,
@@ -119,8 +119,10 @@ class LocalStack:
                 role is not local.
             background_model: Model of the background role, or None.
             cpu_plan: Threads and pinning (default: :meth:`CpuPlan.for_roles`).
-            stt_threads: Whisper's CPU threads (it runs at normal priority, like
-                the interaction model).
+            stt_threads: Whisper's CPU threads (normal priority, like the interaction
+                model). One: at the end of a turn Whisper runs beside smart-turn (one
+                thread), and two threads of Whisper beside it oversubscribe two cores
+                (measured in ``docs/bench/local.md``, item 12).
             stt_short_window: Whisper encodes a window fitted to the utterance
                 instead of its fixed 30 s (see ``LocalWhisperSTTService``).
             stt_early: Whisper starts transcribing after 0.1 s of quiet, before
