@@ -130,6 +130,11 @@ def test_a_truncated_source_is_a_clear_error(source, tmp_path):
     assert not (tmp_path / "out.gguf").exists()
 
 
+def test_an_unwritable_target_is_a_clear_error(source, tmp_path):
+    with pytest.raises(ModelUnavailableError, match="TANDEM_MODEL_DIR"):
+        requantize_gguf(source, tmp_path / "missing" / "out.gguf", "Q4_0", progress=quiet)
+
+
 @pytest.mark.parametrize("qtype", ["Q4_K", "q4_0", "", "F32", "Q4_0 "])
 def test_unsupported_target_types_are_refused(source, tmp_path, qtype):
     with pytest.raises(ModelUnavailableError, match="cannot convert"):

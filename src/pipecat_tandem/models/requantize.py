@@ -39,6 +39,7 @@ import numpy as np
 from pipecat_tandem.errors import ModelUnavailableError
 from pipecat_tandem.models.weights import (
     LOCAL_EXTRA_HINT,
+    MODEL_DIR_ENV,
     QWEN_05B,
     ProgressCallback,
     SplitModel,
@@ -176,6 +177,24 @@ def requantize_gguf(
     except (OSError, ValueError, KeyError, IndexError) as e:
         raise ModelUnavailableError(f"{source} is not a readable GGUF file ({e})") from e
     plan = [(t, _converts(gguf, t, target_type, keep)) for t in reader.tensors]
+    try:
+        return _write(gguf, reader, plan, target, target_type, qtype, report)
+    except OSError as e:
+        raise ModelUnavailableError(
+            f"cannot write the converted model {target} ({e}); set {MODEL_DIR_ENV} to a "
+            "writable directory with room for it"
+        ) from e
+
+
+def _write(
+    gguf: Any,
+    reader: Any,
+    plan: list[tuple[Any, bool]],
+    target: Path,
+    target_type: Any,
+    qtype: str,
+    report: ProgressCallback,
+) -> str:
     fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
     os.close(fd)
     tmp = Path(tmp_name)
