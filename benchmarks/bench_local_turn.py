@@ -53,12 +53,10 @@ from pipecat.frames.frames import (  # noqa: E402
     InputAudioRawFrame,
     LLMFullResponseEndFrame,
     LLMTextFrame,
-    StartFrame,
     TranscriptionFrame,
     TTSAudioRawFrame,
 )
 from pipecat.pipeline.pipeline import Pipeline  # noqa: E402
-from pipecat.pipeline.worker import PipelineParams, PipelineWorker  # noqa: E402
 from pipecat.processors.aggregators.llm_context import LLMContext  # noqa: E402
 from pipecat.processors.aggregators.llm_response_universal import (  # noqa: E402
     LLMContextAggregatorPair,
@@ -69,6 +67,7 @@ from pipecat.turns.user_turn_strategies import UserTurnStrategies  # noqa: E402
 from pipecat.workers.runner import WorkerRunner  # noqa: E402
 
 from pipecat_tandem.background.jobs import JobRegistry  # noqa: E402
+from pipecat_tandem.bench.harness import worker_with_start_event  # noqa: E402
 from pipecat_tandem.models.early_smart_turn import EarlySmartTurnAnalyzer  # noqa: E402
 from pipecat_tandem.models.local_stack import CpuPlan, LocalStack  # noqa: E402
 from pipecat_tandem.models.local_tts import float_to_pcm16  # noqa: E402
@@ -256,14 +255,7 @@ async def run_turns(
         pipeline = Pipeline(
             [stt, after_stt, pair.user(), llm, after_llm, tts, after_tts, pair.assistant()]
         )
-    worker = PipelineWorker(
-        pipeline, params=PipelineParams(), cancel_on_idle_timeout=False, enable_rtvi=False
-    )
-    started = asyncio.Event()
-
-    @worker.event_handler("on_pipeline_started")
-    async def _started(_w: PipelineWorker, _f: StartFrame) -> None:
-        started.set()
+    worker, started = worker_with_start_event(pipeline)
 
     results: list[dict] = []
     silence = bytes(int(16000 * CHUNK_S) * 2)

@@ -15,8 +15,7 @@ import pytest
 
 pytest.importorskip("xllamacpp")
 
-from pipecat.frames.frames import EndFrame, StartFrame  # noqa: E402
-from pipecat.pipeline.worker import PipelineParams, PipelineWorker  # noqa: E402
+from pipecat.frames.frames import EndFrame  # noqa: E402
 from pipecat.processors.aggregators.llm_response_universal import (  # noqa: E402
     LLMUserAggregatorParams,
 )
@@ -25,6 +24,7 @@ from pipecat.workers.runner import WorkerRunner  # noqa: E402
 
 from pipecat_tandem.background.jobs import JobRegistry  # noqa: E402
 from pipecat_tandem.background.tools.calculator import calculator_tool  # noqa: E402
+from pipecat_tandem.bench.harness import worker_with_start_event  # noqa: E402
 from pipecat_tandem.clock import LoopClock  # noqa: E402
 from pipecat_tandem.models.local_stack import LocalStack  # noqa: E402
 from pipecat_tandem.pipelines.tandem import build_tandem_pipeline  # noqa: E402
@@ -67,14 +67,7 @@ async def test_delegated_arithmetic_is_answered_by_the_background_at_a_gap():
         clock=clock,
     )
     await stack.warm()
-    worker = PipelineWorker(
-        tandem.pipeline, params=PipelineParams(), cancel_on_idle_timeout=False, enable_rtvi=False
-    )
-    started = asyncio.Event()
-
-    @worker.event_handler("on_pipeline_started")
-    async def _started(_w: PipelineWorker, _f: StartFrame) -> None:
-        started.set()
+    worker, started = worker_with_start_event(tandem.pipeline)
 
     def kinds(kind: str) -> list[dict]:
         return [e for e in tandem.event_log.events if e["kind"] == kind]

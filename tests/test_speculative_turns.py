@@ -16,13 +16,12 @@ from pipecat.frames.frames import (
     InputAudioRawFrame,
     LLMFullResponseEndFrame,
     LLMTextFrame,
-    StartFrame,
     TranscriptionFrame,
     VADUserStartedSpeakingFrame,
     VADUserStoppedSpeakingFrame,
 )
 from pipecat.pipeline.pipeline import Pipeline
-from pipecat.pipeline.worker import PipelineParams, PipelineWorker
+from pipecat.pipeline.worker import PipelineWorker
 from pipecat.processors.aggregators.llm_context import LLMContext
 from pipecat.processors.aggregators.llm_response_universal import (
     LLMContextAggregatorPair,
@@ -32,6 +31,7 @@ from pipecat.processors.frame_processor import FrameDirection, FrameProcessor
 from pipecat.turns.user_turn_strategies import UserTurnStrategies
 from pipecat.workers.runner import WorkerRunner
 
+from pipecat_tandem.bench.harness import worker_with_start_event
 from pipecat_tandem.turns import SpeculativeTurnStopStrategy
 from tests.support.fake_llm import FakeLLMService, FakeReply, last_text
 from tests.support.fake_turn import GatedTurnAnalyzer
@@ -106,17 +106,7 @@ async def call(*, speculate: bool = True) -> AsyncIterator[Call]:
     )
     llm = FakeLLMService(lambda m: FakeReply(text=f"You said: {last_text(m, 'user')}"))
     out = Recorder()
-    worker = PipelineWorker(
-        Pipeline([pair.user(), llm, out, pair.assistant()]),
-        params=PipelineParams(),
-        cancel_on_idle_timeout=False,
-        enable_rtvi=False,
-    )
-    started = asyncio.Event()
-
-    @worker.event_handler("on_pipeline_started")
-    async def _started(_w: PipelineWorker, _f: StartFrame) -> None:
-        started.set()
+    worker, started = worker_with_start_event(Pipeline([pair.user(), llm, out, pair.assistant()]))
 
     runner = WorkerRunner(handle_sigint=False)
     await runner.add_workers(worker)

@@ -26,16 +26,15 @@ from pipecat.frames.frames import (
     LLMTextFrame,
     ProposedUserStartedSpeakingFrame,
     ProposedUserStoppedSpeakingFrame,
-    StartFrame,
     TranscriptionFrame,
     TTSSpeakFrame,
 )
-from pipecat.pipeline.worker import PipelineParams, PipelineWorker
 from pipecat.processors.aggregators.llm_response_universal import LLMUserAggregatorParams
 from pipecat.processors.frame_processor import FrameDirection, FrameProcessor
 from pipecat.turns.user_turn_strategies import ExternalUserTurnStrategies
 from pipecat.workers.runner import WorkerRunner
 
+from pipecat_tandem.bench.harness import worker_with_start_event
 from pipecat_tandem.clock import LoopClock
 from pipecat_tandem.observe.metrics import SessionMetrics, compute_metrics
 from pipecat_tandem.pipelines.tandem import TandemPipeline, build_tandem_pipeline
@@ -235,14 +234,7 @@ async def run_scenario(
         clock=clock,
         **build_args,
     )
-    worker = PipelineWorker(
-        tandem.pipeline, params=PipelineParams(), cancel_on_idle_timeout=False, enable_rtvi=False
-    )
-    started = asyncio.Event()
-
-    @worker.event_handler("on_pipeline_started")
-    async def _started(_w: PipelineWorker, _f: StartFrame) -> None:
-        started.set()
+    worker, started = worker_with_start_event(tandem.pipeline)
 
     timeline: list[tuple[float, Any]] = sorted(
         [(t, f) for t, f in script] + [(t, a) for t, a in (actions or [])], key=lambda x: x[0]

@@ -90,6 +90,24 @@ class RunRecord:
         return asdict(self)
 
 
+def worker_with_start_event(pipeline: Pipeline) -> tuple[PipelineWorker, asyncio.Event]:
+    """A worker for a run that feeds its own frames, and an event set once it has started.
+
+    No idle timeout and no RTVI: benchmarks and tests drive the pipeline themselves
+    and wait for the event before queueing their first frame.
+    """
+    worker = PipelineWorker(
+        pipeline, params=PipelineParams(), cancel_on_idle_timeout=False, enable_rtvi=False
+    )
+    started = asyncio.Event()
+
+    @worker.event_handler("on_pipeline_started")
+    async def _started(_w: PipelineWorker, _f: StartFrame) -> None:
+        started.set()
+
+    return worker, started
+
+
 def user_params() -> LLMUserAggregatorParams:
     """The user aggregator settings both systems get (turns driven by the script)."""
     return LLMUserAggregatorParams(
@@ -221,14 +239,7 @@ async def run_system(system: str, scenario: Scenario, seed: int = 0) -> RunRecor
     )
     build = _build_tandem if system == "tandem" else _build_llm_with_backend
     pipeline, handle = build(sc, clock, output, record)
-    worker = PipelineWorker(
-        pipeline, params=PipelineParams(), cancel_on_idle_timeout=False, enable_rtvi=False
-    )
-    started = asyncio.Event()
-
-    @worker.event_handler("on_pipeline_started")
-    async def _started(_w: PipelineWorker, _f: StartFrame) -> None:
-        started.set()
+    worker, started = worker_with_start_event(pipeline)
 
     runner = WorkerRunner(handle_sigint=False)
     await runner.add_workers(worker)
