@@ -1,6 +1,7 @@
 """BackgroundAgent and InProcessRunner on a real pipecat pipeline with fake models."""
 
 import asyncio
+import re
 
 import pytest
 from pipecat.adapters.llm.schemas.function_schema import FunctionSchema
@@ -21,7 +22,8 @@ def tool_then_answer(tool, args):
     def respond(messages):
         last = messages[-1]
         if last.get("role") == "tool":
-            return FakeReply(text=f"It is {last['content']}.")
+            # Relayed in words, as a spoken answer must be (no JSON).
+            return FakeReply(text="It is " + re.sub(r'[{}\[\]"]', "", last["content"]) + ".")
         return FakeReply(text="Let me check.", tool_calls=[(tool, args)])
 
     return respond

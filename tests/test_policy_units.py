@@ -176,7 +176,7 @@ def test_verbatim_wording_and_failure_wording():
     s.add(job_id="a", text="it timed out after 5 s", now=0.0, kind="failure", task="the plan")
     d = s.poll(0.5)
     assert d.mode == "verbatim" and d.kind == "failure"
-    assert d.text.startswith("Sorry, I couldn't finish the plan")
+    assert d.text.startswith("Sorry, I couldn't work out the plan")
 
 
 def test_scheduler_rejects_bad_config():

@@ -48,8 +48,11 @@ from pipecat.processors.frame_processor import FrameDirection, FrameProcessor
 from pipecat.services.llm_service import FunctionCallParams, LLMService
 from pipecat.workers.runner import WorkerRunner
 
+from pipecat_tandem.background.answer import shorten, unspeakable_reason
 from pipecat_tandem.background.packet import ContextPacket
 from pipecat_tandem.background.runner import JobReporter
+from pipecat_tandem.background.step_agent import StepLoop, StepLoopError
+from pipecat_tandem.background.steps import ToolStep
 from pipecat_tandem.background.tools.base import Tool, ToolEnv
 
 DEFAULT_INSTRUCTIONS = (
@@ -232,6 +235,12 @@ class BackgroundAgent:
         prefetch: Run the calculator on the task before the model starts when the task
             is plain arithmetic, and put the call and its result in the job's conversation
             (small models otherwise skip the tool and guess the number).
+        steps: Drive the model with the constrained step protocol
+            (:mod:`~pipecat_tandem.background.step_agent`: each reply is one tool call
+            or the answer, decoded under a JSON schema). ``None`` (default): when the
+            service can enforce a response schema and no pipecat functions or
+            ``setup_llm`` tools were given (those need pipecat's own tool loop).
+        max_steps: Model calls of the step protocol before a job gives up.
 
     Example::
 
@@ -250,6 +259,8 @@ class BackgroundAgent:
         instructions: str = DEFAULT_INSTRUCTIONS,
         max_tool_rounds: int = 6,
         prefetch: bool = True,
+        steps: bool | None = None,
+        max_steps: int = 5,
     ) -> None:
         if (llm is None) == (llm_factory is None):
             raise ValueError("give exactly one of llm= or llm_factory=")
@@ -265,6 +276,8 @@ class BackgroundAgent:
         self._instructions = instructions
         self._max_rounds = max_tool_rounds
         self._prefetch = prefetch
+        self._steps = steps
+        self._max_steps = max_steps
 
     @property
     def tool_names(self) -> set[str]:
@@ -322,24 +335,64 @@ class BackgroundAgent:
         self, packet: ContextPacket, reporter: JobReporter, tap: _AgentTap
     ) -> list[dict[str, Any]]:
         """Tool call + result messages for a task the calculator can answer outright."""
-        calculator = next((t for t in self._tools if t.name == "calculator"), None)
-        if not self._prefetch or calculator is None:
+        found = await self._prefetch_outcome(packet, reporter)
+        if found is None:
             return []
-        args = {"expression": packet.task}
-        outcome = await asyncio.to_thread(calculator.call, args, ToolEnv(packet=packet))
-        if "error" in outcome:
-            return []
+        step, outcome = found
         result = json.dumps(outcome, default=str)
         tap.tool_results.append(result)
-        await reporter.progress(f"calculator → {_brief(outcome)}")
-        call = {"id": "prefetch-1", "type": "function",
-                "function": {"name": "calculator", "arguments": json.dumps(args)}}  # fmt: skip
+        function = {"name": "calculator", "arguments": json.dumps(step.arguments)}
+        call = {"id": "prefetch-1", "type": "function", "function": function}
         return [
             {"role": "assistant", "content": "", "tool_calls": [call]},
             {"role": "tool", "tool_call_id": "prefetch-1", "content": result},
         ]
 
+    def uses_steps(self, llm: LLMService) -> bool:
+        """Whether jobs on ``llm`` run the constrained step protocol (see ``steps``)."""
+        if self._steps is not None:
+            return self._steps
+        plain = not self._functions and self._setup_llm is None
+        return plain and bool(getattr(llm, "supports_response_schema", False))
+
+    async def _prefetch_outcome(
+        self, packet: ContextPacket, reporter: JobReporter
+    ) -> tuple[ToolStep, dict[str, Any]] | None:
+        calculator = next((t for t in self._tools if t.name == "calculator"), None)
+        if not self._prefetch or calculator is None:
+            return None
+        args = {"expression": packet.task}
+        outcome = await asyncio.to_thread(calculator.call, args, ToolEnv(packet=packet))
+        if "error" in outcome:
+            return None
+        await reporter.progress(f"calculator → {_brief(outcome)}")
+        return ToolStep("calculator", args), outcome
+
+    async def _run_steps(
+        self, llm: LLMService, packet: ContextPacket, reporter: JobReporter
+    ) -> str:
+        loop = StepLoop(
+            llm,
+            self._tools,
+            max_steps=self._max_steps,
+            # llama.cpp's grammar allows optional properties; strict providers do not.
+            strict=not getattr(llm, "lenient_response_schema", False),
+        )
+        prefetched = await self._prefetch_outcome(packet, reporter)
+        await reporter.progress("thinking")
+        try:
+            return await loop.run(
+                packet,
+                reporter,
+                history=render_history(packet.messages, self.tool_names),
+                prefetched=[prefetched] if prefetched else None,
+            )
+        except StepLoopError as e:
+            raise AgentError(str(e)) from None
+
     async def _run(self, llm: LLMService, packet: ContextPacket, reporter: JobReporter) -> str:
+        if self.uses_steps(llm):
+            return await self._run_steps(llm, packet, reporter)
         schemas = self._register(llm, packet)
         if self._setup_llm is not None:
             extra = await self._setup_llm(llm)
@@ -411,4 +464,8 @@ class BackgroundAgent:
             await reporter.progress(
                 f"answer corrected to the tool result (model said: {tap.answer})"
             )
-        return grounded
+        reason = unspeakable_reason(grounded)
+        if reason not in (None, "empty"):  # empty: the runner reports "no usable answer"
+            # A free-running model narrated its plan or wrote a call as text.
+            raise AgentError(f"the answer was {reason}")
+        return shorten(grounded)

@@ -29,6 +29,7 @@ from typing import Protocol
 from loguru import logger
 from pipecat.utils.asyncio.task_manager import BaseTaskManager
 
+from pipecat_tandem.background.answer import unspeakable_reason
 from pipecat_tandem.background.packet import ContextPacket
 
 
@@ -206,9 +207,19 @@ class InProcessRunner(BackgroundRunner):
                 await sink(JobEvent(job_id, "error", message[:300]))
                 return
             answer = usable_answer(raw)
-            if answer is None:
+            reason = unspeakable_reason(answer) if answer is not None else "empty"
+            if answer is None or reason is not None:
+                # Whatever the worker (a remote one, a user's own): a plan, JSON or a
+                # tool call is never delivered as if it were the answer.
+                logger.warning(
+                    f"background job {job_id}: refused an answer ({reason}): {raw!r:.200}"
+                )
                 await sink(
-                    JobEvent(job_id, "error", "the background model returned no usable answer")
+                    JobEvent(
+                        job_id,
+                        "error",
+                        f"the background model returned no usable answer ({reason})",
+                    )
                 )
             else:
                 await sink(JobEvent(job_id, "result", answer))

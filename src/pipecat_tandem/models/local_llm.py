@@ -79,6 +79,9 @@ class LocalLLMService(LLMService):
     """
 
     supports_response_schema = True
+    #: llama.cpp's grammar decoding allows optional schema properties (the background
+    #: agent's step schema then spares a small model from writing every argument).
+    lenient_response_schema = True
 
     def __init__(
         self,
@@ -342,13 +345,11 @@ class LocalLLMService(LLMService):
             request.pop("tool_choice", None)
             request.pop("grammar", None)
             request["response_format"] = {"type": "json_schema", "json_schema": {"schema": schema}}
-        response = await self._server.complete_async(request)
-        choices = response.get("choices") or []
-        if not choices:
-            return None
-        message = choices[0].get("message") or {}
-        content = message.get("content")
-        return content if isinstance(content, str) else None
+        # Streamed, so cancelling the caller (a cancelled background job) stops the
+        # generation within one token instead of letting it run to the end.
+        parts = [_delta_text(chunk) async for chunk in self._server.stream_chat(request)]
+        text = "".join(parts)
+        return text or None
 
 
 def _tool_name(tool: Any) -> str:

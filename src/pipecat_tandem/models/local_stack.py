@@ -271,7 +271,17 @@ class LocalStack:
         elif self._interaction is not None:
             jobs.append(self._interaction.warm())
         if self._background is not None:
-            jobs.append(self._background.warm())
+            # The background agent's fixed step instructions open every job's prompt:
+            # prefilled now, a job pays only for its own situation.
+            from pipecat_tandem.background.steps import step_instructions
+            from pipecat_tandem.background.tools import default_tools
+
+            system = step_instructions(default_tools())
+            jobs.append(
+                self._background.warm(
+                    [{"role": "system", "content": system}, {"role": "user", "content": "Hi."}]
+                )
+            )
         if self._stt is not None:
             stt = self._stt
             jobs.append(asyncio.to_thread(stt.transcribe_pcm, bytes(16000 * 2)))

@@ -50,7 +50,8 @@ class DeliveryWording:
     )
     spoken_result: str = "About {task}: {text}"
     spoken_offer: str = "I also have the answer on {task}. Want it?"
-    spoken_failure: str = "Sorry, I couldn't finish {task}: {text}."
+    # The error text is for the log and the page, not the ear: one honest sentence.
+    spoken_failure: str = "Sorry, I couldn't work out {task}."
 
     def weave(self, items: list[PendingOutput]) -> str:
         """One developer message carrying every item of a merged delivery."""

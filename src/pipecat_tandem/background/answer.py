@@ -1,0 +1,148 @@
+#
+# Copyright (c) 2026, pipecat-tandem contributors
+#
+# SPDX-License-Identifier: BSD 2-Clause License
+#
+
+"""What a spoken background answer must be, checked before anyone hears it.
+
+A background result is read aloud (verbatim with a small interaction model), so
+it must be an *answer*: a short sentence or two with the key fact first. It must
+never be the model's plan ("To determine the number of minutes we can use..."),
+a tool call or any JSON, code or markdown. These checks are pure functions used
+by the background agent on its final answer and by the runner on whatever a
+worker returns (a remote or user-supplied worker included).
+
+Examples::
+
+    unspeakable_reason('{"name": "dates", "arguments": {}}')   # -> "JSON or a tool call"
+    unspeakable_reason("Step 1: convert days to hours.")        # -> "a plan"
+    unspeakable_reason("Three and a half days is 5,040 minutes.")  # -> None
+    carries_value("It is 5,040 minutes.", 5040)                # -> True
+"""
+
+from __future__ import annotations
+
+import re
+from fractions import Fraction
+
+#: Spoken answers longer than this are cut at a sentence end (or a word).
+MAX_ANSWER_WORDS = 30
+
+#: What the user hears when a job cannot produce an answer.
+CANNOT_ANSWER = "I couldn't work that out."
+
+_JSON_OR_CALL = re.compile(
+    r"""[{}\[\]]|<\s*/?\s*tool_call|"\s*(name|arguments|parameters|tool|function)\s*"\s*:"""
+    r"""|\b(function_call|tool_call|tool_calls)\b""",
+    re.I,
+)
+_MARKDOWN = re.compile(
+    r"```|\*\*|__|^\s{0,3}#{1,6}\s|^\s*[-*•]\s+\S|^\s*\d+[.)]\s+\S|\|\s*-{3}", re.M
+)
+_CODE = re.compile(r"\b(def|return|import|lambda|print)\b\s*[\w(]|=>|;\s*$|\w+\(\w+=", re.M)
+# Phrases of reasoning out loud or of a plan, as these models write them when they
+# narrate instead of answering. Matched at the start of a sentence.
+_PLAN = re.compile(
+    r"(^|[.!?]\s+)(step\s*\d|first,?\s+(we|i|let)|to (determine|find|calculate|compute|answer|"
+    r"solve|work out)\b|we (can|need|will|should|must) (use|call|calculate|compute|convert|"
+    r"first)|let'?s\b|let me\b|i (will|'ll|need to|can) (use|call|calculate|compute|check|"
+    r"look)|here'?s (the|how)|using the \w+ (tool|function)|the (tool|function) \w+ )",
+    re.I,
+)
+_TOOL_WORDS = re.compile(r"\b(calculator|convert_units|search_documents|look_at_camera)\b")
+_NUMBER = re.compile(r"(?<![\w.])-?\d[\d,]*(?:\.\d+)?(?:/\d+)?")
+
+
+def unspeakable_reason(text: object) -> str | None:
+    """Why ``text`` must not be spoken as an answer, or ``None`` when it may.
+
+    Args:
+        text: A candidate answer.
+
+    Returns:
+        A short reason ("empty", "JSON or a tool call", "markdown", "code",
+        "a plan", "too long") or ``None``.
+    """
+    if not isinstance(text, str) or not re.search(r"[A-Za-z0-9]", text):
+        return "empty"
+    if _JSON_OR_CALL.search(text):
+        return "JSON or a tool call"
+    if _MARKDOWN.search(text):
+        return "markdown"
+    if _CODE.search(text):
+        return "code"
+    if _PLAN.search(text.strip()) or _TOOL_WORDS.search(text):
+        return "a plan"
+    if len(text.split()) > 3 * MAX_ANSWER_WORDS:
+        return "too long"
+    return None
+
+
+def shorten(text: str, max_words: int = MAX_ANSWER_WORDS) -> str:
+    """Cut an answer to at most ``max_words`` words, at a sentence end when one fits.
+
+    Args:
+        text: The answer.
+        max_words: Word budget.
+
+    Returns:
+        The whole text when it fits; else its longest run of whole sentences
+        within the budget; else its first ``max_words`` words with a full stop.
+    """
+    words = text.split()
+    if len(words) <= max_words:
+        return " ".join(words)
+    sentences = re.findall(r"[^.!?]+[.!?]+(?:\s|$)", text.strip())
+    kept: list[str] = []
+    for sentence in sentences:
+        if len(" ".join([*kept, sentence]).split()) > max_words:
+            break
+        kept.append(sentence.strip())
+    if kept:
+        return " ".join(kept)
+    return " ".join(words[:max_words]).rstrip(",;:") + "."
+
+
+def _as_fraction(token: str) -> Fraction | None:
+    try:
+        return Fraction(token.replace(",", ""))
+    except (ValueError, ZeroDivisionError):
+        return None
+
+
+def numbers_in(text: str) -> list[Fraction]:
+    """The numbers written in ``text`` as exact fractions ("5,040" → 5040, "2.5", "3/4")."""
+    found = (_as_fraction(t) for t in _NUMBER.findall(text))
+    return [n for n in found if n is not None]
+
+
+def carries_value(answer: str, value: int | float | Fraction | str) -> bool:
+    """Whether ``answer`` states ``value``, exactly or rounded the way people say it.
+
+    An exact value must appear as written (commas allowed: "5,040"). A value with
+    more decimals counts as carried when the answer gives it rounded to the digits
+    it writes, with at least two significant digits ("3.14" for 3.14159, "1,235"
+    for 1234.56, not "3").
+
+    Args:
+        answer: The spoken answer.
+        value: The tool's value.
+    """
+    target = value if isinstance(value, Fraction) else _as_fraction(str(value))
+    if target is None:
+        return str(value).strip().lower() in answer.lower()
+    for token in _NUMBER.findall(answer):
+        number = _as_fraction(token)
+        if number is None:
+            continue
+        if number == target:
+            return True
+        plain = token.replace(",", "").lstrip("-")
+        if "/" in plain:
+            continue
+        decimals = len(plain.partition(".")[2])
+        significant = len(plain.replace(".", "").lstrip("0"))
+        if significant >= 2 and round(target, decimals) == number:
+            return True
+    return False

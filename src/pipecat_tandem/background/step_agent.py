@@ -1,0 +1,221 @@
+#
+# Copyright (c) 2026, pipecat-tandem contributors
+#
+# SPDX-License-Identifier: BSD 2-Clause License
+#
+
+"""The constrained step loop: one schema-decoded step at a time, tools run here.
+
+Used by :class:`~pipecat_tandem.background.agent.BackgroundAgent` for any pipecat
+``LLMService`` that can enforce a JSON schema (``run_inference(...,
+response_schema=...)``: the embedded llama.cpp models through grammar decoding,
+OpenAI and compatible servers through structured outputs). Each model call
+returns exactly one step (:mod:`pipecat_tandem.background.steps`); a tool step
+runs the tool off the event loop and feeds its result back; an answer step ends
+the job once it passes the spoken-answer checks
+(:mod:`pipecat_tandem.background.answer`) and carries the value of the last
+quantitative tool it relied on.
+
+The prompt is laid out for llama.cpp's prompt cache: the fixed instructions come
+first (identical for every job, so prefilled once), the job's situation after.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from pipecat.processors.aggregators.llm_context import LLMContext
+from pipecat.services.llm_service import LLMService
+
+from pipecat_tandem.background.answer import (
+    CANNOT_ANSWER,
+    carries_value,
+    numbers_in,
+    shorten,
+    unspeakable_reason,
+)
+from pipecat_tandem.background.packet import ContextPacket
+from pipecat_tandem.background.runner import JobReporter
+from pipecat_tandem.background.steps import (
+    StepError,
+    ToolStep,
+    parse_step,
+    step_instructions,
+    step_schema,
+    tools_for_task,
+)
+from pipecat_tandem.background.tools.base import Tool, ToolEnv
+
+#: Tools whose result is the number the answer must state.
+QUANTITATIVE_TOOLS = ("calculator", "convert_units")
+
+#: Conversation messages shown to the step model (the most recent ones).
+HISTORY_MESSAGES = 6
+
+#: Characters kept of each history message.
+HISTORY_CHARS = 300
+
+#: Tokens one step may take (a tool call or a 30-word answer fit easily).
+STEP_MAX_TOKENS = 120
+
+
+class StepLoopError(RuntimeError):
+    """The model could not produce a usable answer (the message says why)."""
+
+
+def _value(result: dict[str, Any]) -> Any:
+    inner = result.get("result")
+    if isinstance(inner, dict):
+        inner = inner.get("value", inner.get("result"))
+    return None if isinstance(inner, bool) else inner
+
+
+def render_situation(packet: ContextPacket, follow_ups: list[str], history: list[str]) -> str:
+    """The job's situation as one user message: recent conversation, time, task."""
+    lines: list[str] = []
+    if history:
+        lines.append("Conversation so far (most recent last):")
+        lines += history
+    if packet.wall_time:
+        lines.append(f"Current date and time: {packet.wall_time}")
+    if packet.camera is not None:
+        lines.append("A camera frame is available to the look_at_camera tool.")
+    lines.append(f"Task: {packet.task}")
+    lines += [f"Follow-up from the user: {f}" for f in [*packet.follow_ups, *follow_ups]]
+    return "\n".join(lines)
+
+
+def history_lines(messages: list[dict[str, Any]]) -> list[str]:
+    """The last user/assistant messages as ``User: ...`` / ``Assistant: ...`` lines."""
+    out: list[str] = []
+    for m in messages:
+        role = m.get("role")
+        content = m.get("content")
+        if role not in ("user", "assistant") or not isinstance(content, str):
+            continue
+        text = " ".join(content.split())
+        if not text or text.startswith("("):  # tool notes of the interaction model
+            continue
+        out.append(f"{'User' if role == 'user' else 'Assistant'}: {text[:HISTORY_CHARS]}")
+    return out[-HISTORY_MESSAGES:]
+
+
+@dataclass
+class StepLoop:
+    """Runs one job with the step protocol.
+
+    Parameters:
+        llm: Any service whose ``run_inference`` enforces ``response_schema``.
+        tools: The tools offered.
+        max_steps: Model calls before the job gives up.
+        strict: Use the strict schema flavour (every property required).
+    """
+
+    llm: LLMService
+    tools: list[Tool]
+    max_steps: int = 5
+    strict: bool = True
+
+    async def _step(self, messages: list[dict[str, Any]], schema: dict[str, Any]) -> str | None:
+        context = LLMContext(messages=list(messages))  # type: ignore[arg-type]
+        return await self.llm.run_inference(
+            context, max_tokens=STEP_MAX_TOKENS, response_schema=schema
+        )
+
+    async def run(
+        self,
+        packet: ContextPacket,
+        reporter: JobReporter,
+        *,
+        history: list[dict[str, Any]],
+        prefetched: list[tuple[ToolStep, dict[str, Any]]] | None = None,
+    ) -> str:
+        """Run steps until an answer passes the checks.
+
+        Returns:
+            The spoken answer.
+
+        Raises:
+            StepLoopError: No usable answer within ``max_steps``.
+        """
+        offered = tools_for_task(packet.task, self.tools)
+        schema = step_schema(offered, strict=self.strict)
+        by_name = {t.name: t for t in offered}
+        env = ToolEnv(packet=packet)
+        situation = render_situation(packet, reporter.take_follow_ups(), history_lines(history))
+        messages: list[dict[str, Any]] = [
+            {"role": "system", "content": step_instructions(self.tools)},
+            {"role": "user", "content": situation},
+        ]
+        value: Any = None
+        for done, outcome in prefetched or []:
+            messages += _tool_turn(done, outcome)
+            value = _value(outcome) if done.name in QUANTITATIVE_TOOLS else value
+        problems = 0
+        for _ in range(self.max_steps):
+            for text in reporter.take_follow_ups():
+                messages.append({"role": "user", "content": f"Follow-up from the user: {text}"})
+            reply = await self._step(messages, schema)
+            try:
+                step = parse_step(reply, offered)
+            except StepError as e:
+                problems += 1
+                await reporter.progress(f"unusable step: {e}")
+                if problems >= 2:
+                    raise StepLoopError(str(e)) from None
+                continue
+            if isinstance(step, ToolStep):
+                await reporter.progress(f"{step.name} {json.dumps(step.arguments)[:120]}")
+                outcome = await asyncio.to_thread(by_name[step.name].call, step.arguments, env)
+                await reporter.progress(f"{step.name} → {json.dumps(outcome, default=str)[:160]}")
+                messages += _tool_turn(step, outcome)
+                if step.name in QUANTITATIVE_TOOLS and "error" not in outcome:
+                    value = _value(outcome)
+                continue
+            answer = shorten(step.text)
+            reason = unspeakable_reason(answer)
+            if reason is None and value is not None and not carries_value(answer, value):
+                reason = f"it does not state the tool's result {_fmt(value)}"
+            if reason is None:
+                return answer
+            problems += 1
+            await reporter.progress(f"answer refused ({reason}): {answer[:120]}")
+            if problems >= 2:
+                if value is not None and numbers_in(answer):
+                    # It miscopied the tool's number twice: say the number itself.
+                    return f"The answer is {_fmt(value)}."
+                if unspeakable_reason(answer) is None and not numbers_in(answer):
+                    return answer  # the tool it called was beside the point
+                raise StepLoopError(f"the answer was {reason}")
+            messages.append(
+                {"role": "assistant", "content": json.dumps({"step": {"answer": answer}})}
+            )
+            messages.append(
+                {
+                    "role": "user",
+                    "content": f"That answer cannot be spoken: {reason}. Give the final answer "
+                    "again in plain words, key fact first.",
+                }
+            )
+        raise StepLoopError(f"no answer after {self.max_steps} steps")
+
+
+def _fmt(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:,.6g}" if abs(value) < 1e15 else f"{value:g}"
+    if isinstance(value, int):
+        return f"{value:,}"
+    return str(value)
+
+
+def _tool_turn(step: ToolStep, outcome: dict[str, Any]) -> list[dict[str, Any]]:
+    return [
+        {"role": "assistant", "content": json.dumps({"step": json.loads(step.as_json())})},
+        {"role": "user", "content": f"Result: {json.dumps(outcome, default=str)[:1500]}"},
+    ]
+
+
+__all__ = ["CANNOT_ANSWER", "StepLoop", "StepLoopError"]

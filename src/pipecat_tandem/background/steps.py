@@ -1,0 +1,273 @@
+#
+# Copyright (c) 2026, pipecat-tandem contributors
+#
+# SPDX-License-Identifier: BSD 2-Clause License
+#
+
+"""The constrained step protocol of the background model.
+
+Each reply of the background model is one *step*, decoded under a JSON schema
+(llama.cpp grammar decoding locally, structured outputs on cloud services):
+either exactly one tool call with valid arguments, or the final answer::
+
+    {"tool": "calculator", "expression": "3.5 * 24 * 60"}
+    {"answer": "Three and a half days is 5,040 minutes."}
+
+A model constrained this way cannot narrate a plan or write a tool call as
+prose, so nothing but an answer can come out of a job. Everything here is pure:
+:func:`step_schema` builds the schema from the tools, :func:`parse_step` reads a
+reply, :func:`tools_prompt` describes the tools to the model.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+from pipecat_tandem.background.answer import MAX_ANSWER_WORDS
+from pipecat_tandem.background.tools.base import Tool
+
+#: Longest answer string the schema allows (about 30 spoken words).
+MAX_ANSWER_CHARS = 240
+
+_RESERVED = {"tool", "answer"}
+
+
+class StepError(ValueError):
+    """A reply that is not a valid step."""
+
+
+@dataclass(frozen=True)
+class ToolStep:
+    """Call one tool.
+
+    Parameters:
+        name: The tool's name.
+        arguments: Its arguments.
+    """
+
+    name: str
+    arguments: dict[str, Any] = field(default_factory=dict)
+
+    def as_json(self) -> str:
+        """The step as the model wrote it (for the job's conversation)."""
+        return json.dumps({"tool": self.name, **self.arguments})
+
+
+@dataclass(frozen=True)
+class AnswerStep:
+    """The final answer.
+
+    Parameters:
+        text: What the user will hear.
+    """
+
+    text: str
+
+
+Step = ToolStep | AnswerStep
+
+
+def _property(schema: dict[str, Any], *, nullable: bool) -> dict[str, Any]:
+    kept = {k: v for k, v in schema.items() if k in ("type", "enum")}
+    if "type" not in kept and "enum" not in kept:
+        kept["type"] = "string"
+    if nullable and "type" in kept:
+        kept["type"] = [kept["type"], "null"]
+    return kept
+
+
+def step_schema(tools: list[Tool], *, strict: bool = False) -> dict[str, Any]:
+    """The JSON schema of one step: a call to one of ``tools`` or ``{"answer": ...}``.
+
+    Args:
+        tools: The tools the model may call.
+        strict: Every property required, optional ones nullable (what strict
+            structured-output providers demand). Otherwise optional arguments may
+            be left out, which saves a small local model many tokens.
+
+    Raises:
+        ValueError: A tool uses a reserved argument name (``tool``, ``answer``).
+    """
+    variants: list[dict[str, Any]] = []
+    for tool in tools:
+        clash = _RESERVED & set(tool.properties)
+        if clash:
+            raise ValueError(f"tool {tool.name!r} uses reserved argument names {sorted(clash)}")
+        props: dict[str, Any] = {"tool": {"type": "string", "enum": [tool.name]}}
+        for name, prop in tool.properties.items():
+            props[name] = _property(prop, nullable=strict and name not in tool.required)
+        required = ["tool", *(props if strict else tool.required)]
+        variants.append(
+            {
+                "type": "object",
+                "properties": props,
+                "required": list(dict.fromkeys(required)),
+                "additionalProperties": False,
+            }
+        )
+    variants.append(
+        {
+            "type": "object",
+            "properties": {"answer": {"type": "string", "maxLength": MAX_ANSWER_CHARS}},
+            "required": ["answer"],
+            "additionalProperties": False,
+        }
+    )
+    return {
+        "type": "object",
+        "properties": {"step": {"anyOf": variants}},
+        "required": ["step"],
+        "additionalProperties": False,
+    }
+
+
+def parse_step(text: str | None, tools: list[Tool]) -> Step:
+    """Read one constrained reply.
+
+    Args:
+        text: The model's reply (JSON text following :func:`step_schema`).
+        tools: The tools offered.
+
+    Raises:
+        StepError: The reply is empty, not JSON, names an unknown tool, or has
+            an empty answer.
+    """
+    if not isinstance(text, str) or not text.strip():
+        raise StepError("the model returned nothing")
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise StepError(f"the reply is not JSON ({e.msg})") from None
+    if isinstance(data, dict) and isinstance(data.get("step"), dict):
+        data = data["step"]
+    if not isinstance(data, dict):
+        raise StepError("the reply is not a JSON object")
+    if "answer" in data:
+        answer = data["answer"]
+        if not isinstance(answer, str) or not answer.strip():
+            raise StepError("the answer is empty")
+        return AnswerStep(answer.strip())
+    name = data.get("tool")
+    by_name = {t.name: t for t in tools}
+    if not isinstance(name, str) or name not in by_name:
+        raise StepError(f"unknown tool {name!r}")
+    arguments = {k: v for k, v in data.items() if k != "tool" and v is not None}
+    return ToolStep(name, arguments)
+
+
+_DOCUMENT_WORDS = re.compile(
+    r"\b(my|the) (notes?|documents?|files?|folder|manual|docs)\b|\bin my\b|\blook (it )?up\b|"
+    r"\baccording to\b",
+    re.I,
+)
+_DATE_WORDS = re.compile(
+    r"\b(what day|which day|day of the week|weekday|date|until|till|since|ago|from (today|now)|"
+    r"tomorrow|yesterday|today|next (week|month|year|monday|tuesday|wednesday|thursday|friday|"
+    r"saturday|sunday)|christmas|new year'?s?|birthday|january|february|march|april|may|june|"
+    r"july|august|september|october|november|december|monday|tuesday|wednesday|thursday|"
+    r"friday|saturday|sunday|leap year)\b",
+    re.I,
+)
+_QUANTITY_WORDS = re.compile(
+    r"[-+*/^=%]\s*\d|\d\s*[+*/^=%x]|\b(percent|times|plus|minus|divided|multiplied|squared|"
+    r"cubed|square root|root of|factorial|average|total|sum|product|how (many|much|long|far)|"
+    r"convert|per|bigger|larger|smaller|greater|less|more|cheaper|faster|"
+    r"miles?|km|kilomet(er|re)s?|feet|foot|meters?|metres?|pounds?|kilograms?|kg|celsius|"
+    r"fahrenheit|degrees|liters?|litres?|gallons?|ounces?|grams?|inch(es)?|cm|hours?|minutes?|"
+    r"seconds?|weeks?|years?|mph|calories)\b",
+    re.I,
+)
+_CAMERA_WORDS = re.compile(
+    r"\b(camera|see me|can you see|look at me|what am i (holding|wearing))\b", re.I
+)
+
+
+def tools_for_task(task: str, tools: list[Tool]) -> list[Tool]:
+    """The tools that fit a task, so the schema offers a small model no wrong one.
+
+    A look-up in the user's documents gets the document search, a date question the
+    date tool, a quantity (numbers, units, durations) the calculator and unit tool;
+    a request with none of these (a plan, tips, an explanation) gets no tool: the
+    step schema then allows only the answer. A matched tool the agent lacks is
+    skipped; when nothing that matched is present, every tool stays on offer.
+
+    Args:
+        task: The task text.
+        tools: The agent's tools.
+    """
+    by_name = {t.name: t for t in tools}
+    wanted: list[str] = []
+    if _CAMERA_WORDS.search(task):
+        wanted.append("look_at_camera")
+    if _DOCUMENT_WORDS.search(task):
+        wanted.append("search_documents")
+    if _DATE_WORDS.search(task):
+        wanted += ["dates", "calculator"]
+    if _QUANTITY_WORDS.search(task):
+        wanted += ["calculator", "convert_units"]
+    if not wanted:
+        return []
+    known = [n for n in dict.fromkeys(wanted) if n in by_name]
+    # Tools the agent has beyond the built-in ones (user's own) always stay offered.
+    builtin = {"look_at_camera", "search_documents", "dates", "calculator", "convert_units"}
+    extra = [t for t in tools if t.name not in builtin]
+    if not known:
+        return list(tools)
+    return [by_name[n] for n in known] + extra
+
+
+def tools_prompt(tools: list[Tool]) -> str:
+    """One line per tool: its name, arguments and what it does."""
+    lines = []
+    for tool in tools:
+        args = ", ".join(
+            f"{name}{'' if name in tool.required else '?'}" for name in tool.properties
+        )
+        lines.append(f"- {tool.name}({args}): {tool.description}")
+    return "\n".join(lines)
+
+
+STEP_INSTRUCTIONS = """\
+You work in the background for a voice assistant: it hands you a task from its \
+conversation with the user, and you solve it. Reply with one JSON step at a time:
+- a tool call: {{"step": {{"tool": "<name>", <arguments>}}}}, then you get its result;
+- the final answer: {{"step": {{"answer": "<what the assistant says>"}}}}.
+
+Tools:
+{tools}
+
+Rules:
+- Never work a number out in your head: write one expression for the calculator \
+(e.g. "3.5 * 24 * 60", "0.17 * 2340", "(68 - 32) * 5 / 9") or call the unit or date tool.
+- The answer is at most {words} words, key fact or number first, plain spoken words: \
+no lists, no markdown, no plan, no mention of tools.
+- Give the tool's exact value in the answer.
+- If the tools and the conversation cannot answer it, say so in one short sentence.
+
+Example. Task: how many hours are in two weeks
+{{"step": {{"tool": "calculator", "expression": "2 * 7 * 24"}}}}
+Result: {{"result": 336}}
+{{"step": {{"answer": "Two weeks have 336 hours."}}}}
+
+Example. Task: how many days until Christmas (current date 2026-12-02)
+{{"step": {{"tool": "dates", "operation": "difference", "other_date": "2026-12-25"}}}}
+Result: {{"result": {{"days": 23}}}}
+{{"step": {{"answer": "Christmas is 23 days away."}}}}
+
+Example. Task: what day of the week is 14 March 2027
+{{"step": {{"tool": "dates", "operation": "weekday", "date": "2027-03-14"}}}}
+Result: {{"result": {{"date": "2027-03-14", "weekday": "Sunday"}}}}
+{{"step": {{"answer": "The 14th of March 2027 is a Sunday."}}}}
+
+Example. Task: give me three tips to sleep better
+{{"step": {{"answer": "Keep a fixed bedtime, avoid screens for an hour before bed, and \
+keep the room cool and dark."}}}}
+"""
+
+
+def step_instructions(tools: list[Tool]) -> str:
+    """The background model's system prompt for the step protocol."""
+    return STEP_INSTRUCTIONS.format(tools=tools_prompt(tools), words=MAX_ANSWER_WORDS)
