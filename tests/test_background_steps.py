@@ -190,3 +190,12 @@ async def test_free_tool_loop_refuses_a_narrated_plan():
     llm = FakeLLMService(lambda m: FakeReply(text="To determine this, we can use the dates tool."))
     with pytest.raises(AgentError, match="a plan"):
         await run(llm, "how many days until Christmas")
+
+
+def test_json_end_scanner_stops_at_the_closing_brace_not_inside_strings():
+    from pipecat_tandem.models.local_llm import _JsonEnd
+
+    scanner = _JsonEnd()
+    chunks = ['{"step": {"answer": "a } brace', ' and \\" quote"', "}", "}", "\n\n"]
+    ends = [scanner.feed(c) for c in chunks]
+    assert ends == [False, False, False, True, False]

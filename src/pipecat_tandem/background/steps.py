@@ -111,7 +111,7 @@ def step_schema(tools: list[Tool], *, strict: bool = False) -> dict[str, Any]:
     variants.append(
         {
             "type": "object",
-            "properties": {"answer": {"type": "string", "maxLength": MAX_ANSWER_CHARS}},
+            "properties": {"answer": {"type": "string"}},
             "required": ["answer"],
             "additionalProperties": False,
         }

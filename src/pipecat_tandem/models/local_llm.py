@@ -347,9 +347,48 @@ class LocalLLMService(LLMService):
             request["response_format"] = {"type": "json_schema", "json_schema": {"schema": schema}}
         # Streamed, so cancelling the caller (a cancelled background job) stops the
         # generation within one token instead of letting it run to the end.
-        parts = [_delta_text(chunk) async for chunk in self._server.stream_chat(request)]
+        parts: list[str] = []
+        scanner = _JsonEnd() if schema is not None else None
+        async for chunk in self._server.stream_chat(request):
+            delta = _delta_text(chunk)
+            parts.append(delta)
+            if scanner is not None and scanner.feed(delta):
+                # The grammar lets the model pad a finished value with blanks up to
+                # max_tokens; stop at the value's end (closing the stream stops it).
+                break
         text = "".join(parts)
         return text or None
+
+
+class _JsonEnd:
+    """Tells when a streamed JSON object or array is complete (strings and escapes aware)."""
+
+    def __init__(self) -> None:
+        self._depth = 0
+        self._started = False
+        self._in_string = False
+        self._escape = False
+
+    def feed(self, text: str) -> bool:
+        """Add text; True once the top-level value has closed."""
+        for ch in text:
+            if self._in_string:
+                if self._escape:
+                    self._escape = False
+                elif ch == "\\":
+                    self._escape = True
+                elif ch == '"':
+                    self._in_string = False
+            elif ch == '"':
+                self._in_string = True
+            elif ch in "{[":
+                self._depth += 1
+                self._started = True
+            elif ch in "}]":
+                self._depth -= 1
+                if self._started and self._depth == 0:
+                    return True
+        return False
 
 
 def _tool_name(tool: Any) -> str:
