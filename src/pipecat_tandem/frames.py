@@ -17,8 +17,10 @@ Perception frames (micro-turns, fused features, cues) are ``DataFrame``s/
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from enum import StrEnum
+from numbers import Integral, Real
 from typing import Any
 
 from pipecat.frames.frames import DataFrame, SystemFrame
@@ -69,6 +71,42 @@ class JobState(StrEnum):
         return self not in (JobState.QUEUED, JobState.RUNNING)
 
 
+def _require_str(frame: object, name: str, *, empty_ok: bool = True) -> None:
+    """Raise ``TypeError``/``ValueError`` unless ``frame.name`` is a (non-empty) string."""
+    value = getattr(frame, name)
+    if not isinstance(value, str):
+        raise TypeError(f"{type(frame).__name__}.{name} must be a str, got {type(value).__name__}")
+    if not empty_ok and not value.strip():
+        raise ValueError(f"{type(frame).__name__}.{name} must not be empty")
+
+
+def _require_bool(frame: object, name: str) -> None:
+    value = getattr(frame, name)
+    if not isinstance(value, bool):
+        raise TypeError(f"{type(frame).__name__}.{name} must be a bool, got {type(value).__name__}")
+
+
+def _require_number(frame: object, name: str, *, integral: bool = False) -> None:
+    # Real/Integral so numpy scalars pass; bool is rejected because it is never meant.
+    value = getattr(frame, name)
+    kind = Integral if integral else Real
+    if isinstance(value, bool) or not isinstance(value, kind):
+        want = "an int" if integral else "a number"
+        raise TypeError(f"{type(frame).__name__}.{name} must be {want}, got {type(value).__name__}")
+    if not integral and not math.isfinite(float(value)):
+        raise ValueError(f"{type(frame).__name__}.{name} must be finite, got {value!r}")
+
+
+def _coerce_policy(frame: Any) -> None:
+    # DeliveryPolicy.parse raises ValueError naming the valid policies.
+    value = frame.policy
+    if not isinstance(value, (str, DeliveryPolicy)):
+        raise TypeError(
+            f"{type(frame).__name__}.policy must be a DeliveryPolicy, got {type(value).__name__}"
+        )
+    object.__setattr__(frame, "policy", DeliveryPolicy.parse(value))
+
+
 #
 # Background job frames
 #
@@ -97,6 +135,15 @@ class BackgroundResultFrame(SystemFrame):
     policy: DeliveryPolicy = DeliveryPolicy.WHEN_IDLE
     verbatim: bool = False
 
+    def __post_init__(self):
+        super().__post_init__()
+        _require_str(self, "job_id", empty_ok=False)
+        _require_str(self, "text")
+        _require_str(self, "task")
+        for name in ("is_final", "stale", "verbatim"):
+            _require_bool(self, name)
+        _coerce_policy(self)
+
 
 @dataclass
 class BackgroundProgressFrame(SystemFrame):
@@ -109,6 +156,11 @@ class BackgroundProgressFrame(SystemFrame):
 
     job_id: str
     text: str
+
+    def __post_init__(self):
+        super().__post_init__()
+        _require_str(self, "job_id", empty_ok=False)
+        _require_str(self, "text")
 
 
 @dataclass
@@ -127,6 +179,13 @@ class BackgroundErrorFrame(SystemFrame):
     task: str = ""
     policy: DeliveryPolicy = DeliveryPolicy.WHEN_IDLE
 
+    def __post_init__(self):
+        super().__post_init__()
+        _require_str(self, "job_id", empty_ok=False)
+        _require_str(self, "error")
+        _require_str(self, "task")
+        _coerce_policy(self)
+
 
 @dataclass
 class BackgroundJobStateFrame(SystemFrame):
@@ -144,6 +203,15 @@ class BackgroundJobStateFrame(SystemFrame):
     task: str = ""
     detail: str = ""
 
+    def __post_init__(self):
+        super().__post_init__()
+        _require_str(self, "job_id", empty_ok=False)
+        if not isinstance(self.state, (str, JobState)):
+            raise TypeError(f"BackgroundJobStateFrame.state must be a JobState, got {self.state!r}")
+        self.state = JobState(self.state)
+        _require_str(self, "task")
+        _require_str(self, "detail")
+
 
 @dataclass
 class BackgroundDeliveryFrame(SystemFrame):
@@ -158,6 +226,13 @@ class BackgroundDeliveryFrame(SystemFrame):
     job_ids: list[str]
     kind: str
     text: str
+
+    def __post_init__(self):
+        super().__post_init__()
+        if not isinstance(self.job_ids, list) or not all(isinstance(j, str) for j in self.job_ids):
+            raise TypeError("BackgroundDeliveryFrame.job_ids must be a list of str")
+        _require_str(self, "kind", empty_ok=False)
+        _require_str(self, "text")
 
 
 #
@@ -239,3 +314,11 @@ class CueFrame(SystemFrame):
     time: float
     value: float = 0.0
     detail: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self):
+        super().__post_init__()
+        _require_str(self, "kind", empty_ok=False)
+        _require_number(self, "time")
+        _require_number(self, "value")
+        if not isinstance(self.detail, dict):
+            raise TypeError("CueFrame.detail must be a dict")
