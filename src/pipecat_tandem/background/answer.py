@@ -29,9 +29,6 @@ from fractions import Fraction
 #: Spoken answers longer than this are cut at a sentence end (or a word).
 MAX_ANSWER_WORDS = 30
 
-#: What the user hears when a job cannot produce an answer.
-CANNOT_ANSWER = "I couldn't work that out."
-
 _JSON_OR_CALL = re.compile(
     r"""[{}\[\]]|<\s*/?\s*tool_call|"\s*(name|arguments|parameters|tool|function)\s*"\s*:"""
     r"""|\b(function_call|tool_call|tool_calls)\b""",

@@ -31,7 +31,6 @@ from pipecat.processors.aggregators.llm_context import LLMContext
 from pipecat.services.llm_service import LLMService
 
 from pipecat_tandem.background.answer import (
-    CANNOT_ANSWER,
     carries_value,
     numbers_in,
     shorten,
@@ -218,4 +217,4 @@ def _tool_turn(step: ToolStep, outcome: dict[str, Any]) -> list[dict[str, Any]]:
     ]
 
 
-__all__ = ["CANNOT_ANSWER", "StepLoop", "StepLoopError"]
+__all__ = ["StepLoop", "StepLoopError"]

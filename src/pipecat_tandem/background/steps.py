@@ -29,9 +29,6 @@ from typing import Any
 from pipecat_tandem.background.answer import MAX_ANSWER_WORDS
 from pipecat_tandem.background.tools.base import Tool
 
-#: Longest answer string the schema allows (about 30 spoken words).
-MAX_ANSWER_CHARS = 240
-
 _RESERVED = {"tool", "answer"}
 
 
