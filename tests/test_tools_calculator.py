@@ -176,3 +176,57 @@ def test_arithmetic_soup_never_crashes(text):
         return
     assert isinstance(result, int | float)
     assert math.isfinite(result)
+
+
+@pytest.mark.parametrize(
+    ("expression", "expected"),
+    [
+        ("5!", 120),
+        ("what is 5!", 120),
+        ("What is 5!?", 120),
+        ("(2+3)!", 120),
+        ("2+3!", 8),
+        ("-3!", -6),
+        ("2**3!", 64),
+        ("2^3!", 64),
+        ("3!**2", 36),
+        ("sqrt(4)! + 1", 3),
+        ("0!", 1),
+        ("(3!)!", 720),
+        ("5 factorial", 120),
+        ("factorial of 6", 720),
+        ("what is 5! times 2", 240),
+    ],
+)
+def test_postfix_factorial(expression, expected):
+    """Issue 13, defect 5: "5!" was read as 5 (the "!" was silently stripped)."""
+    result = evaluate(expression)
+    assert result == expected
+    assert type(result) is type(expected)
+
+
+@pytest.mark.parametrize(
+    ("expression", "message"),
+    [
+        ("10!!", "double factorial"),
+        ("(10**9)!", "factorial argument too large"),
+        ("301!", "factorial argument too large"),
+        ("2.5!", "non-negative whole number"),
+        ("(-3)!", "non-negative whole number"),
+        ("!5", "must follow a number"),
+        ("5!=120", "comparisons"),
+        ("5 # 3", "unsupported character"),
+        ("2 $ 3", "unsupported character"),
+        ("7 ? 3", "unsupported character"),
+    ],
+)
+def test_unknown_syntax_is_refused_never_dropped(expression, message):
+    with pytest.raises(ToolError, match=message):
+        evaluate(expression)
+
+
+def test_tool_reports_factorial_errors_and_values():
+    tool = calculator_tool()
+    assert tool.call({"expression": "what is 5!"}, ToolEnv())["result"]["value"] == 120
+    assert "error" in tool.call({"expression": "10!!"}, ToolEnv())
+    assert "error" in tool.call({"expression": "(10**9)!"}, ToolEnv())

@@ -9,9 +9,11 @@
 Spoken arithmetic is normalized first ("17% of 2340", "12 times 7", "10 divided
 by 4", "3 squared") and then parsed with ``ast.parse(mode="eval")``. Only numbers,
 ``+ - * / // % **``, unary signs, parentheses, a few functions (``sqrt``, ``abs``,
-``round``, ``min``, ``max``, ``log``...) and the constants ``pi``/``e``/``tau`` are
-accepted; any other node (names, attributes, lambdas, subscripts, strings) is
-refused with a clear :class:`ToolError`.
+``round``, ``min``, ``max``, ``log``...), postfix factorial (``5!``, ``(2+3)!``) and
+the constants ``pi``/``e``/``tau`` are accepted; any other node (names,
+attributes, lambdas, subscripts, strings) or character (``#``, ``@``, ``!!``...)
+is refused with a clear :class:`ToolError`: unknown syntax is never skipped, so
+the calculator never answers a different question than the one asked.
 
 Rational arithmetic runs on :class:`fractions.Fraction`, so ``0.1 + 0.2`` is 0.3
 and integer results stay exact ints; functions like ``sqrt`` fall back to floats,
@@ -71,6 +73,7 @@ _WORDS: list[tuple[str, str]] = [
     (r"\bcubed\b", " ** 3 "),
     (r"\bsquare root of\b", " sqrt "),
     (r"\bsquare root\b", " sqrt "),
+    (r"\bfactorial of\b", " factorial "),
 ]
 _FILLER = re.compile(r"^\s*(?:what\s+is|what's|whats|calculate|compute|evaluate)\s+", re.I)
 _PERCENT_OF = re.compile(r"(\d+(?:\.\d+)?|\.\d+)\s*(?:%|percent)\s+of\s+")
@@ -80,6 +83,15 @@ _PERCENT_SIGN = re.compile(r"(\d+(?:\.\d+)?|\.\d+)\s*%(?=\s*(?:$|[-+*/)]))")
 _THOUSANDS = re.compile(r"\b\d{1,3}(?:,\d{3})+(?![\d,])")
 _TIMES_X = re.compile(r"(?<=[\d)])\s*[x×]\s*(?=[\d(.])")
 _SQRT_BARE = re.compile(r"\bsqrt\s+(\d+(?:\.\d+)?)")
+_FACTORIAL_BARE = re.compile(r"\bfactorial\s+(\d+)")
+# "5 factorial" → "5!" (a word after a number or a closing paren, not a call).
+_FACTORIAL_WORD = re.compile(r"(?<=[\d)])\s*\bfactorial\b(?!\s*\()")
+# Characters of arithmetic, plus Python punctuation the AST check refuses with a precise
+# message ("[1, 2]" is a List, "'a'" a str). Any other character ("#", which ast.parse
+# would skip as a comment, "$", "?") is refused outright, never dropped.
+_ALLOWED_CHARS = frozenset("0123456789abcdefghijklmnopqrstuvwxyz_+-*/%()., !'\"[]{}=:<>&|~@;")
+_NUMBER_TAIL = re.compile(r"(?:\d[\d_]*\.?\d*|\.\d+)(?:e[-+]?\d+)?$")
+_NAME_TAIL = re.compile(r"[a-z_][a-z0-9_]*$")
 
 
 def normalize_expression(text: str) -> str:
@@ -91,7 +103,8 @@ def normalize_expression(text: str) -> str:
     Returns:
         The normalized expression, e.g. ``"(17/100)*2340"``.
     """
-    s = _FILLER.sub("", text.strip().lower()).strip().rstrip("?=!. ").strip()
+    # A trailing "!" is kept: "what is 5!" asks for five factorial.
+    s = _FILLER.sub("", text.strip().lower()).strip().rstrip("?=. ").strip()
     s = s.replace("÷", "/").replace("−", "-").replace("^", "**")
     # Thousands separators only when no function call could own the comma.
     if not re.search(r"[a-z_]\s*\(", s):
@@ -102,8 +115,63 @@ def normalize_expression(text: str) -> str:
     for pattern, repl in _WORDS:
         s = re.sub(pattern, repl, s)
     s = _SQRT_BARE.sub(r"sqrt(\1)", s)
+    s = _FACTORIAL_BARE.sub(r"factorial(\1)", s)
+    s = _FACTORIAL_WORD.sub("!", s)
     s = _TIMES_X.sub(" * ", s)
     return re.sub(r"\s+", " ", s).strip()
+
+
+def _operand_start(s: str) -> int:
+    """Where the operand that ends ``s`` starts (a number, name, call or parenthesized group).
+
+    Returns:
+        The index of its first character, or ``-1`` when ``s`` does not end in one.
+    """
+    if s.endswith(")"):
+        depth = 0
+        for i in range(len(s) - 1, -1, -1):
+            depth += 1 if s[i] == ")" else -1 if s[i] == "(" else 0
+            if depth == 0:
+                name = _NAME_TAIL.search(s[:i])  # "sqrt(4)!" takes the whole call
+                return name.start() if name else i
+        return -1
+    match = _NUMBER_TAIL.search(s) or _NAME_TAIL.search(s)
+    return match.start() if match else -1
+
+
+def rewrite_factorials(expression: str) -> str:
+    """Turn postfix ``!`` into ``factorial(...)`` calls, binding tighter than any operator.
+
+    ``5!`` → ``factorial(5)``, ``2+3!`` → ``2+factorial(3)``, ``(2+3)!`` →
+    ``factorial((2+3))``, ``-3!`` → ``-factorial(3)``, ``2**3!`` → ``2**factorial(3)``.
+
+    Args:
+        expression: A normalized expression.
+
+    Returns:
+        The expression without ``!``.
+
+    Raises:
+        ToolError: On ``!!`` (a double factorial, not two factorials), ``!=`` or a ``!``
+            with no operand before it.
+    """
+    if "!" not in expression:
+        return expression
+    if re.search(r"!\s*!", expression):
+        raise ToolError("double factorial (!!) is not supported; write factorial(factorial(n))")
+    if re.search(r"!\s*=", expression):
+        raise ToolError("comparisons (!=) are not arithmetic")
+    out = ""
+    for i, part in enumerate(expression.split("!")):
+        if i == 0:
+            out = part
+            continue
+        head = out.rstrip()
+        start = _operand_start(head)
+        if start < 0:
+            raise ToolError("'!' (factorial) must follow a number or a parenthesized expression")
+        out = f"{head[:start]}factorial({head[start:]}){part}"
+    return out
 
 
 def _check_size(value: Number) -> Number:
@@ -324,6 +392,12 @@ def evaluate(expression: str) -> int | float:
         raise ToolError("empty expression")
     if len(normalized) > MAX_EXPRESSION_CHARS:
         raise ToolError(f"expression too long (max {MAX_EXPRESSION_CHARS} chars)")
+    unknown = sorted({ch for ch in normalized if ch not in _ALLOWED_CHARS})
+    if unknown:
+        # ast.parse would skip some of them ("5 # x" is 5): refuse instead of guessing.
+        shown = " ".join(repr(ch) for ch in unknown[:5])
+        raise ToolError(f"unsupported character(s) {shown} in {expression.strip()[:80]!r}")
+    normalized = rewrite_factorials(normalized)
     depth = 0
     for ch in normalized:
         depth += 1 if ch == "(" else -1 if ch == ")" else 0
