@@ -10,7 +10,8 @@ The :class:`DeliveryScheduler` holds outputs (results, partial results, failure
 notices) until their policy allows them out, merges the ones ready together,
 re-queues an announcement the user cut off, and accounts for every output:
 each ends ``delivered``, ``merged`` (carried by another output's delivery or
-superseded by the job's final result), ``dropped_stale`` or ``dropped_session_end``,
+superseded by the job's final result), ``dropped_stale``, ``dropped_session_end`` or
+``delivery_failed`` (wording or emitting it raised, see :meth:`DeliveryScheduler.fail`),
 and none is ever delivered twice unless its first delivery was cut off.
 
 Rules (the contract the tests check):
@@ -36,6 +37,22 @@ from pipecat_tandem.policy.gap import GapDetector
 from pipecat_tandem.policy.wording import DeliveryWording
 
 STALE_MODES = ("offer", "drop")
+
+
+class DeliveryFailed(Exception):
+    """Wording a delivery raised. Its outputs are still pending: settle them with ``fail``.
+
+    Parameters:
+        job_ids: The jobs the delivery would have carried, in order.
+        output_ids: The outputs it would have carried.
+        reason: What went wrong.
+    """
+
+    def __init__(self, job_ids: list[str], output_ids: list[str], reason: str) -> None:
+        super().__init__(f"wording the delivery of {', '.join(job_ids)} failed: {reason}")
+        self.job_ids = job_ids
+        self.output_ids = output_ids
+        self.reason = reason
 
 
 @dataclass
@@ -196,6 +213,44 @@ class DeliveryScheduler:
             self._pending.remove(item)
             self._settle(item, "dropped_stale", now, reason=reason)
 
+    def fail(
+        self, job_id: str, reason: str, now: float, output_ids: list[str] | None = None
+    ) -> None:
+        """Delivering this job failed: settle its outputs as ``delivery_failed``, never retried.
+
+        Every output of the job still waiting or in flight is settled, and so is every
+        output named in ``output_ids`` (a silent delivery settles at emission, before it
+        can fail). Outputs of other jobs merged into the same in-flight delivery go back
+        to waiting; a later output of the job is ignored, like one after its final result.
+
+        Args:
+            job_id: The job whose delivery failed.
+            reason: Why (kept in the accounting event).
+            now: Session time.
+            output_ids: Outputs of the failed delivery, whatever their status.
+        """
+        self._finals.add(job_id)
+        named = set(output_ids or [])
+        failed = [p for p in self._pending if p.job_id == job_id or p.output_id in named]
+        flight = self._in_flight
+        if flight is not None and job_id in flight.delivery.job_ids:
+            self._in_flight = None
+            for item in flight.delivery.items:
+                if item.job_id == job_id or item.output_id in named:
+                    failed.append(item)
+                else:
+                    self.status[item.output_id] = "pending"
+                    self._pending.append(item)
+        for item in failed:
+            if item in self._pending:
+                self._pending.remove(item)
+            self._settle(item, "delivery_failed", now, reason=reason)
+            named.discard(item.output_id)
+        for output_id in sorted(named):
+            if self.status.get(output_id) not in (None, "delivery_failed"):
+                self.status[output_id] = "delivery_failed"
+                self._event("delivery_failed", job_id, now, output_id=output_id, reason=reason)
+
     def user_started(self, now: float) -> Delivery | None:
         """The user's turn started; a delivery being spoken is cut off.
 
@@ -341,8 +396,6 @@ class DeliveryScheduler:
     ) -> Delivery | None:
         if not items:
             return None
-        for item in items:
-            self._pending.remove(item)
         if mode is None:
             verbatim = self.verbatim or all(i.verbatim and not i.stale for i in items)
             mode = "verbatim" if verbatim else "weave"
@@ -355,12 +408,22 @@ class DeliveryScheduler:
             kind = "redelivered"
         else:
             kind = "delivered"
-        if mode == "silent":
-            text = self.wording.silent(items)
-        elif mode == "verbatim":
-            text = self.wording.spoken(items)
-        else:
-            text = self.wording.weave(items)
+        try:
+            if mode == "silent":
+                text = self.wording.silent(items)
+            elif mode == "verbatim":
+                text = self.wording.spoken(items)
+            else:
+                text = self.wording.weave(items)
+        except Exception as e:
+            # Wording is user-supplied templates: a bad one must not lose the outputs
+            # unaccounted. They stay pending until the caller settles them with fail().
+            job_ids = list(dict.fromkeys(i.job_id for i in items))
+            raise DeliveryFailed(
+                job_ids, [i.output_id for i in items], f"{type(e).__name__}: {e}"
+            ) from e
+        for item in items:
+            self._pending.remove(item)
         delivery = Delivery(
             items=items,
             mode=mode,

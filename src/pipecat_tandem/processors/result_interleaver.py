@@ -15,6 +15,11 @@ assistant aggregator adds it to the context and runs the model) or, in verbatim
 mode, as a ``TTSSpeakFrame``. All decisions are made by
 :class:`~pipecat_tandem.policy.delivery.DeliveryScheduler`; this processor only
 translates frames and keeps one timer.
+
+The timer survives a delivery that fails (a wording template that raises, a frame
+that cannot be pushed, an event log that cannot be written): the failure is logged
+once with its job ids, its outputs are settled as ``delivery_failed`` and the next
+results are delivered as usual.
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+from loguru import logger
 from pipecat.frames.frames import (
     BotStartedSpeakingFrame,
     BotStoppedSpeakingFrame,
@@ -51,7 +57,7 @@ from pipecat_tandem.frames import (
     JobState,
 )
 from pipecat_tandem.observe.event_log import EventLog
-from pipecat_tandem.policy.delivery import Delivery, DeliveryScheduler
+from pipecat_tandem.policy.delivery import Delivery, DeliveryFailed, DeliveryScheduler
 from pipecat_tandem.policy.wording import DeliveryWording
 
 
@@ -216,7 +222,13 @@ class ResultInterleaver(FrameProcessor):
 
     async def _timer_loop(self) -> None:
         while True:
-            await self._deliver_due()
+            try:
+                await self._deliver_due()
+            except Exception as e:
+                # Not one delivery's fault (those are settled in _deliver_due): keep the
+                # timer alive anyway, or every later result would wait forever.
+                logger.exception(f"{self}: delivery timer step failed: {e}")
+                await asyncio.sleep(0.05)
             now = self._clock.now()
             wake = self.scheduler.next_wakeup(now)
             self._wake.clear()
@@ -233,9 +245,36 @@ class ResultInterleaver(FrameProcessor):
     async def _deliver_due(self) -> None:
         if self._closed:
             return
-        while (delivery := self.scheduler.poll(self._clock.now())) is not None:
-            await self._emit(delivery)
+        while True:
+            try:
+                delivery = self.scheduler.poll(self._clock.now())
+            except DeliveryFailed as e:
+                self._failed(e.job_ids, e.output_ids, e.reason, e)
+                continue
+            if delivery is None:
+                break
+            try:
+                await self._emit(delivery)
+            except Exception as e:
+                output_ids = [i.output_id for i in delivery.items]
+                self._failed(delivery.job_ids, output_ids, f"{type(e).__name__}: {e}", e)
         self._flush_accounting()
+
+    def _failed(
+        self, job_ids: list[str], output_ids: list[str], reason: str, error: BaseException
+    ) -> None:
+        """Settle a delivery that raised, so the timer goes on with the next results."""
+        logger.opt(exception=error).error(
+            f"{self}: delivering background job(s) {', '.join(job_ids)} failed: {reason}"
+        )
+        now = self._clock.now()
+        for job_id in job_ids:
+            self.scheduler.fail(job_id, reason, now, output_ids=output_ids)
+        try:
+            self._flush_accounting()
+        except Exception as e:
+            # The event log may be what failed; the accounting stays in the scheduler.
+            logger.warning(f"{self}: could not record the failed delivery: {e}")
 
     async def _emit(self, delivery: Delivery) -> None:
         if delivery.interrupt_bot:
