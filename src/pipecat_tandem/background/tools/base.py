@@ -19,6 +19,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from loguru import logger
 from pipecat.adapters.llm.schemas.function_schema import FunctionSchema
 
 from pipecat_tandem.background.packet import CameraSnapshot, ContextPacket
@@ -71,8 +72,18 @@ class Tool:
         )
 
     def call(self, args: Mapping[str, Any], env: ToolEnv) -> dict[str, Any]:
-        """Run the tool and wrap the outcome as ``{"result": ...}`` or ``{"error": ...}``."""
+        """Run the tool and wrap the outcome as ``{"result": ...}`` or ``{"error": ...}``.
+
+        Any exception of the tool becomes an error result, not only :class:`ToolError`:
+        the arguments come from a model, and one it got wrong (``limit=1e999`` makes
+        ``int()`` raise ``OverflowError``) must be an answer the model can react to, not
+        a failed job. Unexpected exceptions are logged with their traceback.
+        """
         try:
             return {"result": self.fn(args, env)}
         except ToolError as e:
             return {"error": str(e)}
+        except Exception as e:
+            logger.opt(exception=e).warning(f"tool {self.name!r} raised on {repr(args)[:200]}")
+            message = f"{self.name} could not use these arguments ({type(e).__name__}: {e})"
+            return {"error": message[:300]}
