@@ -202,4 +202,22 @@ def test_grounding_keeps_answers_that_quote_the_tool_or_have_no_numbers():
     )
     assert ground_numbers("It is sunny.", "weather", r) == "It is sunny."
     assert ground_numbers("About 7 million", "x", []) == "About 7 million"
-    assert ground_numbers("It is 12.", "x", ["not json 3"]) == "The result is 3."
+    # A free-form result is not trusted: its numbers may be anything.
+    assert ground_numbers("It is 12.", "x", ["not json 3"]) == "It is 12."
+
+
+def test_a_right_factorial_answer_is_not_grounded_into_a_wrong_one():
+    """Issue 13, defect 5: "what is 5!" gave 5 and grounding replaced "120" with it."""
+    seen = []
+
+    def answerer(messages):
+        seen.append(messages)
+        return FakeReply(text="Five factorial is 120.")
+
+    packet = ContextPacket(job_id="job-f", task="what is 5!",
+                           messages=[{"role": "user", "content": "what is 5!"}])  # fmt: skip
+    agent = BackgroundAgent(llm_factory=lambda: FakeLLMService(answerer), tools=[calculator_tool()])
+    answer, events = run_virtual(_collect(agent, packet))
+    assert answer == "Five factorial is 120."
+    assert '"value": 120' in seen[0][-1]["content"]  # the prefetch computed 5! itself
+    assert not any("corrected" in e.text for e in events if e.kind == "progress")

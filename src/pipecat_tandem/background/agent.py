@@ -22,8 +22,8 @@ from __future__ import annotations
 
 import asyncio
 import json
-import re
-from collections.abc import Awaitable, Callable, Iterable
+import math
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from typing import Any
 
 from pipecat.adapters.llm.schemas.function_schema import FunctionSchema
@@ -48,7 +48,12 @@ from pipecat.processors.frame_processor import FrameDirection, FrameProcessor
 from pipecat.services.llm_service import FunctionCallParams, LLMService
 from pipecat.workers.runner import WorkerRunner
 
-from pipecat_tandem.background.answer import shorten, unspeakable_reason
+from pipecat_tandem.background.answer import (
+    miscopies,
+    numbers_in,
+    shorten,
+    unspeakable_reason,
+)
 from pipecat_tandem.background.packet import ContextPacket
 from pipecat_tandem.background.runner import JobReporter
 from pipecat_tandem.background.step_agent import StepLoop, StepLoopError
@@ -68,47 +73,61 @@ class AgentError(RuntimeError):
     """The background model failed (pipeline error, tool loop limit)."""
 
 
-_NUMBER = re.compile(r"(?<![\w.])-?\d[\d,]*(?:\.\d+)?")
+def _tool_value(result: str) -> int | float | None:
+    """The value of a successful calculator result (``{"result": {"value": ...}}``).
 
-
-def _numbers(text: str) -> list[str]:
-    return [n.replace(",", "") for n in _NUMBER.findall(text)]
-
-
-def _tool_value(result: str) -> str | None:
-    """The main number of a tool result (its ``value``/``result`` field, else its last number)."""
+    Only a structured, successful result is trusted: an error's text ("max 300") or a
+    free-form string holds numbers that are not the answer.
+    """
     try:
         data = json.loads(result)
     except (TypeError, ValueError):
-        data = None
+        return None
+    if not isinstance(data, dict) or "error" in data:
+        return None
     while isinstance(data, dict):
         inner = data.get("value", data.get("result"))
         if isinstance(inner, bool) or inner is None:
-            break
-        if isinstance(inner, int | float):
-            return f"{inner:g}" if isinstance(inner, float) else str(inner)
+            return None
+        if isinstance(inner, int):
+            return inner
+        if isinstance(inner, float):
+            return inner if math.isfinite(inner) else None
         data = inner
-    found = _numbers(result)
-    return found[-1] if found else None
+    return None
 
 
-def ground_numbers(answer: str, task: str, tool_results: list[str]) -> str:
-    """Guard against a model that miscopies a tool's number into its answer.
+def ground_numbers(
+    answer: str, task: str, tool_results: list[str], other_results: Sequence[str] = ()
+) -> str:
+    """Guard against a model that miscopies a calculator's number into its answer.
 
     Small models asked to relay a calculator result sometimes write a different number.
-    When the answer contains a number that appears neither in the task nor in any
-    calculator result of the job, the answer is replaced by the last result's value.
+    Grounding must never turn a right answer into a wrong one, so the answer is replaced
+    by the last calculator value only when that result is a success and the answer
+    states a garbled copy of it (:func:`~pipecat_tandem.background.answer.miscopies`):
+    not when it states the value, a number of the task or of any tool's result, or a
+    number of another size (a different quantity, perhaps the right one). In doubt the
+    model's answer is kept.
+
+    Args:
+        answer: The model's answer.
+        task: The task as phrased.
+        tool_results: The job's calculator results (JSON), oldest first.
+        other_results: The job's other tool results (their numbers are not invented).
     """
     if not tool_results:
         return answer
-    known = set(_numbers(task))
-    for r in tool_results:
-        known |= set(_numbers(r))
-    invented = [n for n in _numbers(answer) if n not in known]
     value = _tool_value(tool_results[-1])
-    if not invented or value is None:
+    if value is None:
         return answer
-    return f"The result is {value}."
+    known = [*numbers_in(task)]
+    for r in [*tool_results, *other_results]:
+        known += numbers_in(r)
+    if not miscopies(answer, value, known):
+        return answer
+    shown = f"{value:g}" if isinstance(value, float) else str(value)
+    return f"The result is {shown}."
 
 
 def render_history(
@@ -162,6 +181,7 @@ class _AgentTap(FrameProcessor):
         self.answer: str | None = None
         self.error: str | None = None
         self.tool_results: list[str] = []  # calculator results of this job
+        self.other_results: list[str] = []  # other tools' results (their numbers are known)
         self.on_finished: Callable[[], Any] | None = None
 
     async def process_frame(self, frame: Frame, direction: FrameDirection) -> None:
@@ -186,6 +206,8 @@ class _AgentTap(FrameProcessor):
                 # Only exact arithmetic is grounded: other tools' numbers (dates, counts)
                 # are not "the answer".
                 self.tool_results.append(result)
+            else:
+                self.other_results.append(result)
             await self._reporter.progress(f"{frame.function_name} → {_brief(frame.result)}")
         elif isinstance(frame, LLMFullResponseEndFrame):
             text = "".join(self._text).strip()
@@ -459,7 +481,7 @@ class BackgroundAgent:
             raise AgentError(tap.error)
         if tap.answer is None:
             raise AgentError("the background model stopped without an answer")
-        grounded = ground_numbers(tap.answer, packet.task, tap.tool_results)
+        grounded = ground_numbers(tap.answer, packet.task, tap.tool_results, tap.other_results)
         if grounded != tap.answer:
             await reporter.progress(
                 f"answer corrected to the tool result (model said: {tap.answer})"

@@ -19,11 +19,14 @@ Examples::
     unspeakable_reason("Step 1: convert days to hours.")        # -> "a plan"
     unspeakable_reason("Three and a half days is 5,040 minutes.")  # -> None
     carries_value("It is 5,040 minutes.", 5040)                # -> True
+    miscopies("It is 7,006,625.", 7006652, known=[])           # -> True
+    miscopies("Five factorial is 120.", 5, known=[Fraction(5)])  # -> False
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from fractions import Fraction
 
 #: Spoken answers longer than this are cut at a sentence end (or a word).
@@ -143,3 +146,48 @@ def carries_value(answer: str, value: int | float | Fraction | str) -> bool:
         if significant >= 2 and round(target, decimals) == number:
             return True
     return False
+
+
+def _integer_digits(number: Fraction) -> str:
+    return str(abs(number.numerator) // number.denominator)
+
+
+def looks_miscopied(number: Fraction, value: Fraction) -> bool:
+    """Whether ``number`` looks like ``value`` copied wrongly (not a different quantity).
+
+    A miscopy keeps the size of the number: the same count of whole digits (at least
+    two) and sign, and the same leading digit or the same digits in another order
+    ("7,000,002" or "7,006,625" for 7,006,652). A number of another size ("120" for 5,
+    "7" for "7 million", "1,942.2" for 397.8) is a different quantity: perhaps the
+    right one, so it is never treated as a miscopy.
+
+    Args:
+        number: A number the answer states.
+        value: The tool's value.
+    """
+    if number == value or (number < 0) != (value < 0):
+        return False
+    a, b = _integer_digits(number), _integer_digits(value)
+    if len(a) != len(b) or len(a) < 2:
+        return False
+    return a[0] == b[0] or sorted(a) == sorted(b)
+
+
+def miscopies(answer: str, value: int | float | Fraction, known: Iterable[Fraction]) -> bool:
+    """Whether ``answer`` garbles the tool's ``value`` (so stating the value is safer).
+
+    Grounding must never turn a right answer into a wrong one, so this is conservative:
+    it is False when the answer states the value (exactly or rounded, see
+    :func:`carries_value`), when each of its numbers is ``known`` (in the task or in
+    some tool's result), and when its other numbers are of another size than the value.
+
+    Args:
+        answer: The model's answer.
+        value: The trusted tool value (a calculator result that is not an error).
+        known: Numbers of the task and of every tool result of the job.
+    """
+    target = value if isinstance(value, Fraction) else _as_fraction(repr(value))
+    if target is None or carries_value(answer, target):
+        return False
+    seen = set(known)
+    return any(looks_miscopied(n, target) for n in numbers_in(answer) if n not in seen)

@@ -32,6 +32,7 @@ from pipecat.services.llm_service import LLMService
 
 from pipecat_tandem.background.answer import (
     carries_value,
+    miscopies,
     numbers_in,
     shorten,
     unspeakable_reason,
@@ -150,8 +151,10 @@ class StepLoop:
             {"role": "user", "content": situation},
         ]
         value: Any = None
+        known = numbers_in(packet.task)  # numbers the answer may state without a tool's
         for done, outcome in prefetched or []:
             messages += _tool_turn(done, outcome)
+            known += numbers_in(json.dumps(outcome, default=str))
             value = _value(outcome) if done.name in QUANTITATIVE_TOOLS else value
         problems = 0
         for _ in range(self.max_steps):
@@ -171,6 +174,7 @@ class StepLoop:
                 outcome = await asyncio.to_thread(by_name[step.name].call, step.arguments, env)
                 await reporter.progress(f"{step.name} → {json.dumps(outcome, default=str)[:160]}")
                 messages += _tool_turn(step, outcome)
+                known += numbers_in(json.dumps(outcome, default=str))
                 if step.name in QUANTITATIVE_TOOLS and "error" not in outcome:
                     value = _value(outcome)
                 continue
@@ -183,11 +187,18 @@ class StepLoop:
             problems += 1
             await reporter.progress(f"answer refused ({reason}): {answer[:120]}")
             if problems >= 2:
-                if value is not None and numbers_in(answer):
-                    # It miscopied the tool's number twice: say the number itself.
+                speakable = unspeakable_reason(answer) is None
+                if value is not None and (
+                    miscopies(answer, value, known) or (not speakable and numbers_in(answer))
+                ):
+                    # It miscopied the tool's number twice, or wrote no usable answer
+                    # around it: say the number itself.
                     return f"The answer is {_fmt(value)}."
-                if unspeakable_reason(answer) is None and not numbers_in(answer):
-                    return answer  # the tool it called was beside the point
+                if speakable:
+                    # It disagrees with the tool without garbling its number (another
+                    # quantity, or the tool answered another question): grounding must
+                    # never turn a right answer into a wrong one, so keep the model's.
+                    return answer
                 raise StepLoopError(f"the answer was {reason}")
             messages.append(
                 {"role": "assistant", "content": json.dumps({"step": {"answer": answer}})}
