@@ -113,3 +113,28 @@ def test_fail_marks_a_silent_delivery_named_by_output_id():
     s.fail("s", "push failed", 0.2, output_ids=["s#1"])
     assert s.status["s#1"] == "delivery_failed"
     assert [e["kind"] for e in s.drain_events()] == ["delivery_failed"]
+
+
+def test_a_broken_event_log_does_not_stop_the_timer(monkeypatch):
+    il = ResultInterleaver(min_gap_s=0.5)
+    real_emit = il.event_log.emit
+    broken = {"on": False}
+
+    def emit(kind, **fields):
+        if broken["on"] and kind == "delivered":
+            broken["on"] = False
+            raise OSError("disk full")
+        return real_emit(kind, **fields)
+
+    monkeypatch.setattr(il.event_log, "emit", emit)
+    broken["on"] = True
+    frames = [
+        BackgroundResultFrame(job_id="j1", text="first"),
+        SleepFrame(1.0),
+        BackgroundResultFrame(job_id="j2", text="second"),
+        SleepFrame(1.0),
+    ]
+    down, _ = run(il, frames)
+    texts = [d.messages[0]["content"] for d in deliveries(down)]
+    assert len(texts) == 1 and "second" in texts[0]
+    assert il.scheduler.status["j1#1"] == "delivery_failed"

@@ -221,13 +221,18 @@ class ResultInterleaver(FrameProcessor):
             )
 
     async def _timer_loop(self) -> None:
+        last_error = ""
         while True:
             try:
                 await self._deliver_due()
+                last_error = ""
             except Exception as e:
                 # Not one delivery's fault (those are settled in _deliver_due): keep the
-                # timer alive anyway, or every later result would wait forever.
-                logger.exception(f"{self}: delivery timer step failed: {e}")
+                # timer alive anyway, or every later result would wait forever. A fault
+                # that repeats each tick (a broken event log) is logged once.
+                if repr(e) != last_error:
+                    logger.opt(exception=e).error(f"{self}: delivery timer step failed: {e}")
+                last_error = repr(e)
                 await asyncio.sleep(0.05)
             now = self._clock.now()
             wake = self.scheduler.next_wakeup(now)
