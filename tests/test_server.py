@@ -14,11 +14,20 @@ from pipecat.frames.frames import TextFrame
 from pipecat_tandem.clock import ManualClock
 from pipecat_tandem.frames import BackgroundDeliveryFrame, BackgroundJobStateFrame, JobState
 from pipecat_tandem.transports.client_events import MAX_TEXT_CHARS, ClientEventEncoder
-from pipecat_tandem.transports.ice import is_loopback_host, parse_ice_servers
+from pipecat_tandem.transports.ice import (
+    candidate_target_problem,
+    is_loopback_host,
+    media_mids,
+    parse_ice_servers,
+)
 from pipecat_tandem.transports.offer import (
     MAX_BODY_BYTES,
     MAX_CANDIDATES,
+    MAX_JSON_DEPTH,
     SignallingError,
+    candidate_problem,
+    describe_error,
+    json_depth,
     parse_offer,
     parse_patch,
 )
@@ -63,6 +72,61 @@ def test_bad_offers_are_refused_with_a_message(body, needle):
     e = _err(parse_offer, body)
     assert e.status == 400
     assert needle in e.message
+
+
+def _offer(sdp: str) -> bytes:
+    return json.dumps({"sdp": sdp, "type": "offer"}).encode()
+
+
+@pytest.mark.parametrize(
+    "body, needle",
+    [
+        (_offer("v=0\r\nm=\r\n"), "SDP media line 1 ('m=') is empty: expected 'm=<media>"),
+        (_offer("v=0\r\nm= \r\n"), "is empty"),
+        (_offer(SDP + "m=video\r\n"), "SDP media line 2 ('m=video') is malformed"),
+        (_offer("v=0\r\nm=audio 9 udp/tls 111\r\n"), "is malformed"),
+        (_offer("v=0\r\nm=audio 9 UDP/TLS/RTP/SAVPF x\r\n"), "payload type 'x' is not"),
+        (_offer("v=0\r\nm=audio 9 UDP/TLS/RTP/SAVPF 256\r\n"), "from 0 to 255"),
+        (_offer("v=0\r\nm=video 9 UDP/TLS/RTP/SAVPF 72\r\n"), "reserved"),
+        (_offer("v=0\r\na=x:m=audio\r\n"), "no media section"),
+        (b"[" * 30000 + b"]" * 30000, "nested too deeply"),
+        (b'{"sdp": ' + b"[" * 30000 + b"]" * 30000 + b"}", "nested too deeply"),
+        (
+            json.dumps({"sdp": SDP, "type": "offer", "request_data": [[[[[[]]]]]] * 1}).encode()[
+                :-1
+            ]
+            + b', "deep": '
+            + b"[" * (MAX_JSON_DEPTH + 1)
+            + b"]" * (MAX_JSON_DEPTH + 1)
+            + b"}",
+            f"({MAX_JSON_DEPTH + 2} > {MAX_JSON_DEPTH} levels)",
+        ),
+    ],
+)
+def test_malformed_sdp_and_deep_json_get_a_message_that_says_what_is_wrong(body, needle):
+    e = _err(parse_offer, body)
+    assert e.status == 400 and needle in e.message, e.message
+
+
+def test_media_lines_aiortc_accepts_pass_and_depth_is_counted_without_recursion():
+    parse_offer(_offer(SDP + "m=application 9 UDP/DTLS/SCTP webrtc-datachannel\r\n"))
+    assert json_depth(1) == 0 and json_depth([]) == 1 and json_depth({"a": [{}]}) == 3
+    deep: list = []
+    for _ in range(100_000):
+        deep = [deep]
+    assert json_depth(deep) == 100_001
+
+
+def test_describe_error_is_never_empty():
+    assert describe_error(ValueError("bad ufrag")) == "bad ufrag"
+    from aiortc.sdp import SessionDescription
+
+    try:  # aiortc's parser fails with a bare assert
+        SessionDescription.parse("v=0\r\nm=\r\n")
+    except AssertionError as e:
+        text = describe_error(e)
+    assert text.startswith("AssertionError `assert m` failed in parse (sdp.py:"), text
+    assert describe_error(KeyError()) == "KeyError (no details)"
 
 
 def test_good_offer_keeps_everything():
@@ -112,6 +176,61 @@ CAND = "candidate:1 1 udp 2130706431 127.0.0.1 5000 typ host"
 def test_bad_patches_are_refused(body, needle):
     e = _err(parse_patch, body)
     assert e.status == 400 and needle in e.message
+
+
+def _patch(candidate: str, **extra) -> bytes:
+    return json.dumps({"pc_id": "a", "candidates": [{"candidate": candidate, **extra}]}).encode()
+
+
+@pytest.mark.parametrize(
+    "body, needle",
+    [
+        (_patch("1 1 udp 2130706431 127.0.0.1 99999 typ host"), "port '99999' is not a port"),
+        (_patch("1 1 udp 2130706431 127.0.0.1 0 typ host"), "port '0'"),
+        (_patch("1 1 udp 2130706431 999.1.1.1 5000 typ host"), "'999.1.1.1' is not an IP"),
+        (_patch("1 1 udp 2130706431 evil.example 5000 typ host"), "mDNS"),
+        (_patch("1 1 udp -5 127.0.0.1 5000 typ host"), "priority '-5'"),
+        (_patch("1 1 udp 2130706431 127.0.0.1 5000 host x"), "expected 'typ'"),
+        (_patch("1 1 udp 2130706431 127.0.0.1 5000 typ bogus"), "type 'bogus'"),
+        (_patch("1 0 udp 2130706431 127.0.0.1 5000 typ host"), "component '0'"),
+        (_patch("1 1 sctp 2130706431 127.0.0.1 5000 typ host"), "transport 'sctp'"),
+        (_patch("1 1 udp 1 127.0.0.1 5000 typ srflx raddr 1.2.3.999 rport 1"), "related address"),
+        (_patch("1 1 udp 1 127.0.0.1 5000 typ srflx raddr 0.0.0.0 rport 70000"), "related port"),
+        (_patch("1 1 tcp 1 127.0.0.1 9 typ host tcptype sideways"), "tcptype"),
+        (_patch(CAND, sdp_mline_index=-1), "non-negative"),
+    ],
+)
+def test_nonsense_candidates_are_refused_with_the_field_named(body, needle):
+    e = _err(parse_patch, body)
+    assert e.status == 400 and e.message.startswith("candidate 0: ") and needle in e.message
+
+
+def test_plausible_candidates_pass():
+    for text in [
+        "1 1 udp 2130706431 127.0.0.1 5000 typ host",
+        "842163049 1 udp 1677729535 203.0.113.7 61665 typ srflx raddr 0.0.0.0 rport 0 "
+        "generation 0 ufrag sK4z network-cost 999",
+        "2 1 tcp 1518280447 ::1 9 typ host tcptype active",
+        "3 1 udp 2122260223 0d2a6e4c-2b0e-4c1e-9d3e-1a2b3c4d5e6f.local 54321 typ host",
+        "4 1 UDP 41885439 198.51.100.2 3478 typ relay raddr 203.0.113.7 rport 61665",
+        "5 1 udp 1 127.0.0.1 5000 typ prflx",
+    ]:
+        assert candidate_problem(text) is None, text
+
+
+def test_candidate_must_name_a_media_section_of_the_offer():
+    mids = media_mids(
+        "v=0\r\nm=audio 9 X 111\r\na=mid:0\r\nm=video 9 X 96\r\na=mid:1\r\n"
+        "m=application 9 X webrtc-datachannel\r\n"
+    )
+    assert mids == ["0", "1", None]
+    assert candidate_target_problem("0", 0, mids) is None
+    assert candidate_target_problem("1", None, mids) is None
+    assert candidate_target_problem(None, 2, mids) is None
+    assert "out of range (the offer has 3" in candidate_target_problem(None, 99, mids)
+    assert "sdp_mid 'zzz' is not a media section" in candidate_target_problem("zzz", None, mids)
+    assert "disagree" in candidate_target_problem("0", 1, mids)
+    assert "needs" in candidate_target_problem(None, None, mids)
 
 
 def test_patch_parses_candidates_and_end_marker():
@@ -240,6 +359,14 @@ async def test_bad_requests_get_400_and_404(server):
         bad_sdp = {"sdp": "v=0\r\nm=audio nonsense\r\n", "type": "offer"}
         async with http.post(url(server, "/api/offer"), json=bad_sdp) as r:
             assert r.status == 400 and "SDP" in (await r.json())["error"]
+        # Probe rows 8 and 10: an empty media line, JSON nested 30000 deep.
+        for body, needle in [
+            (_offer("v=0\r\nm=\r\n"), "media line 1 ('m=') is empty"),
+            (_offer(SDP), "ICE username fragment"),
+            (b"[" * 30000 + b"]" * 30000, "nested too deeply"),
+        ]:
+            async with http.post(url(server, "/api/offer"), data=body) as r:
+                assert r.status == 400 and needle in (await r.json())["error"]
         patch = {"pc_id": "nope", "candidates": []}
         async with http.patch(url(server, "/api/offer"), json=patch) as r:
             assert r.status == 404 and "unknown" in (await r.json())["error"]
@@ -272,6 +399,21 @@ async def test_session_limit_and_patch_for_known_connection(server):
             }
             async with http.patch(url(server, "/api/offer"), json=patch) as r:
                 assert r.status == 200
+            # Probe row 18: candidates that name no media section of the offer.
+            for where, needle in [
+                ({"sdp_mid": "zzz"}, "sdp_mid 'zzz' is not a media section"),
+                ({"sdp_mline_index": 99}, "sdp_mline_index 99 is out of range"),
+                ({"sdp_mid": "0", "sdp_mline_index": 1}, "disagree"),
+            ]:
+                bad = {"pc_id": answer["pc_id"], "candidates": [{"candidate": CAND, **where}]}
+                async with http.patch(url(server, "/api/offer"), json=bad) as r:
+                    assert r.status == 400 and needle in (await r.json())["error"]
+            bad = {
+                "pc_id": answer["pc_id"],
+                "candidates": [{"candidate": CAND.replace("5000", "99999"), "sdp_mid": "0"}],
+            }
+            async with http.patch(url(server, "/api/offer"), json=bad) as r:
+                assert r.status == 400 and "'99999' is not a port" in (await r.json())["error"]
             async with http.get(url(server, "/healthz")) as r:
                 assert (await r.json())["sessions"] == 1
     finally:

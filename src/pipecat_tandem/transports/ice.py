@@ -17,7 +17,7 @@ and outside one the bot would advertise the machine's LAN address.
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 
 from pipecat.transports.smallwebrtc.connection import IceServer
 
@@ -111,3 +111,47 @@ def restrict_host_candidates(addresses: list[str] | None) -> None:
         return (v4 if use_ipv4 else []) + (v6 if use_ipv6 else [])
 
     aioice.ice.get_host_addresses = _host_addresses
+
+
+def candidate_target_problem(
+    sdp_mid: str | None, sdp_mline_index: int | None, mids: Sequence[str | None]
+) -> str | None:
+    """What is wrong with where a trickled candidate says it belongs, if anything.
+
+    Args:
+        sdp_mid: The candidate's ``sdpMid`` (or ``None``).
+        sdp_mline_index: The candidate's ``sdpMLineIndex`` (or ``None``).
+        mids: The ``a=mid`` of each media section of the remote offer, in order.
+
+    Returns:
+        ``None`` if the candidate names a media section of the offer (by mid,
+        index or both, consistently), else a message saying what does not match.
+    """
+    known = ", ".join(repr(m) for m in mids if m is not None) or "none"
+    if sdp_mid is None and sdp_mline_index is None:
+        return "a candidate needs 'sdp_mid' or 'sdp_mline_index'"
+    if sdp_mline_index is not None and not 0 <= sdp_mline_index < len(mids):
+        return (
+            f"sdp_mline_index {sdp_mline_index} is out of range "
+            f"(the offer has {len(mids)} media section(s))"
+        )
+    if sdp_mid is not None:
+        if sdp_mid not in mids:
+            return f"sdp_mid {sdp_mid!r} is not a media section of the offer (mids: {known})"
+        if sdp_mline_index is not None and mids[sdp_mline_index] != sdp_mid:
+            return (
+                f"sdp_mid {sdp_mid!r} and sdp_mline_index {sdp_mline_index} disagree "
+                f"(media section {sdp_mline_index} has mid {mids[sdp_mline_index]!r})"
+            )
+    return None
+
+
+def media_mids(sdp: str) -> list[str | None]:
+    """The ``a=mid`` of each media section of ``sdp``, in order (``None`` if absent)."""
+    mids: list[str | None] = []
+    for line in sdp.splitlines():
+        if line.startswith("m="):
+            mids.append(None)
+        elif line.startswith("a=mid:") and mids and mids[-1] is None:
+            mids[-1] = line[len("a=mid:") :].strip()
+    return mids

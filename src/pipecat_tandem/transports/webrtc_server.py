@@ -38,10 +38,16 @@ from pipecat.transports.smallwebrtc.connection import IceServer, SmallWebRTCConn
 from pipecat.transports.smallwebrtc.transport import SmallWebRTCTransport
 
 from pipecat_tandem.transports.client_event_observer import ClientEventObserver, send_through
-from pipecat_tandem.transports.ice import is_loopback_host, restrict_host_candidates
+from pipecat_tandem.transports.ice import (
+    candidate_target_problem,
+    is_loopback_host,
+    media_mids,
+    restrict_host_candidates,
+)
 from pipecat_tandem.transports.offer import (
     MAX_BODY_BYTES,
     SignallingError,
+    describe_error,
     parse_offer,
     parse_patch,
 )
@@ -68,6 +74,36 @@ def default_transport_params() -> TransportParams:
         video_in_enabled=True,
         video_in_sources={"camera": VideoInSourceParams(framerate=5)},
     )
+
+
+async def check_offer_applies(sdp: str) -> None:
+    """Apply an SDP offer to a throw-away peer connection and answer it.
+
+    aiortc validates an offer only when it is applied; this finds out whether a
+    live connection could take ``sdp`` without touching that connection. No
+    candidates are gathered and nothing is sent. aiortc accepts an offer
+    without a DTLS fingerprint (the handshake would fail later), so that is
+    checked here too.
+
+    Raises:
+        ValueError: If a media section has no DTLS fingerprint.
+        Exception: Whatever aiortc raises for an offer it cannot use.
+    """
+    from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
+    from aiortc.rtcconfiguration import RTCBundlePolicy
+    from aiortc.sdp import SessionDescription
+
+    pc = RTCPeerConnection(RTCConfiguration(iceServers=[], bundlePolicy=RTCBundlePolicy.MAX_BUNDLE))
+    try:
+        await pc.setRemoteDescription(RTCSessionDescription(sdp=sdp, type="offer"))
+        await pc.createAnswer()
+    finally:
+        await pc.close()
+    for i, media in enumerate(SessionDescription.parse(sdp).media):
+        if media.port != 0 and (media.dtls is None or not media.dtls.fingerprints):
+            raise ValueError(
+                f"media section {i} ({media.kind}) has no DTLS fingerprint ('a=fingerprint' line)"
+            )
 
 
 def static_dir() -> Path:
@@ -265,7 +301,7 @@ class TandemServer:
             try:
                 await connection.initialize(sdp=sdp, type="offer")
             except Exception as e:
-                raise SignallingError(400, f"unusable SDP offer: {e}") from None
+                raise SignallingError(400, f"unusable SDP offer: {describe_error(e)}") from None
             answer = connection.get_answer()
             if answer is None:
                 raise SignallingError(400, "the offer produced no SDP answer")
@@ -316,10 +352,27 @@ class TandemServer:
                 await self.sessions.end(session, f"connection {state}")
 
     async def _renegotiate(self, session: Session, sdp: str, restart: bool) -> web.Response:
+        if restart:
+            # pipecat closes the old peer connection before it looks at the new
+            # offer, so an offer it cannot use would end the call: try the offer
+            # on a throw-away peer connection first and leave the call alone.
+            try:
+                await check_offer_applies(sdp)
+            except Exception as e:
+                return self._error(
+                    400, f"renegotiation failed: {describe_error(e)} (the call goes on unchanged)"
+                )
         try:
             await session.connection.renegotiate(sdp=sdp, type="offer", restart_pc=restart)
         except Exception as e:
-            return self._error(400, f"renegotiation failed: {e}")
+            if not restart:
+                return self._error(400, f"renegotiation failed: {describe_error(e)}")
+            # The old peer connection is gone already; end the call cleanly.
+            logger.warning(f"tandem: restart of session {session.info.session_id} failed: {e}")
+            await self.sessions.end(session, "peer connection restart failed")
+            return self._error(
+                400, f"renegotiation failed after the restart began: {describe_error(e)}"
+            )
         answer = session.connection.get_answer()
         if answer is None:
             return self._error(400, "renegotiation produced no SDP answer")
@@ -336,6 +389,13 @@ class TandemServer:
         session = self._by_pc_id.get(patch.pc_id)
         if session is None or session.ended.is_set():
             return self._error(404, f"unknown peer connection {patch.pc_id!r}")
+        remote = session.connection.pc.remoteDescription
+        mids = media_mids(remote.sdp) if remote is not None else []
+        for i, c in enumerate(patch.candidates):
+            if remote is not None and (c.sdp_mid is not None or c.sdp_mline_index is not None):
+                problem = candidate_target_problem(c.sdp_mid, c.sdp_mline_index, mids)
+                if problem:
+                    return self._error(400, f"candidate {i}: {problem}")
         for i, c in enumerate(patch.candidates):
             candidate = None
             if c.candidate:
@@ -348,5 +408,5 @@ class TandemServer:
             try:
                 await session.connection.add_ice_candidate(candidate)
             except Exception as e:
-                return self._error(400, f"candidate {i}: rejected: {e}")
+                return self._error(400, f"candidate {i}: rejected: {describe_error(e)}")
         return web.json_response({"status": "success"})
