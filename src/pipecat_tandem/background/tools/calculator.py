@@ -437,7 +437,8 @@ def calculator_tool() -> Tool:
             "Evaluate arithmetic exactly. Accepts + - * / // % ** and parentheses, "
             "percentages ('17% of 2340'), words ('12 times 7', '10 divided by 4'), "
             "functions sqrt abs round min max log ln log10 log2 exp sin cos tan floor ceil "
-            "factorial and the constants pi, e. Use it for any non-trivial arithmetic."
+            "factorial (also written 5!) and the constants pi, e. Use it for any non-trivial "
+            "arithmetic."
         ),
         properties={
             "expression": {
