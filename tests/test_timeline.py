@@ -334,3 +334,83 @@ def test_any_event_soup_builds_a_consistent_timeline(events):
             assert timeline.t0 <= span.start <= span.end <= timeline.t1
     lay = layout_for(timeline)
     assert lay.height > 0 and lay.ticks()
+
+
+def _naive_titles_and_bands(events):
+    """The quadratic reference the one-pass timeline must agree with."""
+    lane_spans, bands = {}, []
+    for key in ("user", "bot"):
+        spans, open_at = [], None
+        for e in events:
+            if e["kind"] == f"{key}_started" and open_at is None:
+                open_at = e["t"]
+            elif e["kind"] == f"{key}_stopped":
+                spans.append([open_at if open_at is not None else events[0]["t"], e["t"], []])
+                open_at = None
+        if open_at is not None:
+            spans.append([open_at, events[-1]["t"], []])
+        role = "user" if key == "user" else "assistant"
+        for e in events:
+            if e["kind"] == "transcript" and e.get("role") == role:
+                for span in spans:
+                    if span[0] <= e["t"] <= span[1] + 2.0:
+                        span[2].append(e["text"])
+                        break
+        lane_spans[key] = [s[2] for s in spans]
+    for e in events:
+        if e["kind"] != "delivered":
+            continue
+        speaking, last_stop = {"user": False, "bot": False}, None
+        for other in events:
+            if other["t"] > e["t"]:
+                break
+            who, _, what = other["kind"].partition("_")
+            if who in speaking and what in ("started", "stopped"):
+                speaking[who] = what == "started"
+                if what == "stopped":
+                    last_stop = other["t"] if last_stop is None else max(last_stop, other["t"])
+        quiet = not (speaking["user"] or speaking["bot"])
+        bands.append(last_stop if quiet and last_stop is not None else e["t"])
+    return lane_spans, bands
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    st.lists(
+        st.tuples(
+            st.integers(0, 40),
+            st.sampled_from(
+                [
+                    "user_started",
+                    "user_stopped",
+                    "bot_started",
+                    "bot_stopped",
+                    "delivered",
+                    "tu",
+                    "ta",
+                ]
+            ),
+        ),
+        min_size=1,
+        max_size=40,
+    )
+)
+def test_one_pass_timeline_agrees_with_the_quadratic_reference(raw):
+    # Long logs are laid out in one pass (bisect, running speaking state); on any
+    # small log the result must be what the obvious quadratic scan gives.
+    events = []
+    for n, (t, kind) in enumerate(sorted(raw, key=lambda r: r[0])):
+        e = {"t": t / 4, "kind": kind, "job_id": None}
+        if kind in ("tu", "ta"):
+            e.update(kind="transcript", role="user" if kind == "tu" else "assistant", text=f"w{n}")
+        events.append(e)
+    timeline = build_timeline(events)
+    lanes = {lane.key: lane for lane in timeline.lanes}
+    want_titles, want_bands = _naive_titles_and_bands(events)
+    for key, titles in want_titles.items():
+        got = [s.title for s in lanes[key].spans] if key in lanes else []
+        assert len(got) == len(titles)
+        for title, words in zip(got, titles, strict=True):
+            assert title.count("“") == len(words)
+            assert all(f"“{w}”" in title for w in words)
+    assert [b.start for b in timeline.bands] == want_bands

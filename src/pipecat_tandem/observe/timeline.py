@@ -25,6 +25,7 @@ rely on them.
 
 from __future__ import annotations
 
+import bisect
 import html
 import json
 import math
@@ -251,13 +252,23 @@ def _speech_lane(key: str, label: str, events: list[dict[str, Any]], t0: float, 
     if open_at is not None:
         lane.spans.append(Span(open_at, t1, key, f"{label} from {_fmt(open_at)} (no stop in log)"))
     role = "user" if key == "user" else "assistant"
+    spans = lane.spans
+    # The first span (in order) with start <= t <= end + 2, found in log time:
+    # span ends never decrease (stops come in time order; an open span ends at
+    # t1), so the spans whose end + 2 reaches t are a suffix; the first of them
+    # qualifies if it started by t, else only a later span that starts at t0 (a
+    # stop whose start is not in the log) can, as other starts only grow.
+    headless = [i for i, span in enumerate(spans) if span.start <= t0]
     for e in events:
         if e["kind"] == "transcript" and e.get("role") == role and e.get("text"):
-            for span in lane.spans:
-                # A transcript lands shortly after its speech ends.
-                if span.start <= e["t"] <= span.end + 2.0:
-                    span.title += f": “{str(e['text'])[:200]}”"
-                    break
+            t = e["t"]
+            # A transcript lands shortly after its speech ends.
+            i = bisect.bisect_left(spans, t, key=lambda span: span.end + 2.0)
+            if i < len(spans) and spans[i].start > t:
+                h = bisect.bisect_left(headless, i)
+                i = headless[h] if h < len(headless) else len(spans)
+            if i < len(spans):
+                spans[i].title += f": “{str(e['text'])[:200]}”"
     return lane
 
 
@@ -341,25 +352,46 @@ def _job_ids(e: dict[str, Any]) -> list[str]:
     return [str(e["job_id"])] if e.get("job_id") not in (None, "") else []
 
 
-def _delivery_band(e: dict[str, Any], events: list[dict[str, Any]]) -> Span:
-    """The quiet stretch before a delivery: since both user and bot last stopped."""
+def _delivery_band(e: dict[str, Any], speaking: dict[str, bool], last_stop: float) -> Span:
+    """The quiet stretch before a delivery: since both user and bot last stopped.
+
+    Args:
+        e: The ``delivered`` event.
+        speaking: Whether the user and the bot were speaking after every event
+            up to ``e``'s time (ties included).
+        last_stop: The latest ``user_stopped``/``bot_stopped`` time by then.
+    """
     t = e["t"]
-    speaking = {"user": False, "bot": False}
-    last_stop = -math.inf
-    for other in events:
-        if other["t"] > t:
-            break
-        who, _, what = other["kind"].partition("_")
-        if who in speaking and what in ("started", "stopped"):
-            speaking[who] = what == "started"
-            if what == "stopped":
-                last_stop = max(last_stop, other["t"])
     quiet = not (
         speaking["user"] or speaking["bot"] or e.get("user_speaking") or e.get("bot_speaking")
     )
     start = last_stop if quiet and last_stop > -math.inf else t
     title = f"gap {_fmt(start)}–{_fmt(t)}: delivery of {', '.join(_job_ids(e)) or '?'}"
     return Span(start, t, "gap", title)
+
+
+def _delivery_bands(events: list[dict[str, Any]]) -> list[Span]:
+    """The gap band of each ``delivered`` event, in order (events sorted by time).
+
+    One pass: the speaking state is followed event by event, and the deliveries
+    at one time get the state after every event at that time.
+    """
+    bands: list[Span] = []
+    speaking = {"user": False, "bot": False}
+    last_stop = -math.inf
+    pending: list[dict[str, Any]] = []
+    for i, other in enumerate(events):
+        who, _, what = other["kind"].partition("_")
+        if who in speaking and what in ("started", "stopped"):
+            speaking[who] = what == "started"
+            if what == "stopped":
+                last_stop = max(last_stop, other["t"])
+        if other["kind"] == "delivered":
+            pending.append(other)
+        if pending and (i + 1 == len(events) or events[i + 1]["t"] > other["t"]):
+            bands.extend(_delivery_band(e, speaking, last_stop) for e in pending)
+            pending.clear()
+    return bands
 
 
 def build_timeline(events: Iterable[Any]) -> Timeline:
@@ -382,7 +414,7 @@ def build_timeline(events: Iterable[Any]) -> Timeline:
     cues = Lane("cues", "cues")
     tracks: dict[str, _JobTrack] = {}
     hidden: set[str] = set()
-    bands: list[Span] = []
+    bands = _delivery_bands(valid)
     bot_stops = [e["t"] for e in valid if e["kind"] == "bot_stopped"]
     for e in valid:
         kind = e["kind"]
@@ -394,8 +426,6 @@ def build_timeline(events: Iterable[Any]) -> Timeline:
             cues.mark(
                 e["t"], "failed", f"error at {_fmt(e['t'])}: {str(e.get('message', ''))[:200]}"
             )
-        if kind == "delivered":
-            bands.append(_delivery_band(e, valid))
         for job_id in _job_ids(e):
             if job_id not in tracks:
                 if len(tracks) >= MAX_JOB_LANES:
@@ -407,7 +437,8 @@ def build_timeline(events: Iterable[Any]) -> Timeline:
             _job_event(track, e, kind)
             if kind == "delivered":
                 silent = e.get("mode") == "silent"
-                end = e["t"] if silent else next((s for s in bot_stops if s > e["t"]), None)
+                later = bisect.bisect_right(bot_stops, e["t"])
+                end = e["t"] if silent else (bot_stops[later] if later < len(bot_stops) else None)
                 track.delivered_until = end
     for track in tracks.values():
         track.close(t1)
