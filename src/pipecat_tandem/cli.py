@@ -91,6 +91,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--max-sessions", type=_positive_int, default=4, help="concurrent calls (default 4)"
     )
     run.add_argument(
+        "--no-perception",
+        dest="perception",
+        action="store_false",
+        help="no micro-turn ingest or encoder-free fusion (no visual cues, no counting)",
+    )
+    run.add_argument(
         "--ice-server",
         action="append",
         default=[],
@@ -236,7 +242,11 @@ def run_command(
     if factory is None:
         from pipecat_tandem.transports.tandem_session import TandemSessionFactory
 
-        factory = TandemSessionFactory(interaction=args.interaction, background=args.background)
+        factory = TandemSessionFactory(
+            interaction=args.interaction,
+            background=args.background,
+            perception=getattr(args, "perception", True),
+        )
     return asyncio.run(serve(args, factory, progress))
 
 

@@ -75,6 +75,8 @@ class TandemSessionFactory:
             ``None`` uses ``TANDEM_INTERACTION`` or the embedded default.
         background: Background model spec; ``None`` uses ``TANDEM_BACKGROUND``
             or the embedded default.
+        perception: Run micro-turn ingest and encoder-free fusion on the call's
+            media (visual and motion cues, repetition counts, the now view).
         pipeline_kwargs: Extra keyword arguments for ``build_tandem_pipeline``.
     """
 
@@ -83,10 +85,12 @@ class TandemSessionFactory:
         *,
         interaction: str | None = None,
         background: str | None = None,
+        perception: bool = True,
         pipeline_kwargs: dict[str, Any] | None = None,
     ) -> None:
         self.interaction = interaction
         self.background = background
+        self.perception = perception
         self._pipeline_kwargs = dict(pipeline_kwargs or {})
         self._services: Any = None
         self._busy = False
