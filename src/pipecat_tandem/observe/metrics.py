@@ -13,7 +13,10 @@ Definitions (per background *output*: a result, partial result or failure notice
 * **deliveries over the user / bot**: spoken ``delivered`` emissions made while the
   user (or, for non-``interrupt`` deliveries, the bot) was speaking.
 * **lost**: outputs that became ready and were never accounted for (no
-  ``confirmed``, ``merged``, ``dropped_stale`` or ``dropped_session_end``).
+  ``confirmed``, ``merged``, ``dropped_stale``, ``dropped_session_end`` or
+  ``delivery_failed``).
+* **delivery failures**: outputs settled ``delivery_failed`` (wording or emitting
+  their delivery raised; the user was told, see ``DeliveryScheduler.fail``).
 * **repeated**: extra emissions of an output beyond the first that were not
   re-deliveries of a cut-off announcement.
 * **stale read as current**: stale outputs carried by a delivery as a plain result
@@ -26,7 +29,10 @@ from collections import Counter
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-ACCOUNTED = frozenset({"confirmed", "merged", "dropped_stale", "dropped_session_end"})
+#: Event kinds that settle an output: one of them means the output was not lost.
+ACCOUNTED = frozenset(
+    {"confirmed", "merged", "dropped_stale", "dropped_session_end", "delivery_failed"}
+)
 
 
 def percentile(values: list[float], q: float) -> float | None:
@@ -55,6 +61,7 @@ class SessionMetrics:
     dropped_stale: int = 0
     redeliveries: int = 0
     failures: int = 0
+    delivery_failures: int = 0
     latency_p50_s: float | None = None
     latency_p95_s: float | None = None
     latencies_s: list[float] = field(default_factory=list)
@@ -72,6 +79,7 @@ def compute_metrics(events: list[dict[str, Any]]) -> SessionMetrics:
     emissions: Counter[str] = Counter()
     interruptions: Counter[str] = Counter()
     accounted: set[str] = set()
+    failed_delivery: set[str] = set()
     m = SessionMetrics()
     for e in events:
         kind = e.get("kind")
@@ -102,7 +110,12 @@ def compute_metrics(events: list[dict[str, Any]]) -> SessionMetrics:
             for oid in e.get("output_ids") or []:
                 interruptions[oid] += 1
         elif kind in ACCOUNTED and e.get("output_id"):
-            accounted.add(e["output_id"])
+            oid = e["output_id"]
+            if kind == "delivery_failed" and oid not in failed_delivery:
+                # Counted once per output, however many events repeat it.
+                failed_delivery.add(oid)
+                m.delivery_failures += 1
+            accounted.add(oid)
             if kind == "dropped_stale":
                 m.dropped_stale += 1
     m.outputs = len(ready)
