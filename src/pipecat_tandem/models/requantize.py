@@ -20,16 +20,18 @@ same cache directory: each matrix is dequantized to float32 (gguf-py's reference
 code) and quantized to the target type; 1-D tensors and the ``keep`` tensors are
 copied byte for byte, and every metadata key is kept. As with the assembly, the
 output is written to a temporary file and renamed, and a stamp file records the
-source's sha256, the conversion's settings and the output's sha256, so later
-starts check size and mtime instead of re-converting; a file the stamp does not
-vouch for is re-hashed, and re-made from the source when it does not match.
+source's sha256, the conversion's settings, the output's sha256 and its
+fingerprint (:func:`~pipecat_tandem.models.weights.fingerprint_file`), so later
+starts check size, mtime and the fingerprint instead of re-converting; a file
+the stamp does not vouch for is re-hashed, and re-made from the source when it
+does not match. A read-only cache that holds the converted file is used as is.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import tempfile
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -39,15 +41,16 @@ import numpy as np
 from pipecat_tandem.errors import ModelUnavailableError
 from pipecat_tandem.models.weights import (
     LOCAL_EXTRA_HINT,
-    MODEL_DIR_ENV,
     QWEN_05B,
     ProgressCallback,
     SplitModel,
+    cache_error,
     ensure_model,
+    fingerprint_file,
     locked,
     model_dir,
+    read_stamp,
     sha256_file,
-    stamp_path,
     stderr_progress,
     write_stamp,
 )
@@ -140,13 +143,27 @@ def ensure_requantized(
         "keep": sorted(model.keep),
         "converter": CONVERTER_VERSION,
     }
-    with locked(target.with_name(target.name + ".lock")):
+    with ExitStack() as stack:
+        try:
+            stack.enter_context(locked(target.with_name(target.name + ".lock")))
+        except OSError as e:
+            # A read-only cache: usable if it already holds the converted file.
+            if _is_current(target, recipe, report):
+                return target
+            raise cache_error(target.parent, e, "cannot write to") from e
         if _is_current(target, recipe, report):
             return target
         digest = requantize_gguf(source, target, model.qtype, keep=model.keep, progress=report)
         st = target.stat()
         write_stamp(
-            target, {**recipe, "size": st.st_size, "mtime_ns": st.st_mtime_ns, "sha256": digest}
+            target,
+            {
+                **recipe,
+                "size": st.st_size,
+                "mtime_ns": st.st_mtime_ns,
+                "sha256": digest,
+                "fingerprint": fingerprint_file(target),
+            },
         )
     return target
 
@@ -180,10 +197,8 @@ def requantize_gguf(
     try:
         return _write(gguf, reader, plan, target, target_type, qtype, report)
     except OSError as e:
-        raise ModelUnavailableError(
-            f"cannot write the converted model {target} ({e}); set {MODEL_DIR_ENV} to a "
-            "writable directory with room for it"
-        ) from e
+        # Reading the source was checked above, so this is the target's directory.
+        raise cache_error(target.parent, e, f"cannot write {target.name} to") from e
 
 
 def _write(
@@ -284,17 +299,19 @@ def _copy_metadata(gguf: Any, reader: Any, writer: Any) -> None:
 def _is_current(target: Path, recipe: dict[str, Any], report: ProgressCallback) -> bool:
     try:
         st = target.stat()
-        stamp = json.loads(stamp_path(target).read_text())
-    except (OSError, ValueError):
+    except OSError:
         return False
-    if not isinstance(stamp, dict) or any(stamp.get(k) != v for k, v in recipe.items()):
+    stamp = read_stamp(target)
+    if stamp is None or any(stamp.get(k) != v for k, v in recipe.items()):
         return False
     if stamp.get("size") != st.st_size:
         return False
-    if stamp.get("mtime_ns") == st.st_mtime_ns:
+    fingerprint = fingerprint_file(target)
+    if stamp.get("mtime_ns") == st.st_mtime_ns and stamp.get("fingerprint") == fingerprint:
         return True
-    # Touched since: trust it only if its bytes are still the ones converted.
+    # Touched since, or bytes changed under the same mtime (or a stamp from before
+    # fingerprints): trust it only if its bytes are still the ones converted.
     if sha256_file(target, f"verifying {target.name}", report) != stamp.get("sha256"):
         return False
-    write_stamp(target, {**stamp, "mtime_ns": st.st_mtime_ns})
+    write_stamp(target, {**stamp, "mtime_ns": st.st_mtime_ns, "fingerprint": fingerprint})
     return True
