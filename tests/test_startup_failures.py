@@ -192,8 +192,21 @@ def test_a_read_only_cache_with_a_corrupt_converted_model_is_one_clear_error(
     path = ensure_requantized(fake_gguf_model, cache_dir=cache, progress=quiet)
     overwrite_keeping_stat(path, 0, b"XXXX")
     monkeypatch.setattr(requantize, "locked", read_only(cache))
-    with pytest.raises(ModelUnavailableError, match="set TANDEM_MODEL_DIR to a writable"):
+    with pytest.raises(ModelUnavailableError) as info:
         ensure_requantized(fake_gguf_model, cache_dir=cache, progress=quiet)
+    assert str(info.value) == (
+        f"g-q4_0.gguf is corrupt and cannot be converted again in the model cache directory "
+        f"{cache}: Read-only file system; set TANDEM_MODEL_DIR to a writable directory"
+    )
+
+
+def test_a_read_only_cache_with_a_corrupt_model_names_it(fake_model, tmp_path, monkeypatch):
+    cache = tmp_path / "cache"
+    path = ensure_model(fake_model, cache_dir=cache, progress=quiet)
+    overwrite_keeping_stat(path, 0, b"XXXX")
+    monkeypatch.setattr(weights, "locked", read_only(cache))
+    with pytest.raises(ModelUnavailableError, match="fake.gguf is corrupt and cannot be rebuilt"):
+        ensure_model(fake_model, cache_dir=cache, progress=quiet)
 
 
 def test_a_full_cache_is_one_clear_error_and_leaves_no_temp_file(fake_model, tmp_path, monkeypatch):
@@ -288,9 +301,12 @@ def test_every_failure_is_one_line_naming_the_fix(error, expected):
 def test_a_cached_model_that_will_not_load_says_delete_it(tmp_path, monkeypatch):
     monkeypatch.setenv("TANDEM_MODEL_DIR", str(tmp_path))
     (tmp_path / "m.gguf").write_bytes(b"junk")
-    error = ModelUnavailableError("could not load m.gguf: Failed to init server")
+    error = ModelUnavailableError("could not load m.gguf: Failed to init server.")
     line = cli.startup_failure(error)
-    assert f"delete the corrupt cached file {tmp_path / 'm.gguf'}" in line
+    assert line == (
+        "could not load m.gguf: Failed to init server; delete the corrupt cached file "
+        f"{tmp_path / 'm.gguf'} and start again (it is rebuilt)"
+    )
     other = ModelUnavailableError("could not load elsewhere.gguf: Failed to init server")
     assert "delete" not in cli.startup_failure(other)  # not in the cache: nothing to delete
 

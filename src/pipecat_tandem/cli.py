@@ -195,7 +195,8 @@ def startup_failure(error: BaseException) -> str:
                 "for the embedded models"
             )
     elif isinstance(error, ModelUnavailableError):
-        message = str(error) + _corrupt_cache_hint(str(error))
+        hint = _corrupt_cache_hint(str(error))
+        message = str(error).rstrip(". ") + hint if hint else str(error)
     elif isinstance(error, ValueError):  # a model spec or its settings (e.g. a missing key)
         message = str(error)
     elif isinstance(error, OSError):

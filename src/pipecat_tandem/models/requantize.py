@@ -150,7 +150,12 @@ def ensure_requantized(
             # A read-only cache: usable if it already holds the converted file.
             if _is_current(target, recipe, report):
                 return target
-            raise cache_error(target.parent, e, "cannot write to") from e
+            action = (
+                f"{target.name} is corrupt and cannot be converted again in"
+                if target.exists()
+                else "cannot write to"
+            )
+            raise cache_error(target.parent, e, action) from e
         if _is_current(target, recipe, report):
             return target
         digest = requantize_gguf(source, target, model.qtype, keep=model.keep, progress=report)

@@ -205,12 +205,18 @@ def ensure_model(
             # A read-only cache that holds the verified file is still usable.
             if _is_verified(model, target, report):
                 return target
-            raise cache_error(directory, e, "cannot write to", needed=model.size) from e
+            raise cache_error(directory, e, _cannot_make(target), needed=model.size) from e
         if _is_verified(model, target, report):
             return target
         parts = locate_parts(model)
         _assemble(model, parts, target, report)
     return target
+
+
+def _cannot_make(target: Path) -> str:
+    if target.exists():  # it was there and failed verification
+        return f"{target.name} is corrupt and cannot be rebuilt in"
+    return "cannot write to"
 
 
 def cache_error(
@@ -221,7 +227,7 @@ def cache_error(
     Args:
         directory: The cache directory.
         error: What the OS said.
-        action: What failed, as a verb phrase (``cannot write to``).
+        action: What failed, ending in a preposition (``cannot write to``).
         needed: Bytes the file being written needs (0 = unknown).
     """
     reason = error.strerror or str(error)
