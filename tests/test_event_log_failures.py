@@ -132,6 +132,48 @@ def test_a_healthy_log_drops_nothing(tmp_path):
     assert log.dropped == 0 and log.write_error is None
 
 
+@pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs /dev/full")
+def test_the_interleaver_keeps_its_gap_tracking_and_delivers_on_a_full_disk():
+    # Probe row 34: the raise came before the speaking state was tracked and the
+    # frame pushed; now every frame is handled as on a healthy disk.
+    from pipecat.frames.frames import (
+        ErrorFrame,
+        LLMMessagesAppendFrame,
+        UserStartedSpeakingFrame,
+        UserStoppedSpeakingFrame,
+    )
+    from pipecat.processors.frame_processor import FrameDirection
+    from pipecat.tests.utils import SleepFrame, run_test
+
+    from pipecat_tandem.frames import BackgroundResultFrame
+    from pipecat_tandem.processors import ResultInterleaver
+    from tests.support.virtual_time import run_virtual
+
+    def run(log: EventLog) -> tuple[list[Any], list[Any], ResultInterleaver]:
+        il = ResultInterleaver(min_gap_s=0.5, event_log=log)
+        frames = [
+            UserStartedSpeakingFrame(),
+            BackgroundResultFrame(job_id="j1", text="forty-two", task="first"),
+            SleepFrame(1.0),  # the user is still speaking: nothing may go out
+            UserStoppedSpeakingFrame(),
+            SleepFrame(1.5),
+        ]
+        down, up = run_virtual(
+            run_test(il, frames_to_send=frames, frames_to_send_direction=FrameDirection.DOWNSTREAM)
+        )
+        return down, up, il
+
+    healthy_down, _, _ = run(EventLog())
+    down, up, il = run(EventLog(path="/dev/full"))
+    assert not [f for f in up if isinstance(f, ErrorFrame)]
+    kinds = [type(f).__name__ for f in down]
+    assert kinds == [type(f).__name__ for f in healthy_down]
+    [delivery] = [f for f in down if isinstance(f, LLMMessagesAppendFrame)]
+    assert "forty-two" in delivery.messages[0]["content"]
+    assert il.event_log.dropped == len(il.event_log.events) > 0
+    assert not any(e["user_speaking"] for e in il.event_log.of_kind("delivered"))
+
+
 #
 # Metrics: a delivery that failed is accounted for
 #
