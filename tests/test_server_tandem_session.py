@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import gc
+import weakref
 from typing import Any
 
+import aiohttp
 import pytest
+from aiortc import RTCConfiguration, RTCPeerConnection
 from pipecat.audio.vad.silero import SileroVADAnalyzer
 
 from pipecat_tandem.pipelines import presets
@@ -29,6 +33,9 @@ class FakeStack:
     def new_stt(self) -> Any:
         self.stts += 1
         return FakeSTTService()
+
+    def new_tts(self) -> Any:
+        return FakeTTSService()
 
     def interaction_llm(self, *, system_instruction: str | None = None) -> Any:
         self.made += 1
@@ -90,8 +97,83 @@ async def test_one_call_at_a_time_and_fresh_services_for_the_next(fake_presets, 
                     break
                 await asyncio.sleep(0.1)
             assert srv.sessions.active == 0
-        assert stack.made == 2  # the second call got a new interaction service
-        assert stack.stts == 1  # ... and a new STT with the stack's settings
+        # Every call got its own interaction service and STT (the warmed ones
+        # are a template no pipeline holds).
+        assert stack.made == 3
+        assert stack.stts == 2
         assert len(list(tmp_path.glob("*.jsonl"))) == 2
     finally:
+        await srv.stop()
+
+
+async def _wait(predicate: Any, seconds: float) -> bool:
+    for _ in range(int(seconds * 10)):
+        if predicate():
+            return True
+        await asyncio.sleep(0.1)
+    return predicate()
+
+
+async def test_an_ended_call_is_freed_with_its_pipeline(fake_presets, tmp_path):
+    # A server takes call after call: each ended call's pipeline (and the
+    # native resources its processors hold) must be freed, not kept by the
+    # factory, the stack or the session list. The collector is off, so only
+    # the server's own collection after a call can free the cycles.
+    factory = TandemSessionFactory(interaction="local", background="local")
+    workers: list[weakref.ref[Any]] = []
+    create = factory.create_worker
+
+    async def recording(transport: Any, session: Any) -> Any:
+        worker = await create(transport, session)
+        workers.append(weakref.ref(worker))
+        return worker
+
+    factory.create_worker = recording  # type: ignore[method-assign]
+    srv = TandemServer(factory=factory, port=0, record_dir=tmp_path)
+    await srv.start()
+    gc.disable()
+    try:
+        assert await srv.wait_warm()
+        for _ in range(2):
+            peer = TestPeer(f"http://127.0.0.1:{srv.port}", pcm=speech_pcm("Hello bot."))
+            await peer.connect()
+            assert await _wait(lambda p=peer: p.stats.loud_frames > 10, 15)
+            await peer.close()
+            assert await _wait(lambda: srv.sessions.active == 0, 10)
+        assert len(workers) == 2
+        assert await _wait(lambda: all(w() is None for w in workers), 5), "a call was kept"
+        assert srv.sessions.ended_sessions[-1].connection is None
+    finally:
+        gc.enable()
+        await srv.stop()
+
+
+async def test_an_offer_that_never_connects_frees_the_models(fake_presets, tmp_path):
+    # Probe F2: a valid offer whose client never applies the answer held the
+    # one-call-at-a-time models for pipecat's 60 s; everyone else got 503.
+    factory = TandemSessionFactory(interaction="local", background="local")
+    srv = TandemServer(factory=factory, port=0, record_dir=tmp_path, connect_timeout_s=1.5)
+    await srv.start()
+    ghost = RTCPeerConnection(RTCConfiguration(iceServers=[]))
+    try:
+        assert await srv.wait_warm()
+        ghost.createDataChannel("tandem")
+        ghost.addTransceiver("audio")
+        await ghost.setLocalDescription(await ghost.createOffer())
+        base = f"http://127.0.0.1:{srv.port}"
+        async with aiohttp.ClientSession() as http:
+            body = {"sdp": ghost.localDescription.sdp, "type": "offer"}
+            async with http.post(f"{base}/api/offer", json=body) as r:
+                assert r.status == 200  # ...and the answer is never applied
+            async with http.post(f"{base}/api/offer", json=body) as r:
+                assert r.status == 503
+                assert r.headers.get("Retry-After", "").isdigit()
+        assert await _wait(lambda: srv.sessions.active == 0, 6), "the ghost held its slot"
+        assert srv.sessions.ended_sessions[-1].end_reason == "client never connected"
+        peer = TestPeer(base, pcm=speech_pcm("Hello bot."))
+        await peer.connect()
+        assert await _wait(lambda: peer.stats.loud_frames > 10, 15), "next caller not answered"
+        await peer.close()
+    finally:
+        await ghost.close()
         await srv.stop()

@@ -30,8 +30,10 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
+import onnxruntime as ort
 from loguru import logger
 from pipecat.audio.turn.base_turn_analyzer import EndOfTurnState
+from pipecat.audio.turn.smart_turn.base_smart_turn import BaseSmartTurn
 from pipecat.audio.turn.smart_turn.local_smart_turn_v3 import LocalSmartTurnAnalyzerV3
 from pipecat.metrics.metrics import MetricsData
 
@@ -49,13 +51,22 @@ class EarlySmartTurnAnalyzer(LocalSmartTurnAnalyzerV3):
         build_tandem_pipeline(..., turn_analyzer=turn)
     """
 
-    def __init__(self, *, quiet_s: float = 0.1, pad_s: float = 0.12, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        *,
+        quiet_s: float = 0.1,
+        pad_s: float = 0.12,
+        session: ort.InferenceSession | None = None,
+        **kwargs: Any,
+    ) -> None:
         """Create the analyzer.
 
         Args:
             quiet_s: Quiet after the voice before the early prediction starts.
             pad_s: Silence appended to the early input (the VAD's ``stop_secs``
                 minus ``quiet_s``, plus its detection delay).
+            session: A loaded smart-turn onnxruntime session to share (see
+                :meth:`fresh`) instead of loading the model again.
             **kwargs: Passed to ``LocalSmartTurnAnalyzerV3`` (``cpu_count``...).
 
         Raises:
@@ -63,7 +74,16 @@ class EarlySmartTurnAnalyzer(LocalSmartTurnAnalyzerV3):
         """
         if pad_s < 0:
             raise ValueError("pad_s must be >= 0")
-        super().__init__(**kwargs)
+        if session is None:
+            super().__init__(**kwargs)
+        else:
+            # LocalSmartTurnAnalyzerV3.__init__ only loads the session on top of
+            # BaseSmartTurn's: skip the load, keep the rest.
+            kwargs.pop("cpu_count", None)
+            kwargs.pop("smart_turn_model_path", None)
+            BaseSmartTurn.__init__(self, **kwargs)
+            self._log_data = False
+            self._session = session
         self._quiet_s = quiet_s
         self._pad_s = pad_s
         self._tracker: SpeechEndTracker | None = None
@@ -73,6 +93,17 @@ class EarlySmartTurnAnalyzer(LocalSmartTurnAnalyzerV3):
         self._early_executor: ThreadPoolExecutor | None = None
         #: Turns whose early prediction was used (for tests and metrics).
         self.early_decisions = 0
+
+    def fresh(self) -> EarlySmartTurnAnalyzer:
+        """A new analyzer (own turn state) over this one's loaded model, for another call.
+
+        onnxruntime sessions are safe to run from several threads, and a
+        session per call cost memory and threads a long-lived server never
+        got back.
+        """
+        return EarlySmartTurnAnalyzer(
+            quiet_s=self._quiet_s, pad_s=self._pad_s, session=self._session, params=self._params
+        )
 
     def append_audio(self, buffer: bytes, is_speech: bool) -> EndOfTurnState:
         """Append audio; once the voice has gone quiet, start predicting early."""

@@ -165,7 +165,10 @@ class LocalStack:
         self._stt_early = stt_early
         self._stt: LocalWhisperSTTService | None = None
         self._tts: HibariTTSService | None = None
-        self._interaction_llms: list[LocalLLMService] = []
+        # The first interaction service: warm() prefills its prompt. Only it is
+        # kept — holding every session's service kept each ended call's whole
+        # processor chain alive (the services link to their neighbours).
+        self._warm_llm: LocalLLMService | None = None
         self._is_ready = False
 
     @property
@@ -193,11 +196,16 @@ class LocalStack:
         """A fresh Whisper service with this stack's settings.
 
         A pipecat service joins one pipeline only, so each later session needs its own.
+        The Whisper model itself is loaded once per stack and shared: a model
+        per call cost ~50 MB and its threads, never given back while the
+        server lived.
         """
+        shared = self._stt.whisper_model if self._stt is not None else None
         return LocalWhisperSTTService(
             cpu_threads=self._stt_threads,
             short_window=self._stt_short_window,
             early=self._stt_early,
+            model=shared,
         )
 
     def tts(self) -> HibariTTSService:
@@ -205,6 +213,10 @@ class LocalStack:
         if self._tts is None:
             self._tts = HibariTTSService()
         return self._tts
+
+    def new_tts(self) -> HibariTTSService:
+        """A fresh TTS service over this stack's one loaded voice (one per session)."""
+        return HibariTTSService(voice=self.tts().voice)
 
     def interaction_llm(
         self, *, system_instruction: str | None = None, use_tools: bool = False, **kwargs: Any
@@ -230,7 +242,8 @@ class LocalStack:
             use_tools=use_tools,
             **kwargs,
         )
-        self._interaction_llms.append(llm)
+        if self._warm_llm is None and not self._is_ready:
+            self._warm_llm = llm
         return llm
 
     def background_llm(
@@ -266,8 +279,8 @@ class LocalStack:
         if self._is_ready:
             return
         jobs: list[Any] = []
-        if self._interaction_llms:
-            jobs.append(self._interaction_llms[-1].warm())
+        if self._warm_llm is not None:
+            jobs.append(self._warm_llm.warm())
         elif self._interaction is not None:
             jobs.append(self._interaction.warm())
         if self._background is not None:
@@ -288,5 +301,6 @@ class LocalStack:
         if self._tts is not None:
             jobs.append(self._tts.warm())
         await asyncio.gather(*jobs)
+        self._warm_llm = None  # its prompt is in the server's cache now
         self._is_ready = True
         logger.info("local models warm")

@@ -78,6 +78,7 @@ class LocalWhisperSTTService(WhisperSTTService):
         compute_type: str = "int8",
         short_window: bool = True,
         early: bool = True,
+        model: WhisperModel | None = None,
         **kwargs: Any,
     ) -> None:
         """Create the service and load the model.
@@ -93,6 +94,9 @@ class LocalWhisperSTTService(WhisperSTTService):
                 standard faster-whisper path runs.
             early: Start transcribing after 0.1 s of quiet, before the VAD's
                 stop (see the module docstring).
+            model: An already loaded ``WhisperModel`` to use instead of loading
+                one: a server's calls share one (CTranslate2 models are
+                thread-safe, and each copy costs tens of MB and its threads).
             **kwargs: Passed to ``WhisperSTTService`` (e.g. ``settings``).
 
         Raises:
@@ -102,6 +106,7 @@ class LocalWhisperSTTService(WhisperSTTService):
         if cpu_threads < 1 or beam_size < 1:
             raise ValueError("cpu_threads and beam_size must be >= 1")
         self._cpu_threads = cpu_threads
+        self._shared_model = model
         self._beam_size = beam_size
         self._short_window = short_window
         self._windowed: WindowedWhisper | None = None
@@ -126,19 +131,27 @@ class LocalWhisperSTTService(WhisperSTTService):
 
     def _load(self) -> None:
         model_name = require_given(self._whisper_settings.model, "Whisper model")
-        self._model = WhisperModel(
-            model_name,
-            device=self._device,
-            compute_type=self._compute_type,
-            cpu_threads=self._cpu_threads,
-            local_files_only=True,
-        )
+        if self._shared_model is not None:
+            self._model = self._shared_model
+        else:
+            self._model = WhisperModel(
+                model_name,
+                device=self._device,
+                compute_type=self._compute_type,
+                cpu_threads=self._cpu_threads,
+                local_files_only=True,
+            )
         language = self._whisper_settings.language
         self._windowed = WindowedWhisper(self._model, language=_language_code(language))
         logger.debug(f"{self}: loaded {model_name} ({self._cpu_threads} thread(s))")
         unsupported = self._unsupported_language()
         if unsupported:
             raise ValueError(unsupported)
+
+    @property
+    def whisper_model(self) -> WhisperModel | None:
+        """The loaded model (to share with the next session's service)."""
+        return cast("WhisperModel | None", self._model)
 
     def transcribe_pcm(self, audio: bytes) -> str:
         """Transcribe 16 kHz mono int16 PCM (blocking); returns the text ("" for silence).

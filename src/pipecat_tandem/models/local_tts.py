@@ -16,6 +16,7 @@ the offline default must never do.
 from __future__ import annotations
 
 import asyncio
+import threading
 from collections.abc import AsyncGenerator
 from pathlib import Path
 from typing import Any
@@ -55,6 +56,46 @@ def float_to_pcm16(audio: np.ndarray) -> bytes:
     return (np.clip(audio, -1.0, 1.0) * 32767.0).astype("<i2").tobytes()
 
 
+class HibariVoice:
+    """One loaded hibari voice, shared by every call's TTS service.
+
+    A voice holds an onnxruntime session and its G2P (tens of MB and a few
+    threads); loading one per call grew a long-lived server without bound.
+    Syntheses are serialized by a lock: hibari's G2P keeps state between calls,
+    and one synthesis at ~130x real time leaves the other call waiting
+    milliseconds.
+
+    Args:
+        threads: onnxruntime threads.
+
+    Raises:
+        ModelUnavailableError: hibari-tts is not installed.
+    """
+
+    def __init__(self, *, threads: int = 1) -> None:
+        from hibari import Hibari
+
+        voice_file: Path = hibari_voice_path()
+        # Passing the bundled file as `model` keeps hibari from resolving (and
+        # possibly downloading) a voice by name.
+        self._hibari = Hibari(voice="heart", model=str(voice_file), threads=threads)
+        self._lock = threading.Lock()
+
+    def split_sentences(self, text: str) -> list[str]:
+        """The sentences hibari would speak ``text`` as."""
+        return list(self._hibari.split_sentences(text))
+
+    def synthesize(self, text: str, seed: int | None) -> list[np.ndarray]:
+        """Synthesize ``text`` (blocking): one float32 24 kHz array per sentence.
+
+        Each sentence's leading silence is cut to 10 ms; the silence hibari
+        leaves at the end of a sentence still separates it from the next.
+        """
+        with self._lock:
+            chunks = list(self._hibari.stream(text, seed=seed))
+        return [trim_leading_silence(chunk, HIBARI_SAMPLE_RATE) for chunk in chunks]
+
+
 class HibariTTSService(TTSService):
     """Speaks with hibari's bundled "heart" voice (24 kHz), sentence by sentence.
 
@@ -64,11 +105,19 @@ class HibariTTSService(TTSService):
         await tts.warm()
     """
 
-    def __init__(self, *, threads: int = 1, seed: int | None = 0, **kwargs: Any) -> None:
-        """Create the service and load the voice.
+    def __init__(
+        self,
+        *,
+        threads: int = 1,
+        seed: int | None = 0,
+        voice: HibariVoice | None = None,
+        **kwargs: Any,
+    ) -> None:
+        """Create the service and load the voice (unless one is given).
 
         Args:
             threads: onnxruntime threads (1 is plenty at ~130x real time).
+            voice: A loaded voice to share (see :class:`HibariVoice`).
             seed: Fixes hibari's noise so the same text sounds the same
                 (``None`` = random).
             **kwargs: Passed to pipecat's ``TTSService``.
@@ -76,16 +125,11 @@ class HibariTTSService(TTSService):
         Raises:
             ModelUnavailableError: hibari-tts is not installed.
         """
-        from hibari import Hibari
-
         settings = kwargs.pop("settings", None) or TTSSettings(
             model="hibari", voice="heart", language=None
         )
         super().__init__(push_start_frame=True, push_stop_frames=True, settings=settings, **kwargs)
-        voice_file: Path = hibari_voice_path()
-        # Passing the bundled file as `model` keeps hibari from resolving (and
-        # possibly downloading) a voice by name.
-        self._hibari = Hibari(voice="heart", model=str(voice_file), threads=threads)
+        self._voice = voice if voice is not None else HibariVoice(threads=threads)
         self._seed = seed
         self._warm = False
         self._resampler = create_stream_resampler()
@@ -94,16 +138,14 @@ class HibariTTSService(TTSService):
         """Whether TTFB metrics are reported (yes)."""
         return True
 
-    def synthesize(self, text: str) -> list[np.ndarray]:
-        """Synthesize ``text`` (blocking): one float32 24 kHz array per sentence.
+    @property
+    def voice(self) -> HibariVoice:
+        """The loaded voice (to share with the next session's service)."""
+        return self._voice
 
-        Each sentence's leading silence is cut to 10 ms; the silence hibari
-        leaves at the end of a sentence still separates it from the next.
-        """
-        return [
-            trim_leading_silence(chunk, HIBARI_SAMPLE_RATE)
-            for chunk in self._hibari.stream(text, seed=self._seed)
-        ]
+    def synthesize(self, text: str) -> list[np.ndarray]:
+        """Synthesize ``text`` (blocking): one float32 24 kHz array per sentence."""
+        return self._voice.synthesize(text, self._seed)
 
     async def warm(self) -> None:
         """Run one tiny synthesis so the lazy G2P and onnxruntime are initialized."""
@@ -119,7 +161,7 @@ class HibariTTSService(TTSService):
             yield ErrorFrame(f"text too long to speak ({len(text)} > {MAX_TTS_CHARS} characters)")
             return
         await self.start_tts_usage_metrics(text)
-        sentences = self._hibari.split_sentences(text)
+        sentences = self._voice.split_sentences(text)
         try:
             for sentence in sentences:
                 chunks = await asyncio.to_thread(self.synthesize, sentence)

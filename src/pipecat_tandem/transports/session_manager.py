@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -66,6 +67,11 @@ class SessionManager:
         liveness_timeout_s: How long a connected client may be unresponsive
             before its session is ended.
         liveness_poll_s: How often liveness is checked.
+        connect_timeout_s: How long an accepted offer may take to connect
+            (ICE and DTLS) before its session is ended and its slot freed.
+            pipecat's own limit is 60 s; one offer whose client never applied
+            the answer held the embedded models (one call at a time) for all
+            of it, so every other caller got 503.
     """
 
     def __init__(
@@ -74,11 +80,13 @@ class SessionManager:
         max_sessions: int = 4,
         liveness_timeout_s: float = 6.0,
         liveness_poll_s: float = 1.0,
+        connect_timeout_s: float = 10.0,
     ) -> None:
         if max_sessions < 1:
             raise ValueError(f"max_sessions must be >= 1, got {max_sessions}")
-        if liveness_timeout_s <= 0 or liveness_poll_s <= 0:
-            raise ValueError("liveness timeout and poll interval must be positive")
+        if liveness_timeout_s <= 0 or liveness_poll_s <= 0 or connect_timeout_s <= 0:
+            raise ValueError("liveness and connect timeouts and poll interval must be positive")
+        self._connect_timeout = connect_timeout_s
         self.max_sessions = max_sessions
         self._liveness_timeout = liveness_timeout_s
         self._liveness_poll = liveness_poll_s
@@ -147,6 +155,7 @@ class SessionManager:
             return
         seen_connected = False
         silent_for = 0.0
+        connecting_for = 0.0
         while True:
             await asyncio.sleep(self._liveness_poll)
             if connection.is_connected():
@@ -154,7 +163,11 @@ class SessionManager:
                 silent_for = 0.0
                 continue
             if not seen_connected:
-                # Still connecting; pipecat's own 60 s connecting timeout covers it.
+                connecting_for += self._liveness_poll
+                if connecting_for >= self._connect_timeout:
+                    logger.info(f"session {session.info.session_id}: client never connected")
+                    await self.end(session, "client never connected")
+                    return
                 continue
             silent_for += self._liveness_poll
             if silent_for >= self._liveness_timeout:
@@ -185,14 +198,25 @@ class SessionManager:
                 await session.connection.disconnect()
             except Exception as e:
                 logger.debug(f"session {session.info.session_id}: disconnect failed: {e}")
+        # Ended sessions are kept (the last 64) for their info and end reason
+        # only: the connection's event handlers reach the transport and with it
+        # the whole pipeline, which must be freed with the call.
+        session.connection = None
         session.worker = None
         session.runner = None
+        session.task = None
         session.ended.set()
         self.ended_sessions.append(session)
         del self.ended_sessions[:-64]
         logger.info(
             f"session {session.info.session_id} ended ({session.end_reason or 'pipeline finished'})"
         )
+        # A call's pipeline is a web of reference cycles (processors link both
+        # ways, handlers close over them) holding native resources: onnx
+        # sessions and their threads, codec contexts. Python's cyclic collector
+        # reaches the oldest generation rarely, so without this a server grew
+        # by tens of MB and threads per call (measured: benchmarks/bench_soak.py).
+        await asyncio.to_thread(gc.collect)
 
     async def shutdown(self, timeout_s: float = 5.0) -> None:
         """End every session and wait for them.

@@ -36,9 +36,11 @@ def _resolve_services(interaction: str | None, background: str | None) -> Any:
 def _fresh_services(services: Any) -> Any:
     """New service instances over the same loaded models, for the next session.
 
-    The local stack shares its loaded LLMs between service instances; speech
-    services and VAD are rebuilt from their classes' defaults. A cloud
-    interaction model gets a new service from the presets' cloud factory.
+    The local stack shares its loaded models (LLMs, Whisper, the voice)
+    between service instances, and smart-turn shares its onnx session; only
+    per-call state is new. The VAD is rebuilt (Silero keeps its recurrent state
+    in the model object; it is 2 MB). A cloud interaction model gets a new
+    service from the presets' cloud factory.
     """
     import dataclasses
     import importlib
@@ -53,13 +55,16 @@ def _fresh_services(services: Any) -> Any:
     else:
         raise RuntimeError("cannot rebuild the interaction model for a new session")
     turn_analyzer = getattr(services, "turn_analyzer", None)
+    if turn_analyzer is not None:
+        fresh = getattr(turn_analyzer, "fresh", None)
+        turn_analyzer = fresh() if callable(fresh) else type(turn_analyzer)()
     return dataclasses.replace(
         services,
         interaction_llm=llm,
         stt=local.new_stt() if local is not None else type(services.stt)(),
-        tts=type(services.tts)(),
+        tts=local.new_tts() if local is not None else type(services.tts)(),
         vad_analyzer=type(services.vad_analyzer)(),
-        turn_analyzer=type(turn_analyzer)() if turn_analyzer is not None else None,
+        turn_analyzer=turn_analyzer,
     )
 
 
@@ -94,7 +99,6 @@ class TandemSessionFactory:
         self._pipeline_kwargs = dict(pipeline_kwargs or {})
         self._services: Any = None
         self._busy = False
-        self._used = False
 
     async def warm(self, progress: ProgressFn) -> dict[str, Any]:
         """Assemble the models (reporting each step) and warm them."""
@@ -145,12 +149,12 @@ class TandemSessionFactory:
         from pipecat_tandem.observe.event_log import EventLog
         from pipecat_tandem.pipelines.tandem import build_tandem_pipeline
 
-        services = self._services
-        if self._used:
-            # pipecat services cannot join a second pipeline once their first has
-            # ended; build fresh ones (constructors load weights: off the loop).
-            services = await asyncio.to_thread(_fresh_services, self._services)
-        self._used = True
+        # pipecat services join one pipeline only, so every call gets fresh ones
+        # over the shared loaded models (off the loop: the VAD loads its model).
+        # The warmed originals stay a template that no pipeline holds: a call's
+        # services link to its processors, so a template in a pipeline kept
+        # that whole call alive for the life of the server.
+        services = await asyncio.to_thread(_fresh_services, self._services)
         event_log = EventLog(session.clock, path=session.record_path)
         tandem = build_tandem_pipeline(
             transport=transport,

@@ -124,6 +124,7 @@ class TandemServer:
         record_dir: Write each session's JSONL event log here.
         transport_params: SmallWebRTC transport parameters per session.
         liveness_timeout_s: End a connected session whose client stops answering.
+        connect_timeout_s: End a session whose client has not connected by then.
         progress: Reports start-up steps (defaults to the log).
     """
 
@@ -138,6 +139,7 @@ class TandemServer:
         record_dir: Path | None = None,
         transport_params: TransportParams | None = None,
         liveness_timeout_s: float = 6.0,
+        connect_timeout_s: float = 10.0,
         progress: ProgressFn | None = None,
     ) -> None:
         if not 0 <= port <= 65535:
@@ -150,7 +152,9 @@ class TandemServer:
         self._transport_params = transport_params or default_transport_params()
         self._progress: ProgressFn = progress or (lambda msg: logger.info(msg))
         self.sessions = SessionManager(
-            max_sessions=max_sessions, liveness_timeout_s=liveness_timeout_s
+            max_sessions=max_sessions,
+            liveness_timeout_s=liveness_timeout_s,
+            connect_timeout_s=connect_timeout_s,
         )
         self._by_pc_id: dict[str, Session] = {}
         self._warm_state = "starting"
@@ -263,7 +267,10 @@ class TandemServer:
 
     @staticmethod
     def _error(status: int, message: str) -> web.Response:
-        return web.json_response({"error": message}, status=status)
+        # A busy or warming server says when to come back (RFC 9110 §10.2.3):
+        # a slot frees within the connect timeout at worst.
+        headers = {"Retry-After": "5"} if status == 503 else None
+        return web.json_response({"error": message}, status=status, headers=headers)
 
     async def _read_body(self, request: web.Request) -> bytes:
         # Read at most one byte past the limit: enough to tell "too large" without

@@ -1,0 +1,168 @@
+"""Soak: call after call against one ``tandem run``; does the server give memory back?
+
+Starts ``tandem run`` (the embedded offline default unless ``--fake``) in its
+own process on 127.0.0.1, then places ``--calls`` short calls one after the
+other with a real aiortc peer: connect, speak a sentence of synthetic voice,
+stay ``--hold`` seconds, hang up. After each call (and ``--settle`` seconds)
+it reads the server's RSS and thread count from ``/proc``.
+
+Reported: RSS and threads before the first call, after the first, and after
+the last; the growth per call over the calls after the first (a least-squares
+slope, MB/call: the first call pays one-time costs, so it is left out). A
+server that lives has a slope near 0 and a flat thread count.
+
+    .venv/bin/python benchmarks/bench_soak.py --calls 20          # embedded models
+    .venv/bin/python benchmarks/bench_soak.py --calls 40 --fake   # fake models
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+import aiohttp  # noqa: E402
+from tests.support.media import TestPeer, speech_pcm  # noqa: E402
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def proc_status(pid: int) -> tuple[float, int]:
+    """(RSS in MB, threads) of a process, from /proc."""
+    rss_kb, threads = 0, 0
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            rss_kb = int(line.split()[1])
+        elif line.startswith("Threads:"):
+            threads = int(line.split()[1])
+    return rss_kb / 1024, threads
+
+
+def thread_names(pid: int) -> Counter[str]:
+    """How many threads of a process carry each name."""
+    tasks = Path(f"/proc/{pid}/task")
+    return Counter((t / "comm").read_text().strip() for t in tasks.iterdir())
+
+
+def slope(ys: list[float]) -> float:
+    """Least-squares slope of ``ys`` against 0, 1, 2…"""
+    n = len(ys)
+    if n < 2:
+        return 0.0
+    mx, my = (n - 1) / 2, sum(ys) / n
+    num = sum((i - mx) * (y - my) for i, y in enumerate(ys))
+    return num / sum((i - mx) ** 2 for i in range(n))
+
+
+FAKE_SERVER = """
+import asyncio, signal, sys
+sys.path.insert(0, {root!r})
+from tests.support.fake_services import FakeSessionFactory
+from pipecat_tandem.transports.webrtc_server import TandemServer
+
+async def main():
+    server = TandemServer(factory=FakeSessionFactory(reply="Sure."), port={port})
+    await server.start()
+    stop = asyncio.Event()
+    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
+    await stop.wait()
+    await server.stop()
+
+asyncio.run(main())
+"""
+
+
+async def wait_ready(base: str, proc: subprocess.Popen[bytes], timeout_s: float) -> None:
+    deadline = time.monotonic() + timeout_s
+    async with aiohttp.ClientSession() as http:
+        while time.monotonic() < deadline:
+            if proc.poll() is not None:
+                raise RuntimeError(f"server exited with {proc.returncode}")
+            try:
+                async with http.get(f"{base}/healthz") as r:
+                    if r.status == 200:
+                        return
+            except aiohttp.ClientError:
+                pass
+            await asyncio.sleep(0.5)
+    raise RuntimeError("server not ready in time")
+
+
+async def one_call(base: str, pcm: bytes, hold_s: float) -> None:
+    peer = TestPeer(base, pcm=pcm, video=True)
+    try:
+        await peer.connect(connect_timeout_s=20.0)
+        await asyncio.sleep(hold_s)
+    finally:
+        await peer.close()
+
+
+async def soak(args: argparse.Namespace) -> dict[str, object]:
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    if args.fake:
+        cmd = [sys.executable, "-c", FAKE_SERVER.format(root=str(ROOT), port=port)]
+    else:
+        cmd = [sys.executable, "-m", "pipecat_tandem", "run", "--port", str(port)]
+    # Once, before any call is timed: blocking here is harmless.
+    log = open(args.log, "wb") if args.log else subprocess.DEVNULL  # noqa: ASYNC230
+    proc = subprocess.Popen(  # noqa: ASYNC220
+        cmd, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+    )
+    try:
+        await wait_ready(base, proc, 300.0)
+        pcm = speech_pcm("Hello there. What is the capital of Italy?")
+        samples = [proc_status(proc.pid)]
+        names: Counter[str] = Counter()
+        for i in range(args.calls):
+            await one_call(base, pcm, args.hold)
+            await asyncio.sleep(args.settle)
+            samples.append(proc_status(proc.pid))
+            rss, threads = samples[-1]
+            print(f"call {i + 1}: rss {rss:.0f} MB, threads {threads}", flush=True)
+        names = thread_names(proc.pid)
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(30)
+    after_first = [s[0] for s in samples[1:]]
+    return {
+        "models": "fake" if args.fake else "embedded",
+        "calls": args.calls,
+        "rss_mb": [round(s[0]) for s in samples],
+        "threads": [s[1] for s in samples],
+        "rss_slope_mb_per_call": round(
+            slope(after_first[1:] if len(after_first) > 2 else after_first), 1
+        ),
+        "thread_names": dict(names.most_common()),
+        "threads_slope_per_call": round(slope([float(s[1]) for s in samples[2:]]), 2),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--calls", type=int, default=20)
+    parser.add_argument("--hold", type=float, default=2.0, help="seconds per call")
+    parser.add_argument("--settle", type=float, default=1.0, help="seconds after hang-up")
+    parser.add_argument("--fake", action="store_true", help="fake models (transport only)")
+    parser.add_argument("--log", type=Path, default=None, help="server log file")
+    args = parser.parse_args()
+    print(json.dumps(asyncio.run(soak(args))))
+
+
+if __name__ == "__main__":
+    main()
