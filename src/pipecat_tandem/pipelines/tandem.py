@@ -105,6 +105,27 @@ def make_runner(
     return InProcessRunner(agent, max_concurrency=max_concurrency)
 
 
+def default_perception(clock: SessionClock) -> list[FrameProcessor]:
+    """Micro-turn ingest + encoder-free fusion over a call's media, on ``clock``.
+
+    What ``tandem run`` puts after the transport input: 0.2 s windows of audio
+    and up to 5 camera images a second become ``FusedMicroTurnFrame`` s
+    (``tandem.fused/2``), and the cue detectors' ``CueFrame`` s feed the
+    awareness processor (visual change, motion, repetitions) and the now view.
+
+    Args:
+        clock: The session clock the rest of the pipeline uses.
+    """
+    from pipecat_tandem.processors.encoder_free_fusion_processor import (
+        EncoderFreeFusionProcessor,
+    )
+    from pipecat_tandem.processors.micro_turn_ingest_processor import (
+        MicroTurnIngestProcessor,
+    )
+
+    return [MicroTurnIngestProcessor(clock=clock), EncoderFreeFusionProcessor()]
+
+
 def build_tandem_pipeline(
     *,
     interaction_llm: LLMService,

@@ -147,7 +147,7 @@ class TandemSessionFactory:
 
         from pipecat_tandem.background.jobs import JobRegistry
         from pipecat_tandem.observe.event_log import EventLog
-        from pipecat_tandem.pipelines.tandem import build_tandem_pipeline
+        from pipecat_tandem.pipelines.tandem import build_tandem_pipeline, default_perception
 
         # pipecat services join one pipeline only, so every call gets fresh ones
         # over the shared loaded models (off the loop: the VAD loads its model).
@@ -156,6 +156,9 @@ class TandemSessionFactory:
         # that whole call alive for the life of the server.
         services = await asyncio.to_thread(_fresh_services, self._services)
         event_log = EventLog(session.clock, path=session.record_path)
+        kwargs = dict(self._pipeline_kwargs)
+        if self.perception and "perception" not in kwargs:
+            kwargs["perception"] = default_perception(session.clock)
         tandem = build_tandem_pipeline(
             transport=transport,
             interaction_llm=services.interaction_llm,
@@ -172,7 +175,7 @@ class TandemSessionFactory:
             registry=JobRegistry(default_deadline_s=getattr(services, "job_deadline_s", 60.0)),
             clock=session.clock,
             event_log=event_log,
-            **self._pipeline_kwargs,
+            **kwargs,
         )
         worker = PipelineWorker(
             tandem.pipeline,
