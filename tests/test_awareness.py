@@ -1,6 +1,7 @@
 """Time and cue awareness through the real tandem pipeline, on virtual time."""
 
 import pytest
+from pipecat.frames.frames import InputImageRawFrame
 
 from pipecat_tandem.frames import CueFrame
 from tests.support.fake_llm import FakeReply
@@ -14,6 +15,11 @@ def run(script, **kw):
     kw.setdefault("interaction", weaving_responder(lambda text: None))
     kw.setdefault("background", background_responder(lambda task: FakeReply(text="x")))
     return run_virtual(run_scenario(script, **kw))
+
+
+def camera(t):
+    """A camera frame: watches that need video are refused without one."""
+    return [(t, InputImageRawFrame(image=bytes(4 * 4 * 3), size=(4, 4), format="RGB"))]
 
 
 def spoken_at(r, text):
@@ -43,9 +49,11 @@ def test_timed_interjection_never_speaks_over_the_user():
 
 
 def test_cue_triggered_interjection_is_spoken_soon_after_the_cue():
-    script = say(1.0, "tell me when the screen changes") + [
-        (10.0, CueFrame(kind="visual_change", time=10.0, value=0.9))
-    ]
+    script = (
+        camera(0.5)
+        + say(1.0, "tell me when the screen changes")
+        + [(10.0, CueFrame(kind="visual_change", time=10.0, value=0.9))]
+    )
     r = run(script, until=15)
     d = [e for e in r.events if e["kind"] == "delivered"]
     assert len(d) == 1 and 10.0 <= d[0]["t"] <= 10.0 + 2 * MICRO_TURN_S
@@ -53,7 +61,7 @@ def test_cue_triggered_interjection_is_spoken_soon_after_the_cue():
 
 
 def test_repetition_count_is_spoken_as_it_grows_and_stops_on_request():
-    script = say(1.0, "count my squats")
+    script = camera(0.5) + say(1.0, "count my squats")
     for i, t in enumerate([5.0, 7.0, 9.0], start=1):
         script.append((t, CueFrame(kind="repetition", time=t, value=float(i))))
     script += say(10.0, "stop counting", 0.5)

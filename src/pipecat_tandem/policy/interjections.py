@@ -46,6 +46,7 @@ __all__ = [
     "InterjectionSpec",
     "parse_duration",
     "parse_interjection",
+    "spoken_duration",
 ]
 
 MAX_TEXT = 500  # longer inputs are not requests of this kind (and cost regex time)
@@ -182,6 +183,8 @@ class InterjectionSpec:
         label: What is counted ("squats") or what a cancel targets
             (``timed``, ``cue``, ``count`` or ``all``).
         source: The request text.
+        task: For a reminder: what to be reminded of, in the user's words turned to
+            the second person ("stretch", "call your mother"); "" otherwise.
     """
 
     kind: str
@@ -193,6 +196,7 @@ class InterjectionSpec:
     repeat: bool = False
     label: str = ""
     source: str = ""
+    task: str = ""
 
 
 @dataclass(frozen=True)
@@ -311,6 +315,7 @@ def parse_interjection(text: object) -> InterjectionSpec | None:
         + r"\b.*)?[.!?]?$",
         t,
     )
+    what = ""
     if task and not re.match(r"(?:\d|[a-z]+ (?:seconds?|minutes?|hours?))", task.group("task")):
         what = task.group("task").strip()
         what = re.sub(r"\bmy\b", "your", what)
@@ -323,7 +328,7 @@ def parse_interjection(text: object) -> InterjectionSpec | None:
         say = f"{_say_duration(seconds).capitalize()} {'have' if seconds != 1 else 'has'} passed."
         default = DeliveryPolicy.INTERRUPT
     return InterjectionSpec(
-        "timed", say, _policy(t, default), delay=seconds, every=every, source=src
+        "timed", say, _policy(t, default), delay=seconds, every=every, source=src, task=what
     )
 
 
@@ -337,6 +342,26 @@ def _number_words(n: int) -> str:
         tens, ones = divmod(n, 10)
         return _TENS[tens - 2] + (f"-{_ONES[ones]}" if ones else "")
     return str(n)
+
+
+def spoken_duration(seconds: float) -> str:
+    """A duration as a person says it: "ten seconds", "two and a half minutes", "an hour".
+
+    The largest unit that gives a whole or half count below a hundred is used, in
+    words (the acknowledgement restates the request in the user's terms, and a TTS
+    reads "10 s" badly); anything else keeps its digits ("125 seconds").
+    """
+    for size, unit in ((3600, "hour"), (60, "minute"), (1, "second")):
+        n = seconds / size
+        if not (1 <= n < 100 and (2 * n).is_integer()):
+            continue
+        whole = int(n)
+        if n == whole:
+            if whole == 1:
+                return "an hour" if unit == "hour" else f"one {unit}"
+            return f"{_number_words(whole)} {unit}s"
+        return f"{_number_words(whole)} and a half {unit}s"
+    return f"{seconds:g} seconds"
 
 
 @dataclass

@@ -20,8 +20,26 @@ Place it right before the :class:`~pipecat_tandem.processors.DelegationProcessor
   :class:`~pipecat_tandem.processors.ResultInterleaver`'s rules still hold: never over
   the user, ``interrupt`` or ``when_idle`` as the request asked, cancellable like any job.
 
+A turn that registers such a request is **answered by the machinery, not by the
+interaction model**: a fixed acknowledgement that restates what was registered
+("Okay, I'll tell you when ten seconds have passed."), spoken verbatim, and the model
+does not run on that turn, so it cannot claim what has not happened. A watch that
+needs a camera on a call with no video gets "I can't see a camera right now." and
+no job. Skipping the model's inference needs a second stage where the inference is
+requested: :attr:`AwarenessProcessor.gate` is a processor to place between the user
+aggregator and the interaction LLM::
+
+    awareness = AwarenessProcessor(registry=..., event_log=...)
+    Pipeline([stt, awareness, delegation, user_aggregator, awareness.gate, llm, ...])
+
+Without the gate in the pipeline (it has seen no ``StartFrame``), the turn goes to the
+model with the acknowledgement to say written into the user's own turn, where even a
+small model reads it.
+
 Parsing and scheduling live in :mod:`pipecat_tandem.policy.interjections` and
-:mod:`pipecat_tandem.policy.now_view`; this processor translates frames and keeps a timer.
+:mod:`pipecat_tandem.policy.now_view`, the wording and the handled-turn record in
+:mod:`pipecat_tandem.policy.acknowledgements`; this processor translates frames and
+keeps a timer.
 """
 
 from __future__ import annotations
@@ -34,10 +52,14 @@ from pipecat.frames.frames import (
     CancelFrame,
     EndFrame,
     Frame,
+    InputImageRawFrame,
+    LLMContextFrame,
+    LLMContextUserTurnFrame,
     LLMMessagesAppendFrame,
     LLMMessagesTransformFrame,
     StartFrame,
     TranscriptionFrame,
+    TTSSpeakFrame,
     UserStartedSpeakingFrame,
     UserStoppedSpeakingFrame,
 )
@@ -52,9 +74,17 @@ from pipecat_tandem.frames import (
     JobState,
 )
 from pipecat_tandem.observe.event_log import EventLog
+from pipecat_tandem.policy.acknowledgements import (
+    NO_CAMERA,
+    VIDEO_CUES,
+    HandledTurns,
+    acknowledge,
+    needs_video,
+)
 from pipecat_tandem.policy.interjections import (
     Interjection,
     InterjectionScheduler,
+    InterjectionSpec,
     parse_interjection,
 )
 from pipecat_tandem.policy.now_view import NowView, RecentCue, is_now_message
@@ -71,6 +101,8 @@ class AwarenessProcessor(FrameProcessor):
         now_view: Renders the "now" line; None disables it.
         scheduler: Interjection scheduler (a default one is made).
         max_cues: Recent cues kept for the "now" view.
+        camera_timeout_s: A watch that needs video is refused ("I can't see a camera
+            right now.") unless a camera frame or a video cue arrived this recently.
         **kwargs: Passed to ``FrameProcessor``.
     """
 
@@ -82,9 +114,12 @@ class AwarenessProcessor(FrameProcessor):
         now_view: NowView | None = None,
         scheduler: InterjectionScheduler | None = None,
         max_cues: int = 16,
+        camera_timeout_s: float = 5.0,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
+        if not camera_timeout_s > 0:
+            raise ValueError(f"camera_timeout_s must be positive, got {camera_timeout_s!r}")
         self._registry = registry
         self._log = event_log
         self._clock = event_log.clock
@@ -97,11 +132,21 @@ class AwarenessProcessor(FrameProcessor):
         self._view_shown = False
         self._wake = asyncio.Event()
         self._timer: asyncio.Task[None] | None = None
+        self._camera_timeout = camera_timeout_s
+        self._video_at: float | None = None
+        self._handled = HandledTurns()
+        self._acks = 0
+        self._gate = AwarenessGate(self._handled, event_log=event_log)
 
     @property
     def scheduler(self) -> InterjectionScheduler:
         """The interjection scheduler."""
         return self._scheduler
+
+    @property
+    def gate(self) -> AwarenessGate:
+        """The stage to place between the user aggregator and the interaction LLM."""
+        return self._gate
 
     async def process_frame(self, frame: Frame, direction: FrameDirection) -> None:
         """Refresh the now view, register interjection requests, fire cue interjections."""
@@ -117,7 +162,11 @@ class AwarenessProcessor(FrameProcessor):
         elif isinstance(frame, UserStoppedSpeakingFrame):
             self._user_speaking = False
             self._user_quiet_since = self._clock.now()
+        elif isinstance(frame, InputImageRawFrame):
+            self._video_at = self._clock.now()
         elif isinstance(frame, CueFrame):
+            if frame.kind in VIDEO_CUES or frame.kind == "repetition":
+                self._video_at = self._clock.now()
             self._cues.append(RecentCue(frame.kind, frame.time, frame.value))
             try:
                 due = self._scheduler.on_cue(frame.kind, frame.time, frame.value)
@@ -140,8 +189,18 @@ class AwarenessProcessor(FrameProcessor):
         now = self._clock.now()
         frame.metadata[HANDLED_KEY] = "interjection"
         if spec.kind == "cancel":
-            for spec_id in self._scheduler.cancel(spec.label or "all"):
+            cancelled = self._scheduler.cancel(spec.label or "all")
+            for spec_id in cancelled:
                 await self._end_job(spec_id, JobState.CANCELLED, "user cancelled")
+            if cancelled:
+                # Nothing cancelled: "never mind that" may be about a background job
+                # or the talk itself, which the delegation processor and the model handle.
+                await self._answer(frame, self._ack(spec))
+            return
+        if needs_video(spec) and not self._camera_live(now):
+            # An audio-only call: a silent watch would never fire, so say so instead.
+            self._log.emit("interjection_refused", t=now, reason="no camera", task=frame.text)
+            await self._answer(frame, NO_CAMERA)
             return
         try:
             job = self._registry.create(
@@ -173,18 +232,41 @@ class AwarenessProcessor(FrameProcessor):
         await self.push_frame(
             BackgroundJobStateFrame(job_id=job.job_id, state=JobState.RUNNING, task=job.task)
         )
+        # Stays in the context for later turns ("is my timer still on?"), whoever
+        # answers this one.
         await self.push_frame(
             LLMMessagesAppendFrame(
                 messages=[
                     {
                         "role": "developer",
-                        "content": f"Request noted as job {job.job_id} ({spec.kind}): it will be "
-                        "spoken automatically at the right moment. Acknowledge in a few words; "
-                        "do not delegate it and do not say it now.",
+                        "content": f"Job {job.job_id} ({spec.kind}) registered for the user's "
+                        f"request {frame.text!r}: it is spoken automatically when due. Never "
+                        "say it yourself and do not delegate it.",
                     }
                 ],
                 run_llm=False,
             )
+        )
+        await self._answer(frame, self._ack(spec))
+
+    def _ack(self, spec: InterjectionSpec) -> str:
+        text = acknowledge(spec, variant=self._acks)
+        self._acks += 1
+        return text
+
+    def _camera_live(self, now: float) -> bool:
+        return self._video_at is not None and now - self._video_at <= self._camera_timeout
+
+    async def _answer(self, frame: TranscriptionFrame, reply: str) -> None:
+        self._log.emit("acknowledged", t=self._clock.now(), text=reply, gated=self._gate.live)
+        if self._gate.live:
+            self._handled.add(frame.text, reply)
+            return
+        # No gate in the pipeline: the model runs on this turn; tell it inside the
+        # user's own words, where even a small model reads it, what to say.
+        frame.text = (
+            f"{frame.text} [This is already handled and will be said automatically at the "
+            f'right moment. Reply with exactly: "{reply}"]'
         )
 
     async def _refresh_now_view(self) -> None:
@@ -269,3 +351,82 @@ class AwarenessProcessor(FrameProcessor):
         """Stop the timer."""
         await super().cleanup()
         await self._stop_timer()
+
+
+class AwarenessGate(FrameProcessor):
+    """Answers the turns the awareness processor handled instead of the interaction model.
+
+    Place it between the user aggregator and the interaction LLM (make it with
+    :attr:`AwarenessProcessor.gate`). When the user aggregator writes a turn whose
+    words were all a handled request, the gate drops that turn's inference (the
+    ``LLMContextFrame``, speculative ones too) and pushes the acknowledgement as a
+    ``TTSSpeakFrame`` with the assistant message for the context, so the history
+    shows the exchange. Every other frame passes untouched.
+
+    Args:
+        handled: The record shared with the awareness processor.
+        event_log: The session event log.
+        **kwargs: Passed to ``FrameProcessor``.
+    """
+
+    def __init__(self, handled: HandledTurns, *, event_log: EventLog, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._handled = handled
+        self._log = event_log
+        self._live = False
+
+    @property
+    def live(self) -> bool:
+        """Whether the gate is running in a pipeline (it saw a ``StartFrame``)."""
+        return self._live
+
+    async def process_frame(self, frame: Frame, direction: FrameDirection) -> None:
+        """Drop the inference of a handled turn and speak its acknowledgement."""
+        await super().process_frame(frame, direction)
+        if isinstance(frame, StartFrame):
+            self._live = True
+        elif isinstance(frame, EndFrame | CancelFrame):
+            self._live = False
+        elif direction is FrameDirection.DOWNSTREAM:
+            if isinstance(frame, LLMContextUserTurnFrame):
+                await self.push_frame(frame, direction)
+                await self._say(self._handled.turn_written(frame.text))
+                return
+            if isinstance(frame, LLMContextFrame):
+                messages = frame.context.get_messages()
+                verdict = self._handled.on_inference(
+                    _user_text(messages[-1]) if messages else None, speculative=frame.speculation
+                )
+                if verdict.skip:
+                    self._log.emit("inference_skipped", reason="handled turn")
+                    await self._say(verdict.say)
+                    return
+        await self.push_frame(frame, direction)
+
+    async def _say(self, reply: str) -> None:
+        if not reply:
+            return
+        # Recorded here, not by the TTS, so the context holds it whatever TTS runs;
+        # uninterruptible so the history matches the job that was registered.
+        record = LLMMessagesAppendFrame(
+            messages=[{"role": "assistant", "content": reply}], run_llm=False
+        )
+        record.interruptible = False
+        await self.push_frame(TTSSpeakFrame(text=reply, append_to_context=False))
+        await self.push_frame(record)
+
+
+def _user_text(message: Any) -> str | None:
+    """The text of a user message (None for any other role or shape)."""
+    if not isinstance(message, dict) or message.get("role") != "user":
+        return None
+    content = message.get("content")
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        return " ".join(
+            str(p.get("text", ""))
+            for p in content
+            if isinstance(p, dict) and p.get("type") == "text"
+        )
+    return None

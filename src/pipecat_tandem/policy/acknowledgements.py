@@ -1,0 +1,252 @@
+#
+# Copyright (c) 2026, pipecat-tandem contributors
+#
+# SPDX-License-Identifier: BSD 2-Clause License
+#
+
+"""Acknowledgements the machinery speaks itself, and the turns it answers that way.
+
+When a user turn asks for a timer, a reminder, a cue watch or a count, the
+interaction model must not answer it: a 0.5B model asked "tell me when ten
+seconds have passed" says "10 seconds have passed." at once. So the turn is
+answered with a fixed sentence that restates what was *registered*, built from the
+parsed :class:`~pipecat_tandem.policy.interjections.InterjectionSpec` (not from the
+user's wording), and the model does not run on it.
+
+* :func:`acknowledge` — the sentence for a registered request or a cancel;
+  varied in its opener but deterministic (the caller passes a variant number).
+* :data:`NO_CAMERA` — the honest answer to a watch that needs video on a call
+  without it.
+* :class:`HandledTurns` — remembers which utterances were answered this way, so
+  the gate in front of the interaction model can tell a handled turn (whole turn
+  handled: speak the acknowledgement, drop the inference) from a turn that only
+  partly was (let the model answer, it has been told what was scheduled).
+
+Pure and synchronous: no clock, no frames, no I/O.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import deque
+from dataclasses import dataclass
+
+from pipecat_tandem.policy.interjections import InterjectionSpec, spoken_duration
+
+__all__ = [
+    "NO_CAMERA",
+    "VIDEO_CUES",
+    "HandledTurns",
+    "InferenceVerdict",
+    "acknowledge",
+    "needs_video",
+]
+
+#: Said instead of starting a watch that needs a camera when no video has arrived.
+NO_CAMERA = "I can't see a camera right now."
+
+#: Cue kinds computed from video frames (a watch on them needs a camera).
+VIDEO_CUES = frozenset({"visual_change", "periodic_motion", "motion_onset", "motion_offset"})
+
+# Openers rotate so that a run of requests does not sound canned; the rest of the
+# sentence is what was registered and never varies.
+_OPENERS = ("Okay", "Sure", "Got it", "Alright")
+
+# What each cue watch waits for, said from the assistant's side.
+_CUE_EVENT = {
+    "visual_change": "the view changes",
+    "periodic_motion": "I see you wave",
+    "motion_onset": "you start moving",
+    "motion_offset": "you stop moving",
+    "speech_offset": "you stop talking",
+}
+
+_CANCELLED = {
+    "count": "I've stopped counting.",
+    "timed": "that's cancelled.",
+    "cue": "I've stopped watching.",
+    "all": "that's cancelled.",
+}
+
+
+def needs_video(spec: InterjectionSpec) -> bool:
+    """Whether a request can only be served with a camera (a video cue or a count)."""
+    return spec.kind == "count" or (spec.kind == "cue" and spec.cue_kind in VIDEO_CUES)
+
+
+def acknowledge(spec: InterjectionSpec, *, variant: int = 0) -> str:
+    """The sentence that acknowledges a registered request (or a cancel that removed one).
+
+    It states what will happen, never that it happened: "Okay, I'll tell you when
+    ten seconds have passed.", "Sure, I'll remind you to stretch in two minutes.".
+
+    Args:
+        spec: The parsed request, as registered.
+        variant: Picks the opener (any int; e.g. how many acknowledgements were said).
+
+    Returns:
+        One short sentence.
+
+    Raises:
+        ValueError: ``spec`` is not an ``InterjectionSpec`` or lacks what its kind needs.
+    """
+    if not isinstance(spec, InterjectionSpec):
+        raise ValueError(f"expected an InterjectionSpec, got {type(spec).__name__}")
+    opener = _OPENERS[variant % len(_OPENERS)]
+    return f"{opener}, {_body(spec)}"
+
+
+def _body(spec: InterjectionSpec) -> str:
+    if spec.kind == "cancel":
+        return _CANCELLED.get(spec.label, _CANCELLED["all"])
+    if spec.kind == "count":
+        return f"I'll count your {spec.label or 'reps'}."
+    if spec.kind == "cue":
+        if spec.cue_kind not in _CUE_EVENT:
+            raise ValueError(f"no acknowledgement for cue kind {spec.cue_kind!r}")
+        when = "every time" if spec.repeat else "when"
+        return f"I'll tell you {when} {_CUE_EVENT[spec.cue_kind]}."
+    if spec.kind != "timed" or spec.delay is None:
+        raise ValueError(f"no acknowledgement for a {spec.kind!r} request without a delay")
+    duration = spoken_duration(spec.delay)
+    if spec.every is not None:
+        return f"I'll tell you every {_singular(duration)}."
+    if spec.task:
+        return f"I'll remind you {_reminder(spec.task)} in {duration}."
+    if spec.text.startswith("Your timer"):
+        return f"a timer for {duration}, starting now."
+    verb = "has" if spec.delay == 1 else "have"
+    return f"I'll tell you when {duration} {verb} passed."
+
+
+def _singular(duration: str) -> str:
+    # "every thirty seconds" reads as is; "every one minute" is "every minute".
+    return {"one second": "second", "one minute": "minute", "an hour": "hour"}.get(
+        duration, duration
+    )
+
+
+def _reminder(task: str) -> str:
+    # The parser keeps "the oven" / "stretch" / "that the laundry is done": say it
+    # as "about the oven", "to stretch", "that the laundry is done".
+    if task.startswith(("the ", "your ")):
+        return f"about {task}"
+    if task.startswith("that "):
+        return task
+    return f"to {task}"
+
+
+_NORM = re.compile(r"[^\w']+")
+
+
+def _norm(text: str) -> str:
+    return " ".join(_NORM.sub(" ", text.lower().replace("’", "'")).split())
+
+
+@dataclass
+class _Handled:
+    text: str
+    reply: str
+
+
+@dataclass(frozen=True)
+class InferenceVerdict:
+    """What the gate does with one inference request of the interaction model.
+
+    Parameters:
+        skip: Drop the inference (the model must not answer this turn).
+        say: Speak this acknowledgement now ("" for nothing).
+    """
+
+    skip: bool
+    say: str = ""
+
+
+_RUN = InferenceVerdict(False)
+
+
+class HandledTurns:
+    """Which utterances of the current user turn the machinery answered itself.
+
+    The awareness processor :meth:`add` s each transcription it answered. The gate in
+    front of the interaction model reports each turn the user aggregator writes
+    (:meth:`turn_written`) and asks about each inference (:meth:`on_inference`).
+    A turn is handled only if *all* of its words were handled utterances; a turn with
+    other words goes to the model, which has been told what was scheduled.
+
+    Example::
+
+        turns = HandledTurns()
+        turns.add("Tell me when ten seconds have passed.", "Okay, I'll tell you ...")
+        turns.turn_written("Tell me when ten seconds have passed.")  # "" (owed)
+        turns.on_inference("Tell me when ten seconds have passed.", speculative=False)
+        # InferenceVerdict(skip=True, say="Okay, I'll tell you ...")
+    """
+
+    def __init__(self, *, max_pending: int = 8) -> None:
+        """Create an empty record.
+
+        Args:
+            max_pending: Handled utterances kept while no turn is written (oldest dropped).
+        """
+        self._pending: deque[_Handled] = deque(maxlen=max_pending)
+        self._owed: tuple[str, str] | None = None  # (turn text, reply) awaiting its inference
+        self._speculated = False
+
+    def add(self, text: str, reply: str) -> None:
+        """Record a transcription answered with ``reply`` (ignored if it has no words)."""
+        if isinstance(text, str) and isinstance(reply, str) and _norm(text) and reply.strip():
+            self._pending.append(_Handled(_norm(text), reply.strip()))
+
+    @property
+    def pending(self) -> bool:
+        """Whether a handled utterance or an owed acknowledgement is outstanding."""
+        return bool(self._pending) or self._owed is not None
+
+    def _matches_pending(self, turn: str) -> bool:
+        # The aggregator joins a turn's transcriptions with spaces.
+        return bool(self._pending) and turn == " ".join(h.text for h in self._pending)
+
+    def turn_written(self, text: str) -> str:
+        """The user aggregator wrote a turn: the acknowledgement to speak now, or "".
+
+        Normally the acknowledgement is owed to the turn's inference (it is said when
+        that inference is dropped, see :meth:`on_inference`). After a speculative
+        inference on the same words was dropped, a confirmed turn brings no
+        inference, so it is said now. The pending record belongs to this turn either
+        way and is settled.
+        """
+        turn = _norm(text) if isinstance(text, str) else ""
+        self._owed = None
+        reply = ""
+        if self._matches_pending(turn):
+            joined = " ".join(h.reply for h in self._pending)
+            if self._speculated:
+                reply = joined
+            else:
+                self._owed = (turn, joined)
+        self._pending.clear()
+        self._speculated = False
+        return reply
+
+    def on_inference(self, last_user: str | None, *, speculative: bool) -> InferenceVerdict:
+        """Decide about an inference whose context ends with user text ``last_user``.
+
+        Args:
+            last_user: The text of the context's last message if that message is the
+                user's, else None (a delivery or tool result: always runs).
+            speculative: A speculative inference on a turn not yet ended.
+        """
+        if last_user is None:
+            return _RUN
+        turn = _norm(last_user)
+        if speculative:
+            if self._matches_pending(turn):
+                self._speculated = True
+                return InferenceVerdict(True)
+            return _RUN
+        if self._owed is not None and self._owed[0] == turn:
+            reply = self._owed[1]
+            self._owed = None
+            return InferenceVerdict(True, reply)
+        return _RUN
