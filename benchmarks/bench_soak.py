@@ -149,6 +149,8 @@ async def soak(args: argparse.Namespace) -> dict[str, object]:
             slope(after_first[1:] if len(after_first) > 2 else after_first), 1
         ),
         "thread_names": dict(names.most_common()),
+        # Allocator arenas fill over the first calls; a leak keeps growing.
+        "rss_slope_mb_per_call_last_half": round(slope(after_first[len(after_first) // 2 :]), 1),
         "threads_slope_per_call": round(slope([float(s[1]) for s in samples[2:]]), 2),
     }
 

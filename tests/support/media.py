@@ -204,6 +204,7 @@ class TestPeer:
         sample_rate: int = 16000,
         video: bool = True,
         video_fps: int = 10,
+        video_size: tuple[int, int] = (320, 240),
         keepalive: bool = True,
         loop_audio: bool = False,
     ):
@@ -216,7 +217,7 @@ class TestPeer:
         self._connected = asyncio.Event()
         self.pc.addTrack(PcmAudioTrack(pcm or b"", sample_rate, loop=loop_audio))
         if video:
-            self.pc.addTrack(PatternVideoTrack(video_fps))
+            self.pc.addTrack(PatternVideoTrack(video_fps, *video_size))
         self.channel = self.pc.createDataChannel("tandem")
         self.channel.on("message", self._on_message)
         self.pc.on("track", self._on_track)

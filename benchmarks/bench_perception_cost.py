@@ -1,0 +1,119 @@
+"""What perception (micro-turn ingest + encoder-free fusion + cues) costs a real call.
+
+Two ``tandem run`` servers on the embedded default run side by side on
+127.0.0.1, one with perception (the default) and one with ``--no-perception``.
+An aiortc peer calls them in turn (on, off, on, off…), each call sending a
+browser-like camera (VP8-encoded by aiortc, ``--size`` at ``--fps``) and a
+quiet microphone for ``--hold`` seconds, so no model answers and the
+difference between the two servers' CPU time during a call is what perception
+costs it, video decoding included (both decode: the transport decodes every
+frame it receives).
+
+Reported: per-call server CPU (% of one core) on each side, medians over the
+pairs, and their difference. Interleaving the pairs keeps the shared machine's
+noise out of the difference.
+
+    .venv/bin/python benchmarks/bench_perception_cost.py --pairs 3 --hold 20
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import signal
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+from bench_soak import free_port, wait_ready  # noqa: E402
+from tests.support.media import TestPeer  # noqa: E402
+
+TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process (all threads), from /proc."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / TICKS
+
+
+async def one_call(base: str, pid: int, args: argparse.Namespace) -> float:
+    """% of one core the server used during one held call."""
+    # A quiet microphone: 1 s of digital silence looped.
+    peer = TestPeer(
+        base,
+        pcm=bytes(32000),
+        loop_audio=True,
+        video=True,
+        video_fps=args.fps,
+        video_size=tuple(args.size),
+    )
+    try:
+        await peer.connect(connect_timeout_s=20.0)
+        await asyncio.sleep(2.0)  # the first frames set up decoders and windows
+        c0, t0 = cpu_seconds(pid), time.monotonic()
+        await asyncio.sleep(args.hold)
+        c1, t1 = cpu_seconds(pid), time.monotonic()
+    finally:
+        await peer.close()
+    await asyncio.sleep(1.0)
+    return 100.0 * (c1 - c0) / (t1 - t0)
+
+
+async def run(args: argparse.Namespace) -> dict[str, object]:
+    servers: dict[str, tuple[str, subprocess.Popen[bytes]]] = {}
+    for side, extra in (("on", []), ("off", ["--no-perception"])):
+        port = free_port()
+        cmd = [sys.executable, "-m", "pipecat_tandem", "run", "--port", str(port), *extra]
+        proc = subprocess.Popen(  # noqa: ASYNC220 - once, before anything is timed
+            cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
+        )
+        servers[side] = (f"http://127.0.0.1:{port}", proc)
+    try:
+        for base, proc in servers.values():
+            await wait_ready(base, proc, 600.0)
+        results: dict[str, list[float]] = {"on": [], "off": []}
+        for i in range(args.pairs):
+            order = ("on", "off") if i % 2 == 0 else ("off", "on")
+            for side in order:
+                base, proc = servers[side]
+                pct = await one_call(base, proc.pid, args)
+                results[side].append(round(pct, 2))
+                print(f"pair {i + 1} {side}: {pct:.1f}% of a core", flush=True)
+    finally:
+        for _, proc in servers.values():
+            os.killpg(proc.pid, signal.SIGTERM)
+        for _, proc in servers.values():
+            proc.wait(30)
+    on, off = statistics.median(results["on"]), statistics.median(results["off"])
+    diffs = [a - b for a, b in zip(results["on"], results["off"], strict=True)]
+    return {
+        "video": f"{args.size[0]}x{args.size[1]} @ {args.fps} fps (VP8)",
+        "hold_s": args.hold,
+        "cpu_pct_per_call": results,
+        "median_on": round(on, 2),
+        "median_off": round(off, 2),
+        "perception_pct_of_a_core_median_pair_diff": round(statistics.median(diffs), 2),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--pairs", type=int, default=3)
+    parser.add_argument("--hold", type=float, default=20.0, help="seconds measured per call")
+    parser.add_argument("--fps", type=int, default=15)
+    parser.add_argument("--size", type=int, nargs=2, default=[640, 480], metavar=("W", "H"))
+    args = parser.parse_args()
+    print(json.dumps(asyncio.run(run(args))))
+
+
+if __name__ == "__main__":
+    main()
