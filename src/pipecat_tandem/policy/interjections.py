@@ -262,6 +262,10 @@ _CANCEL = re.compile(
     r"\b(count|counting|timer|timers|reminder|reminders|alarm|it|that|all|everything|telling me)\b"
 )
 
+# "never mind that" / "forget it" with no timer, reminder or count named is about the
+# conversation (the delegation processor cancels jobs on it); not an interjection cancel.
+_TALK_CANCEL = re.compile(r"(?:never ?mind|forget)\b(?:(?!count|timer|reminder|alarm).)*$")
+
 
 def _policy(text: str, default: DeliveryPolicy) -> DeliveryPolicy:
     if re.search(r"\b(when you get a chance|no rush|whenever you can|when you're free)\b", text):
@@ -278,6 +282,8 @@ def parse_interjection(text: object) -> InterjectionSpec | None:
     src = text.strip()
     t = " ".join(src.lower().replace("’", "'").split())
     cancel = _CANCEL.search(t)
+    if cancel and _TALK_CANCEL.match(cancel.group(0)):
+        cancel = None  # "never mind, forget it" drops the talk, not a timer
     if cancel and not _DUR_RE.search(t.split(cancel.group(0))[-1] or ""):
         what = cancel.group(2)
         label = (

@@ -79,13 +79,23 @@ _ARITHMETIC = _rx(
     rf"\bhow much is\s+{_NUMBER}",
     rf"\b(?:what(?:'s| is)|whats)\s+{_NUMBER}\s+(?:and|by|into)\b",
     r"\b(?:tip|interest|mortgage|split the bill|per month|per year)\b.*\d",
+    # Word problems: a quantity asked about numbers given ("how far ... 80 km an hour").
+    rf"\bhow (?:far|fast|long|much|many)\b.*\b{_NUMBER}\b.*\b(?:per|an? hour|each|for)\b",
+    rf"\b(?:split|share|divide)\b.*\b{_NUMBER}\b.*\b(?:between|among|by|ways)\b",
+)
+
+_UNIT_WORDS = (
+    r"(?:miles?|kilomet(?:er|re)s?|km|met(?:er|re)s?|centimet(?:er|re)s?|cm|inch(?:es)?|feet|foot|"
+    r"yards?|pounds?|lbs?|ounces?|oz|grams?|kilos?|kilograms?|kg|litres?|liters?|gallons?|"
+    r"pints?|cups?|fahrenheit|celsius|kelvin|seconds?|minutes?|hours?|days?|weeks?|months?|years?)"
 )
 
 _PLANNING = _rx(
     r"\bplan(?:ning)?\s+(?:a|an|my|our|the|for|out|some|this|next)\b",
     r"\b(?:help me|can you|could you|please)\s+(?:\w+\s+){0,2}"
     r"(?:plan|organi[sz]e|schedule|prepare)\b",
-    r"\b(?:make|create|draw up|put together|build|design)\s+(?:me\s+)?(?:a|an|my)\s+"
+    r"\b(?:make|create|draw up|put together|build|design|give|write|need|want)\s+(?:me\s+)?"
+    r"(?:a|an|my)\s+"
     r"(?:\w+[\s-]+){0,3}"
     r"(?:plan|schedule|itinerary|agenda|routine|budget|checklist|list|timeline|menu)\b",
     r"\bitinerary\b",
@@ -107,6 +117,17 @@ _LOOKUP = _rx(
     r"\b(?:is it|will it|going to)\s+(?:rain|snow|be (?:sunny|cold|hot|windy))\b",
     r"\bwho won\b",
     r"\bhow many \w+ (?:in|are in) (?:a|an|one|\d)",
+    # Units and conversions: "how many ounces are in two pounds", "72 degrees F in C".
+    rf"\bhow many {_UNIT_WORDS}\b.*\b{_UNIT_WORDS}\b",
+    rf"\b{_NUMBER}\s+(?:degrees\s+)?{_UNIT_WORDS}\b.*\b(?:in|to|into)\s+{_UNIT_WORDS}\b",
+    # Dates and durations.
+    r"\bday of the week\b",
+    r"\bhow long (?:is it |will it take )?(?:from|between|until|till|since)\b",
+    r"\b\d{1,2}:\d{2}\b.*\b\d{1,2}:\d{2}\b",
+    # The user's document folder.
+    r"\b(?:in|from|according to|does|did) (?:my|the) (?:\w+\s+){0,2}"
+    r"(?:documents?|docs|notes|files?|folder|handbook|guide|manual|policy|contract|report)\b",
+    r"\blook (?:in|through) (?:my|the)\b",
     r"\b(?:near me|nearby|around here|close to)\b",
 )
 
@@ -129,7 +150,8 @@ _SOCIAL = _rx(
     r"\b(?:i'?m|i am|feeling|i feel)\s+(?:\w+\s+){0,2}"
     r"(?:tired|sad|happy|bored|great|fine|good|okay|ok|stressed|excited|sleepy|hungry|sick|lonely)\b",
     r"\b(?:your name|who are you|what are you|are you (?:a )?(?:robot|human|real|an ai))\b",
-    r"\btell me (?:a )?joke\b|\bsay something funny\b",
+    r"\b(?:tell|give) me (?:a |an |another )?(?:\w+ )?(?:joke|riddle|pun|fun fact)s?\b",
+    r"\bsay something funny\b|\bmake me laugh\b",
     r"^(?:bye|goodbye|see you|talk (?:to you )?later|good night)\b",
     r"^(?:that|this|it)(?:'s| is| was| sounds| looks| seems)\b",
     r"\b(?:never ?mind|forget it|not now)\b",
