@@ -167,3 +167,16 @@ def test_cancel_and_limits_and_bad_input():
     with pytest.raises(ValueError):
         sched.on_cue("visual_change", float("nan"))
     assert sched.on_cue("repetition", 1.0, float("nan")) == []
+
+
+@pytest.mark.parametrize("text", ["Never mind, forget it.", "never mind that", "forget it"])
+def test_never_mind_about_the_talk_is_not_a_timer_cancel(text):
+    assert parse_interjection(text) is None
+
+
+@pytest.mark.parametrize(
+    ("text", "label"), [("never mind the reminder", "timed"), ("forget the timer", "timed")]
+)
+def test_never_mind_naming_a_timer_still_cancels_it(text, label):
+    spec = parse_interjection(text)
+    assert spec is not None and spec.kind == "cancel" and spec.label == label
