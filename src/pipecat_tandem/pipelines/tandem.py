@@ -105,7 +105,9 @@ def make_runner(
     return InProcessRunner(agent, max_concurrency=max_concurrency)
 
 
-def default_perception(clock: SessionClock) -> list[FrameProcessor]:
+def default_perception(
+    clock: SessionClock, event_log: EventLog | None = None
+) -> list[FrameProcessor]:
     """Micro-turn ingest + encoder-free fusion over a call's media, on ``clock``.
 
     What ``tandem run`` puts after the transport input: 0.2 s windows of audio
@@ -115,6 +117,7 @@ def default_perception(clock: SessionClock) -> list[FrameProcessor]:
 
     Args:
         clock: The session clock the rest of the pipeline uses.
+        event_log: The session's event log (detected cues are recorded there).
     """
     from pipecat_tandem.processors.encoder_free_fusion_processor import (
         EncoderFreeFusionProcessor,
@@ -123,7 +126,7 @@ def default_perception(clock: SessionClock) -> list[FrameProcessor]:
         MicroTurnIngestProcessor,
     )
 
-    return [MicroTurnIngestProcessor(clock=clock), EncoderFreeFusionProcessor()]
+    return [MicroTurnIngestProcessor(clock=clock), EncoderFreeFusionProcessor(event_log=event_log)]
 
 
 def build_tandem_pipeline(

@@ -47,6 +47,7 @@ from pipecat_tandem.frames import CueFrame, FusedMicroTurnFrame, MicroTurnFrame
 from pipecat_tandem.fusion.cues import Cue, CueDetector
 from pipecat_tandem.fusion.dmel import DMelEncoder
 from pipecat_tandem.fusion.patches import PatchEmbedder
+from pipecat_tandem.observe.event_log import EventLog
 
 FUSED_VERSION = "tandem.fused/2"
 
@@ -70,6 +71,7 @@ class EncoderFreeFusionProcessor(FrameProcessor):
         emit_cues: bool = True,
         forward_micro_turns: bool = False,
         blas_threads: int | None = 1,
+        event_log: EventLog | None = None,
         **kwargs: Any,
     ) -> None:
         """Create the processor.
@@ -83,6 +85,8 @@ class EncoderFreeFusionProcessor(FrameProcessor):
             forward_micro_turns: Also pass the consumed ``MicroTurnFrame`` s on.
             blas_threads: BLAS threads while a micro-turn is fused (the process-wide
                 setting is restored afterwards); ``None`` leaves BLAS alone.
+            event_log: Where each detected cue is recorded (``cue`` events, on
+                the session clock), so a call's log shows what was perceived.
             **kwargs: Passed to ``FrameProcessor``.
         """
         super().__init__(**kwargs)
@@ -98,6 +102,7 @@ class EncoderFreeFusionProcessor(FrameProcessor):
         self._forward = forward_micro_turns
         self._last_index: int | None = None
         self._blas_threads = blas_threads
+        self._event_log = event_log
         self._blas: ThreadpoolController | None = None  # found lazily (~3 ms, once)
 
     async def process_frame(self, frame: Frame, direction: FrameDirection) -> None:
@@ -115,6 +120,8 @@ class EncoderFreeFusionProcessor(FrameProcessor):
         fused, cues = await asyncio.to_thread(self._fuse, frame)
         await self.push_frame(fused)
         for cue in cues:
+            if self._event_log is not None:
+                self._event_log.emit("cue", t=cue.time, cue=cue.kind, value=round(cue.value, 4))
             await self.push_frame(
                 CueFrame(kind=cue.kind, time=cue.time, value=cue.value, detail=dict(cue.detail))
             )

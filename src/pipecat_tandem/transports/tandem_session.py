@@ -158,7 +158,7 @@ class TandemSessionFactory:
         event_log = EventLog(session.clock, path=session.record_path)
         kwargs = dict(self._pipeline_kwargs)
         if self.perception and "perception" not in kwargs:
-            kwargs["perception"] = default_perception(session.clock)
+            kwargs["perception"] = default_perception(session.clock, event_log)
         tandem = build_tandem_pipeline(
             transport=transport,
             interaction_llm=services.interaction_llm,
