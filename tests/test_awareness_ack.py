@@ -190,9 +190,21 @@ def test_a_turn_with_a_request_and_a_question_goes_to_the_model(gated):
     assert any("passed" in t for t in r.spoken_texts()[1:])
 
 
-def test_without_the_gate_the_model_is_told_what_to_say():
-    # The builder's pipeline before the gate is placed: the model runs, but its own
-    # turn carries the acknowledgement to say.
+def _without_gate(build: Any) -> Any:
+    def wrapped(**kw: Any) -> Any:
+        tandem = build(**kw)
+        stages = [p for p in tandem.pipeline.processors[1:-1] if not isinstance(p, AwarenessGate)]
+        return dataclasses.replace(tandem, pipeline=Pipeline(stages))
+
+    return wrapped
+
+
+def test_without_the_gate_the_model_is_told_what_to_say(monkeypatch):
+    # A hand-built pipeline without the gate (build_tandem_pipeline places it):
+    # the model runs, but its own turn carries the acknowledgement to say.
+    monkeypatch.setattr(
+        scenario, "build_tandem_pipeline", _without_gate(scenario.build_tandem_pipeline)
+    )
     model = Model()
     run(say(1.0, "Tell me when ten seconds have passed."), model, until=3)
     assert len(model.user_turns) == 1

@@ -252,11 +252,18 @@ def build_tandem_pipeline(
     stages.extend(perception)
     if stt is not None:
         stages.append(stt)
+    awareness_proc: AwarenessProcessor | None = None
     if awareness:
-        stages.append(
-            AwarenessProcessor(registry=delegation.registry, event_log=event_log, now_view=now_view)
+        awareness_proc = AwarenessProcessor(
+            registry=delegation.registry, event_log=event_log, now_view=now_view
         )
-    stages += [delegation, pair.user(), interaction_llm, interleaver]
+        stages.append(awareness_proc)
+    stages += [delegation, pair.user()]
+    if awareness_proc is not None:
+        # A turn that was only a timer/cue request is acknowledged verbatim and
+        # never reaches the interaction model (which would claim it happened).
+        stages.append(awareness_proc.gate)
+    stages += [interaction_llm, interleaver]
     if tts is not None:
         if first_clause:
             stages.append(FirstClauseProcessor())
