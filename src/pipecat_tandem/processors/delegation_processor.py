@@ -50,6 +50,7 @@ from pipecat_tandem.frames import (
     JobState,
 )
 from pipecat_tandem.observe.event_log import EventLog
+from pipecat_tandem.policy.job_limits import JobLimits
 from pipecat_tandem.policy.topic import TopicTracker
 
 DELEGATE_DESCRIPTION = (
@@ -93,6 +94,9 @@ class DelegationProcessor(FrameProcessor):
             returns the first job instead of starting another.
         clock: The session clock.
         event_log: The session event log.
+        job_limits: Caps on jobs running at once and started per minute (default 4
+            and 10); a refused delegation is answered with a short sentence the model
+            can say. Public as :attr:`job_limits`, so it can be replaced.
         **kwargs: Passed to ``FrameProcessor``.
 
     Example::
@@ -114,9 +118,11 @@ class DelegationProcessor(FrameProcessor):
         dedupe_window_s: float = 30.0,
         clock: SessionClock | None = None,
         event_log: EventLog | None = None,
+        job_limits: JobLimits | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
+        self.job_limits = job_limits or JobLimits()
         self._runner = runner
         self._context = context
         self.registry = registry or JobRegistry()
@@ -236,9 +242,15 @@ class DelegationProcessor(FrameProcessor):
         if duplicate is not None:
             self._log.emit("duplicate_delegation", job_id=duplicate.job_id, t=now, task=text)
             return duplicate.job_id
+        # Checked after the dedupe: a repeat of a running job costs nothing.
+        refusal = self.job_limits.refusal(now=now, running=len(self.registry.active()))
+        if refusal is not None:
+            self._log.emit("delegation_refused", t=now, task=text, reason=refusal)
+            raise DelegationError(refusal)
         job = self.registry.create(
             text, now=now, policy=policy or self._default_policy, deadline_s=deadline_s
         )
+        self.job_limits.record(now=now)
         if messages is None:
             messages = self._context.get_messages() if self._context is not None else []
         others = [
