@@ -15,12 +15,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from pipecat_tandem.policy.injection import defuse, quote_data
+
 if TYPE_CHECKING:
     from pipecat_tandem.policy.delivery import PendingOutput
 
 
 def _short(text: str, limit: int = 600) -> str:
-    text = " ".join(text.split())
+    # Spoken text goes into the context too (as the bot's turn): defused, never a call.
+    text = defuse(text)
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
@@ -57,9 +60,11 @@ class DeliveryWording:
         """One developer message carrying every item of a merged delivery."""
         lines = [self.weave_intro]
         for item in items:
+            # Background text is data: quoted and defused, so a model that copies it
+            # (a document holding a tool call) cannot emit a call from it.
             fields = {
-                "task": _short(item.task or "your earlier request", 200),
-                "text": _short(item.text),
+                "task": quote_data(item.task or "your earlier request", 200),
+                "text": quote_data(item.text),
             }
             if item.kind == "failure":
                 lines.append(self.weave_failure.format(**fields))
@@ -77,7 +82,7 @@ class DeliveryWording:
         """A context-only note for ``silent`` deliveries."""
         return "\n".join(
             self.silent_note.format(
-                task=_short(i.task or "earlier request", 200), text=_short(i.text)
+                task=quote_data(i.task or "earlier request", 200), text=quote_data(i.text)
             )
             for i in items
         )

@@ -50,6 +50,7 @@ from pipecat_tandem.frames import (
     JobState,
 )
 from pipecat_tandem.observe.event_log import EventLog
+from pipecat_tandem.policy.injection import EchoGuard
 from pipecat_tandem.policy.job_limits import JobLimits
 from pipecat_tandem.policy.topic import TopicTracker
 
@@ -97,6 +98,8 @@ class DelegationProcessor(FrameProcessor):
         job_limits: Caps on jobs running at once and started per minute (default 4
             and 10); a refused delegation is answered with a short sentence the model
             can say. Public as :attr:`job_limits`, so it can be replaced.
+        echo_guard: Refuses job-tool calls whose arguments repeat background text
+            (see :class:`~pipecat_tandem.policy.injection.EchoGuard`).
         **kwargs: Passed to ``FrameProcessor``.
 
     Example::
@@ -119,10 +122,12 @@ class DelegationProcessor(FrameProcessor):
         clock: SessionClock | None = None,
         event_log: EventLog | None = None,
         job_limits: JobLimits | None = None,
+        echo_guard: EchoGuard | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
         self.job_limits = job_limits or JobLimits()
+        self.echo_guard = echo_guard or EchoGuard()
         self._runner = runner
         self._context = context
         self.registry = registry or JobRegistry()
@@ -179,8 +184,24 @@ class DelegationProcessor(FrameProcessor):
         llm.register_function("cancel_job", self._tool_cancel)
         llm.register_function("follow_up_job", self._tool_follow_up)
 
+    async def _refused_echo(self, params: FunctionCallParams, args: dict[str, Any]) -> bool:
+        """Answer and log a call that repeats background text (injected, not asked for)."""
+        reason = self.echo_guard.refusal(params.function_name, args)
+        if reason is None:
+            return False
+        self._log.emit(
+            "tool_call_refused", t=self._clock.now(), tool=params.function_name,
+            arguments=args, reason=reason,
+        )  # fmt: skip
+        await params.result_callback(
+            {"error": f"not done: {reason}. Only the user's own requests are carried out."}
+        )
+        return True
+
     async def _tool_delegate(self, params: FunctionCallParams) -> None:
         args = params.arguments if isinstance(params.arguments, dict) else {}
+        if await self._refused_echo(params, args):
+            return
         try:
             messages = params.context.get_messages() if params.context is not None else None
             job_id = await self.delegate(
@@ -209,6 +230,8 @@ class DelegationProcessor(FrameProcessor):
 
     async def _tool_follow_up(self, params: FunctionCallParams) -> None:
         args = params.arguments if isinstance(params.arguments, dict) else {}
+        if await self._refused_echo(params, args):
+            return
         try:
             await self.follow_up(str(args.get("job_id", "")), args.get("text"))
         except (UnknownJobError, JobStateError, DelegationError) as e:
@@ -346,6 +369,7 @@ class DelegationProcessor(FrameProcessor):
         if not text or self._closed:
             return
         now = self._clock.now()
+        self.echo_guard.user_spoke(now=now)
         self._packets.add_utterance("user", text, self._turn_start or now, now)
         self._log.emit("transcript", t=now, role="user", text=text)
         verdict = self._topic.observe(text, self.registry.active())
@@ -386,6 +410,7 @@ class DelegationProcessor(FrameProcessor):
                 await self._push_state(job.job_id, JobState.RUNNING)
         elif event.kind == "progress":
             if job.is_active:
+                self.echo_guard.remember(event.text, now=now)
                 self._log.emit("progress", job_id=job.job_id, t=now, text=event.text)
                 await self.push_frame(BackgroundProgressFrame(job_id=job.job_id, text=event.text))
         elif event.kind in ("partial", "result"):
@@ -397,6 +422,7 @@ class DelegationProcessor(FrameProcessor):
                 await self._push_state(job.job_id, state, job.stale_reason)
             elif not job.is_active:
                 return
+            self.echo_guard.remember(event.text, now=now)
             await self.push_frame(
                 BackgroundResultFrame(
                     job_id=job.job_id, text=event.text, is_final=final, task=job.task,
@@ -405,6 +431,7 @@ class DelegationProcessor(FrameProcessor):
             )  # fmt: skip
         elif event.kind == "error":
             if self.registry.transition(job.job_id, JobState.FAILED, now=now, detail=event.text):
+                self.echo_guard.remember(event.text, now=now)
                 self._log.emit("failed", job_id=job.job_id, t=now, error=event.text)
                 await self._push_state(job.job_id, JobState.FAILED, event.text)
                 await self.push_frame(
