@@ -57,6 +57,7 @@ from pipecat_tandem.models.tool_calls import (
     ToolCallSniffer,
     parse_tool_calls,
 )
+from pipecat_tandem.policy.injection import EchoGuard
 from pipecat_tandem.policy.now_view import is_now_message
 
 _call_ids = itertools.count(1)
@@ -226,6 +227,7 @@ class LocalLLMService(LLMService):
             return
         offered = {_tool_name(t) for t in tools}
         known = [c for c in calls if c.name in offered]
+        known = _drop_echoed(known, context)
         if known:
             await self._dispatch(known, context)
             return
@@ -389,6 +391,36 @@ class _JsonEnd:
                 if self._started and self._depth == 0:
                     return True
         return False
+
+
+def _drop_echoed(calls: list[ParsedToolCall], context: LLMContext) -> list[ParsedToolCall]:
+    """Drop calls that only repeat the data given to the model since the user last spoke.
+
+    Developer and tool messages after the last user message are machinery and tool
+    output (deliveries, results), not requests: a reply that turns their text into a
+    call is an echo of data (e.g. a document), not something the user asked for.
+    """
+    guard = EchoGuard()
+    for message in reversed(context.get_messages()):
+        if not isinstance(message, dict):
+            continue
+        role = message.get("role")
+        if role == "user":
+            break
+        if role in ("developer", "tool"):
+            content = message.get("content")
+            if isinstance(content, list):
+                content = " ".join(p.get("text", "") for p in content if isinstance(p, dict))
+            if isinstance(content, str):
+                guard.remember(content, now=0.0)
+    kept = []
+    for call in calls:
+        reason = guard.refusal(call.name, call.arguments)
+        if reason is None:
+            kept.append(call)
+        else:
+            logger.warning(f"refused a tool call from text ({call.name}): {reason}")
+    return kept
 
 
 def _tool_name(tool: Any) -> str:
