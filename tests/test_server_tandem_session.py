@@ -205,3 +205,40 @@ async def test_calls_run_micro_turn_ingest_and_fusion_unless_turned_off(fake_pre
         assert kinds.index(FakeSTTService) > ingest + 1
     else:
         assert MicroTurnIngestProcessor not in kinds and EncoderFreeFusionProcessor not in kinds
+
+
+async def test_a_caller_who_is_here_replaces_an_offer_that_never_connected(fake_presets, tmp_path):
+    # Re-posting offers that never connect must not lock the service: once the
+    # grace is over, a new caller takes the models from a session whose client
+    # never connected; a connected call is never replaced.
+    from pipecat_tandem.transports.webrtc_server import CONNECT_GRACE_S
+
+    factory = TandemSessionFactory(interaction="local", background="local")
+    srv = TandemServer(factory=factory, port=0, record_dir=tmp_path)  # 10 s connect timeout
+    await srv.start()
+    ghost = RTCPeerConnection(RTCConfiguration(iceServers=[]))
+    base = f"http://127.0.0.1:{srv.port}"
+    try:
+        assert await srv.wait_warm()
+        ghost.createDataChannel("tandem")
+        ghost.addTransceiver("audio")
+        await ghost.setLocalDescription(await ghost.createOffer())
+        async with aiohttp.ClientSession() as http:
+            body = {"sdp": ghost.localDescription.sdp, "type": "offer"}
+            async with http.post(f"{base}/api/offer", json=body) as r:
+                assert r.status == 200
+        await asyncio.sleep(CONNECT_GRACE_S + 0.3)
+        peer = TestPeer(base, pcm=speech_pcm("Hello bot."))
+        await peer.connect()
+        assert await _wait(lambda: peer.stats.loud_frames > 10, 15), "caller not answered"
+        assert srv.sessions.ended_sessions[-1].end_reason == "client never connected"
+        await asyncio.sleep(CONNECT_GRACE_S + 0.3)
+        other = TestPeer(base, pcm=b"", video=False)
+        with pytest.raises(RuntimeError, match="503"):
+            await other.connect(5)
+        await other.close()
+        assert peer.pc.connectionState == "connected"  # the live call was not replaced
+        await peer.close()
+    finally:
+        await ghost.close()
+        await srv.stop()

@@ -26,6 +26,7 @@ session limit first.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from importlib import resources
 from pathlib import Path
@@ -109,6 +110,11 @@ async def check_offer_applies(sdp: str) -> None:
 def static_dir() -> Path:
     """The directory of the packaged client page."""
     return Path(str(resources.files("pipecat_tandem.transports") / "static"))
+
+
+#: A session whose client has not connected this long after its answer yields
+#: the models to a new caller (see ``TandemServer._evict_unconnected``).
+CONNECT_GRACE_S = 3.0
 
 
 class TandemServer:
@@ -287,19 +293,49 @@ class TandemServer:
             return await self._renegotiate(existing, offer.sdp, offer.restart_pc)
         if self._warm_state != "ready":
             return self._error(503, f"not ready: {self._warm_detail}")
-        try:
-            self.sessions.reserve()
-        except SessionLimitError as e:
-            return self._error(503, str(e))
-        try:
-            return await self._new_session(offer.sdp, offer.request_data)
-        except SignallingError as e:
-            return self._error(e.status, e.message)
-        except SessionRefusedError as e:
-            return self._error(503, str(e))
-        except Exception as e:
-            logger.exception(f"tandem: could not start a session: {e}")
-            return self._error(500, f"could not start a session: {e}")
+        for attempt in range(2):
+            try:
+                self.sessions.reserve()
+            except SessionLimitError as e:
+                return self._error(503, str(e))
+            try:
+                return await self._new_session(offer.sdp, offer.request_data)
+            except SignallingError as e:
+                return self._error(e.status, e.message)
+            except SessionRefusedError as e:
+                if attempt == 0 and await self._evict_unconnected():
+                    continue
+                return self._error(503, str(e))
+            except Exception as e:
+                logger.exception(f"tandem: could not start a session: {e}")
+                return self._error(500, f"could not start a session: {e}")
+        return self._error(503, "the models are serving another call; try again later")
+
+    async def _evict_unconnected(self) -> bool:
+        """End sessions whose client never connected, so a new caller gets the models.
+
+        A real client connects within a second or two of its answer; one that
+        has not after :data:`CONNECT_GRACE_S` has most likely gone (or never
+        meant to connect), and must not hold one-call-at-a-time models against
+        a caller who is here, nor lock the service by re-posting offers.
+
+        Returns:
+            Whether any session was ended (and its services released).
+        """
+        stale = [
+            s
+            for s in self.sessions.sessions()
+            if s.connection is not None
+            and hasattr(s.connection, "is_connected")
+            and not s.connection.is_connected()
+            and s.info.clock.now() >= CONNECT_GRACE_S
+        ]
+        for s in stale:
+            await self.sessions.end(s, "client never connected")
+        for s in stale:
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(s.ended.wait(), 5.0)
+        return bool(stale)
 
     async def _new_session(self, sdp: str, request_data: Any) -> web.Response:
         connection = SmallWebRTCConnection(ice_servers=self._ice_servers or None)
