@@ -19,6 +19,8 @@ and the user-speaking frames the user aggregator broadcasts.
 
 from __future__ import annotations
 
+import difflib
+import inspect
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -48,6 +50,7 @@ from pipecat_tandem.background.tools import default_tools
 from pipecat_tandem.background.tools.base import Tool
 from pipecat_tandem.clock import LoopClock, SessionClock
 from pipecat_tandem.observe.event_log import EventLog
+from pipecat_tandem.policy.job_limits import JobLimits
 from pipecat_tandem.policy.now_view import NowView
 from pipecat_tandem.processors.awareness_processor import AwarenessProcessor
 from pipecat_tandem.processors.delegation_processor import DelegationProcessor, RouterLike
@@ -105,6 +108,10 @@ def make_runner(
     return InProcessRunner(agent, max_concurrency=max_concurrency)
 
 
+#: The ``ResultInterleaver`` options ``build_tandem_pipeline`` passes through.
+INTERLEAVER_OPTIONS = frozenset({"max_redeliveries", "confirm_timeout_s", "wording", "name"})
+
+
 def default_perception(
     clock: SessionClock, event_log: EventLog | None = None
 ) -> list[FrameProcessor]:
@@ -156,6 +163,7 @@ def build_tandem_pipeline(
     clock: SessionClock | None = None,
     event_log: EventLog | None = None,
     record_path: str | Path | None = None,
+    job_limits: JobLimits | None = None,
     **interleaver_args: Any,
 ) -> TandemPipeline:
     """Assemble the tandem pipeline around the given services.
@@ -197,11 +205,25 @@ def build_tandem_pipeline(
         clock: The session clock (one is made).
         event_log: The session event log (one is made, writing to ``record_path``).
         record_path: A JSONL file for the event log.
-        **interleaver_args: More :class:`ResultInterleaver` options.
+        job_limits: Caps on a session's jobs (default: 4 running, 10 a minute).
+        **interleaver_args: More :class:`ResultInterleaver` options
+            (``max_redeliveries``, ``confirm_timeout_s``, ``wording``, ``name``).
+
+    Raises:
+        TypeError: An option this builder does not know (a misspelling would
+            otherwise be dropped silently).
 
     Returns:
         The assembled :class:`TandemPipeline`.
     """
+    unknown = sorted(set(interleaver_args) - INTERLEAVER_OPTIONS)
+    if unknown:
+        hints = [
+            f"{name!r}" + (f" (did you mean {close[0]!r}?)" if close else "")
+            for name in unknown
+            for close in [difflib.get_close_matches(name, _BUILDER_OPTIONS, n=1)]
+        ]
+        raise TypeError(f"build_tandem_pipeline got unknown option(s): {', '.join(hints)}")
     clock = clock or (event_log.clock if event_log else LoopClock())
     event_log = event_log or EventLog(clock, path=record_path)
     if tools is None:
@@ -216,6 +238,7 @@ def build_tandem_pipeline(
         router=router,
         clock=clock,
         event_log=event_log,
+        job_limits=job_limits,
     )
     existing = context.tools.standard_tools if isinstance(context.tools, ToolsSchema) else []
     names = {s.name for s in delegation.function_schemas()}
@@ -282,6 +305,12 @@ def build_tandem_pipeline(
         event_log=event_log,
         clock=clock,
     )
+
+
+_BUILDER_OPTIONS = [
+    *(n for n in inspect.signature(build_tandem_pipeline).parameters if n != "interleaver_args"),
+    *INTERLEAVER_OPTIONS,
+]
 
 
 def _stop_strategy(

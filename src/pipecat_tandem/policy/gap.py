@@ -13,6 +13,8 @@ and both sides have been quiet for at least ``min_gap_s``.
 
 from __future__ import annotations
 
+import math
+
 
 class GapDetector:
     """Tracks who is speaking and since when everyone has been quiet.
@@ -35,8 +37,9 @@ class GapDetector:
     """
 
     def __init__(self, *, min_gap_s: float = 0.5, start: float = 0.0) -> None:
-        if not min_gap_s >= 0:
-            raise ValueError("min_gap_s must be >= 0")
+        if not 0 <= min_gap_s < math.inf:
+            # An infinite gap never comes: every result would wait forever.
+            raise ValueError(f"min_gap_s must be a finite number >= 0, not {min_gap_s!r}")
         self.min_gap_s = float(min_gap_s)
         self.user_speaking = False
         self.bot_speaking = False
