@@ -33,16 +33,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from bench_soak import free_port, wait_ready  # noqa: E402
+from bench_server import cpu_seconds, free_port, wait_healthy  # noqa: E402
 from tests.support.media import TestPeer  # noqa: E402
-
-TICKS = os.sysconf("SC_CLK_TCK")
-
-
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU time of a process (all threads), from /proc."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / TICKS
 
 
 async def one_call(base: str, pid: int, args: argparse.Namespace) -> float:
@@ -79,7 +71,7 @@ async def run(args: argparse.Namespace) -> dict[str, object]:
         servers[side] = (f"http://127.0.0.1:{port}", proc)
     try:
         for base, proc in servers.values():
-            await wait_ready(base, proc, 600.0)
+            await wait_healthy(base, 600.0, proc)
         results: dict[str, list[float]] = {"on": [], "off": []}
         for i in range(args.pairs):
             order = ("on", "off") if i % 2 == 0 else ("off", "on")

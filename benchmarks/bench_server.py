@@ -72,10 +72,15 @@ def pct(values: list[float], q: float) -> float:
     return values[min(len(values) - 1, int(q * len(values)))]
 
 
-async def wait_healthy(base: str, timeout_s: float = 60) -> None:
+async def wait_healthy(
+    base: str, timeout_s: float = 60, proc: subprocess.Popen[bytes] | None = None
+) -> None:
+    """Poll ``/healthz`` until 200; fail at once if ``proc`` (the server) exits."""
     deadline = time.monotonic() + timeout_s
     async with aiohttp.ClientSession() as http:
         while time.monotonic() < deadline:
+            if proc is not None and proc.poll() is not None:
+                raise RuntimeError(f"server exited with {proc.returncode}")
             try:
                 async with http.get(base + "/healthz") as r:
                     if r.status == 200:

@@ -22,24 +22,17 @@ import asyncio
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
-import time
 from collections import Counter
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))
 
-import aiohttp  # noqa: E402
+from bench_server import free_port, wait_healthy  # noqa: E402
 from tests.support.media import TestPeer, speech_pcm  # noqa: E402
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def proc_status(pid: int) -> tuple[float, int]:
@@ -87,22 +80,6 @@ asyncio.run(main())
 """
 
 
-async def wait_ready(base: str, proc: subprocess.Popen[bytes], timeout_s: float) -> None:
-    deadline = time.monotonic() + timeout_s
-    async with aiohttp.ClientSession() as http:
-        while time.monotonic() < deadline:
-            if proc.poll() is not None:
-                raise RuntimeError(f"server exited with {proc.returncode}")
-            try:
-                async with http.get(f"{base}/healthz") as r:
-                    if r.status == 200:
-                        return
-            except aiohttp.ClientError:
-                pass
-            await asyncio.sleep(0.5)
-    raise RuntimeError("server not ready in time")
-
-
 async def one_call(base: str, pcm: bytes, hold_s: float) -> None:
     peer = TestPeer(base, pcm=pcm, video=True)
     try:
@@ -125,7 +102,7 @@ async def soak(args: argparse.Namespace) -> dict[str, object]:
         cmd, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
     )
     try:
-        await wait_ready(base, proc, 300.0)
+        await wait_healthy(base, 300.0, proc)
         pcm = speech_pcm("Hello there. What is the capital of Italy?")
         samples = [proc_status(proc.pid)]
         names: Counter[str] = Counter()

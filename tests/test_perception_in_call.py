@@ -10,19 +10,16 @@ must show a visual-change cue after the change and none before it.
 from __future__ import annotations
 
 import asyncio
-import fractions
 import json
 import time
 from typing import Any
 
-import av
 import numpy as np
 import pytest
-from aiortc import MediaStreamTrack
 
 from pipecat_tandem.transports.tandem_session import TandemSessionFactory
 from pipecat_tandem.transports.webrtc_server import TandemServer
-from tests.support.media import TestPeer, speech_pcm
+from tests.support.media import PatternVideoTrack, TestPeer, speech_pcm
 from tests.test_server_tandem_session import fake_presets  # noqa: F401 - fixture
 
 pytestmark = pytest.mark.e2e
@@ -30,41 +27,21 @@ pytestmark = pytest.mark.e2e
 CHANGE_AT_S = 4.0
 
 
-class RoomThenRedTrack(MediaStreamTrack):
+FPS = 10
+
+
+def room_then_red(index: int, width: int, height: int) -> np.ndarray:
     """A dark room with a small moving square, then a red screen from ``CHANGE_AT_S``."""
-
-    kind = "video"
-
-    def __init__(self, fps: int = 10, width: int = 320, height: int = 240) -> None:
-        super().__init__()
-        self.fps, self.size = fps, (width, height)
-        self.start: float | None = None
-        self.count = 0
-        self.changed_at: float | None = None
-
-    async def recv(self) -> av.VideoFrame:
-        if self.start is None:
-            self.start = time.monotonic()
-        wait = self.start + self.count / self.fps - time.monotonic()
-        if wait > 0:
-            await asyncio.sleep(wait)
-        width, height = self.size
-        t = self.count / self.fps
-        rng = np.random.default_rng(self.count)  # sensor noise
-        if t < CHANGE_AT_S:
-            img = np.clip(rng.normal(30, 3, (height, width, 3)), 0, 255).astype(np.uint8)
-            x = 10 + int(20 * t) % 40
-            img[10:22, x : x + 12] = 200  # a small object moving in a corner
-        else:
-            if self.changed_at is None:
-                self.changed_at = time.monotonic()
-            img = np.zeros((height, width, 3), np.uint8)
-            img[..., 0] = 220
-        frame = av.VideoFrame.from_ndarray(img, format="rgb24")
-        frame.pts = int(self.count * 90000 / self.fps)
-        frame.time_base = fractions.Fraction(1, 90000)
-        self.count += 1
-        return frame
+    t = index / FPS
+    if t >= CHANGE_AT_S:
+        img = np.zeros((height, width, 3), np.uint8)
+        img[..., 0] = 220
+        return img
+    rng = np.random.default_rng(index)  # sensor noise
+    img = np.clip(rng.normal(30, 3, (height, width, 3)), 0, 255).astype(np.uint8)
+    x = 10 + int(20 * t) % 40
+    img[10:22, x : x + 12] = 200  # a small object moving in a corner
+    return img
 
 
 async def test_a_scene_change_in_a_real_call_fires_one_visual_cue_after_it(
@@ -76,7 +53,7 @@ async def test_a_scene_change_in_a_real_call_fires_one_visual_cue_after_it(
     try:
         assert await srv.wait_warm()
         peer = TestPeer(f"http://127.0.0.1:{srv.port}", pcm=speech_pcm("Hello."), video=False)
-        camera = RoomThenRedTrack()
+        camera = PatternVideoTrack(FPS, image=room_then_red)
         peer.pc.addTrack(camera)
         connected_at = time.monotonic()
         await peer.connect()
@@ -90,11 +67,12 @@ async def test_a_scene_change_in_a_real_call_fires_one_visual_cue_after_it(
         events: list[dict[str, Any]] = [json.loads(line) for line in log.read_text().splitlines()]
     finally:
         await srv.stop()
-    assert camera.changed_at is not None
+    assert camera.started_at is not None
     cues = [e for e in events if e["kind"] == "cue" and e.get("cue") == "visual_change"]
     assert cues, "no visual_change cue in the call's log"
     # Session time 0 is about when the offer was accepted; the change was sent
     # CHANGE_AT_S after the camera's first frame (which follows connecting).
-    change_t = camera.changed_at - connected_at
+    # Frames are paced from the first one, so the change left at started_at + CHANGE_AT_S.
+    change_t = camera.started_at + CHANGE_AT_S - connected_at
     assert all(c["t"] >= change_t - 0.5 for c in cues), (cues, change_t)
     assert len(cues) == 1, cues

@@ -14,6 +14,7 @@ import shutil
 import subprocess
 import time
 import wave
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
@@ -157,12 +158,25 @@ class PatternVideoTrack(MediaStreamTrack):
 
     kind = "video"
 
-    def __init__(self, fps: int = 10, width: int = 320, height: int = 240):
+    def __init__(
+        self,
+        fps: int = 10,
+        width: int = 320,
+        height: int = 240,
+        image: Callable[[int, int, int], np.ndarray] = camera_frame,
+    ):
+        """``image(index, width, height)`` draws frame ``index`` (RGB uint8)."""
         super().__init__()
         self._fps = fps
         self._size = (width, height)
+        self._image = image
         self._start: float | None = None
         self._count = 0
+
+    @property
+    def started_at(self) -> float | None:
+        """When the first frame was sent (monotonic), once it was."""
+        return self._start
 
     async def recv(self) -> av.VideoFrame:
         if self._start is None:
@@ -170,7 +184,7 @@ class PatternVideoTrack(MediaStreamTrack):
         wait = self._start + self._count / self._fps - time.monotonic()
         if wait > 0:
             await asyncio.sleep(wait)
-        frame = av.VideoFrame.from_ndarray(camera_frame(self._count, *self._size), format="rgb24")
+        frame = av.VideoFrame.from_ndarray(self._image(self._count, *self._size), format="rgb24")
         frame.pts = int(self._count * 90000 / self._fps)
         frame.time_base = VIDEO_TIME_BASE
         self._count += 1
