@@ -17,7 +17,8 @@ from pipecat.processors.aggregators.llm_response_universal import LLMUserAggrega
 
 import tests.support.scenario as scenario
 from pipecat_tandem.frames import CueFrame
-from pipecat_tandem.processors.awareness_processor import AwarenessGate, AwarenessProcessor
+from pipecat_tandem.processors.awareness_gate import AwarenessGate
+from pipecat_tandem.processors.awareness_processor import AwarenessProcessor
 from tests.support.fake_llm import FakeReply
 from tests.support.scenario import background_responder, run_scenario, say
 from tests.support.virtual_time import run_virtual
