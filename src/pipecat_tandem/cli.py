@@ -98,6 +98,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--max-sessions", type=_positive_int, default=4, help="concurrent calls (default 4)"
     )
     run.add_argument(
+        "--documents",
+        type=Path,
+        metavar="DIR",
+        help="a folder of .txt/.md notes the background model can search",
+    )
+    run.add_argument(
         "--no-perception",
         dest="perception",
         action="store_false",
@@ -404,6 +410,9 @@ def run_command(
     """
     _check_run_args(parser, args)
     problem = record_dir_problem(args.record) if args.record is not None else None
+    documents = getattr(args, "documents", None)
+    if problem is None and documents is not None and not documents.is_dir():
+        problem = f"--documents {documents} is not a folder; pass a folder of .txt/.md notes"
     if problem is not None:
         print(f"{CANNOT_START} {problem}", file=sys.stderr, flush=True)
         return 1
@@ -415,6 +424,7 @@ def run_command(
             interaction=args.interaction,
             background=args.background,
             perception=getattr(args, "perception", True),
+            pipeline_kwargs={"documents_dir": documents} if documents is not None else None,
         )
     return asyncio.run(serve(args, factory, progress))
 

