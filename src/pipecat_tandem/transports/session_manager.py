@@ -48,6 +48,8 @@ class Session:
         task: The asyncio task running the runner.
         ended: Set once everything is torn down.
         end_reason: Why the session ended.
+        client: Who asked for it (the admission key of the offer's sender).
+        connected: Whether its client ever connected (ICE and DTLS done).
     """
 
     info: SessionInfo
@@ -57,6 +59,8 @@ class Session:
     task: asyncio.Task[None] | None = None
     ended: asyncio.Event = field(default_factory=asyncio.Event)
     end_reason: str = ""
+    client: str = ""
+    connected: bool = False
 
 
 class SessionManager:
@@ -159,7 +163,7 @@ class SessionManager:
         while True:
             await asyncio.sleep(self._liveness_poll)
             if connection.is_connected():
-                seen_connected = True
+                seen_connected = session.connected = True
                 silent_for = 0.0
                 continue
             if not seen_connected:

@@ -100,6 +100,11 @@ class TandemSessionFactory:
         self._services: Any = None
         self._busy = False
 
+    @property
+    def busy(self) -> bool:
+        """Whether a call holds the services (read by the server's ``/healthz``)."""
+        return self._busy
+
     async def warm(self, progress: ProgressFn) -> dict[str, Any]:
         """Assemble the models (reporting each step) and warm them."""
         started = time.monotonic()

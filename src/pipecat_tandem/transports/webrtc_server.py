@@ -14,7 +14,14 @@ Routes:
   with ``{"sdp", "type": "answer", "pc_id"}``; with a known ``pc_id`` it
   renegotiates that connection.
 * ``PATCH /api/offer``: trickled ICE candidates for a known ``pc_id``.
-* ``GET /healthz``: 503 with a reason until the models are warm, then 200.
+* ``GET /healthz``: 503 with a reason until the models are warm, then 200
+  (alive and warm); ``can_take_call`` says whether a new call would be
+  accepted right now (with a ``reason`` when not), ``calls``/``max_calls``
+  how many are running.
+
+Each client address may post a limited number of offers per minute, and only
+a few that never connect (:mod:`~pipecat_tandem.transports.admission`); past
+that it gets 429 with ``Retry-After``.
 
 pipecat's ``SmallWebRTCRequestHandler`` would do the offer bookkeeping, but it
 imports FastAPI (not a dependency here) and creates the peer connection before
@@ -38,6 +45,8 @@ from pipecat.transports.base_transport import TransportParams, VideoInSourcePara
 from pipecat.transports.smallwebrtc.connection import IceServer, SmallWebRTCConnection
 from pipecat.transports.smallwebrtc.transport import SmallWebRTCTransport
 
+from pipecat_tandem.clock import SessionClock
+from pipecat_tandem.transports.admission import OfferAdmission, OfferLimits, client_key
 from pipecat_tandem.transports.client_event_observer import ClientEventObserver, send_through
 from pipecat_tandem.transports.ice import (
     candidate_target_problem,
@@ -115,6 +124,8 @@ def static_dir() -> Path:
 #: A session whose client has not connected this long after its answer yields
 #: the models to a new caller (see ``TandemServer._evict_unconnected``).
 CONNECT_GRACE_S = 3.0
+#: Per-client offer limits of a server unless told otherwise.
+DEFAULT_OFFER_LIMITS = OfferLimits()
 
 
 class TandemServer:
@@ -132,6 +143,9 @@ class TandemServer:
         liveness_timeout_s: End a connected session whose client stops answering.
         connect_timeout_s: End a session whose client has not connected by then.
         progress: Reports start-up steps (defaults to the log).
+        offer_limits: Per-client limits on offers (``None``: no limit, e.g.
+            behind a proxy that limits already).
+        clock: Time base of the offer limits (monotonic by default).
     """
 
     def __init__(
@@ -147,6 +161,8 @@ class TandemServer:
         liveness_timeout_s: float = 6.0,
         connect_timeout_s: float = 10.0,
         progress: ProgressFn | None = None,
+        offer_limits: OfferLimits | None = DEFAULT_OFFER_LIMITS,
+        clock: SessionClock | None = None,
     ) -> None:
         if not 0 <= port <= 65535:
             raise ValueError(f"port must be in 0..65535, got {port}")
@@ -163,6 +179,9 @@ class TandemServer:
             connect_timeout_s=connect_timeout_s,
         )
         self._by_pc_id: dict[str, Session] = {}
+        self.admission = (
+            OfferAdmission(offer_limits, clock=clock) if offer_limits is not None else None
+        )
         self._warm_state = "starting"
         self._warm_detail = "models not loaded yet"
         self._models: dict[str, Any] = {}
@@ -258,24 +277,52 @@ class TandemServer:
     async def _index(self, request: web.Request) -> web.StreamResponse:
         return web.FileResponse(static_dir() / "index.html")
 
+    def refusal_reason(self) -> str | None:
+        """Why a new call would be refused right now, or ``None`` if it would be taken.
+
+        Mirrors :meth:`_offer`: a slot must be free and the factory not busy,
+        unless a session whose client never connected would be evicted for it.
+        """
+        if self._warm_state != "ready":
+            return self._warm_detail
+        evictable = bool(self._unconnected_sessions())
+        if self.sessions.active >= self.sessions.max_sessions and not evictable:
+            return f"server is at its session limit ({self.sessions.max_sessions})"
+        # A factory may serve one call at a time (the embedded models do).
+        busy = getattr(self._factory, "busy", False)
+        if isinstance(busy, bool) and busy and not evictable:
+            return "the models are serving another call"
+        return None
+
     async def _healthz(self, request: web.Request) -> web.Response:
+        # 200 means alive and warm (what readiness probes and start-up scripts
+        # wait for); whether a call would be taken *now* is in the body.
+        reason = self.refusal_reason()
+        ready = self._warm_state == "ready"
         body: dict[str, Any] = {
             "status": self._warm_state,
+            "ready": ready,
+            "can_take_call": reason is None,
+            "calls": self.sessions.active,
+            "max_calls": self.sessions.max_sessions,
             "sessions": self.sessions.active,
             "max_sessions": self.sessions.max_sessions,
             "uptime_s": round(time.monotonic() - self._started_at, 1),
         }
-        if self._warm_state != "ready":
-            body["reason"] = self._warm_detail
+        if reason is not None:
+            body["reason"] = reason
+        if not ready:
             return web.json_response(body, status=503)
         body["models"] = self._models
         return web.json_response(body)
 
     @staticmethod
-    def _error(status: int, message: str) -> web.Response:
+    def _error(status: int, message: str, retry_after: str | None = None) -> web.Response:
         # A busy or warming server says when to come back (RFC 9110 §10.2.3):
         # a slot frees within the connect timeout at worst.
-        headers = {"Retry-After": "5"} if status == 503 else None
+        if retry_after is None and status == 503:
+            retry_after = "5"
+        headers = {"Retry-After": retry_after} if retry_after is not None else None
         return web.json_response({"error": message}, status=status, headers=headers)
 
     async def _read_body(self, request: web.Request) -> bytes:
@@ -284,6 +331,12 @@ class TandemServer:
         return await request.content.read(MAX_BODY_BYTES + 1)
 
     async def _offer(self, request: web.Request) -> web.Response:
+        client = client_key(request.remote)
+        # Counted before the body is even read: a flood costs no parsing.
+        if self.admission is not None:
+            admission = self.admission.admit(client)
+            if not admission.allowed:
+                return self._error(429, admission.reason, admission.retry_after_header)
         try:
             offer = parse_offer(await self._read_body(request))
         except SignallingError as e:
@@ -297,9 +350,12 @@ class TandemServer:
             try:
                 self.sessions.reserve()
             except SessionLimitError as e:
+                # Every slot taken, maybe by offers that never connected.
+                if attempt == 0 and await self._evict_unconnected():
+                    continue
                 return self._error(503, str(e))
             try:
-                return await self._new_session(offer.sdp, offer.request_data)
+                return await self._new_session(offer.sdp, offer.request_data, client)
             except SignallingError as e:
                 return self._error(e.status, e.message)
             except SessionRefusedError as e:
@@ -322,14 +378,7 @@ class TandemServer:
         Returns:
             Whether any session was ended (and its services released).
         """
-        stale = [
-            s
-            for s in self.sessions.sessions()
-            if s.connection is not None
-            and hasattr(s.connection, "is_connected")
-            and not s.connection.is_connected()
-            and s.info.clock.now() >= CONNECT_GRACE_S
-        ]
+        stale = self._unconnected_sessions()
         for s in stale:
             await self.sessions.end(s, "client never connected")
         for s in stale:
@@ -337,7 +386,18 @@ class TandemServer:
                 await asyncio.wait_for(s.ended.wait(), 5.0)
         return bool(stale)
 
-    async def _new_session(self, sdp: str, request_data: Any) -> web.Response:
+    def _unconnected_sessions(self) -> list[Session]:
+        """Sessions whose client has not connected :data:`CONNECT_GRACE_S` after the answer."""
+        return [
+            s
+            for s in self.sessions.sessions()
+            if s.connection is not None
+            and hasattr(s.connection, "is_connected")
+            and not s.connection.is_connected()
+            and s.info.clock.now() >= CONNECT_GRACE_S
+        ]
+
+    async def _new_session(self, sdp: str, request_data: Any, client: str) -> web.Response:
         connection = SmallWebRTCConnection(ice_servers=self._ice_servers or None)
         started = False
         try:
@@ -358,7 +418,7 @@ class TandemServer:
             worker.add_observer(
                 ClientEventObserver(send=send_through(transport.output()), clock=info.clock)
             )
-            session = Session(info=info, connection=connection, worker=worker)
+            session = Session(info=info, connection=connection, worker=worker, client=client)
             self._watch_connection(session, transport)
             self.sessions.start(session)
             started = True
@@ -381,6 +441,8 @@ class TandemServer:
         await session.ended.wait()
         if self._by_pc_id.get(pc_id) is session:
             del self._by_pc_id[pc_id]
+        if self.admission is not None and not session.connected:
+            self.admission.never_connected(session.client)
 
     def _watch_connection(self, session: Session, transport: SmallWebRTCTransport) -> None:
         @transport.event_handler("on_client_disconnected")
@@ -388,6 +450,11 @@ class TandemServer:
             await self.sessions.end(session, "client disconnected")
 
         connection = session.connection
+
+        @connection.event_handler("connected")
+        async def _on_connected(connection: Any) -> None:
+            session.connected = True
+
         for state in ("closed", "failed"):
 
             @connection.event_handler(state)
