@@ -96,7 +96,7 @@ def _run(timeline, stale_mode, verbatim):
     # Every output is accounted for exactly once, and never emitted twice without a cut-off.
     assert set(s.status) == ready
     assert all(
-        v in ("delivered", "merged", "dropped_stale", "dropped_session_end")
+        v in ("delivered", "merged", "into_context", "dropped_stale", "dropped_session_end")
         for v in s.status.values()
     )
     for oid, n in emitted.items():

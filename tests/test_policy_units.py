@@ -98,9 +98,11 @@ def test_cut_off_delivery_is_redelivered_then_given_up():
     d = s.poll(2.0)
     assert d is not None and d.kind == "redelivered" and "cut off" in d.text
     s.bot_started(2.1)
-    s.user_started(2.2)  # cut off again: retries exhausted, accounted once
-    assert s.status["a#1"] == "delivered"
+    s.user_started(2.2)  # cut off again: retries exhausted, kept in the context instead
     s.user_stopped(3.0)
+    d = s.poll(3.0)
+    assert d is not None and d.mode == "silent" and d.kind == "into_context"
+    assert s.status["a#1"] == "into_context"
     assert s.poll(10.0) is None
 
 

@@ -219,7 +219,8 @@ class BackgroundDeliveryFrame(SystemFrame):
 
     Parameters:
         job_ids: The jobs whose outputs this delivery carries.
-        kind: ``delivered``, ``redelivered``, ``offered`` or ``failure``.
+        kind: ``delivered``, ``redelivered``, ``offered``, ``failure`` or
+            ``into_context`` (a silent note of outputs the user cut off too often).
         text: The text handed to the interaction model or the TTS.
     """
 

@@ -13,8 +13,11 @@ Definitions (per background *output*: a result, partial result or failure notice
 * **deliveries over the user / bot**: spoken ``delivered`` emissions made while the
   user (or, for non-``interrupt`` deliveries, the bot) was speaking.
 * **lost**: outputs that became ready and were never accounted for (no
-  ``confirmed``, ``merged``, ``dropped_stale``, ``dropped_session_end`` or
-  ``delivery_failed``).
+  ``confirmed``, ``merged``, ``into_context``, ``dropped_stale``,
+  ``dropped_session_end`` or ``delivery_failed``).
+* **into context**: outputs the user cut off more often than ``max_redeliveries``
+  allows, put into the context silently instead of being announced again (the
+  model brings them up when asked; see ``DeliveryScheduler``).
 * **delivery failures**: outputs settled ``delivery_failed`` (wording or emitting
   their delivery raised; the user was told, see ``DeliveryScheduler.fail``).
 * **repeated**: extra emissions of an output beyond the first that were not
@@ -31,7 +34,14 @@ from typing import Any
 
 #: Event kinds that settle an output: one of them means the output was not lost.
 ACCOUNTED = frozenset(
-    {"confirmed", "merged", "dropped_stale", "dropped_session_end", "delivery_failed"}
+    {
+        "confirmed",
+        "merged",
+        "into_context",
+        "dropped_stale",
+        "dropped_session_end",
+        "delivery_failed",
+    }
 )
 
 
@@ -60,6 +70,7 @@ class SessionMetrics:
     stale_read_as_current: int = 0
     dropped_stale: int = 0
     redeliveries: int = 0
+    into_context: int = 0
     failures: int = 0
     delivery_failures: int = 0
     latency_p50_s: float | None = None
@@ -80,6 +91,7 @@ def compute_metrics(events: list[dict[str, Any]]) -> SessionMetrics:
     interruptions: Counter[str] = Counter()
     accounted: set[str] = set()
     failed_delivery: set[str] = set()
+    into_context: set[str] = set()
     m = SessionMetrics()
     for e in events:
         kind = e.get("kind")
@@ -104,7 +116,9 @@ def compute_metrics(events: list[dict[str, Any]]) -> SessionMetrics:
                     continue
                 emissions[oid] += 1
                 first_delivery.setdefault(oid, t)
-                if item.get("stale") and item.get("treatment") not in ("offer", "failure"):
+                # A stale output kept in the context is not read out either.
+                treatment = item.get("treatment")
+                if item.get("stale") and treatment not in ("offer", "failure", "context"):
                     m.stale_read_as_current += 1
         elif kind == "delivery_interrupted":
             for oid in e.get("output_ids") or []:
@@ -116,10 +130,13 @@ def compute_metrics(events: list[dict[str, Any]]) -> SessionMetrics:
                 failed_delivery.add(oid)
                 m.delivery_failures += 1
             accounted.add(oid)
-            if kind == "dropped_stale":
+            if kind == "into_context":
+                into_context.add(oid)
+            elif kind == "dropped_stale":
                 m.dropped_stale += 1
     m.outputs = len(ready)
     m.delivered_outputs = len(first_delivery)
+    m.into_context = len(into_context)
     m.lost = len([oid for oid in ready if oid not in accounted])
     m.repeated = sum(max(0, n - 1 - interruptions[oid]) for oid, n in emissions.items())
     m.latencies_s = [round(first_delivery[o] - ready[o], 6) for o in ready if o in first_delivery]

@@ -10,9 +10,10 @@ The :class:`DeliveryScheduler` holds outputs (results, partial results, failure
 notices) until their policy allows them out, merges the ones ready together,
 re-queues an announcement the user cut off, and accounts for every output:
 each ends ``delivered``, ``merged`` (carried by another output's delivery or
-superseded by the job's final result), ``dropped_stale``, ``dropped_session_end`` or
-``delivery_failed`` (wording or emitting it raised, see :meth:`DeliveryScheduler.fail`),
-and none is ever delivered twice unless its first delivery was cut off.
+superseded by the job's final result), ``into_context`` (cut off too often, see
+below), ``dropped_stale``, ``dropped_session_end`` or ``delivery_failed`` (wording or
+emitting it raised, see :meth:`DeliveryScheduler.fail`), and none is ever delivered
+twice unless its first delivery was cut off.
 
 Rules (the contract the tests check):
 
@@ -25,6 +26,13 @@ Rules (the contract the tests check):
 * One spoken delivery is in flight at a time; it is confirmed when the bot finishes
   speaking it, or after ``confirm_timeout_s`` without speech (the model chose not
   to speak, or there is no TTS).
+* A delivery the user cuts off goes back to waiting. Only a cut-off after the bot
+  began speaking it uses up one of ``max_redeliveries``: before the first word the
+  user heard nothing of it, and a user who keeps talking must not cost them the
+  result. An output cut off once more after its redeliveries are used up is not
+  announced again (the user keeps talking over it) but put into the context
+  silently, like a ``silent`` output, so the model can bring it up when asked; it
+  is accounted ``into_context``.
 """
 
 from __future__ import annotations
@@ -69,8 +77,12 @@ class PendingOutput:
         policy: Delivery policy.
         ready_at: Session time it became ready.
         stale: Whether the user cancelled or moved away from the request.
-        attempts: How many of its deliveries were cut off so far.
+        attempts: How many of its deliveries were cut off after the bot began speaking
+            them (each uses up one redelivery).
+        unheard_cutoffs: How many were cut off before the bot said a word of them
+            (free: the user heard nothing).
         verbatim: Speak the text exactly (a whole delivery of such outputs goes to the TTS).
+        into_context: Its redeliveries are used up: it goes into the context silently.
     """
 
     output_id: str
@@ -83,7 +95,9 @@ class PendingOutput:
     ready_at: float
     stale: bool = False
     attempts: int = 0
+    unheard_cutoffs: int = 0
     verbatim: bool = False
+    into_context: bool = False
 
 
 @dataclass
@@ -93,7 +107,8 @@ class Delivery:
     Parameters:
         items: The outputs it carries (several when merged).
         mode: ``weave`` (interaction model rephrases), ``verbatim`` (TTS) or ``silent``.
-        kind: ``delivered``, ``redelivered``, ``offered`` or ``failure`` (of the first item).
+        kind: ``delivered``, ``redelivered``, ``offered`` or ``failure`` (of the first
+            item), or ``into_context`` (a silent note of outputs cut off too often).
         text: The developer message or the text to speak.
         at: Session time of the decision.
         interrupt_bot: Whether the bot must be interrupted first.
@@ -130,7 +145,8 @@ class DeliveryScheduler:
         min_gap_s: Shared quiet that makes a natural gap.
         verbatim: Speak outputs verbatim (TTS) instead of weaving them in.
         stale_mode: ``offer`` (briefly offer stale results) or ``drop``.
-        max_redeliveries: How often a cut-off announcement is delivered again.
+        max_redeliveries: How often an announcement cut off after its first word is
+            delivered again (a cut-off before it is free); then it goes into the context.
         confirm_timeout_s: How long to wait for the bot to speak a delivery.
         wording: Templates for the delivered text.
     """
@@ -252,36 +268,41 @@ class DeliveryScheduler:
                 self._event("delivery_failed", job_id, now, output_id=output_id, reason=reason)
 
     def user_started(self, now: float) -> Delivery | None:
-        """The user's turn started; a delivery being spoken is cut off.
+        """The user's turn started; a delivery in flight is cut off.
+
+        Each of its outputs waits again: to be delivered again, or, with its
+        redeliveries used up, to go into the context silently (see the module docstring).
 
         Returns:
-            The cut-off delivery when all of its outputs will be delivered again (its
-            message should then be taken back out of the context, or the model would
-            mention the result in its next reply and the redelivery would repeat it);
-            otherwise None.
+            The cut-off delivery, if any. Its message should be taken back out of the
+            context: otherwise the model would mention the result in its next reply and
+            the redelivery would repeat it, or, for an output going into the context,
+            the message would still tell the model to announce it now.
         """
         self.gap.user_started(now)
         flight = self._in_flight
         if flight is None:
             return None
         self._in_flight = None
+        heard = flight.speaking
         self._event(
             "delivery_interrupted",
             None,
             now,
             job_ids=flight.delivery.job_ids,
             output_ids=[i.output_id for i in flight.delivery.items],
+            heard=heard,
         )
-        requeued = 0
         for item in flight.delivery.items:
-            if item.attempts < self.max_redeliveries:
+            if not heard:
+                item.unheard_cutoffs += 1
+            elif item.attempts < self.max_redeliveries:
                 item.attempts += 1
-                self.status[item.output_id] = "pending"
-                self._pending.append(item)
-                requeued += 1
             else:
-                self._settle(item, self._carried_status(flight.delivery, item), now, cut_off=True)
-        return flight.delivery if requeued == len(flight.delivery.items) else None
+                item.into_context = True
+            self.status[item.output_id] = "pending"
+            self._pending.append(item)
+        return flight.delivery
 
     def user_stopped(self, now: float) -> None:
         """The user's turn ended."""
@@ -331,6 +352,10 @@ class DeliveryScheduler:
         silent = [p for p in self._pending if p.policy is DeliveryPolicy.SILENT]
         if silent:
             return self._emit(silent, "silent", now)
+        # Apart from the silent-policy ones: these are worded and accounted differently.
+        kept = [p for p in self._pending if p.into_context]
+        if kept:
+            return self._emit(kept, "silent", now)
         if self._in_flight is not None:
             return None
         urgent = [p for p in self._pending if p.policy is DeliveryPolicy.INTERRUPT]
@@ -348,7 +373,7 @@ class DeliveryScheduler:
         if flight and not flight.speaking:
             times.append(flight.delivery.at + self.confirm_timeout_s)
         if self._pending and not self.gap.user_speaking:
-            if any(p.policy is DeliveryPolicy.SILENT for p in self._pending) or (
+            if any(p.policy is DeliveryPolicy.SILENT or p.into_context for p in self._pending) or (
                 flight is None and any(p.policy is DeliveryPolicy.INTERRUPT for p in self._pending)
             ):
                 times.append(now)
@@ -400,16 +425,20 @@ class DeliveryScheduler:
             verbatim = self.verbatim or all(i.verbatim and not i.stale for i in items)
             mode = "verbatim" if verbatim else "weave"
         first = items[0]
-        if first.kind == "failure":
+        if first.into_context:
+            kind = "into_context"
+        elif first.kind == "failure":
             kind = "failure"
         elif first.stale:
             kind = "offered"
-        elif first.attempts:
+        elif first.attempts or first.unheard_cutoffs:
             kind = "redelivered"
         else:
             kind = "delivered"
         try:
-            if mode == "silent":
+            if first.into_context:
+                text = self.wording.into_context(items)
+            elif mode == "silent":
                 text = self.wording.silent(items)
             elif mode == "verbatim":
                 text = self.wording.spoken(items)
@@ -452,6 +481,10 @@ class DeliveryScheduler:
 
     @staticmethod
     def _carried_status(delivery: Delivery, item: PendingOutput) -> str:
+        if item.into_context:
+            # Not heard and not carried by another output's delivery: each of them is
+            # in the context on its own account.
+            return "into_context"
         # The first output of a merged delivery counts as delivered, the rest as merged
         # into it: each output is accounted exactly once.
         return "delivered" if item is delivery.items[0] else "merged"

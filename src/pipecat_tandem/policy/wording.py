@@ -51,6 +51,18 @@ class DeliveryWording:
         "Background result (for context only; mention it only if it becomes relevant):\n"
         "- Request: {task}\n  Result: {text}"
     )
+    # A result the user kept talking over: announcing it once more would be one time too
+    # many, but it must stay at hand for when they ask.
+    into_context_note: str = (
+        "Background result the user cut off several times (for context only: do not "
+        "announce it again; if the user asks about it, answer from it):\n"
+        "- Request: {task}\n  Result: {text}"
+    )
+    into_context_failure: str = (
+        "Background request the user cut off several times (for context only: do not "
+        "announce it again; if the user asks about it, say it failed):\n"
+        "- Request: {task}\n  It failed ({text})."
+    )
     spoken_result: str = "About {task}: {text}"
     spoken_offer: str = "I also have the answer on {task}. Want it?"
     # The error text is for the log and the page, not the ear: one honest sentence.
@@ -82,6 +94,15 @@ class DeliveryWording:
         """A context-only note for ``silent`` deliveries."""
         return "\n".join(
             self.silent_note.format(
+                task=quote_data(i.task or "earlier request", 200), text=quote_data(i.text)
+            )
+            for i in items
+        )
+
+    def into_context(self, items: list[PendingOutput]) -> str:
+        """A context-only note for outputs whose redeliveries are used up."""
+        return "\n".join(
+            (self.into_context_failure if i.kind == "failure" else self.into_context_note).format(
                 task=quote_data(i.task or "earlier request", 200), text=quote_data(i.text)
             )
             for i in items

@@ -69,7 +69,9 @@ class ResultInterleaver(FrameProcessor):
         verbatim: Speak results verbatim with ``TTSSpeakFrame`` instead of letting the
             interaction model weave them in.
         stale_mode: ``offer`` (briefly offer results the user moved away from) or ``drop``.
-        max_redeliveries: How often an announcement cut off by the user is delivered again.
+        max_redeliveries: How often an announcement cut off by the user after its first
+            word is delivered again (a cut-off before it is free); once they are used up,
+            it goes into the context silently instead (accounted ``into_context``).
         confirm_timeout_s: How long a woven delivery may stay unspoken before it counts
             as delivered (the model may choose to say nothing).
         wording: Templates for delivered text.
@@ -309,7 +311,8 @@ class ResultInterleaver(FrameProcessor):
                     "output_id": i.output_id,
                     "job_id": i.job_id,
                     "stale": i.stale,
-                    "treatment": "failure" if i.kind == "failure" else "offer" if i.stale
+                    "treatment": "context" if i.into_context
+                    else "failure" if i.kind == "failure" else "offer" if i.stale
                     else "result" if i.is_final else "partial",
                 }
                 for i in delivery.items
@@ -324,7 +327,11 @@ class ResultInterleaver(FrameProcessor):
         )
 
     async def _retract(self, text: str) -> None:
-        """Take a cut-off woven delivery back out of the context until it is redelivered."""
+        """Take a cut-off woven delivery back out of the context.
+
+        It comes back as a redelivery or, with its redeliveries used up, as a silent
+        note that no longer tells the model to announce it now.
+        """
 
         def without(messages: list[Any]) -> list[Any]:
             return [
