@@ -244,3 +244,29 @@ async def test_healthz_before_warm_is_503_and_not_ready():
     finally:
         factory.warm_gate.set()
         await srv.stop()
+
+
+async def test_a_full_server_gives_a_never_connected_slot_to_a_new_caller(tmp_path):
+    """Every slot held by an offer that never connected: the next caller still gets in."""
+    from pipecat_tandem.transports.webrtc_server import CONNECT_GRACE_S
+
+    srv = TandemServer(factory=FakeSessionFactory(vad=False), port=0, max_sessions=1)
+    await srv.start()
+    assert await srv.wait_warm()
+    pc1, sdp1 = await offer_sdp()  # its answer is never applied
+    pc2, sdp2 = await offer_sdp()
+    try:
+        async with aiohttp.ClientSession() as http:
+            assert (await _post(http, srv, {"sdp": sdp1, "type": "offer"}))[0] == 200
+            status, body = await _post(http, srv, {"sdp": sdp2, "type": "offer"})
+            assert status == 503 and "limit" in body["error"]  # within the grace period
+            await asyncio.sleep(CONNECT_GRACE_S + 0.2)
+            async with http.get(url(srv, "/healthz")) as r:
+                assert (await r.json())["can_take_call"] is True
+            status, body = await _post(http, srv, {"sdp": sdp2, "type": "offer"})
+            assert status == 200, body
+            assert srv.sessions.ended_sessions[-1].end_reason == "client never connected"
+    finally:
+        await pc1.close()
+        await pc2.close()
+        await srv.stop()

@@ -211,7 +211,8 @@ def build_tandem_pipeline(
 
     Raises:
         TypeError: An option this builder does not know (a misspelling would
-            otherwise be dropped silently).
+            otherwise be dropped silently), or a service, processor or option
+            of the wrong type (named, with what it expects).
 
     Returns:
         The assembled :class:`TandemPipeline`.
@@ -224,6 +225,26 @@ def build_tandem_pipeline(
             for close in [difflib.get_close_matches(name, _BUILDER_OPTIONS, n=1)]
         ]
         raise TypeError(f"build_tandem_pipeline got unknown option(s): {', '.join(hints)}")
+    _check_arguments(
+        interaction_llm=interaction_llm,
+        transport=transport,
+        stt=stt,
+        tts=tts,
+        perception=perception,
+        context=context,
+        tools=tools,
+        vad_analyzer=vad_analyzer,
+        turn_analyzer=turn_analyzer,
+        user_params=user_params,
+        now_view=now_view,
+        registry=registry,
+        min_gap_s=min_gap_s,
+        max_concurrency=max_concurrency,
+        clock=clock,
+        event_log=event_log,
+        record_path=record_path,
+        job_limits=job_limits,
+    )
     clock = clock or (event_log.clock if event_log else LoopClock())
     event_log = event_log or EventLog(clock, path=record_path)
     if tools is None:
@@ -281,6 +302,8 @@ def build_tandem_pipeline(
             registry=delegation.registry, event_log=event_log, now_view=now_view
         )
         stages.append(awareness_proc)
+        # Jobs the router starts are acknowledged at the same gate, not by the model.
+        delegation.answerer = awareness_proc.gate
     stages += [delegation, pair.user()]
     if awareness_proc is not None:
         # A turn that was only a timer/cue request is acknowledged verbatim and
@@ -311,6 +334,87 @@ _BUILDER_OPTIONS = [
     *(n for n in inspect.signature(build_tandem_pipeline).parameters if n != "interleaver_args"),
     *INTERLEAVER_OPTIONS,
 ]
+
+
+#: What each checked argument must be: (accepted types, how to say it, may be None).
+_EXPECTED: dict[str, tuple[type | tuple[type, ...], str, bool]] = {
+    "interaction_llm": (LLMService, "a pipecat LLMService (e.g. OpenAILLMService(...))", False),
+    "transport": (BaseTransport, "a pipecat transport (BaseTransport) or None", True),
+    "stt": (FrameProcessor, "a pipecat STT service (a FrameProcessor) or None", True),
+    "tts": (FrameProcessor, "a pipecat TTS service (a FrameProcessor) or None", True),
+    "context": (LLMContext, "an LLMContext or None", True),
+    "vad_analyzer": (VADAnalyzer, "a VADAnalyzer (e.g. SileroVADAnalyzer()) or None", True),
+    "turn_analyzer": (BaseTurnAnalyzer, "a BaseTurnAnalyzer or None", True),
+    "user_params": (LLMUserAggregatorParams, "LLMUserAggregatorParams or None", True),
+    "now_view": (NowView, "a NowView or None", True),
+    "registry": (JobRegistry, "a JobRegistry or None", True),
+    "event_log": (EventLog, "an EventLog or None", True),
+    "record_path": ((str, Path), "a file path (str or Path) or None", True),
+    "job_limits": (JobLimits, "a JobLimits or None", True),
+}
+
+
+def _kind(value: Any) -> str:
+    text = repr(value)
+    shown = text if len(text) <= 40 else text[:37] + "..."
+    return f"{type(value).__name__} {shown}"
+
+
+def _check_arguments(**arguments: Any) -> None:
+    """Refuse a wrong type up front, naming the argument.
+
+    A string or number passed as a service used to surface much later as a
+    bare ``AttributeError`` from deep inside pipecat ('str' object has no
+    attribute '_prev'), which names neither the argument nor the fix.
+
+    Raises:
+        TypeError: The first argument that is not what it must be.
+    """
+    for name, (types, expected, optional) in _EXPECTED.items():
+        value = arguments[name]
+        if value is None and optional:
+            continue
+        if not isinstance(value, types):
+            raise TypeError(f"build_tandem_pipeline: {name} must be {expected}, got {_kind(value)}")
+    perception = arguments["perception"]
+    if isinstance(perception, FrameProcessor | str | bytes) or not isinstance(perception, Sequence):
+        raise TypeError(
+            "build_tandem_pipeline: perception must be a list of FrameProcessors, "
+            f"got {_kind(perception)}"
+        )
+    for i, p in enumerate(perception):
+        if not isinstance(p, FrameProcessor):
+            raise TypeError(
+                f"build_tandem_pipeline: perception[{i}] must be a FrameProcessor, got {_kind(p)}"
+            )
+    tools = arguments["tools"]
+    if tools is not None:
+        if isinstance(tools, str | bytes | dict) or not isinstance(tools, Sequence):
+            raise TypeError(
+                f"build_tandem_pipeline: tools must be a list of Tools or None, got {_kind(tools)}"
+            )
+        for i, tool in enumerate(tools):
+            if not isinstance(tool, Tool):
+                raise TypeError(
+                    f"build_tandem_pipeline: tools[{i}] must be a Tool, got {_kind(tool)}"
+                )
+    min_gap_s = arguments["min_gap_s"]
+    if isinstance(min_gap_s, bool) or not isinstance(min_gap_s, int | float):
+        raise TypeError(
+            f"build_tandem_pipeline: min_gap_s must be a number of seconds, got {_kind(min_gap_s)}"
+        )
+    max_concurrency = arguments["max_concurrency"]
+    if isinstance(max_concurrency, bool) or not isinstance(max_concurrency, int):
+        raise TypeError(
+            "build_tandem_pipeline: max_concurrency must be an integer, "
+            f"got {_kind(max_concurrency)}"
+        )
+    clock = arguments["clock"]
+    if clock is not None and not callable(getattr(clock, "now", None)):
+        raise TypeError(
+            "build_tandem_pipeline: clock must be a SessionClock (anything with now()), "
+            f"got {_kind(clock)}"
+        )
 
 
 def _stop_strategy(
