@@ -430,23 +430,65 @@ def run_command(
 
 
 def timeline_command(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
-    """Render a recorded session to PNG or HTML."""
+    """Render a recorded session to PNG or HTML.
+
+    Returns:
+        0 once written; 1 (one line on stderr, no traceback) if the log cannot
+        be read or holds no events, or the output cannot be written. Argument
+        errors (a wrong extension, no such log) exit with 2.
+    """
     suffix = args.output.suffix.lower()
     if suffix not in (".png", ".html", ".htm"):
         parser.error(f"-o/--output must end in .png or .html, got {args.output.name!r}")
     if not args.session.is_file():
         parser.error(f"no such session log: {args.session}")
+    # Checked before the (possibly long) render, so a typo costs nothing.
+    problem = output_problem(args.output)
+    if problem is not None:
+        print(f"tandem: cannot write {args.output}: {problem}", file=sys.stderr)
+        return 1
     from pipecat_tandem.observe.timeline import load_events, render_timeline
 
-    events = load_events(args.session)
-    if isinstance(events, tuple):  # some loaders also return a malformed-line count
-        events = events[0]
-    if not events:
-        print(f"tandem: {args.session} holds no events", file=sys.stderr)
+    try:
+        events = load_events(args.session)
+    except OSError as e:
+        print(f"tandem: cannot read {args.session}: {_reason(e)}", file=sys.stderr)
         return 1
-    render_timeline(events, args.output)
+    if not events:
+        skipped = getattr(events, "malformed", 0)
+        detail = f" ({skipped} malformed line(s) skipped)" if skipped else ""
+        print(f"tandem: {args.session} holds no events{detail}", file=sys.stderr)
+        return 1
+    try:
+        render_timeline(events, args.output)
+    except OSError as e:
+        print(f"tandem: cannot write {args.output}: {_reason(e)}", file=sys.stderr)
+        return 1
     print(f"wrote {args.output}")
     return 0
+
+
+def output_problem(path: Path) -> str | None:
+    """Why a file cannot be written at ``path`` (without creating it), or ``None``.
+
+    Args:
+        path: The output file.
+
+    Returns:
+        A short reason (no such folder, not a folder, a folder in the way,
+        not writable), or ``None`` if writing looks possible.
+    """
+    parent = path.parent if str(path.parent) else Path(".")
+    if path.is_dir():
+        return "it is a directory"
+    if not parent.exists():
+        return f"no such directory: {parent}"
+    if not parent.is_dir():
+        return f"{parent} is not a directory"
+    target = path if path.exists() else parent
+    if not os.access(target, os.W_OK):
+        return "permission denied" if path.exists() else f"{parent} is not writable"
+    return None
 
 
 def main(argv: Sequence[str] | None = None) -> int:
