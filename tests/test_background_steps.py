@@ -9,16 +9,19 @@ import pytest
 from pipecat_tandem.background.agent import AgentError, BackgroundAgent
 from pipecat_tandem.background.answer import (
     carries_value,
+    flatten_lists,
     shorten,
     unspeakable_reason,
 )
 from pipecat_tandem.background.packet import ContextPacket
 from pipecat_tandem.background.runner import JobEvent, JobReporter
+from pipecat_tandem.background.step_agent import step_view
 from pipecat_tandem.background.steps import (
     AnswerStep,
     StepError,
     ToolStep,
     parse_step,
+    step_instructions,
     step_schema,
     tools_for_task,
 )
@@ -77,13 +80,58 @@ def test_shorten_keeps_whole_sentences():
 
 
 def test_schema_offers_each_tool_and_the_answer():
-    schema = step_schema(TOOLS)
-    variants = schema["properties"]["step"]["anyOf"]
+    # Lenient (llama.cpp): the bare step, no {"step": ...} wrapper to decode.
+    variants = step_schema(TOOLS)["anyOf"]
     names = [v["properties"].get("tool", {}).get("enum", ["answer"])[0] for v in variants]
     assert names == [t.name for t in TOOLS] + ["answer"]
     strict = step_schema(TOOLS, strict=True)["properties"]["step"]["anyOf"]
     for v in strict:
         assert set(v["required"]) == set(v["properties"]) and v["additionalProperties"] is False
+
+
+def test_the_dates_tool_takes_one_expression_in_the_step_protocol():
+    dates = next(
+        v
+        for v in step_schema(TOOLS)["anyOf"]
+        if v["properties"].get("tool", {}).get("enum") == ["dates"]
+    )
+    assert set(dates["properties"]) == {"tool", "expression"}
+    assert dates["required"] == ["tool", "expression"]
+    assert "dates(expression)" in step_instructions(TOOLS)
+    assert '{"step": {"tool"' in step_instructions(TOOLS, wrapped=True)
+    assert '{"step"' not in step_instructions(TOOLS)
+
+
+def test_an_answer_cut_by_the_token_limit_keeps_its_whole_sentences():
+    cut = '{"answer": "Research the company. Practise your answers aloud. Arrive ten min'
+    assert parse_step(cut, TOOLS) == AnswerStep(
+        "Research the company. Practise your answers aloud."
+    )
+    assert parse_step('{"step": {"answer": "Say \\"hi\\". Then sm', TOOLS) == AnswerStep(
+        'Say "hi".'
+    )
+    clause = '{"answer": "Your booking reference is QX7-2291, and your flight to Lisbon lea'
+    assert parse_step(clause, TOOLS) == AnswerStep("Your booking reference is QX7-2291.")
+    for unfinished in ['{"answer": "Research the comp', '{"tool": "calculator", "expre']:
+        with pytest.raises(StepError):
+            parse_step(unfinished, TOOLS)
+
+
+def test_step_view_keeps_the_facts_only():
+    assert step_view({"result": {"operation": "date", "date": "2026-12-04", "weekday": "Friday",
+                                 "spoken": "Friday 4 December 2026", "reference": "x"}}) == {
+        "date": "Friday 4 December 2026"
+    }  # fmt: skip
+    assert step_view({"result": {"days": 47, "weeks": 6, "text": "..."}}) == {"days": 47}
+    assert step_view({"result": {"value": 3.1, "unit": "mi", "dimension": "length"}}) == {
+        "value": 3.1,
+        "unit": "mi",
+    }
+    assert step_view({"result": {"query": "q", "results": [], "lines": [], "note": "none"}}) == {
+        "lines": [],
+        "note": "none",
+    }
+    assert step_view({"error": "bad"}) == {"error": "bad"}
 
 
 def test_parse_step():
@@ -101,6 +149,8 @@ def test_parse_step():
     [
         ("give me three tips for a job interview", []),
         ("plan a 3-day trip to Rome", []),
+        ("suggest a simple dinner I can cook in twenty minutes", []),
+        ("how many days are there between 2026-12-02 and 2027-01-18", ["dates"]),
         ("how many minutes are in three and a half days", ["calculator", "convert_units"]),
         ("what day of the week is Christmas", ["dates", "calculator"]),
         ("what is 17 percent of 2340", ["calculator", "convert_units"]),
@@ -199,3 +249,110 @@ def test_json_end_scanner_stops_at_the_closing_brace_not_inside_strings():
     chunks = ['{"step": {"answer": "a } brace', ' and \\" quote"', "}", "}", "\n\n"]
     ends = [scanner.feed(c) for c in chunks]
     assert ends == [False, False, False, True, False]
+
+
+class LenientLLM(SchemaLLM):
+    """Like the embedded llama.cpp service: bare steps, optional arguments may be left out."""
+
+    lenient_response_schema = True
+
+
+async def test_lenient_steps_are_bare_and_results_compact():
+    wall = "2026-12-02T10:00:00+00:00"
+    llm = LenientLLM(
+        [
+            json.dumps({"tool": "dates", "expression": "next friday"}),
+            json.dumps({"answer": "Next Friday is the 4th of December."}),
+        ]
+    )
+    events: list[JobEvent] = []
+
+    async def sink(e):
+        events.append(e)
+
+    agent = BackgroundAgent(llm=llm, tools=TOOLS, prefetch=False)
+    task = "what is the date next Friday"
+    packet = ContextPacket(
+        job_id="j", task=task, wall_time=wall, messages=[{"role": "user", "content": task}]
+    )
+    answer = await agent.run(packet, JobReporter("j", sink))
+    assert answer == "Next Friday is the 4th of December."
+    assert "anyOf" in llm.schemas[0] and "properties" not in llm.schemas[0]
+    prompt = llm.prompts[1]
+    assert '{"step"' not in prompt[0]["content"]
+    assert prompt[-2]["content"] == '{"tool": "dates", "expression": "next friday"}'
+    assert prompt[-1]["content"] == 'Result: {"date": "Friday 4 December 2026"}'
+    # The user's message only repeated the task: it is not shown twice.
+    assert prompt[1]["content"].count(task) == 1
+
+
+async def test_a_date_the_answer_gets_wrong_is_refused_then_said_from_the_tool():
+    wall = "2026-12-02T10:00:00+00:00"
+    llm = SchemaLLM(
+        [
+            step(tool="dates", expression="next friday"),
+            step(answer="Next Friday is 2026-12-07."),
+            step(answer="Next Friday is the 7th of December."),
+        ]
+    )
+    agent = BackgroundAgent(llm=llm, tools=TOOLS, prefetch=False)
+
+    async def sink(e):
+        pass
+
+    task = "what is the date next Friday"
+    packet = ContextPacket(job_id="j", task=task, wall_time=wall, messages=[])
+    assert await agent.run(packet, JobReporter("j", sink)) == "It is Friday 4 December."
+    assert "in words" in llm.prompts[2][-1]["content"]
+
+
+async def test_a_day_count_must_be_stated():
+    wall = "2026-12-02T10:00:00+00:00"
+    llm = SchemaLLM(
+        [
+            step(tool="dates", expression="days_between(2026-12-02, 2027-01-18)"),
+            step(answer="There are 9 days between them."),
+            step(answer="There are 47 days between them."),
+        ]
+    )
+    agent = BackgroundAgent(llm=llm, tools=TOOLS, prefetch=False)
+
+    async def sink(e):
+        pass
+
+    task = "how many days are there between 2026-12-02 and 2027-01-18"
+    packet = ContextPacket(job_id="j", task=task, wall_time=wall, messages=[])
+    assert await agent.run(packet, JobReporter("j", sink)) == "There are 47 days between them."
+    assert "47" in llm.prompts[2][-1]["content"]
+
+
+async def test_a_numbered_list_is_spoken_as_sentences():
+    llm = SchemaLLM(
+        [step(answer="1. Research the company\n2. **Practise** your answers\n3. Arrive early")]
+    )
+    answer, _ = await run(llm, "give me three tips for a job interview")
+    assert answer == "Research the company. Practise your answers. Arrive early."
+
+
+def test_an_inline_numbered_list_loses_its_numbers():
+    text = "1. Prepare well, know the role. 2. Dress smartly. 3. Ask a question at the end."
+    assert (
+        flatten_lists(text)
+        == "Prepare well, know the role. Dress smartly. Ask a question at the end."
+    )
+    assert flatten_lists("Plain answer with 2. numbers.") == "Plain answer with 2. numbers."
+
+
+def test_a_document_search_quotes_the_lines_that_answer(tmp_path):
+    (tmp_path / "house.md").write_text(
+        "# House\n\nThe recycling is collected every second Tuesday.\n"
+        "General waste goes out every Friday; garden waste in spring only.\n"
+        "The wifi password is cedar-9.\n"
+    )
+    search = default_tools(documents_dir=tmp_path)[-1]
+    out = search.call({"query": "which day is general waste collected"}, None)["result"]
+    assert out["lines"][0].startswith("General waste goes out every Friday")
+    assert step_view({"result": out}) == {"lines": out["lines"]}
+    # The step protocol asks for the words only (no "limit" to get wrong).
+    variant = step_schema([search])["anyOf"][0]
+    assert set(variant["properties"]) == {"tool", "query"}

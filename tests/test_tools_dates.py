@@ -1,3 +1,5 @@
+import re
+
 import pytest
 
 from pipecat_tandem.background.packet import ContextPacket
@@ -109,7 +111,7 @@ def test_next_weekday_is_strictly_after_today():
         ({"operation": "weekday", "date": "2024-02-30"}, "day is out of range"),
         ({"operation": "weekday", "date": "2023-02-29"}, "day is out of range"),
         ({"operation": "weekday", "date": "2024-13-01"}, "month must be in"),
-        ({"operation": "weekday", "date": "christmas"}, "could not read the date"),
+        ({"operation": "weekday", "date": "the day after the party"}, "could not read the date"),
         ({"operation": "weekday", "date": "x" * 200}, "date too long"),
         ({"operation": "add", "months": 1.5}, "whole number"),
         ({"operation": "add", "days": "soon"}, "must be a number"),
@@ -135,3 +137,92 @@ def test_parse_date_rejects_empty():
 def test_add_months_clamps():
     now, _ = reference_time(env())
     assert add_months(now, 13).date().isoformat() == "2025-02-28"
+
+
+# The one-string form (what the step protocol offers a small model). "Now" is
+# Wednesday 2 December 2026, the labeled set's wall time.
+DEC_2 = "2026-12-02T10:00:00+00:00"
+
+
+def expr(expression, wall_time=DEC_2):
+    return call(env(wall_time), expression=expression)
+
+
+@pytest.mark.parametrize(
+    ("expression", "days"),
+    [
+        ("days_between(2026-12-02, 2027-01-18)", 47),
+        ("days_between('2026-12-02', '2027-01-18')", 47),
+        ("2027-01-18 - 2026-12-02", 47),
+        ("how many days are there between 2026-12-02 and 2027-01-18", 47),
+        ("days_until(christmas)", 23),
+        ("days_until(2026-12-25)", 23),
+        ("difference(2026-12-25)", 23),
+        # A day without a year that has passed means the next one when counting towards it.
+        ("days_until(the first of March)", 89),
+        ("days until March 1st", 89),
+        ("days_until(new year's day)", 30),
+        ("days_since(2026-11-02)", 30),
+    ],
+)
+def test_expression_differences(expression, days):
+    assert expr(expression)["days"] == days
+
+
+@pytest.mark.parametrize(
+    ("expression", "spoken"),
+    [
+        ("today + 45 days", "Saturday 16 January 2027"),
+        ("45 days from today", "Saturday 16 January 2027"),
+        ("add_days(today, 45)", "Saturday 16 January 2027"),
+        ("add_days(45)", "Saturday 16 January 2027"),
+        ("add(today, 45 days)", "Saturday 16 January 2027"),
+        ("in 3 weeks", "Wednesday 23 December 2026"),
+        ("add_weeks(2026-12-02, 3)", "Wednesday 23 December 2026"),
+        ("subtract_days(2026-12-02, 2)", "Monday 30 November 2026"),
+        ("2 weeks before christmas", "Friday 11 December 2026"),
+        ("next friday", "Friday 4 December 2026"),
+        ("weekday(next Friday)", "Friday 4 December 2026"),
+        ("this friday", "Friday 4 December 2026"),
+        ("last monday", "Monday 30 November 2026"),
+        ("weekday(Christmas this year)", "Friday 25 December 2026"),
+        ("weekday(4th of July 2026)", "Saturday 4 July 2026"),
+        ("what day of the week was the 4th of July 2026", "Saturday 4 July 2026"),
+        ("today()", "Wednesday 2 December 2026"),
+        ("3 hours from now", "Wednesday 2 December 2026 at 13:00"),
+    ],
+)
+def test_expression_dates(expression, spoken):
+    assert expr(expression)["spoken"] == spoken
+
+
+def test_a_holiday_that_has_passed_this_year_is_next_years():
+    assert expr("weekday(christmas)", "2026-12-28T09:00:00+00:00")["date"] == "2027-12-25"
+    assert expr("weekday(christmas 2030)")["date"] == "2030-12-25"
+
+
+@pytest.mark.parametrize(
+    ("expression", "message"),
+    [
+        ("", "unknown operation ''"),  # nothing given at all
+        ("explode(2026-12-02)", "unknown date function"),
+        ("add_days(today, soon)", "could not convert|must be a number"),
+        ("when the cows come home", "could not read the date"),
+        ("x" * 300, "expression too long"),
+    ],
+)
+def test_expression_refuses_what_it_cannot_read(expression, message):
+    out = dates_tool().call({"expression": expression}, env(DEC_2))
+    assert "error" in out
+    assert re.search(message, out["error"])
+
+
+def test_the_misses_of_the_operation_form_are_forgiven():
+    # difference with one date: from today to it (the model often leaves other_date out)
+    assert call(env(DEC_2), operation="difference", date="2027-01-18")["days"] == 47
+    # add whose date already says where to go
+    out = call(env(DEC_2), operation="add", date="45 days from today")
+    assert out["date"] == "2027-01-16"
+    # add with nothing to add is an error, never "the same day as today"
+    with pytest.raises(ToolError, match="needs days"):
+        call(env(DEC_2), operation="add")

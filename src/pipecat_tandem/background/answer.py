@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
+from datetime import date
 from fractions import Fraction
 
 #: Spoken answers longer than this are cut at a sentence end (or a word).
@@ -76,6 +77,80 @@ def unspeakable_reason(text: object) -> str | None:
         return "a plan"
     if len(text.split()) > 3 * MAX_ANSWER_WORDS:
         return "too long"
+    return None
+
+
+_LIST_ITEM = re.compile(r"^\s*(?:[-*•]|\d+[.)])\s+(?=\S)")
+_INLINE_ITEM = re.compile(r"(?<=[.!?;,])\s+\d+[.)]\s+(?=[A-Za-z])")
+
+
+def flatten_lists(text: str) -> str:
+    """A list written as lines, read as one spoken sentence run ("tips" answers).
+
+    Small models answer "give me three tips" with a numbered or bulleted list even
+    when told not to. The items themselves are a fine answer; only the markup is
+    not: markers and bold are dropped and the items joined with full stops. Text
+    with no list is returned unchanged.
+
+    Args:
+        text: A candidate answer.
+
+    Returns:
+        The text with list lines joined into sentences and ``**``/``__`` removed.
+    """
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    if not any(_LIST_ITEM.match(line) for line in lines) and "**" not in text:
+        return text
+    items = [_LIST_ITEM.sub("", line).replace("**", "").replace("__", "").strip() for line in lines]
+    # "1. Prepare well. 2. Dress smartly." on one line: the later numbers go too.
+    items = [_INLINE_ITEM.sub(" ", item) for item in items]
+    return " ".join(i if i[-1] in ".!?:;," else i + "." for i in items if i)
+
+
+_WEEKDAY_NAMES = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
+_MONTH_NAMES = ("january", "february", "march", "april", "may", "june", "july", "august",
+                "september", "october", "november", "december")  # fmt: skip
+_ISO_DATE = re.compile(r"\b\d{4}-\d{2}-\d{2}\b")
+
+
+_ASKS_WEEKDAY = re.compile(r"\b(day of the week|weekday|what day|which day)\b", re.I)
+
+
+def date_problem(
+    answer: str, iso_date: str, *, known: Iterable[str] = (), task: str = ""
+) -> str | None:
+    """Why ``answer`` misstates the date tool's ``iso_date``, or ``None`` when it agrees.
+
+    The answer disagrees when it names another weekday and not the date's, names
+    the date's month with another day of the month, writes a date in digits
+    (which a voice reads out badly) that is not one of the task's own, or leaves
+    out the weekday a task asks for ("what day of the week is ...").
+
+    Args:
+        answer: The model's answer.
+        iso_date: The tool's date, ``YYYY-MM-DD``.
+        known: Texts whose digit dates the answer may repeat (the task).
+        task: The task, to tell whether it asks for the weekday.
+    """
+    low = answer.lower()
+    year, month, day = (int(x) for x in iso_date.split("-"))
+    weekday = _WEEKDAY_NAMES[date(year, month, day).weekday()]
+    named = {w for w in _WEEKDAY_NAMES if re.search(rf"\b{w}\b", low)}
+    if named and weekday not in named:
+        return f"it names the wrong weekday (the tool says {weekday.capitalize()})"
+    if not named and _ASKS_WEEKDAY.search(task):
+        return f"it does not say the weekday ({weekday.capitalize()})"
+    month_name = _MONTH_NAMES[month - 1]
+    if re.search(rf"\b{month_name}\b", low):
+        pattern = (
+            rf"\b(\d{{1,2}})(?:st|nd|rd|th)?(?: of)? {month_name}\b|\b{month_name} (\d{{1,2}})\b"
+        )
+        days = {int(a or b) for a, b in re.findall(pattern, low)}
+        if days and day not in days:
+            return f"it gives the wrong day (the tool says {day} {month_name.capitalize()})"
+    allowed = {d for t in known for d in _ISO_DATE.findall(t)}
+    if any(d not in allowed for d in _ISO_DATE.findall(answer)):
+        return "it writes a date in digits; say it in words"
     return None
 
 

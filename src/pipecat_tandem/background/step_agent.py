@@ -23,8 +23,10 @@ first (identical for every job, so prefilled once), the job's situation after.
 from __future__ import annotations
 
 import asyncio
+import calendar
 import json
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from pipecat.processors.aggregators.llm_context import LLMContext
@@ -32,6 +34,8 @@ from pipecat.services.llm_service import LLMService
 
 from pipecat_tandem.background.answer import (
     carries_value,
+    date_problem,
+    flatten_lists,
     miscopies,
     numbers_in,
     shorten,
@@ -58,8 +62,10 @@ HISTORY_MESSAGES = 6
 #: Characters kept of each history message.
 HISTORY_CHARS = 300
 
-#: Tokens one step may take (a tool call or a 30-word answer fit easily).
-STEP_MAX_TOKENS = 120
+#: Tokens one step may take. A tool call or a 30-word answer fit easily; a longer
+#: answer is cut here and keeps its whole sentences (``parse_step`` salvages them),
+#: so a rambling plan costs at most this many decoded tokens (~4.5/s on one core).
+STEP_MAX_TOKENS = 64
 
 
 class StepLoopError(RuntimeError):
@@ -73,6 +79,50 @@ def _value(result: dict[str, Any]) -> Any:
     return None if isinstance(inner, bool) else inner
 
 
+def step_view(outcome: dict[str, Any]) -> dict[str, Any]:
+    """What the step model is shown of a tool's outcome: the facts, nothing else.
+
+    Every token of a result is prefilled on a slow core (~16 tokens/s), and a small
+    model copies the wrong field of a big result (an ISO date where the words were
+    wanted, a snippet's neighbouring line). Kept: an error; a date in words; a
+    day count; the best lines of a document search; a value with its unit. Other
+    results are shown whole.
+
+    Args:
+        outcome: ``{"result": ...}`` or ``{"error": ...}`` from ``Tool.call``.
+    """
+    result = outcome.get("result")
+    if "error" in outcome or not isinstance(result, dict):
+        return outcome
+    if "days" in result:
+        return {"days": result["days"]}
+    if "spoken" in result:
+        return {"date": result["spoken"]}
+    if "lines" in result:
+        if not result["lines"]:
+            return {"lines": [], "note": result.get("note", "nothing found")}
+        return {"lines": result["lines"]}
+    if "value" in result:
+        return {k: result[k] for k in ("value", "unit") if k in result}
+    return result
+
+
+def _fact(name: str, outcome: dict[str, Any]) -> tuple[Any, str | None]:
+    """``(value, iso_date)`` the answer must agree with, from a tool's outcome."""
+    result = outcome.get("result")
+    if "error" in outcome or not isinstance(result, dict):
+        return None, None
+    if name in QUANTITATIVE_TOOLS:
+        return _value(outcome), None
+    if name == "dates":
+        if isinstance(result.get("days"), int | float) and not isinstance(result["days"], bool):
+            # "23 days away" or "276 days ago": the count is said without its sign.
+            return abs(result["days"]), None
+        if isinstance(result.get("date"), str):
+            return None, result["date"]
+    return None, None
+
+
 def render_situation(packet: ContextPacket, follow_ups: list[str], history: list[str]) -> str:
     """The job's situation as one user message: recent conversation, time, task."""
     lines: list[str] = []
@@ -80,7 +130,7 @@ def render_situation(packet: ContextPacket, follow_ups: list[str], history: list
         lines.append("Conversation so far (most recent last):")
         lines += history
     if packet.wall_time:
-        lines.append(f"Current date and time: {packet.wall_time}")
+        lines.append(f"Now: {_spoken_now(packet.wall_time)}")
     if packet.camera is not None:
         lines.append("A camera frame is available to the look_at_camera tool.")
     lines.append(f"Task: {packet.task}")
@@ -88,9 +138,16 @@ def render_situation(packet: ContextPacket, follow_ups: list[str], history: list
     return "\n".join(lines)
 
 
-def history_lines(messages: list[dict[str, Any]]) -> list[str]:
-    """The last user/assistant messages as ``User: ...`` / ``Assistant: ...`` lines."""
+def history_lines(messages: list[dict[str, Any]], task: str = "") -> list[str]:
+    """The last user/assistant messages as ``User: ...`` / ``Assistant: ...`` lines.
+
+    Args:
+        messages: The conversation.
+        task: The job's task: a message that only repeats it is left out (the task
+            is stated anyway, and every token is prefilled on a slow core).
+    """
     out: list[str] = []
+    same = " ".join(task.split()).lower()
     for m in messages:
         role = m.get("role")
         content = m.get("content")
@@ -98,6 +155,8 @@ def history_lines(messages: list[dict[str, Any]]) -> list[str]:
             continue
         text = " ".join(content.split())
         if not text or text.startswith("("):  # tool notes of the interaction model
+            continue
+        if same and text.lower() == same:
             continue
         out.append(f"{'User' if role == 'user' else 'Assistant'}: {text[:HISTORY_CHARS]}")
     return out[-HISTORY_MESSAGES:]
@@ -118,6 +177,20 @@ class StepLoop:
     tools: list[Tool]
     max_steps: int = 5
     strict: bool = True
+
+    def _tool_turn(self, step: ToolStep, outcome: dict[str, Any]) -> list[dict[str, Any]]:
+        return [
+            {"role": "assistant", "content": self._as_step(json.loads(step.as_json()))},
+            {
+                "role": "user",
+                "content": "Result: "
+                + json.dumps(step_view(outcome), default=str, ensure_ascii=False)[:1500],
+            },
+        ]
+
+    def _as_step(self, fields: dict[str, Any]) -> str:
+        # Written back in the form the schema makes the model write it.
+        return json.dumps({"step": fields} if self.strict else fields, ensure_ascii=False)
 
     async def _step(self, messages: list[dict[str, Any]], schema: dict[str, Any]) -> str | None:
         context = LLMContext(messages=list(messages))  # type: ignore[arg-type]
@@ -145,15 +218,18 @@ class StepLoop:
         schema = step_schema(offered, strict=self.strict)
         by_name = {t.name: t for t in offered}
         env = ToolEnv(packet=packet)
-        situation = render_situation(packet, reporter.take_follow_ups(), history_lines(history))
+        situation = render_situation(
+            packet, reporter.take_follow_ups(), history_lines(history, packet.task)
+        )
         messages: list[dict[str, Any]] = [
-            {"role": "system", "content": step_instructions(self.tools)},
+            {"role": "system", "content": step_instructions(self.tools, wrapped=self.strict)},
             {"role": "user", "content": situation},
         ]
         value: Any = None
+        fact_date: str | None = None
         known = numbers_in(packet.task)  # numbers the answer may state without a tool's
         for done, outcome in prefetched or []:
-            messages += _tool_turn(done, outcome)
+            messages += self._tool_turn(done, outcome)
             known += numbers_in(json.dumps(outcome, default=str))
             value = _value(outcome) if done.name in QUANTITATIVE_TOOLS else value
         problems = 0
@@ -173,21 +249,30 @@ class StepLoop:
                 await reporter.progress(f"{step.name} {json.dumps(step.arguments)[:120]}")
                 outcome = await asyncio.to_thread(by_name[step.name].call, step.arguments, env)
                 await reporter.progress(f"{step.name} → {json.dumps(outcome, default=str)[:160]}")
-                messages += _tool_turn(step, outcome)
+                messages += self._tool_turn(step, outcome)
                 known += numbers_in(json.dumps(outcome, default=str))
-                if step.name in QUANTITATIVE_TOOLS and "error" not in outcome:
-                    value = _value(outcome)
+                new_value, new_date = _fact(step.name, outcome)
+                if new_value is not None or new_date is not None:
+                    value, fact_date = new_value, new_date
                 continue
-            answer = shorten(step.text)
+            answer = shorten(flatten_lists(step.text))
             reason = unspeakable_reason(answer)
             if reason is None and value is not None and not carries_value(answer, value):
                 reason = f"it does not state the tool's result {_fmt(value)}"
+            if reason is None and fact_date is not None:
+                reason = date_problem(answer, fact_date, known=[packet.task], task=packet.task)
             if reason is None:
                 return answer
             problems += 1
             await reporter.progress(f"answer refused ({reason}): {answer[:120]}")
             if problems >= 2:
                 speakable = unspeakable_reason(answer) is None
+                if fact_date is not None and date_problem(
+                    answer, fact_date, known=[packet.task], task=packet.task
+                ):
+                    # The date tool answered the question as the model asked it; a
+                    # sentence that contradicts it twice is not kept.
+                    return f"It is {_spoken(fact_date)}."
                 if value is not None and (
                     miscopies(answer, value, known) or (not speakable and numbers_in(answer))
                 ):
@@ -200,9 +285,7 @@ class StepLoop:
                     # never turn a right answer into a wrong one, so keep the model's.
                     return answer
                 raise StepLoopError(f"the answer was {reason}")
-            messages.append(
-                {"role": "assistant", "content": json.dumps({"step": {"answer": answer}})}
-            )
+            messages.append({"role": "assistant", "content": self._as_step({"answer": answer})})
             messages.append(
                 {
                     "role": "user",
@@ -221,11 +304,19 @@ def _fmt(value: Any) -> str:
     return str(value)
 
 
-def _tool_turn(step: ToolStep, outcome: dict[str, Any]) -> list[dict[str, Any]]:
-    return [
-        {"role": "assistant", "content": json.dumps({"step": json.loads(step.as_json())})},
-        {"role": "user", "content": f"Result: {json.dumps(outcome, default=str)[:1500]}"},
-    ]
+def _spoken_now(wall_time: str) -> str:
+    # "Wednesday 2 December 2026, 10:00": the weekday spelled out spares a small model
+    # working it out, and the words are fewer tokens than the ISO stamp.
+    try:
+        moment = datetime.fromisoformat(wall_time.strip())
+    except ValueError:
+        return wall_time
+    return f"{_spoken(moment.date().isoformat())} {moment.year}, {moment.strftime('%H:%M')}"
+
+
+def _spoken(iso_date: str) -> str:
+    moment = datetime.fromisoformat(iso_date)
+    return f"{calendar.day_name[moment.weekday()]} {moment.day} {calendar.month_name[moment.month]}"
 
 
 __all__ = ["StepLoop", "StepLoopError"]

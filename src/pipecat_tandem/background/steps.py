@@ -13,6 +13,12 @@ either exactly one tool call with valid arguments, or the final answer::
     {"tool": "calculator", "expression": "3.5 * 24 * 60"}
     {"answer": "Three and a half days is 5,040 minutes."}
 
+Strict structured-output providers want an object at the top, so there the step
+is wrapped (``{"step": {...}}``); llama.cpp takes the bare step, which saves the
+small local model four decoded tokens (about a second on one core) per step.
+A tool may offer the step protocol a simpler signature than its full schema
+(``Tool.extra["step_properties"]``): the dates tool takes one expression there.
+
 A model constrained this way cannot narrate a plan or write a tool call as
 prose, so nothing but an answer can come out of a job. Everything here is pure:
 :func:`step_schema` builds the schema from the tools, :func:`parse_step` reads a
@@ -76,27 +82,41 @@ def _property(schema: dict[str, Any], *, nullable: bool) -> dict[str, Any]:
     return kept
 
 
+def step_signature(tool: Tool) -> tuple[dict[str, Any], list[str]]:
+    """The arguments a tool takes in the step protocol: ``(properties, required)``.
+
+    A tool's ``extra["step_properties"]`` (all required) replaces its full schema
+    there; otherwise its own properties and required names are used.
+    """
+    compact = tool.extra.get("step_properties")
+    if isinstance(compact, dict) and compact:
+        return compact, list(compact)
+    return tool.properties, tool.required
+
+
 def step_schema(tools: list[Tool], *, strict: bool = False) -> dict[str, Any]:
     """The JSON schema of one step: a call to one of ``tools`` or ``{"answer": ...}``.
 
     Args:
         tools: The tools the model may call.
-        strict: Every property required, optional ones nullable (what strict
-            structured-output providers demand). Otherwise optional arguments may
-            be left out, which saves a small local model many tokens.
+        strict: Every property required, optional ones nullable, and the step
+            wrapped in ``{"step": ...}`` (what strict structured-output providers
+            demand). Otherwise optional arguments may be left out and the step is
+            bare, which saves a small local model many tokens.
 
     Raises:
         ValueError: A tool uses a reserved argument name (``tool``, ``answer``).
     """
     variants: list[dict[str, Any]] = []
     for tool in tools:
-        clash = _RESERVED & set(tool.properties)
+        properties, required_args = step_signature(tool)
+        clash = _RESERVED & set(properties)
         if clash:
             raise ValueError(f"tool {tool.name!r} uses reserved argument names {sorted(clash)}")
         props: dict[str, Any] = {"tool": {"type": "string", "enum": [tool.name]}}
-        for name, prop in tool.properties.items():
-            props[name] = _property(prop, nullable=strict and name not in tool.required)
-        required = ["tool", *(props if strict else tool.required)]
+        for name, prop in properties.items():
+            props[name] = _property(prop, nullable=strict and name not in required_args)
+        required = ["tool", *(props if strict else required_args)]
         variants.append(
             {
                 "type": "object",
@@ -113,12 +133,43 @@ def step_schema(tools: list[Tool], *, strict: bool = False) -> dict[str, Any]:
             "additionalProperties": False,
         }
     )
+    if not strict:
+        return {"anyOf": variants}
     return {
         "type": "object",
         "properties": {"step": {"anyOf": variants}},
         "required": ["step"],
         "additionalProperties": False,
     }
+
+
+_PARTIAL_ANSWER = re.compile(r'^\s*\{\s*(?:"step"\s*:\s*\{\s*)?"answer"\s*:\s*"(.*)$', re.S)
+
+
+def _salvage_answer(text: str) -> str | None:
+    """What can be said of an answer cut off by the token limit, if anything.
+
+    A long answer (a plan) can run past the step's token budget; its finished
+    sentences are still an answer, so the budget can stay small without losing it.
+    With no finished sentence, a run of at least five words up to a comma or
+    semicolon is kept as one ("Your booking reference is QX7-2291, and ...").
+    """
+    match = _PARTIAL_ANSWER.match(text)
+    if match is None:
+        return None
+    body = match.group(1)
+    body = body[: len(body) - (len(body) - len(body.rstrip("\\")))]  # no dangling escape
+    try:
+        partial = json.loads(f'"{body}"')
+    except json.JSONDecodeError:
+        return None
+    sentences = re.findall(r"[^.!?]*[.!?](?=\s|$)", partial)
+    kept = "".join(sentences).strip()
+    if not kept:
+        clause = re.match(r"(.*)[,;]\s", partial, re.S)
+        if clause and len(clause.group(1).split()) >= 5:
+            kept = clause.group(1).strip() + "."
+    return kept or None
 
 
 def parse_step(text: str | None, tools: list[Tool]) -> Step:
@@ -137,6 +188,9 @@ def parse_step(text: str | None, tools: list[Tool]) -> Step:
     try:
         data = json.loads(text)
     except json.JSONDecodeError as e:
+        salvaged = _salvage_answer(text)
+        if salvaged is not None:
+            return AnswerStep(salvaged)
         raise StepError(f"the reply is not JSON ({e.msg})") from None
     if isinstance(data, dict) and isinstance(data.get("step"), dict):
         data = data["step"]
@@ -161,7 +215,9 @@ _DOCUMENT_WORDS = re.compile(
     re.I,
 )
 _DATE_WORDS = re.compile(
-    r"\b(what day|which day|day of the week|weekday|date|until|till|since|ago|from (today|now)|"
+    r"\b\d{4}-\d{1,2}-\d{1,2}\b|\b(days|weeks|months) (between|from|to|until|till|since|left|"
+    r"away|ago)\b|\b(what day|which day|day of the week|weekday|date|until|till|since|ago|"
+    r"from (today|now)|"
     r"tomorrow|yesterday|today|next (week|month|year|monday|tuesday|wednesday|thursday|friday|"
     r"saturday|sunday)|christmas|new year'?s?|birthday|january|february|march|april|may|june|"
     r"july|august|september|october|november|december|monday|tuesday|wednesday|thursday|"
@@ -177,6 +233,13 @@ _QUANTITY_WORDS = re.compile(
     r"seconds?|weeks?|years?|mph|calories)\b",
     re.I,
 )
+# A request for a plan, suggestions or tips: its numbers ("dinner in twenty minutes",
+# "a three day trip") are constraints, not a quantity to compute.
+_PLAN_REQUEST = re.compile(
+    r"^\s*(please\s+)?(can you\s+)?(plan|suggest|recommend|brainstorm|outline|"
+    r"give me (some |a few |\w+ )?(tips|ideas|suggestions|advice|options)|tips|ideas)\b",
+    re.I,
+)
 _CAMERA_WORDS = re.compile(
     r"\b(camera|see me|can you see|look at me|what am i (holding|wearing))\b", re.I
 )
@@ -188,8 +251,10 @@ def tools_for_task(task: str, tools: list[Tool]) -> list[Tool]:
     A look-up in the user's documents gets the document search, a date question the
     date tool, a quantity (numbers, units, durations) the calculator and unit tool;
     a request with none of these (a plan, tips, an explanation) gets no tool: the
-    step schema then allows only the answer. A matched tool the agent lacks is
-    skipped; when nothing that matched is present, every tool stays on offer.
+    step schema then allows only the answer. A request for a plan or suggestions
+    gets no quantity tools for the numbers it mentions (they are constraints). A
+    matched tool the agent lacks is skipped; when nothing that matched is present,
+    every tool stays on offer.
 
     Args:
         task: The task text.
@@ -203,7 +268,7 @@ def tools_for_task(task: str, tools: list[Tool]) -> list[Tool]:
         wanted.append("search_documents")
     if _DATE_WORDS.search(task):
         wanted += ["dates", "calculator"]
-    if _QUANTITY_WORDS.search(task):
+    if _QUANTITY_WORDS.search(task) and not _PLAN_REQUEST.search(task):
         wanted += ["calculator", "convert_units"]
     if not wanted:
         return []
@@ -217,54 +282,90 @@ def tools_for_task(task: str, tools: list[Tool]) -> list[Tool]:
 
 
 def tools_prompt(tools: list[Tool]) -> str:
-    """One line per tool: its name, arguments and what it does."""
+    """One line per tool: its name, arguments (as the step protocol takes them) and use."""
     lines = []
     for tool in tools:
-        args = ", ".join(
-            f"{name}{'' if name in tool.required else '?'}" for name in tool.properties
-        )
+        properties, required = step_signature(tool)
+        args = ", ".join(f"{name}{'' if name in required else '?'}" for name in properties)
         lines.append(f"- {tool.name}({args}): {tool.description}")
     return "\n".join(lines)
 
 
+# The tool list comes last: the rules and examples before it are the same for every
+# agent (with or without a documents folder), so llama.cpp's prompt cache keeps them.
 STEP_INSTRUCTIONS = """\
 You work in the background for a voice assistant: it hands you a task from its \
 conversation with the user, and you solve it. Reply with one JSON step at a time:
-- a tool call: {{"step": {{"tool": "<name>", <arguments>}}}}, then you get its result;
-- the final answer: {{"step": {{"answer": "<what the assistant says>"}}}}.
-
-Tools:
-{tools}
+- a tool call: {open}"tool": "<name>", <arguments>{close}, then you get its result;
+- the final answer: {open}"answer": "<what the assistant says>"{close}.
 
 Rules:
-- Never work a number out in your head: write one expression for the calculator \
-(e.g. "3.5 * 24 * 60", "0.17 * 2340", "(68 - 32) * 5 / 9") or call the unit or date tool.
-- The answer is at most {words} words, key fact or number first, plain spoken words: \
-no lists, no markdown, no plan, no mention of tools.
+- Never work a number or a date out in your head: write one expression for the \
+calculator (e.g. "3.5 * 24 * 60", "0.17 * 2340", "(68 - 32) * 5 / 9", "max(3 * 12, 40)") \
+or call the unit or date tool. For dates, write the task's own words as the dates \
+expression ("next friday", "christmas", "the first of march", "today + 45 days").
+- When the task points to the user's notes or documents, search them first.
+- To compare, compute both sides, then name the larger one and both values.
+- The answer is one or two short sentences (at most {words} words), key fact first, plain \
+spoken words: no lists, no markdown, no plan, no mention of tools. Say dates in words \
+("Friday 4 December"), never as 2026-12-04.
 - Give the tool's exact value in the answer.
 - If the tools and the conversation cannot answer it, say so in one short sentence.
 
 Example. Task: how many hours are in two weeks
-{{"step": {{"tool": "calculator", "expression": "2 * 7 * 24"}}}}
-Result: {{"result": 336}}
-{{"step": {{"answer": "Two weeks have 336 hours."}}}}
+{open}"tool": "calculator", "expression": "2 * 7 * 24"{close}
+Result: {{"value": 336}}
+{open}"answer": "Two weeks have 336 hours."{close}
 
-Example. Task: how many days until Christmas (current date 2026-12-02)
-{{"step": {{"tool": "dates", "operation": "difference", "other_date": "2026-12-25"}}}}
-Result: {{"result": {{"days": 23}}}}
-{{"step": {{"answer": "Christmas is 23 days away."}}}}
+Example. Task: how many days until Christmas
+{open}"tool": "dates", "expression": "days_until(christmas)"{close}
+Result: {{"days": 23}}
+{open}"answer": "Christmas is 23 days away."{close}
+
+Example. Task: what's the date three weeks from today
+{open}"tool": "dates", "expression": "today + 3 weeks"{close}
+Result: {{"date": "Wednesday 23 December 2026"}}
+{open}"answer": "Three weeks from today is Wednesday 23 December."{close}
+
+Example. Task: how many days from 2027-02-10 to 2027-04-01
+{open}"tool": "dates", "expression": "days_between(2027-02-10, 2027-04-01)"{close}
+Result: {{"days": 50}}
+{open}"answer": "There are 50 days between those dates."{close}
 
 Example. Task: what day of the week is 14 March 2027
-{{"step": {{"tool": "dates", "operation": "weekday", "date": "2027-03-14"}}}}
-Result: {{"result": {{"date": "2027-03-14", "weekday": "Sunday"}}}}
-{{"step": {{"answer": "The 14th of March 2027 is a Sunday."}}}}
+{open}"tool": "dates", "expression": "weekday(14 March 2027)"{close}
+Result: {{"date": "Sunday 14 March 2027"}}
+{open}"answer": "The 14th of March 2027 is a Sunday."{close}
+
+Example. Task: what is the door code in my notes
+{open}"tool": "search_documents", "query": "door code"{close}
+Result: {{"lines": ["The door code is 4471, the gate code 90."]}}
+{open}"answer": "Your door code is 4471."{close}
+
+Example. Task: which is heavier, 3 pounds or 1.5 kilograms
+{open}"tool": "convert_units", "value": 3, "from_unit": "lb", "to_unit": "kg"{close}
+Result: {{"value": 1.360777}}
+{open}"answer": "1.5 kilograms is heavier: 3 pounds is only 1.36 kilograms."{close}
 
 Example. Task: give me three tips to sleep better
-{{"step": {{"answer": "Keep a fixed bedtime, avoid screens for an hour before bed, and \
-keep the room cool and dark."}}}}
+{open}"answer": "Keep a fixed bedtime, avoid screens for an hour before bed, and \
+keep the room cool and dark."{close}
+
+Tools:
+{tools}
 """
 
 
-def step_instructions(tools: list[Tool]) -> str:
-    """The background model's system prompt for the step protocol."""
-    return STEP_INSTRUCTIONS.format(tools=tools_prompt(tools), words=MAX_ANSWER_WORDS)
+def step_instructions(tools: list[Tool], *, wrapped: bool = False) -> str:
+    """The background model's system prompt for the step protocol.
+
+    Args:
+        tools: The agent's tools.
+        wrapped: Show steps wrapped in ``{"step": ...}`` (the strict schema's form).
+    """
+    return STEP_INSTRUCTIONS.format(
+        tools=tools_prompt(tools),
+        words=MAX_ANSWER_WORDS,
+        open='{"step": {' if wrapped else "{",
+        close="}}" if wrapped else "}",
+    )

@@ -267,21 +267,71 @@ class DocumentIndex:
         with self._lock:
             try:
                 rows = self._db.execute(
-                    "SELECT path, title, snippet(docs, 2, '[', ']', '…', 16), bm25(docs, 0, 5, 1) "
+                    "SELECT path, title, snippet(docs, 2, '[', ']', '…', 16), "
+                    "bm25(docs, 0, 5, 1), body "
                     "FROM docs WHERE docs MATCH ? ORDER BY bm25(docs, 0, 5, 1) LIMIT ?",
                     (match, limit),
                 ).fetchall()
             except sqlite3.OperationalError as e:  # defensive: quoting should prevent this
                 raise ToolError(f"search failed: {e}") from None
         return [
-            {"path": p, "title": t, "snippet": s.strip(), "score": round(-float(b), 4)}
-            for p, t, s, b in rows
+            {
+                "path": p,
+                "title": t,
+                "snippet": s.strip(),
+                "score": round(-float(b), 4),
+                "lines": best_lines(body, query),
+            }
+            for p, t, s, b, body in rows
         ]
 
     def close(self) -> None:
         """Close the SQLite connection."""
         with self._lock:
             self._db.close()
+
+
+MAX_LINE_CHARS = 240
+"""Longest line quoted by :func:`best_lines` (longer ones are cut around the match)."""
+
+
+def _stem(word: str) -> str:
+    # A crude suffix strip, enough to match "passwords" to "password" and "expires" to
+    # "expire" within one document (the index itself ranks with Porter's stemmer).
+    for suffix in ("ing", "ed", "es", "s"):
+        if len(word) > len(suffix) + 2 and word.endswith(suffix):
+            return word[: -len(suffix)]
+    return word
+
+
+def best_lines(text: str, query: str, limit: int = 2) -> list[str]:
+    """The lines of ``text`` that hold the most of the query's words, best first.
+
+    A small model reading a snippet cut mid-sentence (or one that spans two facts)
+    picks the wrong fact; whole lines of notes are one fact each.
+
+    Args:
+        text: A document's text.
+        query: The search words.
+        limit: Most lines to return.
+
+    Returns:
+        Up to ``limit`` lines (stripped, heading marks removed) that match at
+        least one content word of the query; ties keep the document order.
+    """
+    scored: list[tuple[int, int, str]] = []
+    for i, raw in enumerate(text.splitlines()):
+        line = raw.strip().lstrip("#").strip()
+        hits = line_hits(line, query)
+        if hits:
+            scored.append((-hits, i, line[:MAX_LINE_CHARS]))
+    return [line for _, _, line in sorted(scored)[:limit]]
+
+
+def line_hits(line: str, query: str) -> int:
+    """How many distinct content words of ``query`` the ``line`` holds (stemmed)."""
+    words = {_stem(t.lower()) for t in _TOKEN.findall(query) if t.lower() not in _STOPWORDS}
+    return len(words & {_stem(t.lower()) for t in _TOKEN.findall(line)})
 
 
 def _title(path: Path, text: str) -> str:
@@ -306,6 +356,12 @@ def documents_tool(index: DocumentIndex) -> Tool:
             raise ToolError(f"limit must be a whole number from 1 to {MAX_LIMIT}") from None
         results = index.search(query, limit)
         out: dict[str, Any] = {"query": query, "results": results}
+        # The lines that answer best across the files (most query words, then the
+        # file's rank): what a model should read first.
+        ranked = sorted(
+            (-line_hits(line, query), i, line) for i, r in enumerate(results) for line in r["lines"]
+        )
+        out["lines"] = [line for _, _, line in ranked[:3]]
         if not results:
             out["note"] = (
                 "no documents in the folder"
@@ -328,4 +384,7 @@ def documents_tool(index: DocumentIndex) -> Tool:
         },
         required=["query"],
         fn=run,
+        # In the step protocol the model gives only the words: a small model writes
+        # "limit": 1 and then misses the line that answers (and pays the tokens).
+        extra={"step_properties": {"query": {"type": "string"}}},
     )
