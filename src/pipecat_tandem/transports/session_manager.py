@@ -50,6 +50,7 @@ class Session:
         end_reason: Why the session ended.
         client: Who asked for it (the admission key of the offer's sender).
         connected: Whether its client ever connected (ICE and DTLS done).
+        started: Set once the pipeline's ``StartFrame`` has passed every processor.
     """
 
     info: SessionInfo
@@ -61,6 +62,7 @@ class Session:
     end_reason: str = ""
     client: str = ""
     connected: bool = False
+    started: asyncio.Event = field(default_factory=asyncio.Event)
 
 
 class SessionManager:
@@ -133,6 +135,11 @@ class SessionManager:
             raise ValueError("session has no worker")
         self.release_reservation()
         self._sessions[session.info.session_id] = session
+
+        @session.worker.event_handler("on_pipeline_started")
+        async def _started(worker: Any, frame: Any) -> None:
+            session.started.set()
+
         session.runner = WorkerRunner(handle_sigint=False, check_dangling_tasks=False)
         session.task = asyncio.create_task(
             self._run(session), name=f"tandem-session-{session.info.session_id}"
@@ -189,9 +196,33 @@ class SessionManager:
         if not session.end_reason:
             session.end_reason = reason
         if session.runner is not None:
+            await self._until_started(session)
             await session.runner.cancel(reason)
         elif session.task is None:
             await self._teardown(session)
+
+    async def _until_started(self, session: Session, timeout_s: float = 5.0) -> None:
+        """Wait (bounded) for a starting pipeline to finish starting.
+
+        A pipeline cancelled while its ``StartFrame`` is still on the way
+        leaves tasks behind: a service that sees the ``StartFrame`` after the
+        cancel went by starts its task (an STT's segment handler, say) and
+        nothing ever stops it, holding the whole call. A session ended right
+        after its answer (an offer whose client vanished) did exactly that,
+        once per call.
+        """
+        task = session.task
+        if session.started.is_set() or task is None or task.done():
+            return
+        if task is asyncio.current_task():
+            return
+        started = asyncio.ensure_future(session.started.wait())
+        try:
+            await asyncio.wait(
+                {started, task}, timeout=timeout_s, return_when=asyncio.FIRST_COMPLETED
+            )
+        finally:
+            started.cancel()
 
     async def _teardown(self, session: Session) -> None:
         if session.ended.is_set():
