@@ -261,7 +261,7 @@ async def test_lenient_steps_are_bare_and_results_compact():
     wall = "2026-12-02T10:00:00+00:00"
     llm = LenientLLM(
         [
-            json.dumps({"tool": "dates", "expression": "next friday"}),
+            json.dumps({"tool": "dates", "expression": "weekday(next friday)"}),
             json.dumps({"answer": "Next Friday is the 4th of December."}),
         ]
     )
@@ -271,7 +271,7 @@ async def test_lenient_steps_are_bare_and_results_compact():
         events.append(e)
 
     agent = BackgroundAgent(llm=llm, tools=TOOLS, prefetch=False)
-    task = "what is the date next Friday"
+    task = "what is the date when we meet next Friday"  # not a bare date question
     packet = ContextPacket(
         job_id="j", task=task, wall_time=wall, messages=[{"role": "user", "content": task}]
     )
@@ -280,10 +280,49 @@ async def test_lenient_steps_are_bare_and_results_compact():
     assert "anyOf" in llm.schemas[0] and "properties" not in llm.schemas[0]
     prompt = llm.prompts[1]
     assert '{"step"' not in prompt[0]["content"]
-    assert prompt[-2]["content"] == '{"tool": "dates", "expression": "next friday"}'
+    assert prompt[-2]["content"] == '{"tool": "dates", "expression": "weekday(next friday)"}'
     assert prompt[-1]["content"] == 'Result: {"date": "Friday 4 December 2026"}'
-    # The user's message only repeated the task: it is not shown twice.
+    # The user's message only repeated the task: it is not shown twice; "now" is in words.
     assert prompt[1]["content"].count(task) == 1
+    assert "Now: Wednesday 2 December 2026, 10:00" in prompt[1]["content"]
+
+
+async def test_a_task_that_is_a_date_expression_is_answered_by_the_tool_first():
+    wall = "2026-12-02T10:00:00+00:00"
+    llm = LenientLLM([json.dumps({"answer": "The first of March is 89 days away."})])
+    events: list[JobEvent] = []
+
+    async def sink(e):
+        events.append(e)
+
+    agent = BackgroundAgent(llm=llm, tools=TOOLS, prefetch=False)
+    task = "how many days until the first of March"
+    packet = ContextPacket(job_id="j", task=task, wall_time=wall, messages=[])
+    assert await agent.run(packet, JobReporter("j", sink)) == "The first of March is 89 days away."
+    assert len(llm.prompts) == 1  # one model call: the answer
+    assert llm.prompts[0][-1]["content"] == 'Result: {"days": 89, "to": "Monday 1 March 2027"}'
+    assert any("(from the task)" in e.text for e in events)
+
+
+async def test_a_look_up_task_is_searched_before_the_first_step(tmp_path):
+    (tmp_path / "home.md").write_text("The wifi password is cedar-9.\nThe bins go out on Friday.\n")
+    tools = default_tools(documents_dir=tmp_path)
+    llm = LenientLLM([json.dumps({"answer": "Your wifi password is cedar-9."})])
+
+    async def sink(e):
+        pass
+
+    agent = BackgroundAgent(llm=llm, tools=tools, prefetch=False)
+    task = "what is the wifi password in my notes"
+    packet = ContextPacket(job_id="j", task=task, messages=[])
+    assert await agent.run(packet, JobReporter("j", sink)) == "Your wifi password is cedar-9."
+    assert (
+        llm.prompts[0][-2]["content"]
+        == '{"tool": "search_documents", "query": "what is the wifi password"}'
+    )
+    assert llm.prompts[0][-1]["content"].startswith(
+        'Result: {"lines": ["The wifi password is cedar-9."'
+    )
 
 
 async def test_a_date_the_answer_gets_wrong_is_refused_then_said_from_the_tool():
@@ -300,7 +339,7 @@ async def test_a_date_the_answer_gets_wrong_is_refused_then_said_from_the_tool()
     async def sink(e):
         pass
 
-    task = "what is the date next Friday"
+    task = "what is the date when we meet next Friday"
     packet = ContextPacket(job_id="j", task=task, wall_time=wall, messages=[])
     assert await agent.run(packet, JobReporter("j", sink)) == "It is Friday 4 December."
     assert "in words" in llm.prompts[2][-1]["content"]

@@ -1,4 +1,4 @@
-"""Grounding a background answer on the calculator never turns a right answer into a wrong one."""
+"""Grounding a background answer on its tools never turns a right answer into a wrong one."""
 
 import json
 from fractions import Fraction
@@ -6,7 +6,7 @@ from fractions import Fraction
 import pytest
 
 from pipecat_tandem.background.agent import AgentError, BackgroundAgent, ground_numbers
-from pipecat_tandem.background.answer import looks_miscopied, miscopies
+from pipecat_tandem.background.answer import date_problem, looks_miscopied, miscopies
 from pipecat_tandem.background.packet import ContextPacket
 from pipecat_tandem.background.runner import JobReporter
 from pipecat_tandem.background.tools import ToolEnv, calculator_tool
@@ -116,3 +116,30 @@ async def test_step_loop_still_replaces_a_twice_miscopied_number():
 async def test_step_loop_garbage_twice_still_fails():
     with pytest.raises(AgentError):
         await run_steps(SchemaLLM(["", "{not json"]), "what is 2 plus 2")
+
+
+@pytest.mark.parametrize(
+    ("answer", "problem"),
+    [
+        ("Next Friday is the 4th of December.", None),
+        ("Next Friday is December 4.", None),
+        ("It is Friday 4 December 2026.", None),
+        ("Next Friday is the 7th of December.", "wrong day"),
+        ("It is a Monday.", "wrong weekday"),
+        ("The date next Friday is 2026-12-07.", "in words"),
+        ("That is 2026-12-04.", "in words"),  # right, but a voice reads digits badly
+    ],
+)
+def test_date_answers_must_agree_with_the_date_tool(answer, problem):
+    reason = date_problem(answer, "2026-12-04")
+    assert (reason is None) if problem is None else (problem in (reason or ""))
+
+
+def test_date_answers_may_repeat_the_tasks_digit_dates_and_must_say_an_asked_weekday():
+    task = "how many days are there between 2026-12-02 and 2027-01-18"
+    assert (
+        date_problem("From 2026-12-02 it is Friday 4 December.", "2026-12-04", known=[task]) is None
+    )
+    asks = "what day of the week is Christmas this year"
+    assert "weekday" in (date_problem("Christmas is 25 December.", "2026-12-25", task=asks) or "")
+    assert date_problem("Christmas is on a Friday.", "2026-12-25", task=asks) is None

@@ -1,10 +1,16 @@
 import re
+from datetime import datetime
 
 import pytest
 
 from pipecat_tandem.background.packet import ContextPacket
 from pipecat_tandem.background.tools import ToolEnv, ToolError, dates_tool
-from pipecat_tandem.background.tools.dates import add_months, parse_date, reference_time
+from pipecat_tandem.background.tools.dates import (
+    add_months,
+    parse_date,
+    reference_time,
+    task_expression,
+)
 
 
 def env(wall_time="2024-01-31T10:00:00+01:00"):
@@ -226,3 +232,33 @@ def test_the_misses_of_the_operation_form_are_forgiven():
     # add with nothing to add is an error, never "the same day as today"
     with pytest.raises(ToolError, match="needs days"):
         call(env(DEC_2), operation="add")
+
+
+def test_a_bare_month_is_its_first_day():
+    assert expr("days_until(march)")["days"] == 89
+    assert expr("weekday(march 2027)")["date"] == "2027-03-01"
+
+
+def test_a_difference_names_the_date_it_counts_to():
+    out = expr("days_until(4th of July 2026)")
+    assert (out["days"], out["to"], out["to_date"]) == (-151, "Saturday 4 July 2026", "2026-07-04")
+
+
+@pytest.mark.parametrize(
+    ("task", "expression"),
+    [
+        ("what is the date next Friday", "next friday"),
+        ("What date will it be three weeks from today?", "three weeks from today"),
+        ("how many days until the first of March", "how many days until 1 march"),
+        ("what day of the week is Christmas this year", "what day of week is christmas this year"),
+        # Not a bare date question: the model decides.
+        ("how many days until my birthday", None),
+        ("what day is my dentist appointment", None),
+        ("what is the date", None),
+        ("plan a trip next friday", None),
+        ("what is 1234 times 5678", None),
+    ],
+)
+def test_task_expression(task, expression):
+    now = datetime.fromisoformat(DEC_2)
+    assert task_expression(task, now) == expression

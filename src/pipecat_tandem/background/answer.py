@@ -113,7 +113,8 @@ _MONTH_NAMES = ("january", "february", "march", "april", "may", "june", "july", 
 _ISO_DATE = re.compile(r"\b\d{4}-\d{2}-\d{2}\b")
 
 
-_ASKS_WEEKDAY = re.compile(r"\b(day of the week|weekday|what day|which day)\b", re.I)
+#: A task that asks for a weekday ("what day of the week is ...").
+ASKS_WEEKDAY = re.compile(r"\b(day of the week|weekday|what day|which day)\b", re.I)
 
 
 def date_problem(
@@ -138,7 +139,7 @@ def date_problem(
     named = {w for w in _WEEKDAY_NAMES if re.search(rf"\b{w}\b", low)}
     if named and weekday not in named:
         return f"it names the wrong weekday (the tool says {weekday.capitalize()})"
-    if not named and _ASKS_WEEKDAY.search(task):
+    if not named and ASKS_WEEKDAY.search(task):
         return f"it does not say the weekday ({weekday.capitalize()})"
     month_name = _MONTH_NAMES[month - 1]
     if re.search(rf"\b{month_name}\b", low):

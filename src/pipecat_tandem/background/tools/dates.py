@@ -65,9 +65,11 @@ _DATE_FORMATS = (
     "%d %b %Y",
     "%A %B %d %Y",
     "%A %d %B %Y",
+    "%B %Y",  # a month of a year: its first day
 )
 _NO_YEAR_FORMATS = ("%B %d", "%b %d", "%d %B", "%d %b")
 _WEEKDAYS = [d.lower() for d in calendar.day_name]
+_MONTHS = [m.lower() for m in calendar.month_name[1:]]
 _ORDINALS = {
     w: i + 1
     for i, w in enumerate(
@@ -217,6 +219,9 @@ def _parse_words(s: str, now: datetime) -> tuple[datetime, bool]:
             return d.replace(year=now.year), False
         except ValueError:
             continue
+    if s in _MONTHS:
+        # "Days until March": its first day, the way people count to a month.
+        return datetime(now.year, _MONTHS.index(s) + 1, 1), False
     raise ToolError(
         f"could not read the date {s!r}; use YYYY-MM-DD (optionally with THH:MM), "
         "'today', 'tomorrow', 'yesterday', a weekday ('next friday'), 'March 5, 2026' or "
@@ -300,6 +305,9 @@ def _difference(a: datetime, b: datetime, with_time: bool) -> dict[str, Any]:
         weeks, rest = divmod(abs(whole), 7)
         out = {"days": whole, "weeks": weeks, "extra_days": rest}
         days = whole
+    # The date counted to, in words and as ISO: "how many days until" answers with
+    # the count, "what day was ..." (asked as a difference) with its weekday.
+    out["to"], out["to_date"] = spoken_date(b), b.date().isoformat()
     direction = "after" if days > 0 else "before" if days < 0 else "the same day as"
     out["text"] = (
         f"{b.date().isoformat()} is {abs(days):g} day(s) {direction} {a.date().isoformat()}"
@@ -490,6 +498,40 @@ def evaluate_expression(text: str, now: datetime) -> dict[str, Any]:
                 break
     moment, has_time = parse_term(s, now=now)
     return _date_result(moment, has_time, "date")
+
+
+_DATE_QUESTION = re.compile(
+    r"^(?:what|which)(?:'s| is| was| will be)? (?:the )?date (?:is it |was it |will it be |is |"
+    r"was |will be )?"
+)
+
+
+def task_expression(task: str, now: datetime) -> str | None:
+    """The task itself as a date expression, when it reads as one.
+
+    "what day of the week is Christmas this year", "how many days until the first
+    of March", "what date is it 45 days from today": a question that is nothing but
+    a date expression is answered by the tool before the model writes a step,
+    which saves a slow model a whole decoding step. Anything else (a question with
+    other words in it) gives ``None`` and the model calls the tool itself.
+
+    Args:
+        task: The task text.
+        now: The job's "now".
+
+    Returns:
+        The expression (the task without its "what is the date" opening), or ``None``.
+    """
+    if not isinstance(task, str) or len(task) > 2 * MAX_DATE_CHARS:
+        return None
+    expression = _DATE_QUESTION.sub("", _normalise(task)).strip()
+    if not expression:
+        return None
+    try:
+        evaluate_expression(expression, now)
+    except (ToolError, ValueError, OverflowError):
+        return None
+    return expression
 
 
 def _run(args: Mapping[str, Any], env: ToolEnv) -> dict[str, Any]:

@@ -342,6 +342,27 @@ def _title(path: Path, text: str) -> str:
     return path.stem.replace("_", " ").replace("-", " ")
 
 
+# Words that point at the documents rather than say what to find in them.
+_POINTERS = re.compile(
+    r"\b(in|from|check|search|look (it )?up in|according to|see) (my|the) (notes?|documents?|"
+    r"files?|folder|docs)\b|\b(look (it )?up|check my documents|according to)\b",
+    re.I,
+)
+
+
+def task_query(task: str) -> str | None:
+    """The search words of a look-up task ("what is the wifi password in my notes").
+
+    The words that only point at the documents ("in my notes", "check my documents")
+    are dropped; ``None`` when no searchable word is left.
+    """
+    if not isinstance(task, str):
+        return None
+    query = " ".join(_POINTERS.sub(" ", task).split())[:MAX_QUERY_CHARS]
+    content = [t for t in _TOKEN.findall(query.lower()) if t not in _STOPWORDS]
+    return query if content else None
+
+
 def documents_tool(index: DocumentIndex) -> Tool:
     """The ``search_documents`` tool over a :class:`DocumentIndex`."""
 
