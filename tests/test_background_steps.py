@@ -15,7 +15,7 @@ from pipecat_tandem.background.answer import (
 )
 from pipecat_tandem.background.packet import ContextPacket
 from pipecat_tandem.background.runner import JobEvent, JobReporter
-from pipecat_tandem.background.step_agent import step_view
+from pipecat_tandem.background.step_agent import comparison_note, step_view
 from pipecat_tandem.background.steps import (
     AnswerStep,
     StepError,
@@ -395,3 +395,20 @@ def test_a_document_search_quotes_the_lines_that_answer(tmp_path):
     # The step protocol asks for the words only (no "limit" to get wrong).
     variant = step_schema([search])["anyOf"][0]
     assert set(variant["properties"]) == {"tool", "query"}
+
+
+@pytest.mark.parametrize(
+    ("task", "name", "args", "note"),
+    [
+        ("is 17 times 23 more than 400", "calculator", {"expression": "17 * 23"}, "391 is less than 400"),
+        ("which is more, 3 dozen eggs or 40 eggs", "calculator", {"expression": "3 * 12"}, "36 is less than 40"),
+        ("which is longer, 5 kilometres or 3 miles", "convert_units",
+         {"value": 5, "from_unit": "km", "to_unit": "mi"}, "3.10686 mi is more than 3"),
+        # Both sides in one expression: nothing left to compare with.
+        ("which is more, 3 dozen eggs or 40 eggs", "calculator", {"expression": "3 * 12 + 40"}, None),
+        ("what is 17 times 23", "calculator", {"expression": "17 * 23"}, None),  # no comparison
+    ],
+)  # fmt: skip
+def test_comparison_note_states_which_side_is_larger(task, name, args, note):
+    tool = next(t for t in TOOLS if t.name == name)
+    assert comparison_note(task, ToolStep(name, args), tool.call(args, None)) == note

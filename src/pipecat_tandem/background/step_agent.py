@@ -25,6 +25,7 @@ from __future__ import annotations
 import asyncio
 import calendar
 import json
+import re
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -108,6 +109,49 @@ def step_view(outcome: dict[str, Any]) -> dict[str, Any]:
     if "value" in result:
         return {k: result[k] for k in ("value", "unit") if k in result}
     return result
+
+
+_COMPARISON = re.compile(
+    r"\b(which|what)(?:'s| is| one is)? (bigger|larger|greater|more|less|smaller|longer|shorter|"
+    r"heavier|lighter|faster|slower|cheaper|higher|lower|further|farther)\b|\b(more|less|bigger|"
+    r"smaller|larger|greater|longer|shorter|heavier|lighter|faster|slower|higher|lower) than\b|"
+    r"\bcompare\b",
+    re.I,
+)
+
+
+def comparison_note(task: str, step: ToolStep, outcome: dict[str, Any]) -> str | None:
+    """For a comparison task, how the tool's value compares with the task's other numbers.
+
+    A small model that has computed one side ("17 * 23" is 391) still misjudges
+    which side is larger ("391, which is more than 400"). The numbers of the task
+    that were not the tool's inputs are the other side; the comparison is stated
+    for it: ``"391 is less than 400"``.
+
+    Args:
+        task: The task text.
+        step: The tool call (its arguments are the inputs).
+        outcome: The tool's outcome.
+
+    Returns:
+        The note, or ``None`` when the task compares nothing or no other number is left.
+    """
+    if step.name not in QUANTITATIVE_TOOLS or not _COMPARISON.search(task):
+        return None
+    value = _value(outcome)
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    inputs = set(numbers_in(json.dumps(step.arguments)))
+    others = [n for n in dict.fromkeys(numbers_in(task)) if n not in inputs]
+    if not others:
+        return None
+    unit = (outcome.get("result") or {}).get("unit")
+    shown = f"{_fmt(value)} {unit}" if isinstance(unit, str) else _fmt(value)
+    parts = []
+    for other in others:
+        relation = "more than" if value > other else "less than" if value < other else "equal to"
+        parts.append(f"{relation} {_fmt(int(other) if other.denominator == 1 else float(other))}")
+    return f"{shown} is {' and '.join(parts)}"
 
 
 def _fact(name: str, outcome: dict[str, Any], task: str) -> tuple[Any, str | None]:
@@ -217,13 +261,18 @@ class StepLoop:
             done.append((step, outcome))
         return done
 
-    def _tool_turn(self, step: ToolStep, outcome: dict[str, Any]) -> list[dict[str, Any]]:
+    def _tool_turn(
+        self, step: ToolStep, outcome: dict[str, Any], task: str = ""
+    ) -> list[dict[str, Any]]:
+        view = step_view(outcome)
+        note = comparison_note(task, step, outcome)
+        if note is not None:
+            view["compared"] = note
         return [
             {"role": "assistant", "content": self._as_step(json.loads(step.as_json()))},
             {
                 "role": "user",
-                "content": "Result: "
-                + json.dumps(step_view(outcome), default=str, ensure_ascii=False)[:1500],
+                "content": "Result: " + json.dumps(view, default=str, ensure_ascii=False)[:1500],
             },
         ]
 
@@ -271,7 +320,7 @@ class StepLoop:
         if not prefetched:
             prefetched = await self._from_task(packet, by_name, env, reporter)
         for done, outcome in prefetched:
-            messages += self._tool_turn(done, outcome)
+            messages += self._tool_turn(done, outcome, packet.task)
             known += numbers_in(json.dumps(outcome, default=str))
             new_value, new_date = _fact(done.name, outcome, packet.task)
             if new_value is not None or new_date is not None:
@@ -293,7 +342,7 @@ class StepLoop:
                 await reporter.progress(f"{step.name} {json.dumps(step.arguments)[:120]}")
                 outcome = await asyncio.to_thread(by_name[step.name].call, step.arguments, env)
                 await reporter.progress(f"{step.name} → {json.dumps(outcome, default=str)[:160]}")
-                messages += self._tool_turn(step, outcome)
+                messages += self._tool_turn(step, outcome, packet.task)
                 known += numbers_in(json.dumps(outcome, default=str))
                 new_value, new_date = _fact(step.name, outcome, packet.task)
                 if new_value is not None or new_date is not None:

@@ -305,7 +305,8 @@ calculator (e.g. "3.5 * 24 * 60", "0.17 * 2340", "(68 - 32) * 5 / 9", "max(3 * 1
 or call the unit or date tool. For dates, write the task's own words as the dates \
 expression ("next friday", "christmas", "the first of march", "today + 45 days").
 - When the task points to the user's notes or documents, search them first.
-- To compare, compute both sides, then name the larger one and both values.
+- To compare, compute the side that needs it (one expression per call), read \
+"compared" in the result, then name the larger side first, with its value.
 - The answer is one or two short sentences (at most {words} words), key fact first, plain \
 spoken words: no lists, no markdown, no plan, no mention of tools. Say dates in words \
 ("Friday 4 December"), never as 2026-12-04.
@@ -344,7 +345,7 @@ Result: {{"lines": ["The door code is 4471, the gate code 90."]}}
 
 Example. Task: which is heavier, 3 pounds or 1.5 kilograms
 {open}"tool": "convert_units", "value": 3, "from_unit": "lb", "to_unit": "kg"{close}
-Result: {{"value": 1.360777}}
+Result: {{"value": 1.360777, "unit": "kg", "compared": "1.36078 kg is less than 1.5"}}
 {open}"answer": "1.5 kilograms is heavier: 3 pounds is only 1.36 kilograms."{close}
 
 Example. Task: give me three tips to sleep better
