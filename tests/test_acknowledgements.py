@@ -172,3 +172,17 @@ def test_wordless_or_bad_text_is_never_recorded(bad):
     assert not turns.pending
     assert turns.turn_written(bad) == ""  # type: ignore[arg-type]
     assert not turns.on_inference("", speculative=False).skip
+
+
+def test_job_acknowledgement_says_the_work_started_never_an_answer():
+    from pipecat_tandem.policy.acknowledgements import acknowledge_job
+
+    texts = {
+        reason: acknowledge_job(reason)
+        for reason in ("arithmetic", "lookup", "planning", "reasoning", "", "unknown")
+    }
+    assert all(t.endswith(".") and "I'll" in t for t in texts.values())
+    assert not any(ch.isdigit() for t in texts.values() for ch in t)
+    assert len({texts["arithmetic"], texts["lookup"], texts["planning"]}) == 3
+    openers = {acknowledge_job("arithmetic", variant=i).split()[0] for i in range(8)}
+    assert len(openers) > 1  # a run of jobs does not sound canned

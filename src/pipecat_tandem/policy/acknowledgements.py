@@ -39,6 +39,7 @@ __all__ = [
     "HandledTurns",
     "InferenceVerdict",
     "acknowledge",
+    "acknowledge_job",
     "needs_video",
 ]
 
@@ -67,6 +68,35 @@ _CANCELLED = {
     "cue": "I've stopped watching.",
     "all": "that's cancelled.",
 }
+
+
+# What the background does for each routing reason, said as the assistant's next step.
+_JOB_WORK = {
+    "arithmetic": "work that out",
+    "lookup": "look that up",
+    "planning": "put that together",
+    "reasoning": "think that through",
+}
+_JOB_OPENERS = ("On it,", "Sure,", "Okay,", "Give me a moment,")
+
+
+def acknowledge_job(reason: str, *, variant: int = 0) -> str:
+    """The sentence that acknowledges a task handed to the background model.
+
+    It says that the work has started, never what its answer is: "On it, I'll work
+    that out.", "Sure, I'll look that up.".
+
+    Args:
+        reason: The router's reason for the delegation ("arithmetic", "lookup",
+            "planning", "reasoning"); any other value gets a neutral wording.
+        variant: Picks the opener (any int; e.g. how many acknowledgements were said).
+
+    Returns:
+        One short sentence.
+    """
+    work = _JOB_WORK.get(reason, "work on that")
+    opener = _JOB_OPENERS[variant % len(_JOB_OPENERS)]
+    return f"{opener} I'll {work}."
 
 
 def needs_video(spec: InterjectionSpec) -> bool:

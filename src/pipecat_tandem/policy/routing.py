@@ -90,6 +90,36 @@ _UNIT_WORDS = (
     r"pints?|cups?|fahrenheit|celsius|kelvin|seconds?|minutes?|hours?|days?|weeks?|months?|years?)"
 )
 
+# "How many days are in a week?": one step of an everyday unit ladder is a fact a
+# small model knows; sending it to the background only makes the caller wait.
+_ONE_STEP = re.compile(
+    rf"\bhow many ({_UNIT_WORDS}) (?:are )?(?:there )?in (?:a|an|one) ({_UNIT_WORDS})\b"
+    r"(?!\s*(?:and|\+|plus|point|\d))",
+    re.IGNORECASE,
+)
+_UNIT_SPELLING = {"feet": "foot", "inches": "inch", "kilo": "kilogram"}
+_EVERYDAY_STEPS = frozenset(
+    {
+        ("second", "minute"), ("minute", "hour"), ("hour", "day"), ("day", "week"),
+        ("month", "year"), ("week", "year"), ("day", "year"),
+        ("inch", "foot"), ("foot", "yard"), ("millimeter", "centimeter"),
+        ("centimeter", "meter"), ("meter", "kilometer"),
+        ("gram", "kilogram"), ("ounce", "pound"),
+    }
+)  # fmt: skip
+
+
+def _unit(word: str) -> str:
+    w = word.lower().replace("metre", "meter")
+    w = _UNIT_SPELLING.get(w, w)
+    return w[:-1] if w.endswith("s") and w not in ("celsius",) else w
+
+
+def _everyday_fact(clause: str) -> bool:
+    m = _ONE_STEP.search(clause)
+    return m is not None and (_unit(m.group(1)), _unit(m.group(2))) in _EVERYDAY_STEPS
+
+
 _PLANNING = _rx(
     r"\bplan(?:ning)?\s+(?:a|an|my|our|the|for|out|some|this|next)\b",
     r"\b(?:help me|can you|could you|please)\s+(?:\w+\s+){0,2}"
@@ -226,6 +256,8 @@ class RuleRouter:
                 continue
             if _SOCIAL.search(clause):
                 social = True
+                continue
+            if _everyday_fact(clause):
                 continue
             for pattern, reason in (
                 (_PLANNING, "planning"),

@@ -57,6 +57,21 @@ class AwarenessGate(FrameProcessor):
         """Whether the gate is running in a pipeline (it saw a ``StartFrame``)."""
         return self._live
 
+    def handle(self, text: str, reply: str) -> bool:
+        """Answer the utterance ``text`` with ``reply`` instead of the interaction model.
+
+        For other stages that answer a turn themselves (the delegation processor's
+        router acknowledges the jobs it starts this way).
+
+        Returns:
+            False when the gate is not running in a pipeline: nothing was recorded
+            and the caller must tell the model some other way.
+        """
+        if not self._live:
+            return False
+        self._handled.add(text, reply)
+        return True
+
     async def process_frame(self, frame: Frame, direction: FrameDirection) -> None:
         """Drop the inference of a handled turn and speak its acknowledgement."""
         await super().process_frame(frame, direction)

@@ -59,6 +59,7 @@ from pipecat.frames.frames import (
     TranscriptionFrame,
     UserStartedSpeakingFrame,
     UserStoppedSpeakingFrame,
+    VADUserStoppedSpeakingFrame,
 )
 from pipecat.processors.frame_processor import FrameDirection, FrameProcessor
 
@@ -88,6 +89,10 @@ from pipecat_tandem.policy.now_view import NowView, RecentCue, is_now_message
 from pipecat_tandem.processors.awareness_gate import AwarenessGate
 
 HANDLED_KEY = "tandem_handled"
+
+#: A request's timer counts from the end of speech seen at most this long before its
+#: transcript (a long STT delay, or a speech end from an earlier utterance, is not used).
+_REQUEST_SPEECH_WINDOW_S = 3.0
 
 
 class AwarenessProcessor(FrameProcessor):
@@ -133,6 +138,7 @@ class AwarenessProcessor(FrameProcessor):
         self._camera_timeout = camera_timeout_s
         self._video_at: float | None = None
         self._handled = HandledTurns()
+        self._speech_end: float | None = None
         self._acks = 0
         self._gate = AwarenessGate(self._handled, event_log=event_log)
 
@@ -160,12 +166,17 @@ class AwarenessProcessor(FrameProcessor):
         elif isinstance(frame, UserStoppedSpeakingFrame):
             self._user_speaking = False
             self._user_quiet_since = self._clock.now()
+        elif isinstance(frame, VADUserStoppedSpeakingFrame):
+            # The voice ended stop_secs before the VAD was sure of it.
+            self._speech_end = self._clock.now() - max(0.0, float(frame.stop_secs or 0.0))
         elif isinstance(frame, InputImageRawFrame):
             self._video_at = self._clock.now()
         elif isinstance(frame, CueFrame):
             if frame.kind in VIDEO_CUES or frame.kind == "repetition":
                 self._video_at = self._clock.now()
             self._cues.append(RecentCue(frame.kind, frame.time, frame.value))
+            if frame.kind == "speech_offset":
+                self._speech_end = max(self._speech_end or frame.time, frame.time)
             try:
                 due = self._scheduler.on_cue(frame.kind, frame.time, frame.value)
             except ValueError as e:
@@ -212,7 +223,7 @@ class AwarenessProcessor(FrameProcessor):
             self._log.emit("error", t=now, message=f"interjection refused: {e}")
             return
         try:
-            added = self._scheduler.add(spec, now=now)
+            added = self._scheduler.add(spec, now=self._request_time(now))
         except ValueError as e:
             self._registry.transition(job.job_id, JobState.FAILED, now=now, detail=str(e))
             self._log.emit("error", job_id=job.job_id, t=now, message=f"interjection refused: {e}")
@@ -246,6 +257,18 @@ class AwarenessProcessor(FrameProcessor):
             )
         )
         await self._answer(frame, self._ack(spec))
+
+    def _request_time(self, now: float) -> float:
+        """When the user finished saying the request that is transcribed ``now``.
+
+        "In ten seconds" counts from the end of the user's voice, not from the
+        transcript, which arrives a few hundred milliseconds later; a stale or
+        future speech end (another utterance) is not used.
+        """
+        end = self._speech_end
+        if end is None or not now - _REQUEST_SPEECH_WINDOW_S <= end <= now:
+            return now
+        return end
 
     def _ack(self, spec: InterjectionSpec) -> str:
         text = acknowledge(spec, variant=self._acks)
@@ -334,7 +357,9 @@ class AwarenessProcessor(FrameProcessor):
                     self._jobs.pop(spec_id, None)
             due = self._scheduler.next_due()
             self._wake.clear()
-            timeout = None if due is None else max(0.0, due - self._clock.now())
+            # At least a millisecond: a due time a rounding error ahead of the clock
+            # would otherwise be waited for with a timeout too small to move time.
+            timeout = None if due is None else max(1e-3, due - self._clock.now())
             try:
                 await asyncio.wait_for(self._wake.wait(), timeout)
             except TimeoutError:

@@ -50,6 +50,7 @@ from pipecat_tandem.frames import (
     JobState,
 )
 from pipecat_tandem.observe.event_log import EventLog
+from pipecat_tandem.policy.acknowledgements import acknowledge_job
 from pipecat_tandem.policy.injection import EchoGuard
 from pipecat_tandem.policy.job_limits import JobLimits
 from pipecat_tandem.policy.topic import TopicTracker
@@ -78,6 +79,14 @@ class RouterLike(Protocol):
         ...
 
 
+class TurnAnswerer(Protocol):
+    """A stage that can answer a user turn in place of the interaction model."""
+
+    def handle(self, text: str, reply: str) -> bool:
+        """Answer utterance ``text`` with ``reply``; False if it cannot now."""
+        ...
+
+
 class DelegationProcessor(FrameProcessor):
     """Gives the interaction model background jobs. See the module docstring.
 
@@ -100,6 +109,9 @@ class DelegationProcessor(FrameProcessor):
             can say. Public as :attr:`job_limits`, so it can be replaced.
         echo_guard: Refuses job-tool calls whose arguments repeat background text
             (see :class:`~pipecat_tandem.policy.injection.EchoGuard`).
+        answerer: Where a job the router started is acknowledged without the
+            interaction model (e.g. the awareness gate); public as :attr:`answerer`.
+            Without one the model is told, inside the user's words, to acknowledge.
         **kwargs: Passed to ``FrameProcessor``.
 
     Example::
@@ -123,9 +135,12 @@ class DelegationProcessor(FrameProcessor):
         event_log: EventLog | None = None,
         job_limits: JobLimits | None = None,
         echo_guard: EchoGuard | None = None,
+        answerer: TurnAnswerer | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
+        self.answerer = answerer
+        self._acks = 0
         self.job_limits = job_limits or JobLimits()
         self.echo_guard = echo_guard or EchoGuard()
         self._runner = runner
@@ -392,12 +407,19 @@ class DelegationProcessor(FrameProcessor):
             self._log.emit("error", t=now, message=f"router delegation refused: {e}")
             return
         # Said inside the user's own turn, where even a small model reads it, so the
-        # interaction model acknowledges instead of guessing the answer itself.
+        # interaction model acknowledges instead of guessing the answer itself (it
+        # runs when this turn had other words too, or when nothing else answers).
         frame.text = (
             f"{frame.text} [Background job {job_id} is working this out. Reply only with a "
             "short acknowledgement such as 'On it.'; do not answer it yourself and do not "
             "delegate it again.]"
         )
+        # A turn that was only this request is acknowledged by the machinery: at
+        # once, and with no model run that could guess the answer or delegate again.
+        reply = acknowledge_job(getattr(decision, "reason", ""), variant=self._acks)
+        if self.answerer is not None and self.answerer.handle(frame.text, reply):
+            self._acks += 1
+            self._log.emit("acknowledged", t=now, job_id=job_id, text=reply, gated=True)
 
     async def _on_job_event(self, event: JobEvent) -> None:
         now = self._clock.now()
