@@ -73,6 +73,7 @@ def summary(rows: list[dict], label: str) -> str:
         return f"{label}: no tasks"
     times = sorted(r["seconds"] for r in rows)
     p90 = times[min(len(times) - 1, math.ceil(0.9 * len(times)) - 1)]
+    cpu = sorted(r.get("cpu_seconds", 0.0) for r in rows)
     correct = sum(r["correct"] for r in rows)
     by_kind: dict[str, list[bool]] = {}
     for r in rows:
@@ -80,7 +81,8 @@ def summary(rows: list[dict], label: str) -> str:
     kinds = ", ".join(f"{k} {sum(v)}/{len(v)}" for k, v in by_kind.items())
     return (
         f"{label}: {correct}/{len(rows)} correct ({100 * correct / len(rows):.0f} %), "
-        f"median {statistics.median(times):.1f} s, p90 {p90:.1f} s\n  {kinds}"
+        f"median {statistics.median(times):.1f} s, p90 {p90:.1f} s "
+        f"(CPU median {statistics.median(cpu):.1f} s)\n  {kinds}"
     )
 
 
@@ -126,6 +128,9 @@ async def main() -> None:
     for i, item in enumerate(tasks):
         events: list[tuple[float, JobEvent]] = []
         started = time.perf_counter()
+        # CPU seconds of this process (llama.cpp runs in it): the job's cost, apart from
+        # how much of its core other work on the machine took meanwhile.
+        cpu_started = time.process_time()
 
         async def sink(event: JobEvent, events: list = events, t0: float = started) -> None:
             events.append((time.perf_counter() - t0, event))  # when, to see where time goes
@@ -143,10 +148,12 @@ async def main() -> None:
         except Exception as e:  # a failed job is scored, not fatal
             answer, error = "", f"{type(e).__name__}: {e}"
         elapsed = time.perf_counter() - started
+        cpu = time.process_time() - cpu_started
         ok = score(answer, item["expect"]) if answer else False
         rows.append({"kind": item["kind"], "task": item["task"], "answer": answer,
                      "added": bool(item.get("added")),
                      "error": error, "correct": ok, "seconds": round(elapsed, 2),
+                     "cpu_seconds": round(cpu, 2),
                      "speakable": bool(answer) and unspeakable_reason(answer) is None,
                      "steps": [f"{t:5.1f}s {e.text}" for t, e in events
                                if e.kind == "progress"]})  # fmt: skip

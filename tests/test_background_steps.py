@@ -15,7 +15,7 @@ from pipecat_tandem.background.answer import (
 )
 from pipecat_tandem.background.packet import ContextPacket
 from pipecat_tandem.background.runner import JobEvent, JobReporter
-from pipecat_tandem.background.step_agent import comparison_note, step_view
+from pipecat_tandem.background.step_agent import comparison_note, comparison_step, step_view
 from pipecat_tandem.background.steps import (
     AnswerStep,
     StepError,
@@ -412,3 +412,36 @@ def test_a_document_search_quotes_the_lines_that_answer(tmp_path):
 def test_comparison_note_states_which_side_is_larger(task, name, args, note):
     tool = next(t for t in TOOLS if t.name == name)
     assert comparison_note(task, ToolStep(name, args), tool.call(args, None)) == note
+
+
+@pytest.mark.parametrize(
+    ("task", "step"),
+    [
+        ("is 17 times 23 more than 400", ToolStep("calculator", {"expression": "17 times 23"})),
+        ("which is bigger, 2 to the power of 10 or 1000",
+         ToolStep("calculator", {"expression": "2 to the power of 10"})),
+        ("Which is heavier: 2 kg or 5 lb?",
+         ToolStep("convert_units", {"value": 2, "from_unit": "kg", "to_unit": "lb"})),
+        ("which is more, 3 dozen eggs or 40 eggs", None),  # no tool reads "dozen": the model does
+        ("what is 17 times 23", None),
+    ],
+)  # fmt: skip
+def test_comparison_step_computes_the_side_that_needs_it(task, step):
+    assert comparison_step(task, {t.name: t for t in TOOLS}) == step
+
+
+async def test_a_comparison_task_is_computed_and_compared_before_the_first_step():
+    llm = LenientLLM([json.dumps({"answer": "No: 17 times 23 is 391, less than 400."})])
+
+    async def sink(e):
+        pass
+
+    agent = BackgroundAgent(llm=llm, tools=TOOLS, prefetch=False)
+    task = "is 17 times 23 more than 400"
+    packet = ContextPacket(job_id="j", task=task, messages=[])
+    assert (
+        await agent.run(packet, JobReporter("j", sink)) == "No: 17 times 23 is 391, less than 400."
+    )
+    assert llm.prompts[0][-1]["content"] == (
+        'Result: {"value": 391, "compared": "391 is less than 400"}'
+    )

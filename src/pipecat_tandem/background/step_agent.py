@@ -154,6 +154,57 @@ def comparison_note(task: str, step: ToolStep, outcome: dict[str, Any]) -> str |
     return f"{shown} is {' and '.join(parts)}"
 
 
+_COMPARATIVE = (
+    r"(?:bigger|larger|greater|more|less|smaller|longer|shorter|heavier|lighter|faster|slower|"
+    r"cheaper|higher|lower|further|farther)"
+)
+# "which is bigger, A or B" / "is A more than B"
+_WHICH_SIDES = re.compile(
+    rf"^(?:which|what)(?:'s| is| one is)? {_COMPARATIVE}[,:]? (.+?),? or (.+?)$"
+)
+_THAN_SIDES = re.compile(rf"^(?:is|are) (.+?) {_COMPARATIVE} than (.+?)$")
+_QUANTITY = re.compile(r"^(-?\d+(?:\.\d+)?) ([a-z° ]+)$")
+
+
+def comparison_step(task: str, by_name: dict[str, Tool]) -> ToolStep | None:
+    """The one tool call a two-sided comparison task needs, if its sides are plain.
+
+    "is 17 times 23 more than 400" computes ``17 times 23`` (the side that is not a
+    bare number); "which is longer, 5 kilometres or 3 miles" converts the first
+    quantity into the second's unit. With :func:`comparison_note` the model then
+    reads which side is larger instead of judging it. Sides the tools cannot read
+    ("3 dozen eggs") give ``None``: the model works it out itself.
+
+    Args:
+        task: The task text.
+        by_name: The tools offered, by name.
+    """
+    text = " ".join(task.lower().replace("?", " ").split()).strip(" .!")
+    match = _WHICH_SIDES.match(text) or _THAN_SIDES.match(text)
+    if match is None:
+        return None
+    left, right = match.group(1).strip(), match.group(2).strip()
+    calculator = by_name.get("calculator")
+    if calculator is not None:
+        for side, other in ((left, right), (right, left)):
+            if numbers_in(other) and re.fullmatch(r"-?[\d,]+(?:\.\d+)?", other):
+                step = ToolStep("calculator", {"expression": side})
+                if "error" not in calculator.call(step.arguments, ToolEnv()):
+                    return step
+    units = by_name.get("convert_units")
+    a, b = _QUANTITY.match(left), _QUANTITY.match(right)
+    if units is not None and a and b:
+        value = float(a.group(1))
+        args = {
+            "value": int(value) if value.is_integer() else value,
+            "from_unit": a.group(2),
+            "to_unit": b.group(2),
+        }
+        if "error" not in units.call(args, ToolEnv()):
+            return ToolStep("convert_units", args)
+    return None
+
+
 def _fact(name: str, outcome: dict[str, Any], task: str) -> tuple[Any, str | None]:
     """``(value, iso_date)`` the answer must agree with, from a tool's outcome."""
     result = outcome.get("result")
@@ -234,7 +285,8 @@ class StepLoop:
         """The tool call the task itself spells out, run before the model's first step.
 
         A task that is nothing but a date expression ("how many days until the first
-        of March"), or a look-up in the user's notes, needs no decision by the model:
+        of March"), a two-sided comparison (:func:`comparison_step`), or a look-up in
+        the user's notes needs no decision by the model:
         running it now saves a slow model a whole decoding step (~5 s on one core).
         The model still answers, and may call a tool again if the result misses.
         """
@@ -245,6 +297,9 @@ class StepLoop:
             expression = task_expression(packet.task, now)
             if expression is not None:
                 found.append((ToolStep("dates", {"expression": expression}), {}))
+        compared = comparison_step(packet.task, by_name) if not found else None
+        if compared is not None:
+            found.append((compared, {}))
         search = by_name.get("search_documents")
         if search is not None and not found:
             query = task_query(packet.task)

@@ -301,7 +301,7 @@ conversation with the user, and you solve it. Reply with one JSON step at a time
 
 Rules:
 - Never work a number or a date out in your head: write one expression for the \
-calculator (e.g. "3.5 * 24 * 60", "0.17 * 2340", "(68 - 32) * 5 / 9", "max(3 * 12, 40)") \
+calculator (e.g. "3.5 * 24 * 60", "12% of 350", "(68 - 32) * 5 / 9", "max(3 * 12, 40)") \
 or call the unit or date tool. For dates, write the task's own words as the dates \
 expression ("next friday", "christmas", "the first of march", "today + 45 days").
 - When the task points to the user's notes or documents, search them first.
