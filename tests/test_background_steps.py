@@ -400,10 +400,16 @@ def test_a_document_search_quotes_the_lines_that_answer(tmp_path):
 @pytest.mark.parametrize(
     ("task", "name", "args", "note"),
     [
-        ("is 17 times 23 more than 400", "calculator", {"expression": "17 * 23"}, "391 is less than 400"),
-        ("which is more, 3 dozen eggs or 40 eggs", "calculator", {"expression": "3 * 12"}, "36 is less than 40"),
+        ("is 17 times 23 more than 400", "calculator", {"expression": "17 * 23"},
+         "17 times 23 (391) is less than 400"),
+        ("which is more, 3 dozen eggs or 40 eggs", "calculator", {"expression": "3 * 12"},
+         "3 dozen eggs (36) is less than 40 eggs"),
+        # No two sides to tell apart: the task's other numbers.
+        ("compare 17 times 23 with 400", "calculator", {"expression": "17 * 23"},
+         "391 is less than 400"),
         ("which is longer, 5 kilometres or 3 miles", "convert_units",
-         {"value": 5, "from_unit": "km", "to_unit": "mi"}, "3.10686 mi is more than 3"),
+         {"value": 5, "from_unit": "km", "to_unit": "mi"},
+         "5 kilometres (3.10686 mi) is more than 3 miles"),
         # Both sides in one expression: nothing left to compare with.
         ("which is more, 3 dozen eggs or 40 eggs", "calculator", {"expression": "3 * 12 + 40"}, None),
         ("what is 17 times 23", "calculator", {"expression": "17 * 23"}, None),  # no comparison
@@ -443,5 +449,5 @@ async def test_a_comparison_task_is_computed_and_compared_before_the_first_step(
         await agent.run(packet, JobReporter("j", sink)) == "No: 17 times 23 is 391, less than 400."
     )
     assert llm.prompts[0][-1]["content"] == (
-        'Result: {"value": 391, "compared": "391 is less than 400"}'
+        'Result: {"value": 391, "compared": "17 times 23 (391) is less than 400"}'
     )

@@ -126,7 +126,8 @@ def comparison_note(task: str, step: ToolStep, outcome: dict[str, Any]) -> str |
     A small model that has computed one side ("17 * 23" is 391) still misjudges
     which side is larger ("391, which is more than 400"). The numbers of the task
     that were not the tool's inputs are the other side; the comparison is stated
-    for it: ``"391 is less than 400"``.
+    for it, in the task's own words when its two sides can be told apart:
+    ``"17 times 23 (391) is less than 400"``, else ``"391 is less than 400"``.
 
     Args:
         task: The task text.
@@ -147,11 +148,30 @@ def comparison_note(task: str, step: ToolStep, outcome: dict[str, Any]) -> str |
         return None
     unit = (outcome.get("result") or {}).get("unit")
     shown = f"{_fmt(value)} {unit}" if isinstance(unit, str) else _fmt(value)
+    sides = _sides(task)
+    if sides is not None:
+        for side, phrase in (sides, sides[::-1]):
+            mine, theirs = set(numbers_in(side)), numbers_in(phrase)
+            if mine and mine <= inputs and len(theirs) == 1 and theirs[0] not in inputs:
+                return f"{side} ({shown}) is {_relation(value, theirs[0])} {phrase}"
     parts = []
     for other in others:
-        relation = "more than" if value > other else "less than" if value < other else "equal to"
-        parts.append(f"{relation} {_fmt(int(other) if other.denominator == 1 else float(other))}")
+        shown_other = _fmt(int(other) if other.denominator == 1 else float(other))
+        parts.append(f"{_relation(value, other)} {shown_other}")
     return f"{shown} is {' and '.join(parts)}"
+
+
+def _relation(value: float, other: Any) -> str:
+    return "more than" if value > other else "less than" if value < other else "equal to"
+
+
+def _sides(task: str) -> tuple[str, str] | None:
+    """The two sides of "which is bigger, A or B" / "is A more than B", if it reads so."""
+    text = " ".join(task.lower().replace("?", " ").split()).strip(" .!")
+    match = _WHICH_SIDES.match(text) or _THAN_SIDES.match(text)
+    if match is None:
+        return None
+    return match.group(1).strip(), match.group(2).strip()
 
 
 _COMPARATIVE = (
@@ -179,11 +199,10 @@ def comparison_step(task: str, by_name: dict[str, Tool]) -> ToolStep | None:
         task: The task text.
         by_name: The tools offered, by name.
     """
-    text = " ".join(task.lower().replace("?", " ").split()).strip(" .!")
-    match = _WHICH_SIDES.match(text) or _THAN_SIDES.match(text)
-    if match is None:
+    sides = _sides(task)
+    if sides is None:
         return None
-    left, right = match.group(1).strip(), match.group(2).strip()
+    left, right = sides
     calculator = by_name.get("calculator")
     if calculator is not None:
         for side, other in ((left, right), (right, left)):
