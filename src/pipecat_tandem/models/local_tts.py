@@ -16,6 +16,7 @@ the offline default must never do.
 from __future__ import annotations
 
 import asyncio
+import re
 import threading
 from collections.abc import AsyncGenerator
 from pathlib import Path
@@ -49,6 +50,31 @@ def trim_leading_silence(
     """
     start = sound_onset(audio, sample_rate, level=level, keep_s=keep_s)
     return audio[start:] if start else audio
+
+
+# A whole number of four or more digits, not part of a decimal, time, date or code,
+# with the word after it (to tell "5040 minutes" from "in 2027 it was").
+_BARE_INT = re.compile(r"(?<![\d.,:/-])([1-9]\d{3,})(?![\d:/]|[.,]\d)(\s+[A-Za-z]+)?")
+
+
+def speakable_numbers(text: str) -> str:
+    """Group the digits of large whole numbers so the voice says them as amounts.
+
+    hibari's G2P reads a bare four-digit number as a year: "5040 minutes" comes out
+    as "fifty forty minutes", which a caller hears as a different number. With
+    thousands separators it says "five thousand forty". Numbers that look like
+    years (1100-2199 not followed by a plural word) are left alone.
+    """
+
+    def group(m: re.Match[str]) -> str:
+        digits, after = m.group(1), m.group(2) or ""
+        value = int(digits)
+        counts_things = after.strip().lower().endswith("s")
+        if len(digits) == 4 and 1100 <= value <= 2199 and not counts_things:
+            return m.group(0)
+        return f"{value:,}{after}"
+
+    return _BARE_INT.sub(group, text)
 
 
 def float_to_pcm16(audio: np.ndarray) -> bytes:
@@ -161,7 +187,7 @@ class HibariTTSService(TTSService):
             yield ErrorFrame(f"text too long to speak ({len(text)} > {MAX_TTS_CHARS} characters)")
             return
         await self.start_tts_usage_metrics(text)
-        sentences = self._voice.split_sentences(text)
+        sentences = self._voice.split_sentences(speakable_numbers(text))
         try:
             for sentence in sentences:
                 chunks = await asyncio.to_thread(self.synthesize, sentence)
