@@ -26,6 +26,7 @@ from pipecat_tandem.background.steps import (
     tools_for_task,
 )
 from pipecat_tandem.background.tools import default_tools
+from pipecat_tandem.background.tools.units import task_conversion
 from tests.support.fake_llm import FakeLLMService, FakeReply
 
 TOOLS = default_tools()
@@ -451,3 +452,31 @@ async def test_a_comparison_task_is_computed_and_compared_before_the_first_step(
     assert llm.prompts[0][-1]["content"] == (
         'Result: {"value": 391, "compared": "17 times 23 (391) is less than 400"}'
     )
+
+
+@pytest.mark.parametrize(
+    ("task", "args"),
+    [
+        ("convert 26.2 miles to kilometres", {"value": 26.2, "from_unit": "miles", "to_unit": "kilometres"}),
+        ("How many centimetres are in 5 feet?", {"value": 5, "from_unit": "feet", "to_unit": "centimetres"}),
+        ("how many pounds is 70 kilograms", {"value": 70, "from_unit": "kilograms", "to_unit": "pounds"}),
+        ("what is 1,500 metres in miles", {"value": 1500, "from_unit": "metres", "to_unit": "miles"}),
+        ("how many minutes are there in three and a half days", None),  # words: the model
+        ("convert 5 apples to pears", None),  # no such units
+        ("what is 17 times 23", None),
+    ],
+)  # fmt: skip
+def test_task_conversion(task, args):
+    assert task_conversion(task) == args
+
+
+async def test_a_plain_conversion_is_run_before_the_first_step():
+    llm = LenientLLM([json.dumps({"answer": "5 feet is 152.4 centimetres."})])
+
+    async def sink(e):
+        pass
+
+    agent = BackgroundAgent(llm=llm, tools=TOOLS, prefetch=False)
+    packet = ContextPacket(job_id="j", task="how many centimetres are in 5 feet", messages=[])
+    assert await agent.run(packet, JobReporter("j", sink)) == "5 feet is 152.4 centimetres."
+    assert llm.prompts[0][-1]["content"] == 'Result: {"value": 152.4, "unit": "cm"}'

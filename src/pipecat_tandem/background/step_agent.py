@@ -56,6 +56,7 @@ from pipecat_tandem.background.steps import (
 from pipecat_tandem.background.tools.base import Tool, ToolEnv
 from pipecat_tandem.background.tools.dates import reference_time, task_expression
 from pipecat_tandem.background.tools.documents import task_query
+from pipecat_tandem.background.tools.units import task_conversion
 
 #: Tools whose result is the number the answer must state.
 QUANTITATIVE_TOOLS = ("calculator", "convert_units")
@@ -304,8 +305,8 @@ class StepLoop:
         """The tool call the task itself spells out, run before the model's first step.
 
         A task that is nothing but a date expression ("how many days until the first
-        of March"), a two-sided comparison (:func:`comparison_step`), or a look-up in
-        the user's notes needs no decision by the model:
+        of March"), a two-sided comparison (:func:`comparison_step`), a plain unit
+        conversion, or a look-up in the user's notes needs no decision by the model:
         running it now saves a slow model a whole decoding step (~5 s on one core).
         The model still answers, and may call a tool again if the result misses.
         """
@@ -319,6 +320,9 @@ class StepLoop:
         compared = comparison_step(packet.task, by_name) if not found else None
         if compared is not None:
             found.append((compared, {}))
+        conversion = task_conversion(packet.task) if not found else None
+        if conversion is not None and "convert_units" in by_name:
+            found.append((ToolStep("convert_units", conversion), {}))
         search = by_name.get("search_documents")
         if search is not None and not found:
             query = task_query(packet.task)

@@ -266,6 +266,52 @@ def _run(args: Mapping[str, Any], env: ToolEnv) -> dict[str, Any]:
     }
 
 
+_NUMBER = r"(-?\d[\d,]*(?:\.\d+)?)"
+# "convert 26.2 miles to kilometres", "what is 100 degrees fahrenheit in celsius"
+_CONVERT_TO = re.compile(
+    rf"^(?:convert |what is |what's |how much is |how far is |how long is )?{_NUMBER} (.+?) "
+    r"(?:to|in|into|in to|as) (.+)$"
+)
+# "how many centimetres are in 5 feet", "how many pounds is 70 kilograms"
+_HOW_MANY = re.compile(
+    rf"^how (?:many|much) (.+?) (?:are there in|are in|is there in|in|is|are) {_NUMBER} (.+)$"
+)
+
+
+def task_conversion(task: str) -> dict[str, Any] | None:
+    """The task itself as ``convert_units`` arguments, when it is a plain conversion.
+
+    "convert 26.2 miles to kilometres", "how many centimetres are in 5 feet": a
+    question that is nothing but a conversion is run before the model's first step
+    (a slow model saves writing the call). Anything the unit tool cannot read
+    gives ``None``.
+
+    Args:
+        task: The task text.
+
+    Returns:
+        ``{"value", "from_unit", "to_unit"}`` or ``None``.
+    """
+    if not isinstance(task, str) or len(task) > 200:
+        return None
+    text = " ".join(task.lower().replace("?", " ").split()).strip(" .!")
+    match = _CONVERT_TO.match(text)
+    if match is not None:
+        raw, from_unit, to_unit = match.groups()
+    else:
+        match = _HOW_MANY.match(text)
+        if match is None:
+            return None
+        to_unit, raw, from_unit = match.groups()
+    try:
+        value = float(raw.replace(",", ""))
+        convert(value, from_unit, to_unit)
+    except (ToolError, ValueError):
+        return None
+    number: float | int = int(value) if value.is_integer() else value
+    return {"value": number, "from_unit": from_unit, "to_unit": to_unit}
+
+
 def units_tool() -> Tool:
     """The ``convert_units`` tool for the background agent."""
     return Tool(
