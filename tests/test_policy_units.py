@@ -265,3 +265,17 @@ def test_topic_related_utterance_resets_and_switch_phrase_is_immediate():
     assert t.observe("what's a good recipe for pancakes", r.active()).stale == []
     assert t.observe("let's talk about something else", r.active()).stale == [job.job_id]
     assert t.observe("", r.active()).stale == []
+
+
+def test_topic_a_new_task_is_not_moving_away_from_the_others():
+    # A caller queueing tasks wants every answer; in a real call the second of three
+    # back-to-back tasks was offered ("I also have the answer on ...") instead of said.
+    r = JobRegistry()
+    job = r.create("work out 1,234 times 5", now=0)
+    t = TopicTracker()
+    assert t.observe("convert 26.2 miles to kilometres", r.active(), new_task=True).stale == []
+    assert t.observe("how many hours are in two weeks", r.active(), new_task=True).stale == []
+    assert t.observe("what is fifteen percent of eighty", r.active(), new_task=True).stale == []
+    # An explicit switch still is, task or not.
+    verdict = t.observe("something else: plan my week", r.active(), new_task=True)
+    assert verdict.stale == [job.job_id]

@@ -68,8 +68,19 @@ class TopicTracker:
         """Whether the utterance asks to drop the current request."""
         return bool(_CANCEL.search(utterance or ""))
 
-    def observe(self, utterance: str, active: list[BackgroundJob]) -> TopicVerdict:
-        """Update with a finalized user utterance; ``active`` jobs oldest first."""
+    def observe(
+        self, utterance: str, active: list[BackgroundJob], *, new_task: bool = False
+    ) -> TopicVerdict:
+        """Update with a finalized user utterance; ``active`` jobs oldest first.
+
+        Args:
+            utterance: The user's words.
+            active: The jobs in flight, oldest first.
+            new_task: The utterance hands the background another task. A caller who
+                queues "convert 26 miles" after "work out 15 % of 80" still wants
+                both answers, so a new task never counts as moving away (an explicit
+                switch or cancel still does).
+        """
         verdict = TopicVerdict()
         text = (utterance or "").strip()
         if not text or not active:
@@ -85,7 +96,7 @@ class TopicTracker:
             if switch:
                 verdict.stale.append(job.job_id)
                 continue
-            if len(words) < self._min_words:
+            if len(words) < self._min_words or new_task:
                 continue  # "ok", "thanks", "hmm" say nothing about the topic
             if words & job.keywords:
                 self._unrelated[job.job_id] = 0

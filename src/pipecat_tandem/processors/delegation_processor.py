@@ -387,7 +387,12 @@ class DelegationProcessor(FrameProcessor):
         self.echo_guard.user_spoke(now=now)
         self._packets.add_utterance("user", text, self._turn_start or now, now)
         self._log.emit("transcript", t=now, role="user", text=text)
-        verdict = self._topic.observe(text, self.registry.active())
+        decision = self._router.route(text) if self._router is not None and routable else None
+        verdict = self._topic.observe(
+            text,
+            self.registry.active(),
+            new_task=decision is not None and decision.needs_background,
+        )
         for job_id in verdict.cancel:
             await self.cancel(job_id, reason="user cancelled")
         for job_id in verdict.stale:
@@ -396,10 +401,7 @@ class DelegationProcessor(FrameProcessor):
                 "job_state", job_id=job_id, state="stale_pending", detail=job.stale_reason
             )
             await self._push_state(job_id, JobState.STALE, "stale: user moved on")
-        if self._router is None or verdict.cancel or not routable:
-            return
-        decision = self._router.route(text)
-        if not decision.needs_background:
+        if decision is None or verdict.cancel or not decision.needs_background:
             return
         try:
             job_id = await self.delegate(decision.task or text)
