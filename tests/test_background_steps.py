@@ -392,6 +392,8 @@ def test_a_document_search_quotes_the_lines_that_answer(tmp_path):
     search = default_tools(documents_dir=tmp_path)[-1]
     out = search.call({"query": "which day is general waste collected"}, None)["result"]
     assert out["lines"][0].startswith("General waste goes out every Friday")
+    # A line with under half the best line's words is another fact: left out.
+    assert "wifi" not in " ".join(out["lines"])
     assert step_view({"result": out}) == {"lines": out["lines"]}
     # The step protocol asks for the words only (no "limit" to get wrong).
     variant = step_schema([search])["anyOf"][0]

@@ -378,11 +378,14 @@ def documents_tool(index: DocumentIndex) -> Tool:
         results = index.search(query, limit)
         out: dict[str, Any] = {"query": query, "results": results}
         # The lines that answer best across the files (most query words, then the
-        # file's rank): what a model should read first.
+        # file's rank): what a model should read first. A line with less than half
+        # the best line's words is another fact ("Flight to Lisbon" for a hotel
+        # question): left out, so a small model does not mix it into the answer.
         ranked = sorted(
             (-line_hits(line, query), i, line) for i, r in enumerate(results) for line in r["lines"]
         )
-        out["lines"] = [line for _, _, line in ranked[:3]]
+        best = -ranked[0][0] if ranked else 0
+        out["lines"] = [line for hits, _, line in ranked[:3] if -hits * 2 >= best]
         if not results:
             out["note"] = (
                 "no documents in the folder"
