@@ -161,3 +161,24 @@ def test_the_summary_reports_medians_and_counts() -> None:
     assert s["on_topic"] == "2/3"
     table = markdown(rs)
     assert "| c | 2 | chat | What is the capital of France? | 2.00 | no |" in table
+
+
+def test_the_caller_waits_for_its_own_job_not_any_delivery():
+    from pipecat_tandem.bench.caller.call import owed_jobs
+
+    messages = [
+        {"type": "job_state", "job_id": "job-1", "state": "queued"},
+        {"type": "job_state", "job_id": "job-1", "state": "running"},
+        {"type": "job_state", "job_id": "job-2", "state": "queued"},
+        {"type": "delivery", "job_ids": ["job-1"], "kind": "result"},  # job-1 answered
+    ]
+    assert owed_jobs(messages) == {"job-2"}
+    # A redelivery of job-1 settles nothing more; job-2 is settled by its failure.
+    messages += [
+        {"type": "delivery", "job_ids": ["job-1"], "kind": "result"},
+        {"type": "job_error", "job_id": "job-2", "error": "x"},
+        {"type": "job_state", "job_id": "job-3", "state": "running"},
+        {"type": "job_state", "job_id": "job-3", "state": "cancelled"},
+        {"type": "delivery"},  # malformed: no ids
+    ]
+    assert owed_jobs(messages) == set()

@@ -94,3 +94,25 @@ def test_a_timer_counts_from_the_end_of_the_users_voice_not_the_transcript():
     fired = [u.start for u in r.output.spoken if u.text == "10 seconds have passed."]
     assert len(fired) == 1
     assert abs(fired[0] - 11.0) <= 0.25  # voice ended at 1.0 s; the transcript came at 1.6 s
+
+
+def test_a_refused_task_is_said_to_be_refused_not_guessed_at():
+    from pipecat_tandem.policy.job_limits import JobLimits
+
+    model = Model()
+    script = say(1.0, "Please work out 1234 times 5678.") + say(
+        3.0, "How many days are there from the second of December to the eighteenth of January?"
+    )
+    r = run(script, model, until=5, job_limits=JobLimits(max_running=1))
+    assert len(r.of_kind("delegated")) == 1
+    spoken = r.spoken_texts()
+    assert spoken[-1].startswith("Sorry, I can't take that on right now: too many tasks")
+    assert model.user_turns == []  # no guess at the refused task either
+
+
+def test_mental_arithmetic_stays_with_the_interaction_model():
+    router = RuleRouter()
+    for text in ("Stop. What is two plus two?", "What is 7 times 8?", "what's nine minus three"):
+        assert not router.route(text).needs_background, text
+    for text in ("What is thirteen times fourteen?", "What is 2 plus 2 plus 2 times 9?"):
+        assert router.route(text).needs_background, text

@@ -66,7 +66,11 @@ def _rx(*patterns: str) -> re.Pattern[str]:
     return re.compile("|".join(f"(?:{p})" for p in patterns), re.IGNORECASE)
 
 
-_NUMBER = r"(?:\d[\d,]*(?:\.\d+)?|zero|one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|hundred|thousand|million)"  # noqa: E501
+_NUMBER = (
+    r"(?:\d[\d,]*(?:\.\d+)?|zero|one|two|three|four|five|six|seven|eight|nine|ten|eleven|"
+    r"twelve|(?:thir|four|fif|six|seven|eigh|nine)teen|(?:twen|thir|for|fif|six|seven|eigh|nine)ty|"
+    r"hundred|thousand|million)"
+)
 
 _ARITHMETIC = _rx(
     r"\d\s*[-+*/×÷^x]\s*\d",
@@ -113,6 +117,16 @@ def _unit(word: str) -> str:
     w = word.lower().replace("metre", "meter")
     w = _UNIT_SPELLING.get(w, w)
     return w[:-1] if w.endswith("s") and w not in ("celsius",) else w
+
+
+# "What is two plus two?": one operation on numbers up to twelve is mental
+# arithmetic a small model gets right; a job for it only makes the caller wait.
+_SMALL = r"(?:\d|1[0-2]|zero|one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve)"
+_TIMES_TABLE = re.compile(
+    rf"^(?:what(?:'s| is)|whats|how much is)?\s*{_SMALL}\s*"
+    rf"(?:\+|-|\*|x|×|plus|minus|times|multiplied by|divided by)\s*{_SMALL}\s*[?.!]*$",
+    re.IGNORECASE,
+)
 
 
 def _everyday_fact(clause: str) -> bool:
@@ -246,8 +260,12 @@ class RuleRouter:
         if not _WORD.search(text):
             return RouteDecision(False, "", "no words")
         task = text[:MAX_TASK_CHARS]
-        # Arithmetic is specific enough to win anywhere in the utterance.
-        if _ARITHMETIC.search(text):
+        # Arithmetic is specific enough to win anywhere in the utterance, unless every
+        # clause with numbers is one a small model knows by heart.
+        clauses = [_OPENER.sub("", c.strip()).strip() for c in _CLAUSES.split(text)]
+        if _ARITHMETIC.search(text) and not all(
+            _TIMES_TABLE.match(c) for c in clauses if _ARITHMETIC.search(c)
+        ):
             return RouteDecision(True, task, "arithmetic")
         social = False
         for raw in _CLAUSES.split(text):

@@ -407,6 +407,10 @@ class DelegationProcessor(FrameProcessor):
             job_id = await self.delegate(decision.task or text)
         except DelegationError as e:
             self._log.emit("error", t=now, message=f"router delegation refused: {e}")
+            # Left to the model, a refused task gets a guessed answer (in a real call
+            # "11 days" for 47): the caller hears the refusal instead.
+            if self.answerer is not None:
+                self.answerer.handle(frame.text, f"Sorry, I can't take that on right now: {e}.")
             return
         # Said inside the user's own turn, where even a small model reads it, so the
         # interaction model acknowledges instead of guessing the answer itself (it

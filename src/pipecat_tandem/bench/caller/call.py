@@ -19,6 +19,8 @@ from pipecat_tandem.bench.caller.voice import CallerVoice, cough
 #: The bot has stopped talking when nothing loud arrived for this long.
 SILENT_S = 1.2
 _POLL_S = 0.05
+#: How long after a request the caller looks for the job it starts.
+_JOB_APPEARS_S = 4.0
 
 
 @dataclass
@@ -84,10 +86,15 @@ class Caller:
                 await self._until_silent(
                     peer, since=end, timeout_s=turn.timeout_s, hold_s=turn.after_s
                 )
-        else:  # result: until a delivery or a failure reaches the client, then silence
+        else:  # result: until every job owed to the caller is settled, then silence
             deadline = end + turn.timeout_s
             # Polled: the peer's message list is plain data, there is no event to await.
-            while time.monotonic() < deadline and not _settled_since(peer, end):  # noqa: ASYNC110
+            # The job this turn starts shows up a moment after the words (STT, routing).
+            while time.monotonic() < min(deadline, end + _JOB_APPEARS_S) and not _jobs_since(  # noqa: ASYNC110
+                peer, end
+            ):
+                await asyncio.sleep(_POLL_S)
+            while time.monotonic() < deadline and owed_jobs(peer.tandem_messages()):  # noqa: ASYNC110
                 await asyncio.sleep(_POLL_S)
             await self._until_silent(peer, since=end, timeout_s=12.0, hold_s=turn.after_s)
 
@@ -138,13 +145,31 @@ class Caller:
         return out
 
 
-def _settled_since(peer: CallerPeer, since: float) -> bool:
-    for m in peer.tandem_messages():
-        if m.get("_arrived", 0.0) < since:
-            continue
-        if m.get("type") in ("delivery", "job_error"):
-            return True
-    return False
+def _jobs_since(peer: CallerPeer, since: float) -> bool:
+    return any(
+        m.get("type") == "job_state" and m.get("_arrived", 0.0) >= since
+        for m in peer.tandem_messages()
+    )
+
+
+def owed_jobs(messages: list[dict[str, Any]]) -> set[str]:
+    """Jobs the bot started and has not yet answered, failed or dropped.
+
+    A person who asked for something waits for *that* answer; a delivery of an
+    older job (a redelivery, an offer) does not settle it.
+    """
+    owed: set[str] = set()
+    for m in messages:
+        kind, job_id = m.get("type"), m.get("job_id")
+        if kind == "job_state" and m.get("state") in ("queued", "running") and job_id:
+            owed.add(str(job_id))
+        elif kind == "job_state" and m.get("state") in ("failed", "cancelled") and job_id:
+            owed.discard(str(job_id))
+        elif kind == "job_error" and job_id:
+            owed.discard(str(job_id))
+        elif kind == "delivery":
+            owed -= {str(j) for j in m.get("job_ids") or ()}
+    return owed
 
 
 def transcript(record: CallRecord, heard: list[Heard]) -> list[dict[str, Any]]:
