@@ -482,3 +482,29 @@ async def test_a_plain_conversion_is_run_before_the_first_step():
     packet = ContextPacket(job_id="j", task="how many centimetres are in 5 feet", messages=[])
     assert await agent.run(packet, JobReporter("j", sink)) == "5 feet is 152.4 centimetres."
     assert llm.prompts[0][-1]["content"] == 'Result: {"value": 152.4, "unit": "cm"}'
+
+
+async def test_a_repeated_call_is_not_run_again_and_the_answer_is_required():
+    llm = SchemaLLM(
+        [
+            step(tool="calculator", expression="7006652"),
+            step(tool="calculator", expression="7006652"),
+            step(answer="It is 7,006,652."),
+        ]
+    )
+    answer, events = await run(llm, "what is 1234 times 5678")
+    assert answer == "It is 7,006,652."
+    assert sum("calculator →" in e.text for e in events) == 1  # the repeat did not run
+    assert any("repeated call refused" in e.text for e in events)
+    answer_only = llm.schemas[2]["properties"]["step"]["anyOf"]
+    assert [v["required"] for v in answer_only] == [["answer"]]
+
+
+async def test_the_last_step_may_only_answer():
+    llm = SchemaLLM(
+        [step(tool="calculator", expression=f"{n} + 1") for n in range(2)]
+        + [step(answer="It is 2.")]
+    )
+    answer, _ = await run(llm, "what is 1 plus 1", max_steps=3)
+    assert answer == "It is 2."
+    assert [v["required"] for v in llm.schemas[2]["properties"]["step"]["anyOf"]] == [["answer"]]

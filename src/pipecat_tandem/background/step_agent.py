@@ -404,10 +404,17 @@ class StepLoop:
             if new_value is not None or new_date is not None:
                 value, fact_date = new_value, new_date
         problems = 0
-        for _ in range(self.max_steps):
+        # A small model can loop on a call it has made (the 0.5B re-evaluates the
+        # value it was given); a repeat is not run again, and from then on, as on
+        # the last step, only the answer is allowed.
+        calls = {_call_key(done) for done, _ in prefetched}
+        answer_only = step_schema([], strict=self.strict)
+        must_answer = False
+        for attempt in range(self.max_steps):
             for text in reporter.take_follow_ups():
                 messages.append({"role": "user", "content": f"Follow-up from the user: {text}"})
-            reply = await self._step(messages, schema)
+            last = attempt == self.max_steps - 1
+            reply = await self._step(messages, answer_only if must_answer or last else schema)
             try:
                 step = parse_step(reply, offered)
             except StepError as e:
@@ -416,7 +423,17 @@ class StepLoop:
                 if problems >= 2:
                     raise StepLoopError(str(e)) from None
                 continue
+            if isinstance(step, ToolStep) and _call_key(step) in calls:
+                await reporter.progress(f"repeated call refused: {step.name}")
+                messages.append({"role": "assistant", "content": self._as_step(
+                    json.loads(step.as_json()))})  # fmt: skip
+                messages.append(
+                    {"role": "user", "content": "You already have that result. Give the answer."}
+                )
+                must_answer = True
+                continue
             if isinstance(step, ToolStep):
+                calls.add(_call_key(step))
                 await reporter.progress(f"{step.name} {json.dumps(step.arguments)[:120]}")
                 outcome = await asyncio.to_thread(by_name[step.name].call, step.arguments, env)
                 await reporter.progress(f"{step.name} → {json.dumps(outcome, default=str)[:160]}")
@@ -473,6 +490,10 @@ def _fmt(value: Any) -> str:
     if isinstance(value, int):
         return f"{value:,}"
     return str(value)
+
+
+def _call_key(step: ToolStep) -> str:
+    return json.dumps([step.name, step.arguments], sort_keys=True, default=str)
 
 
 def _brief(outcome: dict[str, Any]) -> str:
