@@ -424,12 +424,9 @@ class StepLoop:
                     raise StepLoopError(str(e)) from None
                 continue
             if isinstance(step, ToolStep) and _call_key(step) in calls:
+                # Not added to the conversation (a note saying so was echoed back by
+                # the 0.5B as its answer): the same prompt runs again, answer-only.
                 await reporter.progress(f"repeated call refused: {step.name}")
-                messages.append({"role": "assistant", "content": self._as_step(
-                    json.loads(step.as_json()))})  # fmt: skip
-                messages.append(
-                    {"role": "user", "content": "You already have that result. Give the answer."}
-                )
                 must_answer = True
                 continue
             if isinstance(step, ToolStep):
