@@ -69,7 +69,7 @@ CONVERSATIONS: tuple[Conversation, ...] = (
         "delegated_lookups_and_plans",
         (
             _job("What is the wifi password in my notes?", "meadow"),
-            _job("Look up my hotel booking reference for Lisbon in my notes.", "2291"),
+            _job("Look up my hotel booking reference for Lisbon in my notes.", "qx7"),
             _job("Give me a short plan for a morning routine before work."),
             _job("What day of the week is Christmas this year?", "friday"),
         ),
