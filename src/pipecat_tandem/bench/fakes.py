@@ -8,10 +8,12 @@
 
 Both systems under comparison run the *same* instruments: a :class:`ScriptedLLM`
 (a real pipecat ``LLMService`` whose replies come from a plain function, after a
-fixed latency) and a :class:`SpeechOutput` (stands in for TTS + output transport:
-queues text, "speaks" it at a fixed rate, emits pipecat's bot-speaking frames both
-ways as a real output transport does, and records every utterance). They are part
-of the benchmark, not stand-ins for the product.
+fixed latency, streamed word by word) and a :class:`SpeechOutput` (stands in for
+TTS + output transport: queues text, "speaks" it at a fixed rate, emits pipecat's
+bot-speaking frames both ways as a real output transport does, and records every
+utterance). They are part of the benchmark, not stand-ins for the product. The
+test suite's fake LLM is this same :class:`ScriptedLLM` (``tests/support/fake_llm.py``
+only renames it).
 """
 
 from __future__ import annotations
@@ -53,8 +55,11 @@ class Reply:
     Parameters:
         text: Spoken/written text (may be empty).
         tool_calls: ``(function name, arguments)`` pairs to call.
-        delay_s: Time to the first token (the model's fixed latency for this reply).
-        error: Raise this (as a provider error) instead of answering.
+        delay_s: Extra time to the first token for this reply (on top of the
+            service's ``ttft_s``).
+        error: Report this as a provider error (``push_error``) instead of answering.
+        raise_error: Raise this exception instead of answering (pipecat turns it
+            into an ``ErrorFrame``; ``run_inference`` raises it to the caller).
         hang: Never answer (a provider that stops responding).
         qids: The benchmark requests this reply answers (for the measurement only).
     """
@@ -63,12 +68,35 @@ class Reply:
     tool_calls: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
     delay_s: float = 0.0
     error: str | None = None
+    raise_error: Exception | None = None
     hang: bool = False
     qids: tuple[str, ...] = ()
 
 
 #: A model: the conversation in, a reply out (pure; no I/O).
 Brain = Callable[[list[dict[str, Any]]], Reply]
+
+
+def message_text(message: dict[str, Any]) -> str:
+    """The text of one message (string content, or the text parts of a list)."""
+    content = message.get("content")
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        return " ".join(p.get("text", "") for p in content if isinstance(p, dict))
+    return ""
+
+
+def last_text(messages: list[dict[str, Any]], role: str | None = None) -> str:
+    """The text of the last message (of ``role``, if given)."""
+    for m in reversed(messages):
+        if isinstance(m, dict) and (not role or m.get("role") == role):
+            return message_text(m)
+    return ""
+
+
+def _ok(messages: list[dict[str, Any]]) -> Reply:
+    return Reply(text="OK.")
 
 
 def _settings() -> LLMSettings:
@@ -85,42 +113,66 @@ def _dicts(context: LLMContext) -> list[dict[str, Any]]:
 class ScriptedLLM(LLMService):
     """A pipecat ``LLMService`` answering each context with ``brain(messages)``.
 
-    Errors are reported the way pipecat's own services report them (``push_error``
-    between the response start and end frames), so both systems see a provider
-    failure exactly as they would in production.
+    The reply streams as a real service's does: ``LLMFullResponseStartFrame``, then
+    (after ``ttft_s`` plus the reply's ``delay_s``) one ``LLMTextFrame`` per word,
+    ``per_word_s`` apart, then the tool calls, and ``LLMFullResponseEndFrame`` at the
+    end, also when the reply fails or is cancelled (as pipecat's services do). A
+    reply's ``error`` is reported the way pipecat's own services report a provider
+    failure (``push_error`` between the start and end frames); its ``raise_error``
+    is raised (pipecat turns it into an ``ErrorFrame``).
 
     Args:
-        brain: Decides the reply from the conversation.
+        brain: Decides the reply from the conversation (default: always "OK.").
+        ttft_s: Time to the first token, for every reply.
+        per_word_s: Pause between streamed words.
         on_output: Called with ``(reply, time)`` when a reply's text is produced (or
-            its error raised): the benchmark's "result ready" instant.
+            its error reported): the benchmark's "result ready" instant.
         clock: The session clock for ``on_output`` times.
         **kwargs: Passed to ``LLMService``.
+
+    Attributes:
+        contexts: The conversation of every context answered, in order.
     """
 
     _ids = itertools.count(1)
 
     def __init__(
         self,
-        brain: Brain,
+        brain: Brain | None = None,
         *,
+        ttft_s: float = 0.0,
+        per_word_s: float = 0.0,
         on_output: Callable[[Reply, float], None] | None = None,
         clock: SessionClock | None = None,
         **kwargs: Any,
     ) -> None:
         kwargs.setdefault("settings", _settings())
         super().__init__(**kwargs)
-        self._brain = brain
+        self._brain = brain or _ok
+        self._ttft = ttft_s
+        self._per_word = per_word_s
         self._on_output = on_output
         self._clock = clock
-        self.calls = 0
+        self.contexts: list[list[dict[str, Any]]] = []
+
+    @property
+    def calls(self) -> int:
+        """How many contexts were answered."""
+        return len(self.contexts)
 
     def can_generate_metrics(self) -> bool:
         """No metrics from a scripted model."""
         return False
 
     async def run_inference(self, context: LLMContext, *args: Any, **kwargs: Any) -> str | None:
-        """One-shot inference (used by pipecat utilities such as summarization)."""
+        """One-shot inference (pipecat utilities, the step agent's structured steps).
+
+        Raises:
+            Exception: The reply's ``raise_error``.
+        """
         reply = self._brain(_dicts(context))
+        if reply.raise_error is not None:
+            raise reply.raise_error
         return reply.text
 
     async def process_frame(self, frame: Frame, direction: FrameDirection) -> None:
@@ -136,21 +188,25 @@ class ScriptedLLM(LLMService):
             self._on_output(reply, self._clock.now())
 
     async def _respond(self, context: LLMContext) -> None:
-        self.calls += 1
-        reply = self._brain(_dicts(context))
+        messages = _dicts(context)
+        self.contexts.append(messages)
+        reply = self._brain(messages)
         await self.push_frame(LLMFullResponseStartFrame())
         try:
-            if reply.delay_s > 0:
-                await asyncio.sleep(reply.delay_s)
+            if self._ttft + reply.delay_s > 0:
+                await asyncio.sleep(self._ttft + reply.delay_s)
             if reply.hang:
                 await asyncio.Event().wait()
+            if reply.raise_error is not None:
+                raise reply.raise_error
+            self._emitted(reply)
             if reply.error is not None:
-                self._emitted(reply)
                 await self.push_error(error_msg=f"Error during completion: {reply.error}")
                 return
-            self._emitted(reply)
-            if reply.text:
-                await self.push_frame(LLMTextFrame(text=reply.text))
+            for i, word in enumerate(reply.text.split(" ") if reply.text else []):
+                if i and self._per_word > 0:
+                    await asyncio.sleep(self._per_word)
+                await self.push_frame(LLMTextFrame(text=word if i == 0 else " " + word))
             if reply.tool_calls:
                 calls = [
                     FunctionCallFromLLM(
