@@ -60,6 +60,9 @@ from pipecat_tandem.observe.event_log import EventLog
 from pipecat_tandem.policy.delivery import Delivery, DeliveryFailed, DeliveryScheduler
 from pipecat_tandem.policy.wording import DeliveryWording
 
+#: The shortest wait of the delivery timer (see ``ResultInterleaver._timer_loop``).
+MIN_WAIT_S = 0.001
+
 
 class ResultInterleaver(FrameProcessor):
     """Holds background outputs and releases them only at natural turn gaps.
@@ -243,7 +246,11 @@ class ResultInterleaver(FrameProcessor):
                 # Something is due right now (e.g. an interrupt result) but poll said no:
                 # avoid spinning; re-check on the next frame or in a tick.
                 wake = now + 0.02
-            timeout = None if wake is None else wake - now
+            # Never wait less than a millisecond: a wake-up a float rounding away (the gap
+            # opens at 24.04 s, the clock reads 24.04 s minus a sliver) gives a timeout so
+            # small that adding it to the loop's time changes nothing; on a virtual-time
+            # loop the timer then fired at the same instant forever, and the session hung.
+            timeout = None if wake is None else max(wake - now, MIN_WAIT_S)
             try:
                 await asyncio.wait_for(self._wake.wait(), timeout)
             except TimeoutError:
