@@ -80,11 +80,13 @@ asyncio.run(main())
 """
 
 
-async def one_call(base: str, pcm: bytes, hold_s: float) -> None:
+async def one_call(base: str, pcm: bytes, hold_s: float) -> bool:
+    """One short call; whether the bot said anything (loud audio reached the peer)."""
     peer = TestPeer(base, pcm=pcm, video=True)
     try:
         await peer.connect(connect_timeout_s=20.0)
         await asyncio.sleep(hold_s)
+        return peer.stats.loud_frames > 0
     finally:
         await peer.close()
 
@@ -106,12 +108,19 @@ async def soak(args: argparse.Namespace) -> dict[str, object]:
         pcm = speech_pcm("Hello there. What is the capital of Italy?")
         samples = [proc_status(proc.pid)]
         names: Counter[str] = Counter()
+        answered = 0
         for i in range(args.calls):
-            await one_call(base, pcm, args.hold)
+            answered += await one_call(base, pcm, args.hold)
             await asyncio.sleep(args.settle)
             samples.append(proc_status(proc.pid))
             rss, threads = samples[-1]
             print(f"call {i + 1}: rss {rss:.0f} MB, threads {threads}", flush=True)
+        # An operator's server sits idle between busy hours: does it give back?
+        idle: list[tuple[float, int]] = []
+        for _ in range(int(args.idle // 30)):
+            await asyncio.sleep(30)
+            idle.append(proc_status(proc.pid))
+            print(f"idle {30 * len(idle)} s: rss {idle[-1][0]:.0f} MB, threads {idle[-1][1]}")
         names = thread_names(proc.pid)
     finally:
         os.killpg(proc.pid, signal.SIGTERM)
@@ -129,6 +138,14 @@ async def soak(args: argparse.Namespace) -> dict[str, object]:
         # Allocator arenas fill over the first calls; a leak keeps growing.
         "rss_slope_mb_per_call_last_half": round(slope(after_first[len(after_first) // 2 :]), 1),
         "threads_slope_per_call": round(slope([float(s[1]) for s in samples[2:]]), 2),
+        "answered": answered,
+        "idle_s": 30 * len(idle),
+        "rss_after_idle_mb": round(idle[-1][0]) if idle else None,
+        "threads_after_idle": idle[-1][1] if idle else None,
+        # The target: within +50 MB of the level after the first call.
+        "rss_after_idle_minus_first_call_mb": (
+            round(idle[-1][0] - samples[1][0]) if idle and len(samples) > 1 else None
+        ),
     }
 
 
@@ -139,6 +156,9 @@ def main() -> None:
     parser.add_argument("--settle", type=float, default=1.0, help="seconds after hang-up")
     parser.add_argument("--fake", action="store_true", help="fake models (transport only)")
     parser.add_argument("--log", type=Path, default=None, help="server log file")
+    parser.add_argument(
+        "--idle", type=float, default=0.0, help="seconds to watch the idle server after the calls"
+    )
     args = parser.parse_args()
     print(json.dumps(asyncio.run(soak(args))))
 
