@@ -21,6 +21,8 @@ SILENT_S = 1.2
 _POLL_S = 0.05
 #: How long after a request the caller looks for the job it starts.
 _JOB_APPEARS_S = 4.0
+#: How long after a delivery message the caller listens for its speech to begin.
+_SPEECH_FOLLOWS_S = 3.0
 
 
 @dataclass
@@ -96,7 +98,11 @@ class Caller:
                 await asyncio.sleep(_POLL_S)
             while time.monotonic() < deadline and owed_jobs(peer.tandem_messages()):  # noqa: ASYNC110
                 await asyncio.sleep(_POLL_S)
-            await self._until_silent(peer, since=end, timeout_s=12.0, hold_s=turn.after_s)
+            # The delivery message comes a moment before its speech: a person hears
+            # the answer start, listens to the end, then talks.
+            settled = time.monotonic()
+            await self._until_speaking(peer, settled, _SPEECH_FOLLOWS_S)
+            await self._until_silent(peer, since=settled, timeout_s=20.0, hold_s=turn.after_s)
 
     async def _until_speaking(self, peer: CallerPeer, since: float, timeout_s: float) -> bool:
         deadline = time.monotonic() + timeout_s
