@@ -229,7 +229,6 @@ class SessionManager:
     async def _teardown(self, session: Session) -> None:
         if session.ended.is_set():
             return
-        self._sessions.pop(session.info.session_id, None)
         if session.connection is not None:
             try:
                 await session.connection.disconnect()
@@ -242,9 +241,12 @@ class SessionManager:
         session.worker = None
         session.runner = None
         session.task = None
-        session.ended.set()
+        # Counted as active until it is among the ended ones: whoever sees the
+        # count drop finds the session there with its end reason.
         self.ended_sessions.append(session)
         del self.ended_sessions[:-64]
+        self._sessions.pop(session.info.session_id, None)
+        session.ended.set()
         logger.info(
             f"session {session.info.session_id} ended ({session.end_reason or 'pipeline finished'})"
         )
