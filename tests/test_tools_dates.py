@@ -262,3 +262,18 @@ def test_a_difference_names_the_date_it_counts_to():
 def test_task_expression(task, expression):
     now = datetime.fromisoformat(DEC_2)
     assert task_expression(task, now) == expression
+
+
+def test_a_span_whose_end_has_no_year_ends_after_its_start():
+    # In a real call "from the 2nd of December to the 8th of January", asked on
+    # 4 December, came out as -328 days: the end was this year's 8 January.
+    from datetime import datetime
+
+    from pipecat_tandem.background.tools.dates import evaluate_expression
+
+    now = datetime(2026, 12, 4, 12, 0)
+    span = evaluate_expression("days_between(the 2nd of December, the 8th of January)", now)
+    assert span["days"] == 37 and "2027" in span["to"]
+    assert evaluate_expression("days_between(2 December, 18 January)", now)["days"] == 47
+    # Years that are said are kept, even backwards.
+    assert evaluate_expression("days_between(2026-12-02, 2026-01-08)", now)["days"] == -328

@@ -32,6 +32,7 @@ except where the question looks forward ("days until ..."): then it is the next 
 from __future__ import annotations
 
 import calendar
+import contextlib
 import math
 import re
 from collections.abc import Mapping
@@ -415,6 +416,11 @@ def _date_result(moment: datetime, has_time: bool, how: str) -> dict[str, Any]:
 def _between(a: str, b: str, now: datetime, *, future: bool) -> dict[str, Any]:
     start, t1 = parse_term(a, now=now)
     end, t2 = parse_term(b, now=now, prefer_future=future or start.date() >= now.date())
+    if end < start and _has_no_year(_normalise(b)):
+        # "From the 2nd of December to the 8th of January": an end without a year is
+        # the first one after the start (it came out as -328 days in a real call).
+        with contextlib.suppress(ValueError):  # 29 February has no next-year twin
+            end = end.replace(year=end.year + 1)
     return {"operation": "difference", **_difference(start, end, t1 and t2)}
 
 
