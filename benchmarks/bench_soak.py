@@ -85,7 +85,8 @@ async def one_call(base: str, pcm: bytes, hold_s: float) -> bool:
     peer = TestPeer(base, pcm=pcm, video=True)
     try:
         await peer.connect(connect_timeout_s=20.0)
-        await asyncio.sleep(hold_s)
+        # The sentence plays first (16 kHz, 16-bit); the hold is the time left for a reply.
+        await asyncio.sleep(len(pcm) / 32000 + hold_s)
         return peer.stats.loud_frames > 0
     finally:
         await peer.close()
@@ -152,7 +153,9 @@ async def soak(args: argparse.Namespace) -> dict[str, object]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--calls", type=int, default=20)
-    parser.add_argument("--hold", type=float, default=2.0, help="seconds per call")
+    parser.add_argument(
+        "--hold", type=float, default=3.0, help="seconds per call after the caller's sentence"
+    )
     parser.add_argument("--settle", type=float, default=1.0, help="seconds after hang-up")
     parser.add_argument("--fake", action="store_true", help="fake models (transport only)")
     parser.add_argument("--log", type=Path, default=None, help="server log file")
