@@ -36,6 +36,7 @@ from collections.abc import Callable
 from typing import Any
 
 from pipecat_tandem.bench.fakes import Brain, Reply
+from pipecat_tandem.bench.fakes import message_text as _text
 from pipecat_tandem.bench.scenarios import Scenario
 from pipecat_tandem.policy.topic import TopicTracker
 
@@ -46,15 +47,6 @@ LONG_REPLY = (
     "Well, my day has been lovely so far: I read about old bridges, learned a new "
     "recipe for bread, and watched the rain over the harbour for a while."
 )
-
-
-def _text(message: dict[str, Any]) -> str:
-    content = message.get("content")
-    if isinstance(content, str):
-        return content
-    if isinstance(content, list):
-        return " ".join(p.get("text", "") for p in content if isinstance(p, dict))
-    return ""
 
 
 def _relay_tandem(content: str) -> list[str]:
