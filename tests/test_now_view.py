@@ -65,6 +65,20 @@ def test_only_when_informative_leaves_out_the_bare_clock():
     assert view.render(now=12.0, cues=[("visual_change", 11.0, 0.0)]).startswith(NOW_PREFIX)
 
 
+def test_the_users_speech_cues_are_not_news():
+    # In a call they fire at every turn: shown, they cost a local model ~50 prompt
+    # tokens a turn for what the transcript already says.
+    view = NowView(only_when_informative=True)
+    speech = [("speech_onset", 10.0, 8.4), ("speech_offset", 11.5, 1.5)]
+    assert view.render(now=12.0, user_silent_for=0.5, cues=speech) == ""
+    full = NowView().render(now=12.0, cues=[*speech, ("visual_change", 11.0, 0.0)])
+    assert "visual_change" in full and "speech" not in full
+    shown = NowView(hidden_cues=()).render(now=12.0, cues=speech)
+    assert "speech_offset 0.5s ago" in shown
+    with pytest.raises(ValueError):
+        NowView(hidden_cues="speech_onset")
+
+
 def test_is_now_message_recognises_only_the_view():
     assert is_now_message({"role": "developer", "content": "[now 00:01.0] user speaking"})
     assert is_now_message({"role": "user", "content": "[now 00:01.0]"})  # as sent to llama.cpp
