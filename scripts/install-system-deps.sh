@@ -5,6 +5,8 @@
 # System packages for the real-client end-to-end tests (idempotent).
 # Chromium drives the browser e2e test; espeak-ng makes real speech for the
 # fake microphone (the tests fall back to a synthetic voice without it).
+# redis-server backs the remote background workers' tests and benchmark (the
+# tests start their own instance on a free port; the package's service is not used).
 set -eu
 
 SUDO=""
@@ -17,6 +19,7 @@ missing=""
 command -v espeak-ng >/dev/null 2>&1 || missing="$missing espeak-ng"
 command -v unshare >/dev/null 2>&1 || missing="$missing util-linux"
 command -v ip >/dev/null 2>&1 || missing="$missing iproute2"
+command -v redis-server >/dev/null 2>&1 || missing="$missing redis-server"
 
 if [ -z "$missing" ]; then
     echo "install-system-deps: nothing to do"
@@ -28,4 +31,5 @@ $SUDO apt-get update -qq
 # shellcheck disable=SC2086  # word splitting of the package list is intended
 DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends $missing
 [ -x /usr/lib/chromium/chromium ] || { echo "chromium binary missing after install" >&2; exit 1; }
+command -v redis-server >/dev/null 2>&1 || { echo "redis-server missing after install" >&2; exit 1; }
 echo "install-system-deps: done"
