@@ -28,6 +28,8 @@ from pipecat_tandem.transports.client_events import ClientEventEncoder
 
 #: Sends one JSON-serializable message to the client.
 SendFn = Callable[[dict[str, Any]], Awaitable[None]]
+#: Turns one encoded client event into the messages actually sent (e.g. RTVI ones).
+TranslateFn = Callable[[dict[str, Any]], list[dict[str, Any]]]
 
 
 def send_through(output: FrameProcessor) -> SendFn:
@@ -53,6 +55,9 @@ class ClientEventObserver(BaseObserver):
         send: Delivers one message (see :func:`send_through`).
         clock: The session clock stamped on each message.
         include_cues: Whether to forward perception cues.
+        translate: Rewrites each encoded event into the messages to send
+            (default: the event itself); e.g. the RTVI job schema's
+            :class:`~pipecat_tandem.transports.rtvi_job_schema.JobEventTranslator`.
         **kwargs: Passed to ``BaseObserver``.
     """
 
@@ -62,10 +67,12 @@ class ClientEventObserver(BaseObserver):
         send: SendFn,
         clock: SessionClock,
         include_cues: bool = True,
+        translate: TranslateFn | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
         self._send = send
+        self._translate = translate
         self._encoder = ClientEventEncoder(clock=clock, include_cues=include_cues)
         self.sent = 0
 
@@ -74,8 +81,10 @@ class ClientEventObserver(BaseObserver):
         message = self._encoder.encode(data.frame)
         if message is None:
             return
-        try:
-            await self._send(message)
-            self.sent += 1
-        except Exception as e:  # a dead client must not break the pipeline
-            logger.debug(f"{self}: could not send client event: {e}")
+        messages = [message] if self._translate is None else self._translate(message)
+        for out in messages:
+            try:
+                await self._send(out)
+                self.sent += 1
+            except Exception as e:  # a dead client must not break the pipeline
+                logger.debug(f"{self}: could not send client event: {e}")

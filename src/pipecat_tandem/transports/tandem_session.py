@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 import time
+from collections.abc import Callable
 from typing import Any
 
 from pipecat.pipeline.worker import PipelineWorker
@@ -83,6 +84,8 @@ class TandemSessionFactory:
         perception: Run micro-turn ingest and encoder-free fusion on the call's
             media (visual and motion cues, repetition counts, the now view).
         pipeline_kwargs: Extra keyword arguments for ``build_tandem_pipeline``.
+        build_services: Makes the ``TandemServices`` from the two specs (default:
+            ``presets.build_services``); e.g. services given by import path.
     """
 
     def __init__(
@@ -92,7 +95,9 @@ class TandemSessionFactory:
         background: str | None = None,
         perception: bool = True,
         pipeline_kwargs: dict[str, Any] | None = None,
+        build_services: Callable[[str | None, str | None], Any] | None = None,
     ) -> None:
+        self._build_services = build_services or _resolve_services
         self.interaction = interaction
         self.background = background
         self.perception = perception
@@ -114,7 +119,7 @@ class TandemSessionFactory:
         )
         # Preset construction may read and verify large weight files: off the loop.
         self._services = await asyncio.to_thread(
-            _resolve_services, self.interaction, self.background
+            self._build_services, self.interaction, self.background
         )
         progress(f"models assembled in {time.monotonic() - started:.1f}s; warming up")
         warm = getattr(self._services, "warm", None)
@@ -153,6 +158,7 @@ class TandemSessionFactory:
         from pipecat_tandem.background.jobs import JobRegistry
         from pipecat_tandem.observe.event_log import EventLog
         from pipecat_tandem.pipelines.tandem import build_tandem_pipeline, default_perception
+        from pipecat_tandem.transports.rtvi_job_bridge import RTVIJobBridge
 
         # pipecat services join one pipeline only, so every call gets fresh ones
         # over the shared loaded models (off the loop: the VAD loads its model).
@@ -186,6 +192,10 @@ class TandemSessionFactory:
             tandem.pipeline,
             params=PipelineParams(enable_metrics=True),
             cancel_on_idle_timeout=False,
+        )
+        # Job events to RTVI clients, and their cancel messages back (docs/rtvi-jobs.md).
+        RTVIJobBridge(delegation=tandem.delegation, clock=session.clock).attach(
+            worker, transport.output()
         )
 
         @worker.event_handler("on_pipeline_finished")

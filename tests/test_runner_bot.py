@@ -1,0 +1,248 @@
+"""``python -m pipecat_tandem.bot`` under pipecat's own runner, driven by pipecat's own clients.
+
+One bot process (the real runner, the real ``TandemSessionFactory`` and
+pipeline, scripted models through ``TANDEM_BOT_SERVICES``) serves the module:
+
+* over the ``/ws`` route pipecat's eval harness uses, with the harness's RTVI
+  client transport: a job's lifecycle arrives as ``tandem-job`` server messages,
+  a client cancels a job with a ``tandem-cancel-job`` client message, and
+  malformed, empty, oversized, unknown and out-of-order messages each get an
+  ``error-response`` while the call goes on;
+* over WebRTC (``/api/offer``) with an aiortc peer that speaks: the bot answers
+  with audio and the same RTVI messages arrive on the data channel.
+
+Start-up that cannot work exits 1 with one line.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from pipecat_tandem.bot import BotSettings, bot
+from tests.support.bot_services import GREETING
+from tests.support.media import TestPeer, speech_pcm
+from tests.support.rtvi_client import RTVITestClient
+
+pytestmark = pytest.mark.e2e
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _bot_env(**extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TANDEM_")}
+    env["PYTHONPATH"] = str(ROOT) + os.pathsep + env.get("PYTHONPATH", "")
+    env.update(extra)
+    return env
+
+
+@pytest.fixture(scope="module")
+def bot_url():
+    port = _free_port()
+    env = _bot_env(TANDEM_BOT_SERVICES="tests.support.bot_services:build")
+    cmd = [sys.executable, "-m", "pipecat_tandem.bot", "--host", "127.0.0.1", "--port", str(port)]
+    proc = subprocess.Popen(
+        cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
+    )
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            pytest.fail(f"the bot exited ({proc.returncode}): {proc.stderr.read()[-2000:]}")
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            break
+        except OSError:
+            time.sleep(0.1)
+    else:
+        proc.kill()
+        pytest.fail("the bot did not listen within 60 s")
+    yield f"127.0.0.1:{port}"
+    proc.terminate()
+    try:
+        proc.wait(10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+
+
+async def test_job_lifecycle_and_cancel_over_the_eval_harness_route(bot_url):
+    client = RTVITestClient(f"ws://{bot_url}/ws")
+    await client.start()
+    try:
+        await client.send_text("what's the weather in San Francisco?")
+        delivered = await client.wait_for(
+            lambda: [e for e in client.job_events() if e["event"] == "delivered"], what="delivery"
+        )
+        job = delivered[0]["job_id"]
+        lifecycle = [e["event"] for e in client.job_events(job)]
+        assert lifecycle[:2] == ["delegated", "running"] and lifecycle[-2:] == [
+            "result_ready",
+            "delivered",
+        ], lifecycle
+        ready = [e for e in client.job_events(job) if e["event"] == "result_ready"][0]
+        assert "75 degrees" in ready["text"] and ready["final"] is True
+        seqs = [e["seq"] for e in client.job_events()]
+        assert seqs == sorted(seqs) and len(set(seqs)) == len(seqs)
+
+        # A job that would run for ever, cancelled by the client.
+        await client.send_text("write me a report on ducks")
+        running = await client.wait_for(
+            lambda: [
+                e for e in client.job_events() if e["event"] == "running" and "report" in e["task"]
+            ],
+            what="the report job running",
+        )
+        report = running[0]["job_id"]
+        msg = await client.client_message("tandem-cancel-job", {"job_id": report})
+        reply = await client.wait_for(lambda: client.reply_to(msg), what="cancel reply")
+        assert reply["type"] == "server-response", reply
+        assert reply["data"]["d"] == {
+            "type": "tandem-cancel-job",
+            "version": 1,
+            "job_id": report,
+            "status": "cancelled",
+        }
+        cancelled = await client.wait_for(
+            lambda: [e for e in client.job_events(report) if e["event"] == "cancelled"]
+        )
+        assert cancelled[0]["reason"] == "cancelled by the client"
+
+        # Out of order: the same job again, now ended.
+        msg = await client.client_message("tandem-cancel-job", {"job_id": report})
+        reply = await client.wait_for(lambda: client.reply_to(msg))
+        assert reply["type"] == "error-response" and "already ended" in reply["data"]["error"]
+        await asyncio.sleep(0.3)
+        assert [e["event"] for e in client.job_events(report)].count("cancelled") == 1
+        assert not [e for e in client.job_events(report) if e["event"] == "result_ready"]
+    finally:
+        await client.stop()
+
+
+BAD_MESSAGES = [
+    ({"job_id": "job-404"}, "unknown job"),
+    ({}, "missing job_id"),
+    (None, "must be an object"),
+    ("job-1", "must be an object"),
+    ({"job_id": ""}, "job_id is empty"),
+    ({"job_id": 12}, "must be a string"),
+    ({"job_id": "x" * 10_000}, "too large"),
+    ({"job_id": "job-1", "reason": ["no"]}, "reason must be a string"),
+]
+
+
+async def test_bad_client_messages_get_an_error_response_and_the_call_goes_on(bot_url):
+    client = RTVITestClient(f"ws://{bot_url}/ws")
+    await client.start()
+    try:
+        for data, words in BAD_MESSAGES:
+            msg = await client.client_message("tandem-cancel-job", data)
+            reply = await client.wait_for(lambda msg=msg: client.reply_to(msg), what=words)
+            assert reply["type"] == "error-response", reply
+            assert words in reply["data"]["error"], (words, reply)
+        msg = await client.client_message("tandem-shred-everything", {"job_id": "job-1"})
+        reply = await client.wait_for(lambda: client.reply_to(msg))
+        assert "unknown message type" in reply["data"]["error"]
+        # pipecat's own cancel request is served too (client-js cancelJobGroup).
+        msg = await client.send("ui-cancel-job-group", {"job_id": "job-404"})
+        reply = await client.wait_for(lambda: client.reply_to(msg))
+        assert reply["type"] == "error-response" and "unknown job" in reply["data"]["error"]
+        # Another app's client message is left to the app: no answer from the tandem.
+        msg = await client.client_message("my-app-ping", {"x": 1})
+        # Not RTVI at all, or an RTVI message without data: pipecat's RTVI processor answers.
+        await client.send_raw({"hello": "world"})
+        await client.send("client-message", None)
+        # The call goes on: a turn is still answered.
+        await client.send_text("hello")
+        await client.wait_for(
+            lambda: any(
+                m.get("type") == "bot-llm-text" and GREETING.split()[0] in m["data"]["text"]
+                for _, m in client.messages
+            ),
+            what="the bot's reply",
+        )
+        assert client.reply_to(msg) is None
+    finally:
+        await client.stop()
+
+
+async def test_the_bot_answers_a_spoken_turn_over_webrtc(bot_url):
+    pcm = speech_pcm("Hello bot, can you hear me?", tail_silence_s=3.0)
+    peer = TestPeer(f"http://{bot_url}", pcm=pcm, video=False)
+    try:
+        await peer.connect()
+        for _ in range(200):
+            if peer.stats.loud_frames >= 10:
+                break
+            await asyncio.sleep(0.1)
+        assert peer.stats.loud_frames >= 10, "the bot's answer was not heard"
+        rtvi = [m for m in peer.stats.messages if m.get("label") == "rtvi-ai"]
+        assert any(m.get("type") == "bot-llm-text" for m in rtvi), [m.get("type") for m in rtvi]
+        # A job command over the data channel is answered there too.
+        peer.channel.send(
+            '{"label":"rtvi-ai","type":"client-message","id":"c1",'
+            '"data":{"t":"tandem-cancel-job","d":{"job_id":"job-9"}}}'
+        )
+        for _ in range(50):
+            replies = [m for m in peer.stats.messages if m.get("id") == "c1"]
+            if replies:
+                break
+            await asyncio.sleep(0.1)
+        assert replies and replies[0]["type"] == "error-response", replies
+    finally:
+        await peer.close()
+
+
+@pytest.mark.parametrize(
+    ("env", "words"),
+    [
+        ({"TANDEM_INTERACTION": "bogus:model"}, "TANDEM_INTERACTION: unknown model kind"),
+        ({"TANDEM_BACKGROUND": "openai"}, "TANDEM_BACKGROUND:"),
+        ({"TANDEM_BACKGROUND": "x" * 5000}, "too long"),
+        ({"TANDEM_PERCEPTION": "maybe"}, "TANDEM_PERCEPTION must be 1 or 0"),
+        ({"TANDEM_BOT_SERVICES": "no colon"}, "import path like"),
+        ({"TANDEM_BOT_SERVICES": "no_such_module_here:f"}, "cannot import"),
+    ],
+)
+def test_bad_settings_are_one_sentence(env, words):
+    with pytest.raises(ValueError) as info:
+        BotSettings.from_env(env).services_builder()
+    assert words in str(info.value) and "\n" not in str(info.value)
+
+
+@pytest.mark.parametrize(
+    "env",
+    [
+        {"TANDEM_INTERACTION": "bogus:model"},
+        {"TANDEM_RECORD_DIR": "/proc/tandem-cannot-write-here"},
+        {"TANDEM_INTERACTION": "openai:gpt-4.1-mini", "OPENAI_API_KEY": ""},
+    ],
+)
+def test_a_start_up_that_cannot_work_exits_1_with_one_line(env):
+    done = subprocess.run(
+        [sys.executable, "-m", "pipecat_tandem.bot", "--port", str(_free_port())],
+        cwd=ROOT,
+        env=_bot_env(**env),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    lines = [line for line in done.stderr.splitlines() if line.startswith("tandem:")]
+    assert done.returncode == 1, done.stderr[-2000:]
+    assert len(lines) == 1 and lines[0].startswith("tandem: cannot start:"), done.stderr[-2000:]
+
+
+async def test_bot_refuses_what_is_not_runner_arguments():
+    with pytest.raises(TypeError, match="RunnerArguments"):
+        await bot({"transport": "webrtc"})
