@@ -193,10 +193,11 @@ class TandemSessionFactory:
             params=PipelineParams(enable_metrics=True),
             cancel_on_idle_timeout=False,
         )
-        # Job events to RTVI clients, and their cancel messages back (docs/rtvi-jobs.md).
-        RTVIJobBridge(delegation=tandem.delegation, clock=session.clock).attach(
-            worker, transport.output()
-        )
+        if transport is not None:
+            # Job events to RTVI clients, and their cancel messages back (docs/rtvi-jobs.md).
+            RTVIJobBridge(delegation=tandem.delegation, clock=session.clock).attach(
+                worker, transport.output()
+            )
 
         @worker.event_handler("on_pipeline_finished")
         async def _release(worker: PipelineWorker, frame: Any) -> None:
