@@ -14,6 +14,9 @@
     ``TANDEM_BACKGROUND``) choose others.
 ``tandem timeline SESSION.jsonl -o out.png|out.html``
     Draw a recorded session (``--record DIR``) as a timeline.
+``tandem worker --redis URL``
+    Run background jobs for ``tandem run --redis URL`` (any number, any machine;
+    see :mod:`pipecat_tandem.worker_command`).
 
 Other commands (``tandem bench``) register themselves in :data:`COMMANDS`.
 
@@ -115,6 +118,11 @@ def build_parser() -> argparse.ArgumentParser:
         default=[],
         metavar="URL",
         help="STUN/TURN server (repeatable; URL or URL|USER|CREDENTIAL); none by default",
+    )
+    from pipecat_tandem.worker_command import add_deployment_arguments
+
+    add_deployment_arguments(
+        run.add_argument_group("remote background workers (`tandem worker`)"), required=False
     )
     lk = run.add_argument_group("LiveKit (join a room instead of serving WebRTC)")
     lk.add_argument("--livekit-url", default=None, help="server URL (or $LIVEKIT_URL)")
@@ -416,6 +424,15 @@ def run_command(
     if problem is not None:
         print(f"{CANNOT_START} {problem}", file=sys.stderr, flush=True)
         return 1
+    remote = None
+    if getattr(args, "redis", None):
+        from pipecat_tandem.worker_command import check_reachable, deployment_of
+
+        remote = deployment_of(args)
+        problem = asyncio.run(check_reachable(remote))
+        if problem is not None:
+            print(f"{CANNOT_START} {problem}", file=sys.stderr, flush=True)
+            return 1
     progress = StartupProgress()
     if factory is None:
         from pipecat_tandem.transports.tandem_session import TandemSessionFactory
@@ -425,6 +442,7 @@ def run_command(
             background=args.background,
             perception=getattr(args, "perception", True),
             pipeline_kwargs={"documents_dir": documents} if documents is not None else None,
+            remote=remote,
         )
     return asyncio.run(serve(args, factory, progress))
 
@@ -517,4 +535,12 @@ def _register_bench() -> None:
     COMMANDS.setdefault("bench", (add_bench_arguments, run_bench))
 
 
+def _register_worker() -> None:
+    # `tandem worker` (remote background jobs over Redis) imports pipecat only when it runs.
+    from pipecat_tandem.worker_command import add_worker_arguments, run_worker
+
+    COMMANDS.setdefault("worker", (add_worker_arguments, run_worker))
+
+
 _register_bench()
+_register_worker()

@@ -84,6 +84,8 @@ class TandemSessionFactory:
         perception: Run micro-turn ingest and encoder-free fusion on the call's
             media (visual and motion cues, repetition counts, the now view).
         pipeline_kwargs: Extra keyword arguments for ``build_tandem_pipeline``.
+        remote: A ``RedisDeployment``: background jobs run on its ``tandem worker``
+            processes (a ``RedisRunner`` per call) instead of in this process.
         build_services: Makes the ``TandemServices`` from the two specs (default:
             ``presets.build_services``); e.g. services given by import path.
     """
@@ -95,10 +97,12 @@ class TandemSessionFactory:
         background: str | None = None,
         perception: bool = True,
         pipeline_kwargs: dict[str, Any] | None = None,
+        remote: Any = None,
         build_services: Callable[[str | None, str | None], Any] | None = None,
     ) -> None:
         self._build_services = build_services or _resolve_services
         self.interaction = interaction
+        self.remote = remote
         self.background = background
         self.perception = perception
         self._pipeline_kwargs = dict(pipeline_kwargs or {})
@@ -152,6 +156,14 @@ class TandemSessionFactory:
             raise
         return worker
 
+    def _background(self, services: Any) -> Any:
+        """The call's background: its own ``RedisRunner``, or the local model's factory."""
+        if self.remote is None:
+            return services.background_llm_factory
+        from pipecat_tandem.background.remote.redis_runner import RedisRunner
+
+        return RedisRunner(deployment=self.remote)
+
     async def _build_worker(self, transport: BaseTransport, session: SessionInfo) -> PipelineWorker:
         from pipecat.pipeline.worker import PipelineParams
 
@@ -173,7 +185,7 @@ class TandemSessionFactory:
         tandem = build_tandem_pipeline(
             transport=transport,
             interaction_llm=services.interaction_llm,
-            background=services.background_llm_factory,
+            background=self._background(services),
             stt=services.stt,
             tts=services.tts,
             vad_analyzer=services.vad_analyzer,
