@@ -112,3 +112,14 @@ def test_livekit_example_reads_room_and_credentials(capsys):
     with pytest.raises(SystemExit) as info:
         example.config_from_args(["--room", "standup"], env={})
     assert info.value.code == 2 and "URL" in capsys.readouterr().err
+
+
+def test_bot_example_is_the_runner_bot():
+    import inspect
+
+    from pipecat_tandem import bot as tandem_bot
+
+    example = load("bot")
+    assert example.bot is tandem_bot.bot
+    assert inspect.iscoroutinefunction(example.bot)
+    assert "create_transport" in inspect.getsource(tandem_bot.bot)

@@ -72,3 +72,16 @@ def build(interaction: str | None = None, background: str | None = None) -> Any:
         warm=warm,
         local=stack,  # type: ignore[arg-type]
     )
+
+
+def build_reporter(interaction: str | None = None, background: str | None = None) -> Any:
+    """As :func:`build`, but every spoken turn is heard as a request for a report."""
+    services = build(interaction, background)
+
+    class _ReportStack(_Stack):
+        def new_stt(self) -> Any:
+            return FakeSTTService(transcript="Please write me a report on ducks.")
+
+    services.local = _ReportStack()
+    services.stt = FakeSTTService(transcript="Please write me a report on ducks.")
+    return services

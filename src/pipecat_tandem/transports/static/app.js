@@ -15,6 +15,8 @@
     messages: [],
     botAudioTracks: 0,
     errors: [],
+    jobEvents: [], // tandem-job v1 events received over RTVI (docs/rtvi-jobs.md)
+    replies: {}, // RTVI server-response / error-response by message id
   };
   window.tandemState = state; // read by tests and curious users
 
@@ -26,6 +28,7 @@
   let audioCtx = null;
   const jobs = new Map();
   let botLine = null;
+  let rtviIds = 0;
 
   function setState(text, cls) {
     state.pcState = text;
@@ -63,12 +66,71 @@
     el.className = "job";
     el.dataset.jobId = id;
     el.innerHTML =
-      '<span class="badge"></span><div class="task"></div><ul class="notes"></ul>' +
+      '<span class="badge"></span><button type="button" class="cancel" hidden>Cancel</button>' +
+      '<div class="task"></div><ul class="notes"></ul>' +
       '<div class="result"></div><div class="woven"></div>';
+    el.querySelector(".cancel").addEventListener("click", () => cancelJob(id));
     $("jobs").prepend(el);
     job = { el, state: "", task: "" };
     jobs.set(id, job);
     return job;
+  }
+
+  // RTVI client message: the server answers with a server-response or an
+  // error-response carrying the same id (docs/rtvi-jobs.md).
+  function sendRtvi(t, d) {
+    if (!channel || channel.readyState !== "open") return null;
+    rtviIds += 1;
+    const id = "tandem-page-" + rtviIds;
+    channel.send(JSON.stringify({ label: "rtvi-ai", type: "client-message", id, data: { t, d } }));
+    return id;
+  }
+
+  function cancelJob(id) {
+    const msgId = sendRtvi("tandem-cancel-job", { job_id: id, reason: "cancelled on the page" });
+    if (!msgId) return;
+    jobCard(id).el.querySelector(".cancel").disabled = true;
+    state.replies[msgId] = { pending: true, job_id: id };
+  }
+
+  function onJobEvent(e) {
+    state.jobEvents.push(e);
+    if (state.jobEvents.length > 2000) state.jobEvents.shift();
+    const id = e.job_id;
+    const card = jobCard(id);
+    switch (e.event) {
+      case "delegated": setJobState(id, "queued", e.task); break;
+      case "running": setJobState(id, "running", e.task); break;
+      case "progress": addNote(id, e.text); break;
+      case "result_ready":
+        card.el.querySelector(".result").textContent =
+          (e.final ? "" : "(partial) ") + (e.stale ? "(stale) " : "") + e.text;
+        if (e.final && card.state !== "stale") setJobState(id, "done", e.task);
+        break;
+      case "delivered":
+        card.el.querySelector(".woven").textContent =
+          e.delivery + " at " + (typeof e.t === "number" ? e.t.toFixed(2) + "s" : "now");
+        break;
+      case "cancelled": setJobState(id, "cancelled", e.task, e.reason); break;
+      case "stale": setJobState(id, "stale", e.task, e.reason); break;
+      case "failed": setJobState(id, "failed", e.task, e.error); break;
+      default: return; // an event this page does not know yet
+    }
+    addTimeline("job " + id + " " + e.event.replace("_", " "), e.t);
+  }
+
+  function onRtviMessage(m) {
+    const data = m.data || {};
+    if (m.type === "server-message" && data.type === "tandem-job" && data.version === 1) {
+      onJobEvent(data);
+    } else if ((m.type === "server-response" || m.type === "error-response") && state.replies[m.id]) {
+      const asked = state.replies[m.id];
+      state.replies[m.id] = m;
+      if (m.type === "error-response") {
+        addNote(asked.job_id, "cancel refused: " + data.error);
+        jobCard(asked.job_id).el.querySelector(".cancel").disabled = false;
+      }
+    }
   }
 
   function setJobState(id, jobState, task, detail) {
@@ -78,6 +140,7 @@
     const badge = job.el.querySelector(".badge");
     badge.textContent = jobState;
     badge.className = "badge " + jobState;
+    job.el.querySelector(".cancel").hidden = !(jobState === "queued" || jobState === "running");
     job.el.querySelector(".task").textContent = job.task || id;
     if (detail) addNote(id, detail);
   }
@@ -103,29 +166,10 @@
         if (!botLine) botLine = addLine("bot", "");
         botLine.querySelector(".text").textContent += (botLine.querySelector(".text").textContent ? " " : "") + m.text;
         break;
-      case "job_state":
-        setJobState(m.job_id, m.state, m.task, m.detail);
-        addTimeline("job " + m.job_id + " " + m.state, m.t);
-        break;
-      case "progress":
-        addNote(m.job_id, m.text);
-        addTimeline("job " + m.job_id + " progress", m.t);
-        break;
-      case "result":
-        jobCard(m.job_id).el.querySelector(".result").textContent =
-          (m.is_final ? "" : "(partial) ") + (m.stale ? "(stale) " : "") + m.text;
-        addTimeline("job " + m.job_id + " result ready", m.t);
-        break;
-      case "job_error":
-        setJobState(m.job_id, "failed", m.task, m.error);
-        break;
+      // The jobs panel is drawn from the RTVI tandem-job events (onJobEvent),
+      // the schema every pipecat client gets; here only the woven line.
       case "delivery":
-        for (const id of m.job_ids || []) {
-          jobCard(id).el.querySelector(".woven").textContent =
-            m.kind + " at " + (typeof m.t === "number" ? m.t.toFixed(2) + "s" : "now");
-        }
         addLine("woven", m.text, "woven");
-        addTimeline("woven in (" + m.kind + "): " + (m.job_ids || []).join(", "), m.t);
         break;
       case "cue":
         break;
@@ -149,6 +193,7 @@
       return;
     }
     if (m.label === "tandem") onTandemMessage(m);
+    else if (m.label === "rtvi-ai") onRtviMessage(m);
   }
 
   function waitForIce(peer) {
