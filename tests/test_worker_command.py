@@ -106,3 +106,35 @@ def test_run_with_redis_gives_each_call_its_own_remote_runner():
     assert isinstance(one, RedisRunner) and isinstance(two, RedisRunner)
     assert one.name != two.name
     assert TandemSessionFactory()._background(services) is services.background_llm_factory
+
+
+def test_run_with_redis_loads_no_background_model_here(monkeypatch):
+    from pipecat_tandem.pipelines import presets
+
+    built = {}
+
+    class Stack:
+        def __init__(self, *, interaction_model, background_model):
+            built["background_model"] = background_model
+
+        def interaction_llm(self, **kwargs):
+            return object()
+
+        def stt(self):
+            return object()
+
+        def tts(self):
+            return object()
+
+        async def warm(self):
+            pass
+
+    monkeypatch.setattr(presets, "LocalStack", Stack)
+    services = presets.build_services(
+        background="openai:gpt-x", env={}, smart_turn=False, remote_background=True
+    )  # no OPENAI_API_KEY needed: the workers hold the background model
+    assert built["background_model"] is None
+    with pytest.raises(RuntimeError, match="remote workers"):
+        services.background_llm_factory()
+    presets.build_services(env={}, smart_turn=False, remote_background=True)
+    assert built["background_model"] is None

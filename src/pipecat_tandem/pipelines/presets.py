@@ -202,6 +202,7 @@ def build_services(
     background_prompt: str | None = None,
     env: Mapping[str, str] | None = None,
     smart_turn: bool = True,
+    remote_background: bool = False,
 ) -> TandemServices:
     """Build the services for a session from role specs and the environment.
 
@@ -212,6 +213,8 @@ def build_services(
         background_prompt: System instruction of the background model.
         env: Environment to read specs and API keys from (default ``os.environ``).
         smart_turn: Use the bundled smart-turn v3 end-of-turn model.
+        remote_background: Background jobs run on remote workers (``tandem run
+            --redis``): no background model is loaded or checked here.
 
     Raises:
         ValueError: A bad spec, a missing API key or a missing extra.
@@ -227,17 +230,20 @@ def build_services(
 
     # Check cloud roles before loading anything local: a missing key fails fast.
     i_cloud = None if i_spec.is_local else _cloud_factory(i_spec, i_prompt, environ)
-    b_cloud = None if b_spec.is_local else _cloud_factory(b_spec, b_prompt, environ)
+    here = not remote_background
+    b_cloud = _cloud_factory(b_spec, b_prompt, environ) if here and not b_spec.is_local else None
 
     stack = LocalStack(
         interaction_model=_local_model(i_spec, QWEN_05B_Q4_0) if i_spec.is_local else None,
-        background_model=_local_model(b_spec, QWEN_15B) if b_spec.is_local else None,
+        background_model=_local_model(b_spec, QWEN_15B) if here and b_spec.is_local else None,
     )
     interaction_llm = (
         stack.interaction_llm(system_instruction=i_prompt) if i_cloud is None else i_cloud()
     )
 
     def background_llm_factory() -> LLMService[Any]:
+        if remote_background:
+            raise RuntimeError("background jobs run on remote workers (tandem run --redis)")
         if b_cloud is not None:
             return b_cloud()
         return stack.background_llm(system_instruction=background_prompt)

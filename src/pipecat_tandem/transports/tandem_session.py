@@ -26,11 +26,21 @@ from pipecat.transports.base_transport import BaseTransport
 from pipecat_tandem.transports.session import ProgressFn, SessionInfo, SessionRefusedError
 
 
-def _resolve_services(interaction: str | None, background: str | None) -> Any:
-    """Build the ``TandemServices`` for two spec strings via the presets module."""
+def _resolve_services(
+    interaction: str | None, background: str | None, remote_background: bool = False
+) -> Any:
+    """Build the ``TandemServices`` for two spec strings via the presets module.
+
+    With ``remote_background`` (``tandem run --redis``) the background model is
+    not loaded here: the workers hold it.
+    """
     import importlib
 
     presets = importlib.import_module("pipecat_tandem.pipelines.presets")
+    if remote_background:
+        return presets.build_services(
+            interaction=interaction, background=background, remote_background=True
+        )
     return presets.build_services(interaction=interaction, background=background)
 
 
@@ -122,9 +132,11 @@ class TandemSessionFactory:
             f"background={self.background or 'default'})"
         )
         # Preset construction may read and verify large weight files: off the loop.
-        self._services = await asyncio.to_thread(
-            self._build_services, self.interaction, self.background
-        )
+        specs = (self.interaction, self.background)
+        if self.remote is not None and self._build_services is _resolve_services:
+            self._services = await asyncio.to_thread(_resolve_services, *specs, True)
+        else:
+            self._services = await asyncio.to_thread(self._build_services, *specs)
         progress(f"models assembled in {time.monotonic() - started:.1f}s; warming up")
         warm = getattr(self._services, "warm", None)
         if callable(warm):

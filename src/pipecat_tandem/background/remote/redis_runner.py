@@ -249,6 +249,7 @@ class RedisRunner(BackgroundRunner, BusSubscriber):
                 kind, text = "error", f"the background model returned no usable answer ({reason})"
             else:
                 text = answer
+        await self._emit(JobEvent(job.job_id, kind, text))
         if job.ended and job.entry_id is not None and self._queue is not None:
             # Its outcome is in: should its worker die before acknowledging it,
             # nobody runs it again.
@@ -256,7 +257,6 @@ class RedisRunner(BackgroundRunner, BusSubscriber):
                 await self._queue.finish(job.entry_id)
             except Exception as e:
                 logger.debug(f"{self._name}: could not acknowledge {job.job_id}: {e}")
-        await self._emit(JobEvent(job.job_id, kind, text))
 
     # Deadlines and orphans
 
