@@ -26,7 +26,7 @@ from pathlib import Path
 
 import pytest
 
-from pipecat_tandem.bot import BotSettings, bot
+from pipecat_tandem.bot import BotSettings, bot, preflight
 from tests.support.bot_services import GREETING
 from tests.support.media import TestPeer, speech_pcm
 from tests.support.rtvi_client import RTVITestClient
@@ -130,6 +130,28 @@ async def test_job_lifecycle_and_cancel_over_the_eval_harness_route(bot_url):
         await client.stop()
 
 
+async def test_a_second_caller_waits_for_the_first_to_hang_up(bot_url):
+    # The embedded models serve one call at a time: a caller who arrives during
+    # a call is held (not refused) until the models are free, then served.
+    first_caller = RTVITestClient(f"ws://{bot_url}/ws")
+    await first_caller.start()
+    second_caller = RTVITestClient(f"ws://{bot_url}/ws")
+    waiting = asyncio.ensure_future(second_caller.start())
+    try:
+        await asyncio.sleep(1.0)
+        assert not second_caller.ready.is_set()
+        await first_caller.stop()
+        await asyncio.wait_for(waiting, 15)
+        await second_caller.send_text("hello")
+        await second_caller.wait_for(
+            lambda: any(m.get("type") == "bot-llm-text" for _, m in second_caller.messages)
+        )
+    finally:
+        waiting.cancel()
+        await first_caller.stop()
+        await second_caller.stop()
+
+
 BAD_MESSAGES = [
     ({"job_id": "job-404"}, "unknown job"),
     ({}, "missing job_id"),
@@ -225,7 +247,6 @@ def test_bad_settings_are_one_sentence(env, words):
     "env",
     [
         {"TANDEM_INTERACTION": "bogus:model"},
-        {"TANDEM_RECORD_DIR": "/proc/tandem-cannot-write-here"},
         {"TANDEM_INTERACTION": "openai:gpt-4.1-mini", "OPENAI_API_KEY": ""},
     ],
 )
@@ -241,6 +262,12 @@ def test_a_start_up_that_cannot_work_exits_1_with_one_line(env):
     lines = [line for line in done.stderr.splitlines() if line.startswith("tandem:")]
     assert done.returncode == 1, done.stderr[-2000:]
     assert len(lines) == 1 and lines[0].startswith("tandem: cannot start:"), done.stderr[-2000:]
+
+
+def test_an_unwritable_record_folder_is_found_before_the_server_starts():
+    with pytest.raises(ValueError, match="TANDEM_RECORD_DIR /proc/tandem-no: cannot"):
+        preflight({"TANDEM_RECORD_DIR": "/proc/tandem-no"})
+    assert preflight({"TANDEM_RECORD_DIR": "", "TANDEM_INTERACTION": " "}) == BotSettings()
 
 
 async def test_bot_refuses_what_is_not_runner_arguments():

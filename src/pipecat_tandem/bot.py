@@ -204,12 +204,15 @@ class _Models:
     def __init__(self) -> None:
         self.settings: BotSettings | None = None
         self._factory: Any = None
-        self._warm: asyncio.Future[Any] | None = None
+        self._lock = asyncio.Lock()
 
     async def factory(self) -> Any:
-        if self._warm is None:
-            self._warm = asyncio.ensure_future(self._make())
-        return await asyncio.shield(self._warm)
+        # One warm-up: the first caller makes it, the others wait for it; a
+        # failed one is tried again by the next session.
+        async with self._lock:
+            if self._factory is None:
+                self._factory = await self._make()
+        return self._factory
 
     async def _make(self) -> Any:
         from pipecat_tandem.transports.tandem_session import TandemSessionFactory
