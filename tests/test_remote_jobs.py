@@ -21,7 +21,7 @@ from loguru import logger
 from pipecat_tandem.background.packet import ContextPacket
 from pipecat_tandem.background.remote import RedisDeployment, RedisRunner, check_redis_url
 from pipecat_tandem.background.remote.ledger import RemoteJobLedger
-from pipecat_tandem.background.remote.redis_runner import ORPHANED, UNREACHABLE
+from pipecat_tandem.background.remote.redis_runner import LOST, ORPHANED, UNREACHABLE
 from pipecat_tandem.background.remote.wire import TrustedSerializer, update_message
 from pipecat_tandem.background.runner import JobEvent
 from tests.support.redis_server import RedisServer, _free_port, redis_server
@@ -280,6 +280,37 @@ async def test_unreachable_redis_fails_jobs_honestly():
         assert final.kind == "error" and final.text == UNREACHABLE
     finally:
         await session.runner.close()
+
+
+async def test_redis_restarted_mid_job_fails_it_honestly_and_new_jobs_work():
+    port = _free_port()
+    first = redis_server(port)
+    server = first.__enter__()
+    d = RedisDeployment(server.url, "restart")
+    tm = _task_manager()
+    worker, journal = make_worker(server.url, d.name, "w1", heartbeat_s=0.3, dead_after_s=1.0)
+    await worker.start(tm)
+    session = Session(d, heartbeat_s=0.3, orphan_after_s=2.5)
+    await session.start(tm)
+    second = None
+    try:
+        await session.runner.submit(ContextPacket(job_id="job-1", task="in flight delay=5"))
+        await session.wait_for(lambda: "progress" in session.kinds("job-1"))
+        first.__exit__(None, None, None)  # killed, and back empty (no persistence)
+        await asyncio.sleep(0.5)
+        second = redis_server(port)
+        second.__enter__()
+        final = await session.wait_final("job-1", within=6)
+        assert final.kind == "error" and final.text == LOST
+        await session.runner.submit(ContextPacket(job_id="job-2", task="after"))
+        assert (await session.wait_final("job-2", within=8)).text == "Worker w1: after."
+        assert "done job-1" not in journal.lines
+        assert [len(session.final(j)) for j in ("job-1", "job-2")] == [1, 1]
+    finally:
+        await session.runner.close()
+        await worker.stop()
+        if second is not None:
+            second.__exit__(None, None, None)
 
 
 # Real worker processes

@@ -23,8 +23,9 @@ claims it and runs it again. The delivery count tells how many runs it had.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from pipecat_tandem.background.remote.deployment import RedisDeployment
 
@@ -40,6 +41,9 @@ for i = 3, #ARGV do
 end
 return mine
 """
+
+
+T = TypeVar("T")
 
 
 def _text(value: Any) -> str:
@@ -99,14 +103,26 @@ class RedisJobQueue:
             if "BUSYGROUP" not in str(e):
                 raise
 
+    async def _grouped(self, call: Callable[[], Awaitable[T]]) -> T:
+        """Run ``call``; if Redis lost the group (restarted without its data), make it again."""
+        try:
+            return await call()
+        except Exception as e:
+            if "NOGROUP" not in str(e):
+                raise
+        await self.ensure_group()
+        return await call()
+
     async def push(self, fields: dict[str, str]) -> str:
         """Queue a job; returns its entry id."""
         return _text(await self._redis.xadd(self._d.stream, fields))
 
     async def read(self, consumer: str, count: int, block_ms: int) -> list[QueuedJob]:
         """Take up to ``count`` new jobs for ``consumer``, waiting up to ``block_ms``."""
-        answer = await self._redis.xreadgroup(
-            self._d.group, consumer, {self._d.stream: ">"}, count=count, block=block_ms
+        answer = await self._grouped(
+            lambda: self._redis.xreadgroup(
+                self._d.group, consumer, {self._d.stream: ">"}, count=count, block=block_ms
+            )
         )
         jobs: list[QueuedJob] = []
         for _, entries in answer or []:
@@ -119,15 +135,19 @@ class RedisJobQueue:
         """Renew ``consumer``'s leases; returns the entries it still owns."""
         if not entry_ids:
             return set()
-        mine = await self._renew(keys=[self._d.stream], args=[self._d.group, consumer, *entry_ids])
+        mine = await self._grouped(
+            lambda: self._renew(keys=[self._d.stream], args=[self._d.group, consumer, *entry_ids])
+        )
         return {_text(m) for m in mine or []}
 
     async def claim_idle(self, consumer: str, min_idle_ms: int, count: int) -> list[QueuedJob]:
         """Take over up to ``count`` jobs whose worker stopped renewing them."""
         if count < 1:
             return []
-        answer = await self._redis.xautoclaim(
-            self._d.stream, self._d.group, consumer, min_idle_ms, start_id="0-0", count=count
+        answer = await self._grouped(
+            lambda: self._redis.xautoclaim(
+                self._d.stream, self._d.group, consumer, min_idle_ms, start_id="0-0", count=count
+            )
         )
         claimed = answer[1] if len(answer) > 1 else []
         jobs: list[QueuedJob] = []
@@ -145,8 +165,10 @@ class RedisJobQueue:
 
     async def pending(self, min_idle_ms: int, count: int = 200) -> list[PendingEntry]:
         """Held jobs whose lease has not been renewed for ``min_idle_ms``."""
-        rows = await self._redis.xpending_range(
-            self._d.stream, self._d.group, min="-", max="+", count=count, idle=min_idle_ms
+        rows = await self._grouped(
+            lambda: self._redis.xpending_range(
+                self._d.stream, self._d.group, min="-", max="+", count=count, idle=min_idle_ms
+            )
         )
         return [
             PendingEntry(
@@ -157,6 +179,16 @@ class RedisJobQueue:
             )
             for r in rows
         ]
+
+    async def missing(self, entry_ids: list[str]) -> set[str]:
+        """The entries no longer in the stream (finished, or lost with Redis's data)."""
+        if not entry_ids:
+            return set()
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for entry_id in entry_ids:
+                pipe.xrange(self._d.stream, min=entry_id, max=entry_id, count=1)
+            found = await pipe.execute()
+        return {e for e, rows in zip(entry_ids, found, strict=True) if not rows}
 
     async def finish(self, entry_id: str) -> None:
         """Acknowledge and delete a job's entry (it will not run again)."""

@@ -20,7 +20,9 @@ Nothing is lost, nothing is told twice:
   ``dead_after_s`` plus a heartbeat (they run again there);
 - a job no live worker takes over within ``orphan_after_s`` fails with an
   honest error (the session says so in one sentence), as does a job past its
-  deadline (queueing included), or one Redis refused;
+  deadline (queueing included), one Redis refused, or one Redis lost (it
+  restarted without its data: the job vanished from the stream);
+- the bus subscribes again after a lost connection (``ResilientRedisBus``);
 - the :class:`~pipecat_tandem.background.remote.ledger.RemoteJobLedger` hands
   the session one outcome per job, from the worker that currently owns it.
 """
@@ -58,6 +60,8 @@ from pipecat_tandem.background.runner import (
 UNREACHABLE = "the background workers cannot be reached"
 #: ... when a job's worker died and no other took it over.
 ORPHANED = "the worker running it stopped and no other worker took it over"
+#: ... when Redis lost the job (restarted without its data).
+LOST = "the job queue lost it (the Redis server restarted)"
 
 
 class RedisRunner(BackgroundRunner, BusSubscriber):
@@ -105,6 +109,7 @@ class RedisRunner(BackgroundRunner, BusSubscriber):
         self._tm: BaseTaskManager | None = None
         self._sink: JobEventSink | None = None
         self._watch: asyncio.Task[None] | None = None
+        self._vanished: set[str] = set()  # entries missing from the stream at the last check
         self.serializer = TrustedSerializer(channel=self._d.channel)
 
     @property
@@ -134,8 +139,9 @@ class RedisRunner(BackgroundRunner, BusSubscriber):
         self._watch = task_manager.create_task(self._watch_loop(), f"{self._name}-watch")
 
     async def _connect(self) -> None:
-        from pipecat.bus.network.redis import RedisBus
         from redis.asyncio import Redis
+
+        from pipecat_tandem.background.remote.resilient_bus import ResilientRedisBus
 
         assert self._tm is not None
         if self._redis is None:
@@ -143,7 +149,9 @@ class RedisRunner(BackgroundRunner, BusSubscriber):
         await self._redis.ping()
         queue = RedisJobQueue(self._redis, self._d)
         await queue.ensure_group()
-        bus = RedisBus(redis=self._redis, channel=self._d.channel, serializer=self.serializer)
+        bus = ResilientRedisBus(
+            redis=self._redis, channel=self._d.channel, serializer=self.serializer
+        )
         await bus.setup(self._tm)
         await bus.subscribe(self)
         await bus.start()
@@ -273,6 +281,13 @@ class RedisRunner(BackgroundRunner, BusSubscriber):
             await self._fail(job, f"it timed out after {job.deadline_s:g} s")
         if not self._ledger.active or self._queue is None:
             return
+        # An entry gone from the stream while its job is open: Redis lost it (a job's
+        # own end removes it only after its outcome was sent, so wait one check).
+        held = {j.entry_id: j for j in self._ledger.active if j.entry_id is not None}
+        gone = await self._queue.missing(list(held))
+        for entry_id in gone & self._vanished:
+            await self._fail(held[entry_id], LOST)
+        self._vanished = gone
         for entry in await self._queue.pending(self._orphan_ms):
             orphan = self._ledger.by_entry(entry.entry_id)
             if orphan is not None:

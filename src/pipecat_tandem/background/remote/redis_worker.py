@@ -87,7 +87,7 @@ class RedisJobWorker(BaseObject, BusSubscriber):
         if not 0 < heartbeat_s < dead_after_s:
             raise ValueError("need 0 < heartbeat_s < dead_after_s")
         super().__init__(name=name or f"worker-{uuid.uuid4().hex[:8]}")
-        from pipecat.bus.network.redis import RedisBus
+        from pipecat_tandem.background.remote.resilient_bus import ResilientRedisBus
 
         self._worker = worker
         self._redis = redis
@@ -98,7 +98,9 @@ class RedisJobWorker(BaseObject, BusSubscriber):
         self._max_runs = max_runs
         self._queue = RedisJobQueue(redis, deployment)
         self.serializer = TrustedSerializer(channel=deployment.channel)
-        self._bus = RedisBus(redis=redis, channel=deployment.channel, serializer=self.serializer)
+        self._bus = ResilientRedisBus(
+            redis=redis, channel=deployment.channel, serializer=self.serializer
+        )
         self._running: dict[str, _Running] = {}
         self._slot_free = asyncio.Event()
         self._loops: list[asyncio.Task[None]] = []
