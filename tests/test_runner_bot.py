@@ -27,6 +27,7 @@ from pathlib import Path
 import pytest
 
 from pipecat_tandem.bot import BotSettings, bot, preflight
+from pipecat_tandem.bot_settings import listen_problem
 from tests.support.bot_services import GREETING
 from tests.support.media import TestPeer, speech_pcm
 from tests.support.rtvi_client import RTVITestClient
@@ -268,6 +269,20 @@ def test_an_unwritable_record_folder_is_found_before_the_server_starts():
     with pytest.raises(ValueError, match="TANDEM_RECORD_DIR /proc/tandem-no: cannot"):
         preflight({"TANDEM_RECORD_DIR": "/proc/tandem-no"})
     assert preflight({"TANDEM_RECORD_DIR": "", "TANDEM_INTERACTION": " "}) == BotSettings()
+
+
+def test_a_port_the_runner_cannot_listen_on_is_found_before_the_models_load():
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        assert "cannot listen on 127.0.0.1" in str(
+            listen_problem(["--host", "127.0.0.1", "--port", str(port)])
+        )
+    assert "0..65535" in str(listen_problem(["--port", "99999"]))
+    assert "must be a number" in str(listen_problem(["--port", ""]))
+    assert "does not resolve" in str(listen_problem(["--host", "no.such.host.invalid"]))
+    assert listen_problem(["-t", "webrtc", "--host", "127.0.0.1", "--port", "0"]) is None
 
 
 async def test_bot_refuses_what_is_not_runner_arguments():

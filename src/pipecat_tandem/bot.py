@@ -42,109 +42,17 @@ from __future__ import annotations
 import asyncio
 import os
 import sys
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
-from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 from loguru import logger
 
-from pipecat_tandem.pipelines.presets import BACKGROUND_ENV, INTERACTION_ENV, parse_model_spec
+from pipecat_tandem.bot_settings import BotSettings, listen_problem, preflight
 
-RECORD_ENV = "TANDEM_RECORD_DIR"
-PERCEPTION_ENV = "TANDEM_PERCEPTION"
-SERVICES_ENV = "TANDEM_BOT_SERVICES"
+__all__ = ["BotSettings", "bot", "main", "preflight", "transport_params"]
+
 #: How long a new session waits for the previous one to hand the models back.
 BUSY_WAIT_S = 10.0
-_FLAGS = {"1": True, "true": True, "yes": True, "on": True, "0": False, "false": False}
-_FLAGS.update({"no": False, "off": False, "": True})
-
-
-@dataclass(frozen=True)
-class BotSettings:
-    """The bot's configuration, from the environment (checked, no I/O).
-
-    Parameters:
-        interaction: Interaction model spec (``None``: the embedded default).
-        background: Background model spec (``None``: the embedded default).
-        record_dir: Folder for session event logs, or ``None``.
-        perception: Run micro-turn ingest and encoder-free fusion.
-        services: Import path (``module:function``) of a services builder, or ``None``.
-    """
-
-    interaction: str | None = None
-    background: str | None = None
-    record_dir: Path | None = None
-    perception: bool = True
-    services: str | None = None
-
-    @classmethod
-    def from_env(cls, env: Mapping[str, str] | None = None) -> BotSettings:
-        """Read and check the settings.
-
-        Args:
-            env: The environment (default ``os.environ``).
-
-        Raises:
-            ValueError: One sentence naming the variable and the fix.
-        """
-        environ = os.environ if env is None else env
-        specs: dict[str, str | None] = {}
-        for name in (INTERACTION_ENV, BACKGROUND_ENV):
-            value = environ.get(name)
-            if value is None or not value.strip():
-                specs[name] = None
-                continue
-            try:
-                parse_model_spec(value, env=environ)
-            except ValueError as e:
-                raise ValueError(f"{name}: {e}") from None
-            specs[name] = value.strip()
-        record = environ.get(RECORD_ENV, "").strip()
-        flag = environ.get(PERCEPTION_ENV, "").strip().lower()
-        if flag not in _FLAGS:
-            raise ValueError(f"{PERCEPTION_ENV} must be 1 or 0, got {flag[:20]!r}")
-        services = environ.get(SERVICES_ENV, "").strip() or None
-        if services is not None:
-            module, sep, attr = services.partition(":")
-            if (
-                not sep
-                or len(services) > 200
-                or not all(p.isidentifier() for p in module.split("."))
-                or not all(p.isidentifier() for p in attr.split("."))
-            ):
-                raise ValueError(
-                    f"{SERVICES_ENV} must be an import path like package.module:function, "
-                    f"got {services[:60]!r}"
-                )
-        return cls(
-            interaction=specs[INTERACTION_ENV],
-            background=specs[BACKGROUND_ENV],
-            record_dir=Path(record) if record else None,
-            perception=_FLAGS[flag],
-            services=services,
-        )
-
-    def services_builder(self) -> Callable[..., Any] | None:
-        """Import the services builder named by :attr:`services` (``None`` if unset).
-
-        Raises:
-            ValueError: It cannot be imported or is not callable.
-        """
-        if self.services is None:
-            return None
-        import importlib
-
-        module, _, attr = self.services.partition(":")
-        try:
-            target: Any = importlib.import_module(module)
-            for part in attr.split("."):
-                target = getattr(target, part)
-        except (ImportError, AttributeError) as e:
-            raise ValueError(f"{SERVICES_ENV}={self.services}: cannot import it ({e})") from None
-        if not callable(target):
-            raise ValueError(f"{SERVICES_ENV}={self.services} is not callable")
-        return target
 
 
 def transport_params() -> dict[str, Callable[[], Any]]:
@@ -320,26 +228,6 @@ def _offer_loopback_only(runner_args: Any) -> None:
         restrict_host_candidates(["127.0.0.1"])
 
 
-def preflight(env: Mapping[str, str] | None = None) -> BotSettings:
-    """Check what can be checked before the server starts.
-
-    Raises:
-        ValueError: A bad setting, a missing API key or extra, an unwritable record folder.
-        ModuleNotFoundError: The runner (``fastapi``/``uvicorn``) is not installed.
-    """
-    settings = BotSettings.from_env(env)
-    if settings.record_dir is not None:
-        from pipecat_tandem.cli import record_dir_problem
-
-        problem = record_dir_problem(settings.record_dir)
-        if problem is not None:
-            raise ValueError(problem.replace("--record", RECORD_ENV, 1))
-    settings.services_builder()
-    import pipecat.runner.run  # noqa: F401  (fastapi, uvicorn: the runner's own needs)
-
-    return settings
-
-
 def main() -> None:
     """Check the settings, warm the models as the server starts, then run pipecat's runner.
 
@@ -349,6 +237,9 @@ def main() -> None:
 
     try:
         _models.settings = preflight()
+        problem = listen_problem(sys.argv[1:])
+        if problem is not None:
+            raise ValueError(problem)
     except Exception as e:
         print(f"{CANNOT_START} {startup_failure(e)}", file=sys.stderr, flush=True)
         raise SystemExit(1) from None
