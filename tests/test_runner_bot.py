@@ -283,6 +283,7 @@ def test_a_port_the_runner_cannot_listen_on_is_found_before_the_models_load():
     assert "must be a number" in str(listen_problem(["--port", ""]))
     assert "does not resolve" in str(listen_problem(["--host", "no.such.host.invalid"]))
     assert listen_problem(["-t", "webrtc", "--host", "127.0.0.1", "--port", "0"]) is None
+    assert listen_problem(["--port", "99999", "--help"]) is None
 
 
 async def test_bot_refuses_what_is_not_runner_arguments():

@@ -153,6 +153,8 @@ def listen_problem(argv: list[str]) -> str | None:
     import argparse
     import socket
 
+    if {"-h", "--help", "-d", "--direct"} & set(argv):
+        return None  # help, or a direct Daily connection: nothing listens
     parser = argparse.ArgumentParser(add_help=False)
     parser.add_argument("--host", default="localhost")
     parser.add_argument("--port", default="7860")

@@ -14,6 +14,9 @@
   ``build_tandem_pipeline``.
 * :mod:`~pipecat_tandem.transports.client_event_observer`: the live job view sent
   to clients.
+* :mod:`~pipecat_tandem.transports.rtvi_job_bridge`: job events to RTVI clients as
+  ``tandem-job`` server messages and their cancel messages back; the schema is
+  :mod:`~pipecat_tandem.transports.rtvi_job_schema` (``docs/rtvi-jobs.md``).
 
 Submodules are imported on demand: aiortc and LiveKit's native library are heavy.
 """
