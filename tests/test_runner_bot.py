@@ -177,7 +177,7 @@ async def test_bad_client_messages_get_an_error_response_and_the_call_goes_on(bo
         msg = await client.client_message("tandem-shred-everything", {"job_id": "job-1"})
         reply = await client.wait_for(lambda: client.reply_to(msg))
         assert "unknown message type" in reply["data"]["error"]
-        # pipecat's own cancel request is served too (client-js cancelJobGroup).
+        # pipecat's own cancel request (its UI-worker protocol) is served too.
         msg = await client.send("ui-cancel-job-group", {"job_id": "job-404"})
         reply = await client.wait_for(lambda: client.reply_to(msg))
         assert reply["type"] == "error-response" and "unknown job" in reply["data"]["error"]

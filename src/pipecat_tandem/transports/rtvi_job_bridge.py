@@ -44,7 +44,7 @@ from pipecat_tandem.transports.rtvi_job_schema import (
     parse_job_command,
 )
 
-#: pipecat's own cancel request (client-js ``cancelJobGroup``), served as ``tandem-cancel-job``.
+#: pipecat's own cancel request (its UI-worker protocol), served as ``tandem-cancel-job``.
 UI_CANCEL_TYPE = "ui-cancel-job-group"
 
 
