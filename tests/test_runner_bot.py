@@ -289,3 +289,28 @@ def test_a_port_the_runner_cannot_listen_on_is_found_before_the_models_load():
 async def test_bot_refuses_what_is_not_runner_arguments():
     with pytest.raises(TypeError, match="RunnerArguments"):
         await bot({"transport": "webrtc"})
+
+
+async def test_a_session_that_cannot_be_built_closes_its_peer_connection(monkeypatch):
+    from pipecat.runner.types import SmallWebRTCRunnerArguments
+    from pipecat.transports.smallwebrtc.connection import SmallWebRTCConnection
+
+    from pipecat_tandem import bot as bot_module
+
+    class BrokenFactory:
+        busy = False
+
+        async def create_worker(self, transport, info):
+            raise RuntimeError("the interaction model would not load")
+
+    connection = SmallWebRTCConnection()
+    closed: list[bool] = []
+
+    async def disconnect() -> None:
+        closed.append(True)
+
+    monkeypatch.setattr(connection, "disconnect", disconnect)
+    monkeypatch.setattr(bot_module._models, "_factory", BrokenFactory())
+    with pytest.raises(RuntimeError, match="would not load"):
+        await bot(SmallWebRTCRunnerArguments(webrtc_connection=connection))
+    assert closed == [True]

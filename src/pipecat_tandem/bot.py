@@ -166,7 +166,11 @@ async def bot(runner_args: Any) -> None:
     kind = getattr(runner_args, "transport_type", None) or _kind(runner_args)
     settings = _models.settings or BotSettings()
     info = SessionInfo.new(transport_kind=kind, record_dir=settings.record_dir, prefix="bot")
-    worker = await _claim(factory, transport, info)
+    try:
+        worker = await _claim(factory, transport, info)
+    except Exception:
+        await _close(runner_args)  # a peer connection would wait out its own timeout
+        raise
     if worker is None:
         logger.warning(f"tandem: session {info.session_id} refused: the models serve another call")
         await _close(runner_args)
@@ -209,7 +213,10 @@ async def _claim(factory: Any, transport: Any, info: Any, timeout_s: float = BUS
 async def _close(runner_args: Any) -> None:
     connection = getattr(runner_args, "webrtc_connection", None)
     if connection is not None:
-        await connection.disconnect()
+        try:
+            await connection.disconnect()
+        except Exception as e:
+            logger.debug(f"tandem: closing a refused connection failed: {e}")
 
 
 def _kind(runner_args: Any) -> str:
