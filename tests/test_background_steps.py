@@ -11,6 +11,7 @@ from pipecat_tandem.background.answer import (
     carries_value,
     flatten_lists,
     shorten,
+    ungrounded_specifics,
     unspeakable_reason,
 )
 from pipecat_tandem.background.packet import ContextPacket
@@ -159,6 +160,14 @@ def test_parse_step():
 )
 def test_tools_for_task(task, expected):
     assert [t.name for t in tools_for_task(task, TOOLS)][: len(expected) or None] == expected
+
+
+@pytest.mark.parametrize(
+    "task", ["when is my dentist appointment", "what's my hotel booking reference"]
+)
+def test_a_record_of_the_users_gets_the_document_search(task, tmp_path):
+    tools = default_tools(documents_dir=tmp_path)
+    assert [t.name for t in tools_for_task(task, tools)] == ["search_documents"]
 
 
 class SchemaLLM(FakeLLMService):
@@ -324,6 +333,55 @@ async def test_a_look_up_task_is_searched_before_the_first_step(tmp_path):
     assert llm.prompts[0][-1]["content"].startswith(
         'Result: {"lines": ["The wifi password is cedar-9."'
     )
+
+
+async def _record_job(tmp_path, task, replies, history=()):
+    (tmp_path / "travel.md").write_text("Hotel in Lisbon: booking reference QX7-2291.\n")
+    llm = LenientLLM([json.dumps({"answer": r}) for r in replies])
+    events: list[JobEvent] = []
+
+    async def sink(e):
+        events.append(e)
+
+    agent = BackgroundAgent(llm=llm, tools=default_tools(documents_dir=tmp_path), prefetch=False)
+    packet = ContextPacket(job_id="j", task=task, messages=[*history])
+    return await agent.run(packet, JobReporter("j", sink)), llm, events
+
+
+async def test_a_record_the_notes_hold_is_searched_without_the_word_notes(tmp_path):
+    # "What's my hotel booking reference" named no notes: the 1.5B got no tool and
+    # made one up ("1234567890") in a real call.
+    answer, llm, _ = await _record_job(
+        tmp_path, "What's my hotel booking reference for Lisbon?", ["It is QX7-2291."]
+    )
+    assert answer == "It is QX7-2291."
+    assert "QX7-2291" in llm.prompts[0][-1]["content"]
+
+
+async def test_a_made_up_record_is_refused_then_not_found_said(tmp_path):
+    answer, llm, events = await _record_job(
+        tmp_path, "What is my locker code?", ["Your locker code is 1234.", "It is 4321."]
+    )
+    assert answer == "I couldn't find that in your notes or our conversation."
+    # The model was shown that the notes hold nothing on it.
+    assert "no document matches" in llm.prompts[0][-1]["content"]
+    assert any("no note or message holds 1234" in e.text for e in events)
+
+
+async def test_a_record_the_user_said_may_be_repeated(tmp_path):
+    said = [{"role": "user", "content": "My locker code is 5512, remember it."}]
+    answer, _, _ = await _record_job(
+        tmp_path, "What is my locker code?", ["Your locker code is 5512."], history=said
+    )
+    assert answer == "Your locker code is 5512."
+
+
+def test_ungrounded_specifics():
+    notes = ["Dentist: next appointment 11 December 2026 at 9:15, ref QX7-2291."]
+    assert ungrounded_specifics("It is on 11 December at 9:15.", notes) == []
+    assert ungrounded_specifics("Your reference is qx7-2291.", notes) == []
+    assert ungrounded_specifics("It is 1234567890, at 16:00.", notes) == ["1234567890", "16:00"]
+    assert ungrounded_specifics("I couldn't find it.", []) == []
 
 
 async def test_a_date_the_answer_gets_wrong_is_refused_then_said_from_the_tool():

@@ -267,3 +267,30 @@ def miscopies(answer: str, value: int | float | Fraction, known: Iterable[Fracti
         return False
     seen = set(known)
     return any(looks_miscopied(n, target) for n in numbers_in(answer) if n not in seen)
+
+
+_SPECIFIC = re.compile(r"[\w-]*\d[\w:.-]*\w|\d")
+
+
+def _normalized(token: str) -> str:
+    return re.sub(r"[^0-9a-z]", "", token.lower())
+
+
+def ungrounded_specifics(answer: str, sources: Iterable[str]) -> list[str]:
+    """Codes, numbers and times in ``answer`` that no source text holds.
+
+    A record of the user's (a booking reference, a door code, an appointment time)
+    can only come from their notes or what they said; a small model asked for one
+    it was not given writes a plausible one ("1234567890"). Tokens with a digit are
+    compared without case or punctuation ("QX7-2291" holds "qx72291").
+
+    Args:
+        answer: The answer to check.
+        sources: Texts the answer may quote (tool results, the conversation).
+
+    Returns:
+        The tokens of ``answer`` found in no source, in order.
+    """
+    pool = " ".join(_normalized(t) for s in sources for t in _SPECIFIC.findall(str(s)))
+    held = set(pool.split())
+    return [t for t in _SPECIFIC.findall(answer) if _normalized(t) not in held]

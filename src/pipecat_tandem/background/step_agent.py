@@ -41,6 +41,7 @@ from pipecat_tandem.background.answer import (
     miscopies,
     numbers_in,
     shorten,
+    ungrounded_specifics,
     unspeakable_reason,
 )
 from pipecat_tandem.background.packet import ContextPacket
@@ -57,6 +58,7 @@ from pipecat_tandem.background.tools.base import Tool, ToolEnv
 from pipecat_tandem.background.tools.dates import reference_time, task_expression
 from pipecat_tandem.background.tools.documents import task_query
 from pipecat_tandem.background.tools.units import task_conversion
+from pipecat_tandem.policy.routing import PERSONAL_RECORD
 
 #: Tools whose result is the number the answer must state.
 QUANTITATIVE_TOOLS = ("calculator", "convert_units")
@@ -333,8 +335,11 @@ class StepLoop:
             tool = by_name[step.name]
             outcome = await asyncio.to_thread(tool.call, step.arguments, env)
             result = outcome.get("result")
-            if "error" in outcome or (isinstance(result, dict) and result.get("lines") == []):
-                continue  # nothing to show: the model decides for itself
+            empty = isinstance(result, dict) and result.get("lines") == []
+            if "error" in outcome or (empty and not PERSONAL_RECORD.search(packet.task)):
+                # Nothing to show: the model decides for itself. (That the notes do
+                # not hold a record the user asks for is itself the answer.)
+                continue
             await reporter.progress(f"{step.name} (from the task) → {_brief(outcome)}")
             done.append((step, outcome))
         return done
@@ -394,12 +399,16 @@ class StepLoop:
         value: Any = None
         fact_date: str | None = None
         known = numbers_in(packet.task)  # numbers the answer may state without a tool's
+        # A record of the user's must be quoted from their notes or words, not made up.
+        record = PERSONAL_RECORD.search(packet.task) is not None
+        grounds = [packet.task, *history_lines(history), *packet.follow_ups]
         prefetched = list(prefetched or [])
         if not prefetched:
             prefetched = await self._from_task(packet, by_name, env, reporter)
         for done, outcome in prefetched:
             messages += self._tool_turn(done, outcome, packet.task)
-            known += numbers_in(json.dumps(outcome, default=str))
+            grounds.append(json.dumps(outcome, default=str))
+            known += numbers_in(grounds[-1])
             new_value, new_date = _fact(done.name, outcome, packet.task)
             if new_value is not None or new_date is not None:
                 value, fact_date = new_value, new_date
@@ -435,7 +444,8 @@ class StepLoop:
                 outcome = await asyncio.to_thread(by_name[step.name].call, step.arguments, env)
                 await reporter.progress(f"{step.name} → {json.dumps(outcome, default=str)[:160]}")
                 messages += self._tool_turn(step, outcome, packet.task)
-                known += numbers_in(json.dumps(outcome, default=str))
+                grounds.append(json.dumps(outcome, default=str))
+                known += numbers_in(grounds[-1])
                 new_value, new_date = _fact(step.name, outcome, packet.task)
                 if new_value is not None or new_date is not None:
                     value, fact_date = new_value, new_date
@@ -446,10 +456,17 @@ class StepLoop:
                 reason = f"it does not state the tool's result {_fmt(value)}"
             if reason is None and fact_date is not None:
                 reason = date_problem(answer, fact_date, known=[packet.task], task=packet.task)
+            invented = ungrounded_specifics(answer, grounds) if record else []
+            if reason is None and invented:
+                reason = f"no note or message holds {', '.join(invented[:3])}"
             if reason is None:
                 return answer
             problems += 1
             await reporter.progress(f"answer refused ({reason}): {answer[:120]}")
+            if problems >= 2 and invented:
+                # Twice a made-up record: say honestly that it is not to be found.
+                where = "your notes or our conversation" if by_name else "our conversation"
+                return f"I couldn't find that in {where}."
             if problems >= 2:
                 speakable = unspeakable_reason(answer) is None
                 if fact_date is not None and date_problem(

@@ -34,6 +34,7 @@ from typing import Any
 
 from pipecat_tandem.background.answer import MAX_ANSWER_WORDS
 from pipecat_tandem.background.tools.base import Tool
+from pipecat_tandem.policy.routing import PERSONAL_RECORD
 
 _RESERVED = {"tool", "answer"}
 
@@ -211,7 +212,7 @@ def parse_step(text: str | None, tools: list[Tool]) -> Step:
 
 _DOCUMENT_WORDS = re.compile(
     r"\b(my|the) (notes?|documents?|files?|folder|manual|docs)\b|\bin my\b|\blook (it )?up\b|"
-    r"\baccording to\b",
+    r"\baccording to\b|" + PERSONAL_RECORD.pattern,
     re.I,
 )
 _DATE_WORDS = re.compile(

@@ -146,6 +146,17 @@ _PLANNING = _rx(
     r"\b(?:step[- ]by[- ]step|steps to)\b",
 )
 
+#: A question about the user's own records (a code, a booking, an appointment): not in
+#: the conversation and not something a model knows, so only the user's notes can say.
+#: ("What's the wifi password in my nose?" is how tiny.en heard "notes" in a call.)
+PERSONAL_RECORD = _rx(
+    r"\b(?:what|when|where|which|tell me|give me|read me|remind me of|find)\b[^.?!]*"
+    r"\b(?:(?:my|our) (?:[\w'-]+\s+){0,3}(?:codes?|numbers?|pins?)|"
+    r"(?:my|our|the) (?:[\w'-]+\s+){0,3}"
+    r"(?:passwords?|passcodes?|(?:door|gate|alarm|access|entry) codes?|bookings?|reservations?|"
+    r"(?:booking )?references?|appointments?))\b",
+)
+
 _LOOKUP = _rx(
     r"\b(?:look (?:up|into)|search(?: for)?|google|research|find (?:me|out|a|an|the|some)|"
     r"check (?:the|if|whether|what)|browse)\b",
@@ -172,6 +183,8 @@ _LOOKUP = _rx(
     r"\b(?:in|from|according to|does|did) (?:my|the) (?:\w+\s+){0,2}"
     r"(?:documents?|docs|notes|files?|folder|handbook|guide|manual|policy|contract|report)\b",
     r"\blook (?:in|through) (?:my|the)\b",
+    r"\bcheck (?:my|our) \w+",
+    PERSONAL_RECORD.pattern,
     r"\b(?:near me|nearby|around here|close to)\b",
 )
 
