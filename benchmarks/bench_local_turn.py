@@ -315,10 +315,11 @@ async def main() -> None:
     parser.add_argument("--turns", type=int, default=10)
     parser.add_argument(
         "--plan",
-        choices=("priority", "pinned", "unpinned"),
+        choices=("priority", "pinned", "unpinned", "shared"),
         default="priority",
         help="priority = the default CpuPlan (interaction on both cores, background "
-        "reniced); pinned = one core each; unpinned = one thread each, no affinity",
+        "reniced); pinned = one core each; unpinned = one thread each, no affinity; "
+        "shared = both models on both cores, the background reniced",
     )
     parser.add_argument(
         "--pipeline",
@@ -366,6 +367,7 @@ async def main() -> None:
         "priority": CpuPlan.for_roles(interaction_local=True, background_local=True),
         "pinned": CpuPlan.pinned(),
         "unpinned": CpuPlan(1, None, 1, None, 0),
+        "shared": CpuPlan(2, None, 2, None, 19),
     }
     plan = plans[args.plan]
     t0 = time.perf_counter()

@@ -163,6 +163,27 @@ def test_the_summary_reports_medians_and_counts() -> None:
     assert "| c | 2 | chat | What is the capital of France? | 2.00 | no |" in table
 
 
+def test_chat_during_a_job_is_reported_against_idle_chat() -> None:
+    def turn_at(kind: str, delay: float, i: int):
+        turn = Turn(kind, ("What is the capital of France?",), expect=("paris",))  # type: ignore[arg-type]
+        return grade_turn(
+            "c",
+            i,
+            turn,
+            Spoken(1.0, 3.0),
+            10.0,
+            recording((3.0 + delay, 6.0)),
+            [Heard(3.5, 5, "Paris")],
+        )
+
+    rs = [turn_at("chat", 1.0, 0), turn_at("chat", 1.2, 1), turn_at("busy_chat", 1.5, 2)]
+    s = summarize(rs)
+    assert s["chat_latency_p50_s"] == pytest.approx(1.0, abs=0.03)  # idle chat only
+    assert s["chat_during_job_p50_s"] == pytest.approx(1.5, abs=0.03)
+    assert s["chat_during_job_vs_idle"] == pytest.approx(1.5, abs=0.05)
+    assert summarize(rs[:2])["chat_during_job_vs_idle"] is None
+
+
 def test_the_caller_waits_for_its_own_job_not_any_delivery():
     from pipecat_tandem.bench.caller.call import owed_jobs
 

@@ -84,7 +84,8 @@ CONVERSATIONS: tuple[Conversation, ...] = (
                 wait="ack",
                 after_s=0.8,
             ),
-            _chat("Meanwhile, what is the capital of Italy?", "rome"),
+            Turn("busy_chat", ("Meanwhile, what is the capital of Italy?",), expect=("rome",)),
+            Turn("busy_chat", ("And what do cows drink?",), expect=("water", "milk")),
             # The caller goes quiet and waits for the first job's answer.
             Turn("silence", answer=("336",), wait="result", timeout_s=JOB_TIMEOUT_S),
         ),

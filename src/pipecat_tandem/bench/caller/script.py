@@ -5,7 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
-Kind = Literal["chat", "job", "timer", "nevermind", "topic", "barge_in", "noise", "silence"]
+Kind = Literal[
+    "chat", "busy_chat", "job", "timer", "nevermind", "topic", "barge_in", "noise", "silence"
+]
 Wait = Literal["reply", "ack", "result", "none"]
 
 #: The pause between two sentences of one utterance (people pause 0.6-0.8 s).
@@ -17,7 +19,8 @@ class Turn:
     """One thing the caller does, and what a good bot does in reply.
 
     Attributes:
-        kind: What the turn exercises (the report groups by it).
+        kind: What the turn exercises (the report groups by it); ``busy_chat`` is a
+            chat question asked while the caller's own job runs.
         say: Sentences of one utterance, joined by :data:`SENTENCE_PAUSE_S`; empty
             for a noise or a silence.
         expect: A reply is on topic when its transcript holds any of these

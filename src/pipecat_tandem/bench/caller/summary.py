@@ -19,6 +19,8 @@ def summarize(results: list[TurnResult]) -> dict[str, Any]:
     """Headline figures of a suite run (``None`` where no turn measured a figure)."""
     chat = [r for r in results if r.kind in ("chat", "topic", "barge_in")]
     chat_lat = [r.latency_s for r in chat if r.latency_s is not None]
+    busy_lat = [r.latency_s for r in results if r.kind == "busy_chat" and r.latency_s is not None]
+    idle_p50, busy_p50 = _pct(chat_lat, 0.5), _pct(busy_lat, 0.5)
     jobs = [r for r in results if r.answer_spoken is not None]
     job_times = [r.result_s for r in jobs if r.result_s is not None]
     acks = [r.latency_s for r in results if r.kind == "job" and r.latency_s is not None]
@@ -29,8 +31,12 @@ def summarize(results: list[TurnResult]) -> dict[str, Any]:
         "turns": len(results),
         "unanswered": sum(1 for r in results if r.latency_s is None and r.stayed_quiet is None),
         "on_topic": f"{sum(1 for r in graded if r.on_topic)}/{len(graded)}",
-        "chat_latency_p50_s": _pct(chat_lat, 0.5),
+        "chat_latency_p50_s": idle_p50,
         "chat_latency_p90_s": _pct(chat_lat, 0.9),
+        "chat_during_job_p50_s": busy_p50,
+        "chat_during_job_vs_idle": (
+            round(busy_p50 / idle_p50, 2) if busy_p50 is not None and idle_p50 else None
+        ),
         "job_ack_latency_p50_s": _pct(acks, 0.5),
         "jobs_answered": f"{sum(1 for r in jobs if r.answer_spoken)}/{len(jobs)}",
         "job_result_median_s": statistics.median(job_times) if job_times else None,
