@@ -27,6 +27,7 @@ from pipecat_tandem.background.steps import (
     tools_for_task,
 )
 from pipecat_tandem.background.tools import default_tools
+from pipecat_tandem.background.tools.calculator import task_arithmetic
 from pipecat_tandem.background.tools.units import task_conversion
 from tests.support.fake_llm import FakeLLMService, FakeReply
 
@@ -521,7 +522,11 @@ async def test_a_comparison_task_is_computed_and_compared_before_the_first_step(
         ("How many centimetres are in 5 feet?", {"value": 5, "from_unit": "feet", "to_unit": "centimetres"}),
         ("how many pounds is 70 kilograms", {"value": 70, "from_unit": "kilograms", "to_unit": "pounds"}),
         ("what is 1,500 metres in miles", {"value": 1500, "from_unit": "metres", "to_unit": "miles"}),
-        ("how many minutes are there in three and a half days", None),  # words: the model
+        # Small numbers as a transcript writes them (before: left to the model, ~5 s).
+        ("how many minutes are there in three and a half days", {"value": 3.5, "from_unit": "days", "to_unit": "minutes"}),
+        ("How many hours are in two weeks?", {"value": 2, "from_unit": "weeks", "to_unit": "hours"}),
+        ("how many seconds are in a day", {"value": 1, "from_unit": "day", "to_unit": "seconds"}),
+        ("how many legs does a spider have", None),
         ("convert 5 apples to pears", None),  # no such units
         ("what is 17 times 23", None),
     ],
@@ -566,3 +571,34 @@ async def test_the_last_step_may_only_answer():
     answer, _ = await run(llm, "what is 1 plus 1", max_steps=3)
     assert answer == "It is 2."
     assert [v["required"] for v in llm.schemas[2]["properties"]["step"]["anyOf"]] == [["answer"]]
+
+
+@pytest.mark.parametrize(
+    ("task", "expression"),
+    [
+        ("Please work out 1,234 times 5.", "1,234 times 5"),
+        ("What is 15% of $80?", "15% of 80"),
+        ("what's 2 to the power of 16", "2 to the power of 16"),
+        ("Work out 17% of 2340, please.", "17% of 2340"),
+        ("What is 5 times the number of days in a week?", None),  # not a bare sum
+        ("I buy three coffees at 4.50 each and a cake for 6, what's the total", None),
+        ("what is 17", None),  # no operation
+        ("What is the capital of France?", None),
+        ("1234 times 5678", None),  # not asked as a sum
+    ],
+)
+def test_task_arithmetic(task, expression):
+    assert task_arithmetic(task) == expression
+
+
+async def test_a_sum_said_as_it_is_is_calculated_before_the_first_step():
+    llm = LenientLLM([json.dumps({"answer": "1,234 times 5 is 6,170."})])
+
+    async def sink(e):
+        pass
+
+    agent = BackgroundAgent(llm=llm, tools=TOOLS, prefetch=False)
+    packet = ContextPacket(job_id="j", task="Please work out 1,234 times 5.", messages=[])
+    assert await agent.run(packet, JobReporter("j", sink)) == "1,234 times 5 is 6,170."
+    assert len(llm.prompts) == 1  # one model call: the answer
+    assert llm.prompts[0][-1]["content"] == 'Result: {"value": 6170}'

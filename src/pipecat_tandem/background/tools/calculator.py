@@ -419,6 +419,42 @@ def evaluate(expression: str) -> int | float:
         raise ToolError("number too large for the calculator") from None
 
 
+# What a spoken arithmetic request opens with before the arithmetic itself.
+_ASKS = re.compile(
+    r"^(?:(?:please|hey|okay|ok|so|and|now)[\s,]+)*(?:(?:can|could|would) you(?: please)?\s+)?"
+    r"(?:what(?:'s| is)|whats|how much is|work out|calculate|compute|evaluate|tell me)\s+",
+    re.IGNORECASE,
+)
+_CURRENCY = re.compile(r"[$£€]|\b(?:dollars?|euros?|pounds? sterling|bucks)\b", re.IGNORECASE)
+_OPERATION = re.compile(r"[-+*/^%x×÷]|\b(?:times|plus|minus|divided|over|power|of)\b", re.I)
+
+
+def task_arithmetic(task: str) -> str | None:
+    """The task itself as a calculator expression, when it is nothing but arithmetic.
+
+    "Please work out 1,234 times 5.", "What is 15% of $80?": the words that ask are
+    dropped and the rest must evaluate as it stands, with an operation in it (a bare
+    number is not a sum). A task with anything else in it ("five times the number of
+    days in a week", "the total of three coffees at 4.50") gives ``None``: the model
+    writes that expression itself.
+    """
+    if not isinstance(task, str) or len(task) > MAX_EXPRESSION_CHARS:
+        return None
+    text = " ".join(task.split()).rstrip(" ?.!")
+    rest = _ASKS.sub("", text, count=1)
+    if rest == text:
+        return None  # not asked as a sum
+    rest = " ".join(_CURRENCY.sub(" ", rest).split()).rstrip(" ?.!,")
+    rest = re.sub(r",?\s+please$", "", rest, flags=re.IGNORECASE)
+    if not rest or not _OPERATION.search(rest):
+        return None
+    try:
+        evaluate(rest)
+    except ToolError:
+        return None
+    return rest
+
+
 def _run(args: Mapping[str, Any], env: ToolEnv) -> dict[str, Any]:
     expression = args.get("expression")
     if expression is None or (isinstance(expression, str) and not expression.strip()):

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from pipecat_tandem.background.tools.base import Tool, ToolEnv, ToolError
+from pipecat_tandem.policy.number_words import number_words_to_digits
 
 MAX_ABS_VALUE = 1e100
 """Largest accepted magnitude of a value to convert."""
@@ -281,7 +282,7 @@ _HOW_MANY = re.compile(
 def task_conversion(task: str) -> dict[str, Any] | None:
     """The task itself as ``convert_units`` arguments, when it is a plain conversion.
 
-    "convert 26.2 miles to kilometres", "how many centimetres are in 5 feet": a
+    "convert 26.2 miles to kilometres", "how many centimetres are in five feet": a
     question that is nothing but a conversion is run before the model's first step
     (a slow model saves writing the call). Anything the unit tool cannot read
     gives ``None``.
@@ -294,7 +295,8 @@ def task_conversion(task: str) -> dict[str, Any] | None:
     """
     if not isinstance(task, str) or len(task) > 200:
         return None
-    text = " ".join(task.lower().replace("?", " ").split()).strip(" .!")
+    # Spoken tasks write small numbers as words: "how many hours are in two weeks".
+    text = number_words_to_digits(" ".join(task.lower().replace("?", " ").split()).strip(" .!"))
     match = _CONVERT_TO.match(text)
     if match is not None:
         raw, from_unit, to_unit = match.groups()
