@@ -148,6 +148,21 @@ CONVERSATIONS: tuple[Conversation, ...] = (
             Turn("noise", noise="cough", quiet=True, wait="none", after_s=5.0),
             Turn("silence", quiet=True, wait="none", after_s=8.0),
             _chat("Are you still there?", "yes", "here", "yeah", "sure", "help"),
+            # A thirty-second monologue, one sentence after another: one reply at its end.
+            Turn(
+                "monologue",
+                (
+                    "So let me tell you about my week, because it has been a long one.",
+                    "On Monday the train was late and I missed the start of a meeting.",
+                    "On Tuesday my sister called to say she is moving to Lisbon in the spring.",
+                    "Wednesday was quiet, I went for a run by the river after work.",
+                    "On Thursday the kitchen tap started leaking and I had to call a plumber.",
+                    "And today I finally finished the report I had been writing for weeks.",
+                    "Anyway, what do you think I should do this weekend to relax?",
+                ),
+                expect=("weekend", "relax", "rest", "walk", "read", "movie", "could", "try"),
+                timeout_s=15.0,
+            ),
         ),
     ),
 )

@@ -6,7 +6,16 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 Kind = Literal[
-    "chat", "busy_chat", "job", "timer", "nevermind", "topic", "barge_in", "noise", "silence"
+    "chat",
+    "busy_chat",
+    "monologue",
+    "job",
+    "timer",
+    "nevermind",
+    "topic",
+    "barge_in",
+    "noise",
+    "silence",
 ]
 Wait = Literal["reply", "ack", "result", "none"]
 
@@ -20,7 +29,8 @@ class Turn:
 
     Attributes:
         kind: What the turn exercises (the report groups by it); ``busy_chat`` is a
-            chat question asked while the caller's own job runs.
+            chat question asked while the caller's own job runs; ``monologue`` is a
+            long turn of many sentences (one reply, at its end).
         say: Sentences of one utterance, joined by :data:`SENTENCE_PAUSE_S`; empty
             for a noise or a silence.
         expect: A reply is on topic when its transcript holds any of these
