@@ -51,17 +51,19 @@ def _bot_env(**extra: str) -> dict[str, str]:
 
 
 @pytest.fixture(scope="module")
-def bot_url():
+def bot_url(tmp_path_factory):
     port = _free_port()
     env = _bot_env(TANDEM_BOT_SERVICES="tests.support.bot_services:build")
     cmd = [sys.executable, "-m", "pipecat_tandem.bot", "--host", "127.0.0.1", "--port", str(port)]
-    proc = subprocess.Popen(
-        cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
-    )
+    # The bot logs a lot: to a file, never a pipe nobody reads (a full pipe
+    # blocks the bot's next write, and with it the whole bot).
+    log_path = tmp_path_factory.mktemp("bot") / "bot.log"
+    log = log_path.open("w")
+    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log, stderr=log, text=True)
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            pytest.fail(f"the bot exited ({proc.returncode}): {proc.stderr.read()[-2000:]}")
+            pytest.fail(f"the bot exited ({proc.returncode}): {log_path.read_text()[-2000:]}")
         try:
             socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
             break
@@ -76,6 +78,7 @@ def bot_url():
         proc.wait(10)
     except subprocess.TimeoutExpired:
         proc.kill()
+    log.close()
 
 
 async def test_job_lifecycle_and_cancel_over_the_eval_harness_route(bot_url):
@@ -314,3 +317,21 @@ async def test_a_session_that_cannot_be_built_closes_its_peer_connection(monkeyp
     with pytest.raises(RuntimeError, match="would not load"):
         await bot(SmallWebRTCRunnerArguments(webrtc_connection=connection))
     assert closed == [True]
+
+
+async def test_pipecats_own_eval_harness_runs_a_scenario_against_the_bot(bot_url):
+    # The harness itself (scenario file, EvalScriptSession, its client and
+    # matcher), not only its transport: a turn, a delegation seen as a function
+    # call, and the result said unprompted at the next gap.
+    from pipecat.evals.scenario import EvalScenarioFile
+    from pipecat.evals.script_session import EvalScriptSession
+    from pipecat.evals.session import EvalSessionParams
+
+    path = ROOT / "tests" / "data" / "evals" / "tandem_delegation_smoke.yaml"
+    (scenario,) = EvalScenarioFile.load(path).scenarios
+    session = EvalScriptSession.from_scenario(
+        scenario, f"ws://{bot_url}/ws", params=EvalSessionParams(default_timeout_ms=10_000)
+    )
+    result = await session.run()
+    assert result.passed, (result.failures, result.debug_log[-25:])
+    assert [t.status for t in result.turns] == ["passed"] * 3, result.turns

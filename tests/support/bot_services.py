@@ -25,6 +25,9 @@ WEATHER = "It is 75 degrees and sunny in San Francisco."
 def interaction_brain(messages: list[dict[str, Any]]) -> Reply:
     last = messages[-1] if messages else {}
     if last.get("role") != "user":
+        # A delivered result is said; a tool's own answer is acknowledged.
+        if WEATHER in last_text(messages):
+            return Reply(text=WEATHER)
         return Reply(text="On it.")
     text = last_text(messages, "user").lower()
     if "weather" in text:
