@@ -576,15 +576,18 @@ async def test_the_last_step_may_only_answer():
 @pytest.mark.parametrize(
     ("task", "expression"),
     [
-        ("Please work out 1,234 times 5.", "1,234 times 5"),
-        ("What is 15% of $80?", "15% of 80"),
-        ("what's 2 to the power of 16", "2 to the power of 16"),
-        ("Work out 17% of 2340, please.", "17% of 2340"),
+        ("Please work out 1,234 times 5.", "Please work out 1,234 times 5"),
+        ("What is 15% of $80?", "What is 15% of 80"),
+        ("what's 2 to the power of 16", "what's 2 to the power of 16"),
+        ("Work out 17% of 2340, please.", "Work out 17% of 2340"),
         ("What is 5 times the number of days in a week?", None),  # not a bare sum
         ("I buy three coffees at 4.50 each and a cake for 6, what's the total", None),
         ("what is 17", None),  # no operation
         ("What is the capital of France?", None),
-        ("1234 times 5678", None),  # not asked as a sum
+        ("1234 times 5678", "1234 times 5678"),
+        ("what is 5!", "what is 5!"),
+        ("Wow, what is 3 plus 4!", None),  # an opener it does not know: the model's
+        ("Can you please calculate 3 - 5", "Can you please calculate 3 - 5"),
     ],
 )
 def test_task_arithmetic(task, expression):
@@ -597,7 +600,7 @@ async def test_a_sum_said_as_it_is_is_calculated_before_the_first_step():
     async def sink(e):
         pass
 
-    agent = BackgroundAgent(llm=llm, tools=TOOLS, prefetch=False)
+    agent = BackgroundAgent(llm=llm, tools=TOOLS)  # prefetch: the calculator on the task
     packet = ContextPacket(job_id="j", task="Please work out 1,234 times 5.", messages=[])
     assert await agent.run(packet, JobReporter("j", sink)) == "1,234 times 5 is 6,170."
     assert len(llm.prompts) == 1  # one model call: the answer

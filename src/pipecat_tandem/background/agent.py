@@ -59,6 +59,7 @@ from pipecat_tandem.background.runner import JobReporter
 from pipecat_tandem.background.step_agent import StepLoop, StepLoopError
 from pipecat_tandem.background.steps import ToolStep
 from pipecat_tandem.background.tools.base import Tool, ToolEnv
+from pipecat_tandem.background.tools.calculator import task_arithmetic
 
 DEFAULT_INSTRUCTIONS = (
     "You are the background reasoner of a voice assistant. The assistant is talking with the "
@@ -383,7 +384,10 @@ class BackgroundAgent:
         calculator = next((t for t in self._tools if t.name == "calculator"), None)
         if not self._prefetch or calculator is None:
             return None
-        args = {"expression": packet.task}
+        expression = task_arithmetic(packet.task)
+        if expression is None:
+            return None
+        args = {"expression": expression}
         outcome = await asyncio.to_thread(calculator.call, args, ToolEnv(packet=packet))
         if "error" in outcome:
             return None

@@ -55,7 +55,6 @@ from pipecat_tandem.background.steps import (
     tools_for_task,
 )
 from pipecat_tandem.background.tools.base import Tool, ToolEnv
-from pipecat_tandem.background.tools.calculator import task_arithmetic
 from pipecat_tandem.background.tools.dates import reference_time, task_expression
 from pipecat_tandem.background.tools.documents import task_query
 from pipecat_tandem.background.tools.units import task_conversion
@@ -309,8 +308,8 @@ class StepLoop:
 
         A task that is nothing but a date expression ("how many days until the first
         of March"), a two-sided comparison (:func:`comparison_step`), a plain unit
-        conversion, a sum said as it is ("what is 15% of 80"), or a look-up in the
-        user's notes needs no decision by the model:
+        conversion, or a look-up in the user's notes needs no decision by the model
+        (a sum said as it is is the agent's calculator prefetch):
         running it now saves a slow model a whole decoding step (~5 s on one core).
         The model still answers, and may call a tool again if the result misses.
         """
@@ -327,9 +326,6 @@ class StepLoop:
         conversion = task_conversion(packet.task) if not found else None
         if conversion is not None and "convert_units" in by_name:
             found.append((ToolStep("convert_units", conversion), {}))
-        arithmetic = task_arithmetic(packet.task) if not found else None
-        if arithmetic is not None and "calculator" in by_name:
-            found.append((ToolStep("calculator", {"expression": arithmetic}), {}))
         search = by_name.get("search_documents")
         if search is not None and not found:
             query = task_query(packet.task)

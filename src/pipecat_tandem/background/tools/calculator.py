@@ -75,7 +75,12 @@ _WORDS: list[tuple[str, str]] = [
     (r"\bsquare root\b", " sqrt "),
     (r"\bfactorial of\b", " factorial "),
 ]
-_FILLER = re.compile(r"^\s*(?:what\s+is|what's|whats|calculate|compute|evaluate)\s+", re.I)
+# What a spoken arithmetic request opens with before the arithmetic itself.
+_FILLER = re.compile(
+    r"^\s*(?:(?:please|hey|okay|ok|so|and|now)[\s,]+)*(?:(?:can|could|would) you(?: please)?\s+)?"
+    r"(?:what\s+is|what's|whats|how much is|work out|calculate|compute|evaluate|tell me)\s+",
+    re.I,
+)
 _PERCENT_OF = re.compile(r"(\d+(?:\.\d+)?|\.\d+)\s*(?:%|percent)\s+of\s+")
 _PERCENT_WORD = re.compile(r"(\d+(?:\.\d+)?|\.\d+)\s*percent\b")
 # "50%" followed by the end, an operator or a closing paren (not "10 % 3", a modulo).
@@ -419,40 +424,31 @@ def evaluate(expression: str) -> int | float:
         raise ToolError("number too large for the calculator") from None
 
 
-# What a spoken arithmetic request opens with before the arithmetic itself.
-_ASKS = re.compile(
-    r"^(?:(?:please|hey|okay|ok|so|and|now)[\s,]+)*(?:(?:can|could|would) you(?: please)?\s+)?"
-    r"(?:what(?:'s| is)|whats|how much is|work out|calculate|compute|evaluate|tell me)\s+",
-    re.IGNORECASE,
-)
 _CURRENCY = re.compile(r"[$£€]|\b(?:dollars?|euros?|pounds? sterling|bucks)\b", re.IGNORECASE)
-_OPERATION = re.compile(r"[-+*/^%x×÷]|\b(?:times|plus|minus|divided|over|power|of)\b", re.I)
+_OPERATION = re.compile(r"[-+*/^%x×÷!]|\b(?:times|plus|minus|divided|over|power|of)\b", re.I)
 
 
 def task_arithmetic(task: str) -> str | None:
     """The task itself as a calculator expression, when it is nothing but arithmetic.
 
-    "Please work out 1,234 times 5.", "What is 15% of $80?": the words that ask are
-    dropped and the rest must evaluate as it stands, with an operation in it (a bare
-    number is not a sum). A task with anything else in it ("five times the number of
-    days in a week", "the total of three coffees at 4.50") gives ``None``: the model
-    writes that expression itself.
+    "Please work out 1,234 times 5.", "What is 15% of $80?": the words that ask and
+    the currency are dropped and the rest must evaluate as it stands, with an
+    operation in it (a bare number is not a sum). A task with anything else in it
+    ("five times the number of days in a week", "the total of three coffees at
+    4.50") gives ``None``: the model writes that expression itself.
     """
     if not isinstance(task, str) or len(task) > MAX_EXPRESSION_CHARS:
         return None
-    text = " ".join(task.split()).rstrip(" ?.!")
-    rest = _ASKS.sub("", text, count=1)
-    if rest == text:
-        return None  # not asked as a sum
-    rest = " ".join(_CURRENCY.sub(" ", rest).split()).rstrip(" ?.!,")
-    rest = re.sub(r",?\s+please$", "", rest, flags=re.IGNORECASE)
-    if not rest or not _OPERATION.search(rest):
+    text = " ".join(_CURRENCY.sub(" ", task).split()).rstrip(" ?.")
+    text = re.sub(r"(?<![\d)])!+$", "", text).rstrip(" ?.")  # "5!" is five factorial
+    text = re.sub(r",?\s+please$", "", text, flags=re.IGNORECASE).rstrip(" ,")
+    if not _OPERATION.search(_FILLER.sub("", text)):
         return None
     try:
-        evaluate(rest)
+        evaluate(text)
     except ToolError:
         return None
-    return rest
+    return text
 
 
 def _run(args: Mapping[str, Any], env: ToolEnv) -> dict[str, Any]:
