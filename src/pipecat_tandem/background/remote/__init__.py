@@ -8,7 +8,7 @@
 
 Needs the ``redis`` extra (``pip install "pipecat-tandem[redis]"``). Why a
 stream for the job queue and the bus for progress, results, cancels and
-follow-ups: ``docs/bench/redis-section.md``.
+follow-ups: ``docs/benchmarks.md`` ("Remote background workers over Redis").
 """
 
 from pipecat_tandem.background.remote.deployment import RedisDeployment, check_redis_url

@@ -12,7 +12,7 @@ exactly one of several workers. A stream keeps each job until a worker takes
 it (``XREADGROUP``: each entry to exactly one consumer), keeps it pending until
 the worker acknowledges it (``XACK``), and lets another worker take over a
 pending entry that has sat idle too long (``XAUTOCLAIM``). Measured in
-``docs/bench/redis-section.md``.
+``docs/benchmarks.md`` ("Remote background workers over Redis").
 
 Leases: a worker renews its running entries every heartbeat (``XCLAIM ...
 JUSTID`` resets their idle time without counting a delivery), atomically and
