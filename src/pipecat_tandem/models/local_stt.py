@@ -79,6 +79,7 @@ class LocalWhisperSTTService(WhisperSTTService):
         short_window: bool = True,
         early: bool = True,
         model: WhisperModel | None = None,
+        transcribe_timeout_s: float = 15.0,
         **kwargs: Any,
     ) -> None:
         """Create the service and load the model.
@@ -97,14 +98,22 @@ class LocalWhisperSTTService(WhisperSTTService):
             model: An already loaded ``WhisperModel`` to use instead of loading
                 one: a server's calls share one (CTranslate2 models are
                 thread-safe, and each copy costs tens of MB and its threads).
+            transcribe_timeout_s: Give up on an utterance whose transcription takes
+                longer (a hung model): pipecat transcribes segments one at a time, so
+                one that never ends would leave every later turn unheard and the
+                call unable to end. That turn goes unanswered; the next is heard.
             **kwargs: Passed to ``WhisperSTTService`` (e.g. ``settings``).
 
         Raises:
             ModelUnavailableError: The bundled model is not installed.
-            ValueError: Non-positive ``cpu_threads`` or ``beam_size``.
+            ValueError: Non-positive ``cpu_threads``, ``beam_size`` or
+                ``transcribe_timeout_s``.
         """
         if cpu_threads < 1 or beam_size < 1:
             raise ValueError("cpu_threads and beam_size must be >= 1")
+        if not transcribe_timeout_s > 0:  # also refuses NaN
+            raise ValueError(f"transcribe_timeout_s must be > 0, got {transcribe_timeout_s!r}")
+        self._transcribe_timeout_s = transcribe_timeout_s
         self._cpu_threads = cpu_threads
         self._shared_model = model
         self._beam_size = beam_size
@@ -255,11 +264,13 @@ class LocalWhisperSTTService(WhisperSTTService):
             return
         await self.start_processing_metrics()
         try:
-            text = await spec.task if spec is not None else None
-            if text is not None:
-                self.early_transcripts += 1
-            else:
-                text = await asyncio.to_thread(self.transcribe_pcm, audio)
+            text = await asyncio.wait_for(self._transcribe(spec, audio), self._transcribe_timeout_s)
+        except TimeoutError:
+            yield ErrorFrame(
+                f"speech recognition took over {self._transcribe_timeout_s:g} s; "
+                "this turn was not heard"
+            )
+            return
         except ValueError as e:
             yield ErrorFrame(f"bad audio for speech recognition: {e}")
             return
@@ -268,6 +279,14 @@ class LocalWhisperSTTService(WhisperSTTService):
         if text:
             logger.debug(f"{self}: transcription [{text}]{' (early)' if spec else ''}")
             yield TranscriptionFrame(text, self._user_id, time_now_iso8601(), Language.EN)
+
+    async def _transcribe(self, spec: _Speculation | None, audio: bytes) -> str:
+        """The early transcript when it can be used, else a transcription of ``audio``."""
+        text = await spec.task if spec is not None else None
+        if text is not None:
+            self.early_transcripts += 1
+            return text
+        return await asyncio.to_thread(self.transcribe_pcm, audio)
 
 
 @dataclass(frozen=True)

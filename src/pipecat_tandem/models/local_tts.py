@@ -137,6 +137,7 @@ class HibariTTSService(TTSService):
         threads: int = 1,
         seed: int | None = 0,
         voice: HibariVoice | None = None,
+        synthesis_timeout_s: float = 15.0,
         **kwargs: Any,
     ) -> None:
         """Create the service and load the voice (unless one is given).
@@ -146,17 +147,24 @@ class HibariTTSService(TTSService):
             voice: A loaded voice to share (see :class:`HibariVoice`).
             seed: Fixes hibari's noise so the same text sounds the same
                 (``None`` = random).
+            synthesis_timeout_s: Give up on a sentence whose synthesis takes longer
+                (a hung synthesizer would otherwise hold every later reply back).
+                The rest of that reply is not spoken; the next one is.
             **kwargs: Passed to pipecat's ``TTSService``.
 
         Raises:
             ModelUnavailableError: hibari-tts is not installed.
+            ValueError: A ``synthesis_timeout_s`` that is not positive.
         """
+        if not synthesis_timeout_s > 0:  # also refuses NaN
+            raise ValueError(f"synthesis_timeout_s must be > 0, got {synthesis_timeout_s!r}")
         settings = kwargs.pop("settings", None) or TTSSettings(
             model="hibari", voice="heart", language=None
         )
         super().__init__(push_start_frame=True, push_stop_frames=True, settings=settings, **kwargs)
         self._voice = voice if voice is not None else HibariVoice(threads=threads)
         self._seed = seed
+        self._synthesis_timeout_s = synthesis_timeout_s
         self._warm = False
         self._resampler = create_stream_resampler()
 
@@ -179,6 +187,10 @@ class HibariTTSService(TTSService):
             await asyncio.to_thread(self.synthesize, "Warm up.")
             self._warm = True
 
+    async def _synthesize_off_loop(self, sentence: str) -> list[np.ndarray]:
+        """Synthesize one sentence in a worker thread (the loop stays free)."""
+        return await asyncio.to_thread(self.synthesize, sentence)
+
     async def run_tts(self, text: str, context_id: str) -> AsyncGenerator[Frame, None]:
         """Synthesize ``text``; yields one ``TTSAudioRawFrame`` per sentence."""
         if not isinstance(text, str) or not text.strip():
@@ -190,7 +202,16 @@ class HibariTTSService(TTSService):
         sentences = self._voice.split_sentences(speakable_numbers(text))
         try:
             for sentence in sentences:
-                chunks = await asyncio.to_thread(self.synthesize, sentence)
+                try:
+                    chunks = await asyncio.wait_for(
+                        self._synthesize_off_loop(sentence), self._synthesis_timeout_s
+                    )
+                except TimeoutError:
+                    yield ErrorFrame(
+                        f"speech synthesis took over {self._synthesis_timeout_s:g} s; "
+                        "the rest of this reply is not spoken"
+                    )
+                    return
                 for chunk in chunks:
                     if not len(chunk):
                         continue

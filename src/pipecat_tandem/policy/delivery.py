@@ -81,6 +81,8 @@ class PendingOutput:
             them (each uses up one redelivery).
         unheard_cutoffs: How many were cut off before the bot said a word of them
             (free: the user heard nothing).
+        speech_failures: How many of its deliveries the speech service failed to speak
+            (see :meth:`DeliveryScheduler.speech_sent`).
         verbatim: Speak the text exactly (a whole delivery of such outputs goes to the TTS).
         into_context: Its redeliveries are used up: it goes into the context silently.
     """
@@ -96,6 +98,7 @@ class PendingOutput:
     stale: bool = False
     attempts: int = 0
     unheard_cutoffs: int = 0
+    speech_failures: int = 0
     verbatim: bool = False
     into_context: bool = False
 
@@ -135,6 +138,7 @@ class Delivery:
 class _InFlight:
     delivery: Delivery
     speaking: bool = False
+    text_sent: bool = False
 
 
 @dataclass
@@ -169,6 +173,7 @@ class DeliveryScheduler:
         self._finals: set[str] = set()
         self._seq: dict[str, int] = {}
         self._events: list[dict[str, Any]] = []
+        self._unspoken: list[Delivery] = []
         self.status: dict[str, str] = {}
 
     #
@@ -280,11 +285,25 @@ class DeliveryScheduler:
             the message would still tell the model to announce it now.
         """
         self.gap.user_started(now)
+        return self._requeue(now, speech_failed=False)
+
+    def speech_sent(self) -> None:
+        """Text for the delivery in flight went to the speech service (or it reported an error).
+
+        From then on, a delivery the bot never starts speaking within
+        ``confirm_timeout_s`` was not heard (a TTS that raised or hung), and it is
+        delivered again instead of being confirmed; see :meth:`poll`.
+        """
+        if self._in_flight is not None and not self._in_flight.speaking:
+            self._in_flight.text_sent = True
+
+    def _requeue(self, now: float, *, speech_failed: bool) -> Delivery | None:
         flight = self._in_flight
         if flight is None:
             return None
         self._in_flight = None
         heard = flight.speaking
+        detail: dict[str, Any] = {"reason": "speech_failed"} if speech_failed else {}
         self._event(
             "delivery_interrupted",
             None,
@@ -292,9 +311,14 @@ class DeliveryScheduler:
             job_ids=flight.delivery.job_ids,
             output_ids=[i.output_id for i in flight.delivery.items],
             heard=heard,
+            **detail,
         )
         for item in flight.delivery.items:
-            if not heard:
+            if speech_failed:
+                item.speech_failures += 1
+                if item.speech_failures > self.max_redeliveries:
+                    item.into_context = True
+            elif not heard:
                 item.unheard_cutoffs += 1
             elif item.attempts < self.max_redeliveries:
                 item.attempts += 1
@@ -346,7 +370,11 @@ class DeliveryScheduler:
         """The next delivery to emit at ``now``, or None. Call again until None."""
         flight = self._in_flight
         if flight and not flight.speaking and now - flight.delivery.at >= self.confirm_timeout_s:
-            self._confirm(now)
+            if flight.text_sent:
+                self._unspoken.append(flight.delivery)
+                self._requeue(now, speech_failed=True)
+            else:
+                self._confirm(now)
         if self.gap.user_speaking or not self._pending:
             return None
         silent = [p for p in self._pending if p.policy is DeliveryPolicy.SILENT]
@@ -390,6 +418,15 @@ class DeliveryScheduler:
             self._settle(item, "dropped_session_end", now)
         self._pending.clear()
 
+    def drain_unspoken(self) -> list[Delivery]:
+        """Deliveries :meth:`poll` put back because the bot never spoke them.
+
+        Take a woven one's message back out of the context before the next
+        delivery goes out, as for a cut-off.
+        """
+        unspoken, self._unspoken = self._unspoken, []
+        return unspoken
+
     def drain_events(self) -> list[dict[str, Any]]:
         """Accounting events since the last call (for the event log)."""
         events, self._events = self._events, []
@@ -431,7 +468,7 @@ class DeliveryScheduler:
             kind = "failure"
         elif first.stale:
             kind = "offered"
-        elif first.attempts or first.unheard_cutoffs:
+        elif first.attempts or first.unheard_cutoffs or first.speech_failures:
             kind = "redelivered"
         else:
             kind = "delivered"
@@ -467,7 +504,7 @@ class DeliveryScheduler:
             for item in items:
                 self._settle(item, self._carried_status(delivery, item), now)
         else:
-            self._in_flight = _InFlight(delivery)
+            self._in_flight = _InFlight(delivery, text_sent=mode == "verbatim")
             for item in items:
                 self.status[item.output_id] = "in_flight"
         return delivery

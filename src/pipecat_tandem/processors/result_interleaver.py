@@ -16,6 +16,11 @@ mode, as a ``TTSSpeakFrame``. All decisions are made by
 :class:`~pipecat_tandem.policy.delivery.DeliveryScheduler`; this processor only
 translates frames and keeps one timer.
 
+A delivery whose words went to the TTS but which the bot never started speaking
+(the TTS raised, reported an error or hung) goes back to waiting after
+``confirm_timeout_s`` and is delivered again at the next gap (see
+``DeliveryScheduler.speech_sent``).
+
 The timer survives a delivery that fails (a wording template that raises, a frame
 that cannot be pushed, an event log that cannot be written): the failure is logged
 once with its job ids, its outputs are settled as ``delivery_failed`` and the next
@@ -33,12 +38,14 @@ from pipecat.frames.frames import (
     BotStoppedSpeakingFrame,
     CancelFrame,
     EndFrame,
+    ErrorFrame,
     Frame,
     InterruptionFrame,
     LLMFullResponseEndFrame,
     LLMFullResponseStartFrame,
     LLMMessagesAppendFrame,
     LLMMessagesTransformFrame,
+    LLMTextFrame,
     StartFrame,
     TTSSpeakFrame,
     UserStartedSpeakingFrame,
@@ -165,6 +172,15 @@ class ResultInterleaver(FrameProcessor):
         elif isinstance(frame, InterruptionFrame):
             # The response in progress (if any) is abandoned.
             s.response_ended(now)
+        elif isinstance(frame, LLMTextFrame) and direction is FrameDirection.DOWNSTREAM:
+            # Words of the model's reply (to a delivery in flight, if one is out).
+            if frame.text.strip():
+                s.speech_sent()
+            relevant = False
+        elif isinstance(frame, ErrorFrame) and direction is FrameDirection.UPSTREAM:
+            # An error from below (the TTS, the output): if a delivery is out and not yet
+            # spoken, it is delivered again unless the bot speaks it after all.
+            s.speech_sent()
         elif isinstance(frame, BackgroundResultFrame):
             self._add(
                 frame.job_id,
@@ -265,6 +281,14 @@ class ResultInterleaver(FrameProcessor):
             except DeliveryFailed as e:
                 self._failed(e.job_ids, e.output_ids, e.reason, e)
                 continue
+            for unspoken in self.scheduler.drain_unspoken():
+                logger.warning(
+                    f"{self}: the delivery of {', '.join(unspoken.job_ids)} was never spoken "
+                    "(the speech service failed); it will be delivered again"
+                )
+                if unspoken.mode == "weave":
+                    await self._retract(unspoken.text)
+                self._flush_accounting()  # its requeue is logged before its redelivery
             if delivery is None:
                 break
             try:
