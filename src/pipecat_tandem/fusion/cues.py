@@ -12,8 +12,9 @@ Cue kinds (``Cue.kind``; ``value`` meaning in brackets):
   from dMel energy, with an adaptive noise floor and hysteresis
   (:class:`SpeechEnergyDetector`).
 * ``visual_change`` [fraction of patches that changed]: a large share of the patch
-  embeddings moved between consecutive images: a scene cut, a new slide, the camera
-  turned (:class:`VisualChangeDetector`).
+  embeddings moved between consecutive images (a scene cut, a new slide, the lights
+  off, the camera turned), or the view settled different from the last still view
+  (someone walked in and stayed) (:class:`VisualChangeDetector`).
 * ``motion_onset`` / ``motion_offset`` [repetitions counted in the ended segment]:
   localized change started or stopped (:class:`RepetitionCounter`, in
   :mod:`pipecat_tandem.fusion.repetition`).
@@ -29,7 +30,9 @@ the change and repetition detectors). Times are session seconds.
 from __future__ import annotations
 
 import math
+from collections import deque
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -65,6 +68,16 @@ class SpeechEnergyDetector:
     per second, only outside speech). Speech starts after ``min_speech`` seconds at or
     above ``floor + onset_margin`` and ends after ``min_silence`` seconds below
     ``floor + offset_margin``; each cue carries the time of the first hop of the run.
+    ``min_silence`` (0.9 s) is longer than the pause between two sentences of one
+    thought (0.6-0.8 s): "tell me when I stop talking" is about the end of the turn.
+
+    Two guards, from a caller's microphone through Opus: the floor starts as the
+    median level of the first ``warmup`` seconds of signal (digital silence, every
+    code 0 — a call's first decoded frames, a muted microphone — and the encoder's
+    half-empty first window are not room noise), and "speech" whose level never
+    dipped to ``floor + offset_margin`` for ``floor_window`` seconds is a new noise
+    floor (a fan, a louder room), not speech — speech always dips between words — so
+    the floor moves up to it and the detector cannot stay in speech forever.
     """
 
     def __init__(
@@ -76,8 +89,10 @@ class SpeechEnergyDetector:
         onset_margin: float = 3.0,
         offset_margin: float = 2.0,
         min_speech: float = 0.1,
-        min_silence: float = 0.4,
+        min_silence: float = 0.9,
         floor_rise: float = 0.5,
+        floor_window: float = 2.0,
+        warmup: float = 0.2,
         hop: float = 0.01,
     ) -> None:
         """Create a detector (levels are dMel code units; see the class docstring)."""
@@ -87,7 +102,11 @@ class SpeechEnergyDetector:
         self.n_mels = n_mels
         self.onset_margin, self.offset_margin = onset_margin, offset_margin
         self.min_speech, self.min_silence = min_speech, min_silence
-        self.floor_rise, self.hop = floor_rise, hop
+        self.floor_rise, self.hop, self.floor_window = floor_rise, hop, floor_window
+        self._lows: deque[tuple[float, float]] = deque()  # (time, energy): running minimum
+        self.warmup = warmup
+        self._warm: list[float] = []  # levels heard before the floor is known
+        self._warm_t: float | None = None
         self.floor: float | None = None
         self.speaking = False
         self._run_start: float | None = None  # first hop of the current candidate run
@@ -117,7 +136,13 @@ class SpeechEnergyDetector:
             dt = 0.0 if self._last_t is None else ti - self._last_t
             self._last_t = ti
             if self.floor is None:
-                self.floor = e
+                if e > 0.0:  # digital silence is not the room's level
+                    self._warm.append(e)
+                self._warm_t = ti if self._warm_t is None else self._warm_t
+                if ti - self._warm_t >= self.warmup - 1e-9:
+                    self.floor = float(np.median(self._warm)) if self._warm else e
+                    self._warm = []
+                continue
             elif not self.speaking:
                 self.floor = min(e, self.floor + self.floor_rise * dt)
             cue = self._step(e, ti)
@@ -141,8 +166,7 @@ class SpeechEnergyDetector:
         if t[0] < self._last_t or (t.size > 1 and bool(np.any(t[1:] < t[:-1]))):
             return False
         if self.speaking:
-            if bool(np.any(energy < self.floor + self.offset_margin)):
-                return False
+            return False  # the per-hop loop tracks the level's running minimum
         else:
             r = self.floor_rise
             # Floor before each hop's own energy is considered, then with it.
@@ -166,11 +190,21 @@ class SpeechEnergyDetector:
                 if t - self._run_start + self.hop >= self.min_speech - 1e-9:
                     self.speaking, self._speech_start = True, self._run_start
                     self._run_start = None
+                    self._lows.clear()
                     level = self._run_sum / max(self._run_n, 1)
                     return Cue("speech_onset", self._speech_start, level, {"floor": self.floor})
             else:
                 self._run_start = None
             return None
+        lows = self._lows
+        while lows and lows[-1][1] >= e:
+            lows.pop()
+        lows.append((t, e))
+        while lows[0][0] < t - self.floor_window:
+            lows.popleft()
+        low = lows[0][1]
+        if t - self._speech_start >= self.floor_window and low >= self.floor + self.offset_margin:
+            self.floor = low  # no dip in floor_window seconds: a new noise level
         if e < self.floor + self.offset_margin:
             if self._run_start is None:
                 self._run_start = t
@@ -184,22 +218,50 @@ class SpeechEnergyDetector:
 
 
 class VisualChangeDetector:
-    """Scene-level change between consecutive images.
+    """Scene-level change: a cut between two images, or a view that settled different.
 
-    A patch "changed" when its normalized distance exceeds ``patch_threshold``; a
-    ``visual_change`` cue fires when at least ``fraction`` of the patches changed, at most
-    once per ``refractory`` seconds. A change of frame size always counts as a change.
+    Two rules, both on the share of patches whose normalized distance exceeds
+    ``patch_threshold``:
+
+    * **cut**: at least ``fraction`` of the patches changed between consecutive images
+      (a new slide, the lights going off, the camera turned);
+    * **settled**: the view was still for ``settle`` seconds (at most ``still_share``
+      of the patches, or two, moved by ``settled_threshold`` between consecutive
+      images) and differs from the last settled view in at least ``settled_fraction``
+      of its patches, by more than ``settled_threshold`` (someone walked in and
+      stayed, a large object was put down; a person is 8-10 % of the patches of a
+      640×480 or 320×240 frame). A still view that differs less becomes the new
+      reference, so the auto-exposure's slow drift never adds up.
+
+    A small object moving in a corner changes a patch or two and never settles the
+    view into something new; a squat or a wave ends where it started. Cues are at
+    most one per ``refractory`` seconds; after one, the next settled view becomes the
+    reference without a cue (the auto-exposure re-adapting after the lights went off
+    is not a second change). A change of frame size always counts as a cut.
     """
 
     def __init__(
-        self, *, patch_threshold: float = 0.12, fraction: float = 0.35, refractory: float = 1.0
+        self,
+        *,
+        patch_threshold: float = 0.12,
+        fraction: float = 0.35,
+        refractory: float = 1.0,
+        settled_fraction: float = 0.05,
+        settled_threshold: float = 0.07,
+        still_share: float = 0.02,
+        settle: float = 1.5,
     ) -> None:
         """Create a detector (see the class docstring)."""
         self.patch_threshold, self.fraction, self.refractory = patch_threshold, fraction, refractory
+        self.settled_threshold = settled_threshold
+        self.settled_fraction, self.still_share, self.settle = settled_fraction, still_share, settle
         self._prev: np.ndarray | None = None
+        self._ref: np.ndarray | None = None  # the last settled view (None: take the next)
+        self._still_since: float | None = None
         self._last_cue = -math.inf
         self.last_score = 0.0  # mean patch distance of the latest pair
         self.last_fraction = 0.0
+        self.last_settled_fraction = 0.0  # share changed against the reference view
 
     def update(self, emb: npt.ArrayLike, t: float) -> list[Cue]:
         """Feed the next image's patch embeddings; returns new cues."""
@@ -219,10 +281,37 @@ class VisualChangeDetector:
             frac = float(np.count_nonzero(d > self.patch_threshold)) / d.size if d.size else 0.0
             score = float(d.mean()) if d.size else 0.0
         self.last_score, self.last_fraction = score, frac
-        if frac >= self.fraction and t - self._last_cue >= self.refractory:
-            self._last_cue = t
-            return [Cue("visual_change", t, frac, {"score": score})]
+        if frac >= self.fraction:
+            self._ref, self._still_since = None, None
+            return self._cue(t, frac, {"score": score, "rule": "cut"})
+        # Still: hardly a patch moved even a little (a squat's slow turn moves many a
+        # little, without any of them passing ``patch_threshold``).
+        if d is None or np.count_nonzero(d > self.settled_threshold) > max(
+            2, self.still_share * d.size
+        ):
+            self._still_since = None
+            return []
+        if self._still_since is None:
+            self._still_since = t
+        if t - self._still_since < self.settle - 1e-9:
+            return []
+        ref = self._ref
+        if ref is None or ref.shape != x.shape:
+            self._ref = x
+            return []
+        moved = patch_distances(ref, x)
+        share = float(np.count_nonzero(moved > self.settled_threshold)) / moved.size
+        self.last_settled_fraction = share
+        self._ref = x
+        if share >= self.settled_fraction:
+            return self._cue(t, share, {"score": float(moved.mean()), "rule": "settled"})
         return []
+
+    def _cue(self, t: float, value: float, detail: dict[str, Any]) -> list[Cue]:
+        if t - self._last_cue < self.refractory:
+            return []
+        self._last_cue = t
+        return [Cue("visual_change", t, value, detail)]
 
 
 class CueDetector:

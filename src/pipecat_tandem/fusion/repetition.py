@@ -19,6 +19,7 @@ length instead of a fresh eigendecomposition and FFT over the whole segment.
 from __future__ import annotations
 
 import math
+from collections import deque
 
 import cv2
 import numpy as np
@@ -150,17 +151,28 @@ class RepetitionCounter:
     ``n_proj`` fixed random directions (so *where* things are stays visible), and the
     result is randomly projected to ``dims`` numbers (inner products survive, by
     Johnson–Lindenstrauss). Motion energy is the mean of the top 2 % patch distances to
-    the previous image minus their median, which ignores sensor noise. A motion segment
-    starts when the energy exceeds ``motion_threshold`` and ends after ``still_secs``
-    below it.
+    the previous image minus their median, which ignores sensor noise. An image is
+    *moving* when the energy exceeds ``motion_threshold`` **and** the moving patches
+    (distance above the median by ``motion_delta``) cover at least ``min_moving_share``
+    of the frame (and ``min_moving_patches``): a small object moving in a corner, or a
+    compression artefact, moves one or two patches of a 640×480 frame, a waving arm
+    three to seven, a body many more (measured on VP8-decoded frames, see
+    ``docs/bench/cues-caller-section.md``). A motion segment starts at a moving image
+    and ends after ``still_secs`` without one that moves *strongly* (energy at least
+    ``strong_share`` of the segment's peak). Its period is only looked for while at
+    least half of its recent images moved strongly. Motion starts at ``onset_images``
+    moving images in a row; within a segment, motion after ``restart_secs`` of
+    stillness with nothing counted yet restarts the count's clock.
 
     Inside a segment (at most ``max_secs`` buffered) the period is the lowest strong
     spectral peak of the vectors' top principal components (a frequency, so a period of
     6.65 frames at 5 fps is measured as such; an autocorrelation only sees whole-frame
-    lags). The count is the moving time (first to last moving image) divided by the
-    period, rounded: a rep counts once it is half done, as people count aloud, and the
-    count does not depend on how the pose maps onto the embeddings. Counts are reported
-    once the motion is periodic (a ``periodic_motion`` cue) and never go down.
+    lags). The count is the moving time (first to last strongly moving image) divided by
+    the period, rounded: a rep counts once it is half done, as people count aloud, and
+    the count does not depend on how the pose maps onto the embeddings (the distance
+    from the rest pose saturates once a body has moved at all: measured on decoded
+    VP8, it cannot count trips). Counts are reported once the motion is periodic (a
+    ``periodic_motion`` cue) and never go down.
 
     The principal subspace is tracked incrementally (see the module docstring); it is
     recomputed exactly every ``refresh`` images.
@@ -170,6 +182,12 @@ class RepetitionCounter:
         self,
         *,
         motion_threshold: float = 0.02,
+        motion_delta: float = 0.035,
+        min_moving_share: float = 0.015,
+        min_moving_patches: int = 2,
+        strong_share: float = 0.5,
+        onset_images: int = 3,
+        restart_secs: float = 0.8,
         still_secs: float = 1.5,
         max_secs: float = 120.0,
         min_periodicity: float = 0.4,
@@ -186,6 +204,12 @@ class RepetitionCounter:
         if dims < 1 or refresh < 1:
             raise ValueError("dims and refresh must be >= 1")
         self.motion_threshold, self.still_secs = motion_threshold, still_secs
+        self.motion_delta, self.min_moving_share = motion_delta, min_moving_share
+        self.min_moving_patches, self.strong_share = min_moving_patches, strong_share
+        self.onset_images, self.restart_secs = onset_images, restart_secs
+        self._peak = 0.0  # the segment's strongest motion energy
+        self._strong: deque[bool] = deque(maxlen=12)  # recent images: moved strongly?
+        self._candidate: list[tuple[np.ndarray, float, float]] = []  # moving images before onset
         self.max_secs, self.min_periodicity = max_secs, min_periodicity
         self.n_proj, self.dims, self.seed, self.refresh = n_proj, dims, seed, refresh
         self._proj: np.ndarray | None = None
@@ -203,6 +227,7 @@ class RepetitionCounter:
         self.period: float | None = None
         self.periodicity = 0.0
         self.last_energy = 0.0
+        self.last_moving_patches = 0
 
     def _project(self, x: np.ndarray) -> np.ndarray:
         flat = x.shape[0] * self.n_proj
@@ -231,25 +256,60 @@ class RepetitionCounter:
             return []
         if prev is None or prev_t is None or d is None:
             return self._end_segment(t) if self.in_motion else []
-        self.last_energy = energy = _motion_energy(d)
+        energy, area = _motion_energy(d, self.motion_delta)
+        self.last_energy, self.last_moving_patches = energy, area
         out: list[Cue] = []
-        moving = energy > self.motion_threshold
+        need = max(self.min_moving_patches, math.ceil(self.min_moving_share * d.size))
+        moving = energy > self.motion_threshold and area >= need
         if not self.in_motion:
             if not moving:
+                self._candidate = []
                 return out
+            # A moving image or two is a twitch (a body shifting by a pixel, the
+            # codec's refresh after it); motion starts at the ``onset_images``-th in a row.
+            self._candidate.append((prev, prev_t, energy))
+            if len(self._candidate) < self.onset_images:
+                return out
+            run, self._candidate = self._candidate, []
             self.in_motion, self._still_since = True, None
             self.count, self.period, self.periodicity = 0, None, 0.0
-            self._onset = prev_t
+            self._onset = run[0][1]
             self._basis = None
+            self._peak = 0.0
+            self._strong.clear()
             out.append(Cue("motion_onset", t, energy))
-            # The previous image is the pose the motion started from.
-            self._series.append(self._project(prev), self._onset)
+            # The image before the first moving one is the pose the motion started
+            # from; the images of the run follow it.
+            for image, when, _ in run:
+                self._series.append(self._project(image), when)
+        elif (
+            moving
+            and self.count == 0
+            and self._still_since is not None
+            and t - self._still_since >= self.restart_secs
+        ):
+            # Still for a while before anything was counted: what starts now is the
+            # motion to count (a twitch before the first squat does not lengthen it).
+            self._series.clear()
+            self._basis = None
+            self._onset, self._peak = prev_t, 0.0
+            self._strong.clear()
+            self._series.append(self._project(prev), prev_t)
         self._series.append(self._project(x), t)
-        if moving:
+        self._peak = max(self._peak, energy)
+        # A segment's motion is what moves strongly for it: a body standing still after
+        # its squats shifts by a pixel now and then, which moves its outline's patches
+        # a little; that neither extends the moving time (the count) nor the segment.
+        strong = moving and energy >= self.strong_share * self._peak
+        self._strong.append(strong)
+        if strong:
             self._still_since, self._last_moving = None, t
         elif self._still_since is None:
             self._still_since = t
-        out.extend(self._analyse(t))
+        if sum(self._strong) >= 6 and 2 * sum(self._strong) >= len(self._strong):
+            # Periodic only while it keeps moving: a codec's start-up or one twitch
+            # followed by stillness has no period.
+            out.extend(self._analyse(t))
         if self._still_since is not None and t - self._still_since >= self.still_secs:
             out.extend(self._end_segment(t))
         return out
@@ -305,17 +365,20 @@ class RepetitionCounter:
         return np.asarray((series.feats @ basis - mean @ basis).T)
 
 
-def _motion_energy(d: np.ndarray) -> float:
-    """Mean of the top 2 % distances minus the median (one sort for both).
+def _motion_energy(d: np.ndarray, delta: float) -> tuple[float, int]:
+    """Mean of the top 2 % distances minus the median, and how many exceed it by ``delta``.
 
-    A full sort of a frame's few hundred distances is ~5× faster than a partition at
-    three positions (numpy's multi-``kth`` partition has a high fixed cost).
+    One sort for all three: a full sort of a frame's few hundred distances is ~5×
+    faster than a partition at three positions (numpy's multi-``kth`` partition has a
+    high fixed cost).
     """
     size = d.size
     k = max(1, size // 50)
     lo, hi = (size - 1) // 2, size // 2
     p = np.sort(d)
-    return float(p[size - k :].mean()) - 0.5 * (float(p[lo]) + float(p[hi]))
+    median = 0.5 * (float(p[lo]) + float(p[hi]))
+    moving = size - int(np.searchsorted(p, median + delta, side="right"))
+    return float(p[size - k :].mean()) - median, moving
 
 
 def _spectral_period(

@@ -1,0 +1,80 @@
+"""Cue calibration on video as it arrives through WebRTC (issue 16, part 2).
+
+Every clip of ``pipecat_tandem.bench.caller.calibration`` (a room with a small object
+moving in a corner for 60 s, a person standing still, a scene cut, another room,
+the lights going off, a person walking in, a wave, squats) is filmed through a
+webcam sensor model (auto-exposure, noise, flicker), encoded and decoded by
+aiortc's own VP8 codec with a call's settings, sampled at the server's 5 fps and
+given to the server's cue detectors. It runs over seeds, sender resolutions, frame
+rates and bitrates, and prints every clip whose cues are wrong.
+
+    .venv/bin/python benchmarks/bench_cues_vp8.py                    # seeds 0-3, full grid
+    .venv/bin/python benchmarks/bench_cues_vp8.py --seeds 0 --quick  # 640x480 only
+
+Writes ``--out`` (JSON) and prints a markdown table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+from threadpoolctl import threadpool_limits
+
+from pipecat_tandem.bench.caller.calibration import check, clips, run_clip
+
+GRID = [
+    ((640, 480), 15.0, 500_000),
+    ((640, 480), 30.0, 250_000),
+    ((640, 480), 15.0, 1_500_000),
+    ((320, 240), 15.0, 250_000),
+    ((480, 360), 10.0, 500_000),
+]
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--seeds", type=int, nargs="*", default=[0, 1, 2, 3])
+    p.add_argument("--quick", action="store_true", help="640x480 at 15 fps, 500 kbit/s only")
+    p.add_argument("--idle-s", type=float, default=60.0, help="length of the idle clip")
+    p.add_argument("--out", default="cues_vp8.json")
+    args = p.parse_args()
+    grid = GRID[:1] if args.quick else GRID
+    rows = []
+    with threadpool_limits(limits=1):
+        for size, fps, bitrate in grid:
+            for seed in args.seeds:
+                for clip in clips(seed, long_idle_s=args.idle_s):
+                    t0 = time.process_time()
+                    cues = run_clip(clip, size=size, fps=fps, bitrate=bitrate)
+                    problems = check(clip, cues)
+                    rows.append(
+                        {
+                            "clip": clip.name,
+                            "size": f"{size[0]}x{size[1]}",
+                            "fps": fps,
+                            "kbps": bitrate // 1000,
+                            "ok": not problems,
+                            "problems": problems,
+                            "cues": [(c.kind, round(c.time, 2), round(c.value, 2)) for c in cues],
+                            "cpu_s": round(time.process_time() - t0, 1),
+                        }
+                    )
+                    mark = "ok " if not problems else "BAD"
+                    print(f"{mark} {clip.name} {size} {fps} {bitrate}: {problems}", flush=True)
+    Path(args.out).write_text(json.dumps(rows, indent=1))
+    print("\n| sender | clips | right | wrong |\n|---|---|---|---|")
+    for size, fps, bitrate in grid:
+        key = (f"{size[0]}x{size[1]}", fps, bitrate // 1000)
+        sel = [r for r in rows if (r["size"], r["fps"], r["kbps"]) == key]
+        bad = [str(r["clip"]) for r in sel if not r["ok"]]
+        print(
+            f"| {key[0]} {fps:g} fps {key[2]} kbit/s | {len(sel)} | {len(sel) - len(bad)} | "
+            f"{', '.join(bad) or '–'} |"
+        )
+
+
+if __name__ == "__main__":
+    main()
