@@ -26,12 +26,19 @@ def spoken_at(r, text):
     return [u.start for u in r.output.spoken if u.text == text]
 
 
+#: A timed announcement is released this early, so that its voice reaches the caller
+#: at the due time (AwarenessProcessor's speak_lead_s default).
+SPEAK_LEAD_S = 0.4
+
+
 def test_timed_interjection_fires_within_one_micro_turn_without_user_speaking_first():
     r = run(say(1.0, "tell me when thirty seconds have passed"), until=40)
     target = [e for e in r.events if e["kind"] == "transcript"][0]["t"] + 30.0
     delivered = [e for e in r.events if e["kind"] == "delivered"]
     assert len(delivered) == 1 and delivered[0]["mode"] == "verbatim"
-    assert abs(delivered[0]["t"] - target) <= MICRO_TURN_S
+    # Released speak_lead_s ahead: a real caller heard the voice start 0.55 s late
+    # when it was released at the due time (docs/bench/cues-caller-section.md).
+    assert abs(delivered[0]["t"] - (target - SPEAK_LEAD_S)) <= MICRO_TURN_S
     assert spoken_at(r, "30 seconds have passed.")  # spoken exactly, not reworded
     assert [e["t"] for e in r.events if e["kind"] == "user_started"] == [1.0]
     assert r.metrics.lost == 0 and r.metrics.deliveries_over_user == 0

@@ -35,6 +35,10 @@ LABELED = [
     ("tell me when the screen changes", "cue", "visual_change", INT),
     ("let me know when the slide switches", "cue", "visual_change", INT),
     ("say something when I wave", "cue", "periodic_motion", INT),
+    # What the bot's tiny.en heard a real caller say "Tell me when I wave." as.
+    ("Tell me when I wait.", "cue", "periodic_motion", INT),
+    ("tell me when I weigh", "cue", "periodic_motion", INT),
+    ("let me know when you see me waving", "cue", "periodic_motion", INT),
     ("tell me whenever I stop moving", "cue", "motion_offset", INT),
     ("let me know when I start moving", "cue", "motion_onset", INT),
     ("tell me when I stop talking", "cue", "speech_offset", INT),
@@ -53,6 +57,7 @@ UNPARSEABLE = [
     "tell me a joke",
     "remind me to call mom",  # no time
     "tell me when",
+    "tell me when I wait for the bus",  # a wait with more after it is not a wave
     "I ran 5 minutes ago",
     "remind me in 400 hours to renew",  # beyond 24 h
     "remind me in zero seconds",

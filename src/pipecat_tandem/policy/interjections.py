@@ -231,7 +231,14 @@ _CUE_PATTERNS: list[tuple[re.Pattern[str], str, str]] = [
         "The view just changed.",
     ),
     (
-        re.compile(_WHEN + r" i (wave|am waving|'m waving)\b"),
+        # The bot's recognizer (tiny.en) hears a short "when I wave." at the end of a
+        # request as "when I wait." / "weigh." / "way." (measured at a real caller):
+        # taken as a wave only when nothing follows, and the acknowledgement says
+        # "when I see you wave", so a caller who meant something else hears it.
+        re.compile(
+            _WHEN + r" (?:i (?:wave|am waving|'m waving)\b|you see me wav(?:e|ing)\b)"
+            r"|" + _WHEN + r" i (?:wait|weigh|way|waved?)[.!]?$"
+        ),
         "periodic_motion",
         "I see you waving!",
     ),

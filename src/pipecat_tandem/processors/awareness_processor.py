@@ -106,6 +106,11 @@ class AwarenessProcessor(FrameProcessor):
         max_cues: Recent cues kept for the "now" view.
         camera_timeout_s: A watch that needs video is refused ("I can't see a camera
             right now.") unless a camera frame or a video cue arrived this recently.
+        speak_lead_s: A timed announcement is released this long before it is due, so
+            that its voice reaches the caller at the due time (delivery, the TTS's
+            first audio and the call's audio path take ~0.4-0.6 s, measured at a real
+            caller: docs/bench/cues-caller-section.md); the words that make the claim
+            ("... have passed") come later still.
         **kwargs: Passed to ``FrameProcessor``.
     """
 
@@ -118,11 +123,15 @@ class AwarenessProcessor(FrameProcessor):
         scheduler: InterjectionScheduler | None = None,
         max_cues: int = 16,
         camera_timeout_s: float = 5.0,
+        speak_lead_s: float = 0.4,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
         if not camera_timeout_s > 0:
             raise ValueError(f"camera_timeout_s must be positive, got {camera_timeout_s!r}")
+        if not 0 <= speak_lead_s < 5:
+            raise ValueError(f"speak_lead_s must be in [0, 5), got {speak_lead_s!r}")
+        self._lead = speak_lead_s
         self._registry = registry
         self._log = event_log
         self._clock = event_log.clock
@@ -350,7 +359,7 @@ class AwarenessProcessor(FrameProcessor):
     async def _timer_loop(self) -> None:
         while True:
             now = self._clock.now()
-            await self._fire(self._scheduler.poll(now))
+            await self._fire(self._scheduler.poll(now + self._lead))
             for spec_id, job_id in list(self._jobs.items()):
                 if not self._registry.get(job_id).is_active:  # cancelled as a job
                     self._scheduler.cancel(spec_id)
@@ -359,7 +368,7 @@ class AwarenessProcessor(FrameProcessor):
             self._wake.clear()
             # At least a millisecond: a due time a rounding error ahead of the clock
             # would otherwise be waited for with a timeout too small to move time.
-            timeout = None if due is None else max(1e-3, due - self._clock.now())
+            timeout = None if due is None else max(1e-3, due - self._lead - self._clock.now())
             try:
                 await asyncio.wait_for(self._wake.wait(), timeout)
             except TimeoutError:

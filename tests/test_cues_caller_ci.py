@@ -1,0 +1,71 @@
+"""Cue and time awareness proven at a real caller (issue 16, part 3): the CI subset.
+
+``tandem run`` on the embedded offline default (perception on) as a subprocess on
+127.0.0.1, one server for the four calls. A real aiortc peer speaks with piper's
+joe voice and sends a synthetic webcam (a room, a person; noise, auto-exposure),
+VP8-encoded by aiortc like a browser's camera at 640x480; it records the bot's audio
+as it arrives and transcribes it with Whisper base. Every assertion is on what the
+caller heard and when, never on the server's logs. The whole suite (two screen
+changes, two waves, squats for n = 3..10, the timer) and its latencies are
+``benchmarks/bench_cues_caller.py``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from pipecat_tandem.bench.caller.ears import CallerEars
+from pipecat_tandem.bench.caller.server import tandem_run
+from pipecat_tandem.bench.caller.voice import CallerVoice
+from pipecat_tandem.bench.caller.watch_call import WatchCaller
+from pipecat_tandem.bench.caller.watches import WatchResult, ci_suite
+
+pytestmark = pytest.mark.slow
+
+
+async def _suite(tmp_path) -> dict[str, WatchResult]:
+    voice, ears = CallerVoice(), CallerEars()
+    out: dict[str, WatchResult] = {}
+    async with tandem_run(log=tmp_path / "server.log") as base:
+        caller = WatchCaller(base, voice, ears)
+        for watch in ci_suite():
+            record = await caller.call(watch)
+            out[watch.kind] = caller.grade(record, caller.hear(record))
+    return out
+
+
+@pytest.fixture(scope="module")
+def results(tmp_path_factory) -> dict[str, WatchResult]:
+    out = asyncio.run(_suite(tmp_path_factory.mktemp("cues_caller")))
+    for r in out.values():
+        print(r.to_json())  # shown with -s, and in the report of a failure
+    return out
+
+
+def test_every_request_is_acknowledged_not_answered(results):
+    for r in results.values():
+        assert r.acknowledged and not r.ack_claims, r
+
+
+def test_the_screen_change_is_said_within_a_second_and_nothing_before(results):
+    r = results["change"]
+    assert r.early_speech_s < 0.3, r
+    assert r.latency_s is not None and 0.0 <= r.latency_s <= 1.0, r
+
+
+def test_a_wave_is_seen_while_stillness_is_not(results):
+    r = results["wave"]
+    assert r.early_speech_s < 0.3 and r.on_time, r
+
+
+def test_three_squats_are_counted_three(results):
+    r = results["count"]
+    assert r.early_speech_s < 0.3 and r.counted == 3, r
+
+
+def test_ten_seconds_are_announced_at_ten_and_not_before(results):
+    r = results["timer"]
+    assert r.early_speech_s < 0.3, r
+    assert r.latency_s is not None and abs(r.latency_s) <= 0.5, r
