@@ -206,6 +206,10 @@ class ResultInterleaver(FrameProcessor):
                 s.mark_stale(frame.job_id, now)
         else:
             relevant = False
+        if consumed and self._closed:
+            # An output that arrives after the session ended (a job finishing as the
+            # call ends) can never be delivered: account for it, don't leave it pending.
+            s.close(now)
         if not consumed:
             await self.push_frame(frame, direction)
         if relevant:
