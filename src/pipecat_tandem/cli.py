@@ -407,6 +407,38 @@ def _report_failure(error: BaseException | None) -> int:
     return 1
 
 
+def environment_problem(args: argparse.Namespace) -> str | None:
+    """Why the environment cannot work for ``tandem run`` (one line), or ``None``.
+
+    Checked before the server starts, so a bad ``$TANDEM_INTERACTION`` or
+    ``$TANDEM_BACKGROUND`` (when no flag overrides it) or a ``$TANDEM_MODEL_DIR``
+    that is a file is one line naming the variable, not a warm-up failure after
+    the server said it was listening.
+    """
+    from pipecat_tandem.models.weights import MODEL_DIR_ENV, model_dir
+    from pipecat_tandem.pipelines.presets import (
+        BACKGROUND_ENV,
+        INTERACTION_ENV,
+        parse_model_spec,
+    )
+
+    for flag, name in ((args.interaction, INTERACTION_ENV), (args.background, BACKGROUND_ENV)):
+        value = os.environ.get(name, "")
+        if flag or not value.strip():
+            continue
+        try:
+            parse_model_spec(value)
+        except ValueError as e:
+            return f"${name}: {e}"
+    directory = model_dir()
+    try:
+        if directory.exists() and not directory.is_dir():
+            return f"${MODEL_DIR_ENV} or the cache {directory} is a file; point it at a folder"
+    except (OSError, ValueError) as e:  # a name too long, ...
+        return f"${MODEL_DIR_ENV} or $XDG_CACHE_HOME: unusable model cache path ({e})"
+    return None
+
+
 def run_command(
     args: argparse.Namespace, parser: argparse.ArgumentParser, factory: Any = None
 ) -> int:
@@ -421,6 +453,8 @@ def run_command(
     documents = getattr(args, "documents", None)
     if problem is None and documents is not None and not documents.is_dir():
         problem = f"--documents {documents} is not a folder; pass a folder of .txt/.md notes"
+    if problem is None:
+        problem = environment_problem(args)
     if problem is not None:
         print(f"{CANNOT_START} {problem}", file=sys.stderr, flush=True)
         return 1

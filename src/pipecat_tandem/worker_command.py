@@ -170,7 +170,16 @@ async def _serve(args: argparse.Namespace) -> int:
     from pipecat_tandem.cli import CANNOT_START, StartupProgress, startup_failure
 
     progress = StartupProgress()
-    deployment = deployment_of(args)
+    level = os.environ.get("TANDEM_LOG_LEVEL", "").strip().upper() or "INFO"
+    try:
+        deployment = deployment_of(args)
+        from loguru import logger as _logger
+
+        _logger.level(level)
+    except (ValueError, TypeError, argparse.ArgumentTypeError) as e:
+        name = "TANDEM_LOG_LEVEL" if "level" in str(e).lower() else DEPLOYMENT_ENV
+        print(f"{CANNOT_START} ${name}: {e}", file=sys.stderr, flush=True)
+        return 1
     problem = await check_reachable(deployment)
     if problem is None and args.documents is not None and not args.documents.is_dir():
         problem = f"--documents {args.documents} is not a folder"
@@ -191,7 +200,7 @@ async def _serve(args: argparse.Namespace) -> int:
     from loguru import logger
 
     logger.remove()
-    logger.add(sys.stderr, level=os.environ.get("TANDEM_LOG_LEVEL", "INFO"))
+    logger.add(sys.stderr, level=level)
     worker = RedisJobWorker(
         agent,
         redis=Redis.from_url(deployment.url),
