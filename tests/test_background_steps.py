@@ -605,3 +605,27 @@ async def test_a_sum_said_as_it_is_is_calculated_before_the_first_step():
     assert await agent.run(packet, JobReporter("j", sink)) == "1,234 times 5 is 6,170."
     assert len(llm.prompts) == 1  # one model call: the answer
     assert llm.prompts[0][-1]["content"] == 'Result: {"value": 6170}'
+
+
+async def test_a_quantity_read_whole_from_the_task_is_answered_without_the_conversation():
+    # Every history token is prefilled on the background's slow core in a call.
+    history = [
+        {"role": "user", "content": "What is the capital of France?"},
+        {"role": "assistant", "content": "The capital of France is Paris."},
+    ]
+
+    async def sink(e):
+        pass
+
+    llm = LenientLLM([json.dumps({"answer": "Two weeks have 336 hours."})])
+    agent = BackgroundAgent(llm=llm, tools=TOOLS, prefetch=False)
+    task = "How many hours are in two weeks?"
+    packet = ContextPacket(job_id="j", task=task, messages=[*history])
+    assert await agent.run(packet, JobReporter("j", sink)) == "Two weeks have 336 hours."
+    assert "Paris" not in llm.prompts[0][1]["content"]
+    # A task the tools could not read from its words keeps the conversation.
+    llm = LenientLLM([json.dumps({"answer": "Keep a fixed bedtime."})])
+    agent = BackgroundAgent(llm=llm, tools=TOOLS, prefetch=False)
+    packet = ContextPacket(job_id="j", task="give me a tip to sleep better", messages=[*history])
+    assert await agent.run(packet, JobReporter("j", sink)) == "Keep a fixed bedtime."
+    assert "Paris" in llm.prompts[0][1]["content"]

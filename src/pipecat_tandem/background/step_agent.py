@@ -62,6 +62,8 @@ from pipecat_tandem.policy.routing import PERSONAL_RECORD
 
 #: Tools whose result is the number the answer must state.
 QUANTITATIVE_TOOLS = ("calculator", "convert_units")
+#: Tools whose result, read from the task's own words, answers it without the conversation.
+SELF_CONTAINED_TOOLS = (*QUANTITATIVE_TOOLS, "dates")
 
 #: Conversation messages shown to the step model (the most recent ones).
 HISTORY_MESSAGES = 6
@@ -390,8 +392,21 @@ class StepLoop:
         schema = step_schema(offered, strict=self.strict)
         by_name = {t.name: t for t in offered}
         env = ToolEnv(packet=packet)
+        follow_ups = reporter.take_follow_ups()
+        prefetched = list(prefetched or [])
+        if not prefetched:
+            prefetched = await self._from_task(packet, by_name, env, reporter)
+        # A quantity the tools read whole from the task's own words needs none of the
+        # conversation, and every token of it is prefilled on the background's slow
+        # core (~100 tokens, 1-2 s, in a call).
+        self_contained = (
+            bool(prefetched)
+            and all(done.name in SELF_CONTAINED_TOOLS for done, _ in prefetched)
+            and not follow_ups
+            and not packet.follow_ups
+        )
         situation = render_situation(
-            packet, reporter.take_follow_ups(), history_lines(history, packet.task)
+            packet, follow_ups, [] if self_contained else history_lines(history, packet.task)
         )
         messages: list[dict[str, Any]] = [
             {"role": "system", "content": step_instructions(self.tools, wrapped=self.strict)},
@@ -403,9 +418,6 @@ class StepLoop:
         # A record of the user's must be quoted from their notes or words, not made up.
         record = PERSONAL_RECORD.search(packet.task) is not None
         grounds = [packet.task, *history_lines(history), *packet.follow_ups]
-        prefetched = list(prefetched or [])
-        if not prefetched:
-            prefetched = await self._from_task(packet, by_name, env, reporter)
         for done, outcome in prefetched:
             messages += self._tool_turn(done, outcome, packet.task)
             grounds.append(json.dumps(outcome, default=str))
