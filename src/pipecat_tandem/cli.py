@@ -416,11 +416,15 @@ def environment_problem(args: argparse.Namespace) -> str | None:
     the server said it was listening.
     """
     from pipecat_tandem.models.weights import MODEL_DIR_ENV, model_dir
-    from pipecat_tandem.pipelines.presets import (
-        BACKGROUND_ENV,
-        INTERACTION_ENV,
-        parse_model_spec,
-    )
+
+    try:
+        from pipecat_tandem.pipelines.presets import (
+            BACKGROUND_ENV,
+            INTERACTION_ENV,
+            parse_model_spec,
+        )
+    except ImportError as e:  # the [local] extra missing: the same line as at warm-up
+        return startup_failure(e)
 
     for flag, name in ((args.interaction, INTERACTION_ENV), (args.background, BACKGROUND_ENV)):
         value = os.environ.get(name, "")
