@@ -39,6 +39,7 @@ import re
 from dataclasses import dataclass, field
 
 from pipecat_tandem.frames import DeliveryPolicy
+from pipecat_tandem.policy.number_words import say_number, words_to_number
 
 __all__ = [
     "Interjection",
@@ -68,15 +69,6 @@ _UNITS = {
     "hrs": 3600,
     "h": 3600,
 }
-_SMALL = (
-    "zero one two three four five six seven eight nine ten eleven twelve thirteen "
-    "fourteen fifteen sixteen seventeen eighteen nineteen"
-).split()
-_TENS = "twenty thirty forty fifty sixty seventy eighty ninety".split()
-_WORDS: dict[str, float] = {w: float(i) for i, w in enumerate(_SMALL)}
-_WORDS.update({w: float(20 + 10 * i) for i, w in enumerate(_TENS)})
-_WORDS.update({"a": 1.0, "an": 1.0, "one": 1.0, "couple": 2.0, "few": 3.0, "half": 0.5})
-
 _NUM = r"(?:\d+(?:\.\d+)?|[a-z]+(?:[ -][a-z]+){0,3})"
 _UNIT = r"(?:seconds?|secs?|minutes?|mins?|hours?|hrs?|s|h)"
 # Digits may touch the unit ("30s"); number words must be separated from it.
@@ -91,28 +83,6 @@ _AND_HALF_RE = re.compile(
     re.IGNORECASE,
 )
 _HALF_A_RE = re.compile(r"\bhalf\s+(?:a|an)\s+(?P<unit>minute|hour)\b", re.IGNORECASE)
-
-
-def _words_to_number(text: str) -> float | None:
-    """'twenty five' -> 25, 'a couple of' -> 2, '1.5' -> 1.5, 'one and a half' -> 1.5."""
-    t = text.lower().replace("-", " ").strip()
-    try:
-        return float(t)
-    except ValueError:
-        pass
-    tokens = [w for w in t.split() if w not in ("of", "and")]
-    half = False
-    if tokens[-2:] == ["a", "half"]:
-        tokens, half = tokens[:-2], True
-    if not tokens or any(w not in _WORDS for w in tokens):
-        return None
-    total = 0.0
-    for w in tokens:
-        v = _WORDS[w]
-        if w in ("a", "an") and len(tokens) > 1:
-            continue  # "a couple", "a few"
-        total += v
-    return total + (0.5 if half else 0.0)
 
 
 def parse_duration(text: str) -> float | None:
@@ -150,7 +120,7 @@ def _numeric_suffix(text: str) -> tuple[float, list[str]] | None:
     # and return the words before it too.
     words = text.strip().lower().replace("-", " ").split()
     for i in range(len(words)):
-        value = _words_to_number(" ".join(words[i:]))
+        value = words_to_number(" ".join(words[i:]))
         if value is not None:
             return value, words[:i]
     return None
@@ -345,18 +315,6 @@ def parse_interjection(text: object) -> InterjectionSpec | None:
     )
 
 
-_ONES = _SMALL
-
-
-def _number_words(n: int) -> str:
-    if 0 <= n < 20:
-        return _ONES[n]
-    if 20 <= n < 100:
-        tens, ones = divmod(n, 10)
-        return _TENS[tens - 2] + (f"-{_ONES[ones]}" if ones else "")
-    return str(n)
-
-
 def spoken_duration(seconds: float) -> str:
     """A duration as a person says it: "ten seconds", "two and a half minutes", "an hour".
 
@@ -372,8 +330,8 @@ def spoken_duration(seconds: float) -> str:
         if n == whole:
             if whole == 1:
                 return "an hour" if unit == "hour" else f"one {unit}"
-            return f"{_number_words(whole)} {unit}s"
-        return f"{_number_words(whole)} and a half {unit}s"
+            return f"{say_number(whole)} {unit}s"
+        return f"{say_number(whole)} and a half {unit}s"
     return f"{seconds:g} seconds"
 
 
@@ -503,7 +461,7 @@ class InterjectionScheduler:
                     a.seen = value
                     a.fired += new
                     n = a.fired
-                    text = _number_words(n).capitalize() + "."
+                    text = say_number(n).capitalize() + "."
                     out.append(Interjection(f"{sid}#{n}", sid, text, a.spec.policy, time, "count"))
         if kind == "repetition":
             self._reps = max(self._reps, value)

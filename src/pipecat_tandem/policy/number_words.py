@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import re
 
-__all__ = ["NUMBER_WORDS", "number_words_to_digits", "words_to_number"]
+__all__ = ["NUMBER_WORDS", "number_words_to_digits", "say_number", "words_to_number"]
 
 _SMALL = (
     "zero one two three four five six seven eight nine ten eleven twelve thirteen "
@@ -52,6 +52,16 @@ def words_to_number(text: str) -> float | None:
             continue  # "a couple", "a few", "half a"
         total += NUMBER_WORDS[w]
     return total + (0.5 if half else 0.0)
+
+
+def say_number(n: int) -> str:
+    """0..99 in words ("twenty-five"); digits beyond."""
+    if 0 <= n < 20:
+        return _SMALL[n]
+    if 20 <= n < 100:
+        tens, ones = divmod(n, 10)
+        return _TENS[tens - 2] + (f"-{_SMALL[ones]}" if ones else "")
+    return str(n)
 
 
 def _digits(value: float) -> str:
