@@ -369,6 +369,19 @@ async def test_a_made_up_record_is_refused_then_not_found_said(tmp_path):
     assert any("no note or message holds 1234" in e.text for e in events)
 
 
+async def test_without_notes_a_made_up_record_is_not_found_in_the_conversation():
+    # With no document folder there are no notes to point the user to.
+    llm = LenientLLM([json.dumps({"answer": r}) for r in ("It is 1234.", "It is 4321.")])
+
+    async def sink(e):
+        pass
+
+    agent = BackgroundAgent(llm=llm, tools=default_tools(), prefetch=False)
+    packet = ContextPacket(job_id="j", task="What is my locker code?", messages=[])
+    answer = await agent.run(packet, JobReporter("j", sink))
+    assert answer == "I couldn't find that in our conversation."
+
+
 async def test_a_record_the_user_said_may_be_repeated(tmp_path):
     said = [{"role": "user", "content": "My locker code is 5512, remember it."}]
     answer, _, _ = await _record_job(

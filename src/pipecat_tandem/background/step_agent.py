@@ -478,7 +478,11 @@ class StepLoop:
             await reporter.progress(f"answer refused ({reason}): {answer[:120]}")
             if problems >= 2 and invented:
                 # Twice a made-up record: say honestly that it is not to be found.
-                where = "your notes or our conversation" if by_name else "our conversation"
+                where = (
+                    "your notes or our conversation"
+                    if "search_documents" in by_name
+                    else "our conversation"
+                )
                 return f"I couldn't find that in {where}."
             if problems >= 2:
                 speakable = unspeakable_reason(answer) is None
