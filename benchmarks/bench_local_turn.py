@@ -68,16 +68,16 @@ from pipecat.workers.runner import WorkerRunner  # noqa: E402
 
 from pipecat_tandem.background.jobs import JobRegistry  # noqa: E402
 from pipecat_tandem.bench.harness import worker_with_start_event  # noqa: E402
-from pipecat_tandem.models.early_smart_turn import EarlySmartTurnAnalyzer  # noqa: E402
 from pipecat_tandem.models.local_stack import CpuPlan, LocalStack  # noqa: E402
 from pipecat_tandem.models.local_tts import float_to_pcm16  # noqa: E402
 from pipecat_tandem.models.requantize import QWEN_05B_Q4_0  # noqa: E402
-from pipecat_tandem.models.speech_end import window_rms  # noqa: E402
 from pipecat_tandem.models.weights import QWEN_05B  # noqa: E402
 from pipecat_tandem.pipelines.tandem import build_tandem_pipeline  # noqa: E402
 from pipecat_tandem.policy.now_view import NowView  # noqa: E402
 from pipecat_tandem.policy.routing import RuleRouter  # noqa: E402
 from pipecat_tandem.turns import SpeculativeTurnStopStrategy  # noqa: E402
+from pipecat_tandem.turns.early_smart_turn import EarlySmartTurnAnalyzer  # noqa: E402
+from pipecat_tandem.turns.speech_end import window_rms  # noqa: E402
 
 # BENCH_LOG=DEBUG shows the stage log lines that explain a turn's time.
 _TRACE = ("cached tokens", "End of Turn", "transcription [", "User stopped", "VAD")

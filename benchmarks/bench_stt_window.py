@@ -27,7 +27,7 @@ from faster_whisper import WhisperModel  # noqa: E402
 from hibari import Hibari  # noqa: E402
 
 from pipecat_tandem.models.weights import whisper_model_dir  # noqa: E402
-from pipecat_tandem.models.whisper_window import WindowedWhisper  # noqa: E402
+from pipecat_tandem.turns.whisper_window import WindowedWhisper  # noqa: E402
 
 SENTENCES = [
     "What is the capital of France?",

@@ -7,9 +7,9 @@ import math
 import pytest
 
 from pipecat_tandem.pipelines.tandem import build_tandem_pipeline
-from pipecat_tandem.policy.gap import GapDetector
 from pipecat_tandem.policy.job_limits import JobLimits
 from pipecat_tandem.processors.result_interleaver import ResultInterleaver
+from pipecat_tandem.turns.gap import GapDetector
 from tests.support.fake_llm import FakeLLMService
 
 

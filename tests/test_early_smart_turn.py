@@ -9,7 +9,7 @@ import pytest
 from pipecat.audio.turn.base_turn_analyzer import EndOfTurnState
 from pipecat.audio.turn.smart_turn.local_smart_turn_v3 import LocalSmartTurnAnalyzerV3
 
-from pipecat_tandem.models.early_smart_turn import EarlySmartTurnAnalyzer
+from pipecat_tandem.turns.early_smart_turn import EarlySmartTurnAnalyzer
 
 pytestmark = pytest.mark.slow
 

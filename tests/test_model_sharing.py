@@ -11,8 +11,8 @@ import pytest
 pytest.importorskip("faster_whisper")
 pytest.importorskip("hibari")
 
-from pipecat_tandem.models.early_smart_turn import EarlySmartTurnAnalyzer  # noqa: E402
 from pipecat_tandem.models.local_stack import LocalStack  # noqa: E402
+from pipecat_tandem.turns.early_smart_turn import EarlySmartTurnAnalyzer  # noqa: E402
 
 
 def test_each_calls_speech_services_are_new_over_one_loaded_model_each():

@@ -6,8 +6,8 @@ from pipecat_tandem.background.jobs import JobRegistry, content_words
 from pipecat_tandem.errors import DelegationError, JobStateError, UnknownJobError
 from pipecat_tandem.frames import DeliveryPolicy, JobState
 from pipecat_tandem.policy.delivery import DeliveryScheduler
-from pipecat_tandem.policy.gap import GapDetector
 from pipecat_tandem.policy.topic import TopicTracker
+from pipecat_tandem.turns.gap import GapDetector
 
 # --- GapDetector ---------------------------------------------------------------------------
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from pipecat_tandem.models.speech_end import sound_onset
+from pipecat_tandem.turns.speech_end import sound_onset
 
 
 def test_sound_onset_keeps_the_lead_and_finds_nothing_in_silence():

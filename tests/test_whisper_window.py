@@ -7,7 +7,7 @@ import re
 import numpy as np
 import pytest
 
-from pipecat_tandem.models.whisper_window import (
+from pipecat_tandem.turns.whisper_window import (
     FULL_WINDOW_FRAMES,
     looks_like_a_loop,
     max_decode_tokens,
@@ -77,7 +77,7 @@ def test_fitted_window_hears_what_the_full_window_hears():
     from faster_whisper import WhisperModel
 
     from pipecat_tandem.models.weights import whisper_model_dir
-    from pipecat_tandem.models.whisper_window import WindowedWhisper
+    from pipecat_tandem.turns.whisper_window import WindowedWhisper
 
     model = WhisperModel(
         str(whisper_model_dir()), compute_type="int8", cpu_threads=2, local_files_only=True
@@ -104,7 +104,7 @@ def test_fitted_window_hears_what_the_full_window_hears():
 
 
 def test_speech_end_tracker_follows_voice_and_quiet():
-    from pipecat_tandem.models.speech_end import SpeechEndTracker
+    from pipecat_tandem.turns.speech_end import SpeechEndTracker
 
     loud = (np.sin(np.arange(320) / 5.0) * 8000).astype("<i2").tobytes()  # 20 ms
     quiet = bytes(640)
@@ -140,7 +140,7 @@ def test_speech_end_tracker_follows_voice_and_quiet():
 
 
 def test_phrase_spans_cut_in_long_pauses_and_cover_everything():
-    from pipecat_tandem.models.whisper_window import phrase_spans
+    from pipecat_tandem.turns.whisper_window import phrase_spans
 
     tone = np.sin(np.arange(8000) / 3.0).astype(np.float32) * 0.3  # 0.5 s
     quiet = np.zeros(8000, np.float32)  # 0.5 s
@@ -163,7 +163,7 @@ def test_the_quiet_before_the_speech_is_not_encoded():
     from faster_whisper import WhisperModel
 
     from pipecat_tandem.models.weights import whisper_model_dir
-    from pipecat_tandem.models.whisper_window import WindowedWhisper
+    from pipecat_tandem.turns.whisper_window import WindowedWhisper
 
     audio24 = hibari.Hibari()("Tell me a joke.")
     speech = np.interp(np.arange(0, len(audio24), 1.5), np.arange(len(audio24)), audio24)

@@ -11,12 +11,12 @@ its ``model`` (faster-whisper then never touches a hub), but it does not expose
 faster-whisper's ``cpu_threads`` or ``beam_size``. This subclass adds both
 (greedy decoding halves transcription time on short turns with the same words
 on clear speech) and, by default, encodes a window fitted to the utterance
-instead of Whisper's fixed 30 s (:mod:`~pipecat_tandem.models.whisper_window`),
+instead of Whisper's fixed 30 s (:mod:`~pipecat_tandem.turns.whisper_window`),
 which takes most of the transcription time off a turn.
 
 Early transcription: the VAD reports the end of speech after 0.2 s of quiet. The
 service notices the quiet itself after 0.1 s
-(:class:`~pipecat_tandem.models.speech_end.SpeechEndTracker`) and starts
+(:class:`~pipecat_tandem.turns.speech_end.SpeechEndTracker`) and starts
 transcribing then; when the VAD's stop comes and no voice was heard since, that
 transcript is used. Otherwise (the user went on) the segment is transcribed as
 usual, so a speculation can cost CPU but never words.
@@ -49,9 +49,9 @@ from pipecat.transcriptions.language import Language
 from pipecat.utils.time import time_now_iso8601
 from pipecat.utils.types import require_given
 
-from pipecat_tandem.models.speech_end import SpeechEndTracker
 from pipecat_tandem.models.weights import whisper_model_dir
-from pipecat_tandem.models.whisper_window import WindowedWhisper
+from pipecat_tandem.turns.speech_end import SpeechEndTracker
+from pipecat_tandem.turns.whisper_window import WindowedWhisper
 
 
 def _language_code(language: Any) -> str | None:

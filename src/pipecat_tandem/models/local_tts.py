@@ -29,8 +29,8 @@ from pipecat.frames.frames import ErrorFrame, Frame, TTSAudioRawFrame
 from pipecat.services.settings import TTSSettings
 from pipecat.services.tts_service import TTSService
 
-from pipecat_tandem.models.speech_end import sound_onset
 from pipecat_tandem.models.weights import hibari_voice_path
+from pipecat_tandem.turns.speech_end import sound_onset
 
 #: hibari's output rate.
 HIBARI_SAMPLE_RATE = 24_000

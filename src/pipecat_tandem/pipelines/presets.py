@@ -252,7 +252,7 @@ def build_services(
 
     turn_analyzer: BaseTurnAnalyzer | None = None
     if smart_turn:
-        from pipecat_tandem.models.early_smart_turn import EarlySmartTurnAnalyzer
+        from pipecat_tandem.turns.early_smart_turn import EarlySmartTurnAnalyzer
 
         # pipecat's smart-turn v3, started once the voice goes quiet.
         turn_analyzer = EarlySmartTurnAnalyzer(cpu_count=1)

@@ -19,7 +19,7 @@ Rules (the contract the tests check):
 
 * Nothing is emitted between a user start and the matching stop.
 * ``when_idle`` outputs are emitted only inside a natural gap
-  (:class:`~pipecat_tandem.policy.gap.GapDetector`).
+  (:class:`~pipecat_tandem.turns.gap.GapDetector`).
 * ``interrupt`` outputs are emitted as soon as the user is not speaking, even over
   the bot (the processor interrupts the bot first).
 * ``silent`` outputs go into the context only, as soon as the user is not speaking.
@@ -41,8 +41,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from pipecat_tandem.frames import DeliveryPolicy
-from pipecat_tandem.policy.gap import GapDetector
 from pipecat_tandem.policy.wording import DeliveryWording
+from pipecat_tandem.turns.gap import GapDetector
 
 STALE_MODES = ("offer", "drop")
 

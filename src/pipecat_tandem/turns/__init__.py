@@ -4,8 +4,39 @@
 # SPDX-License-Identifier: BSD 2-Clause License
 #
 
-"""User-turn strategies: when the user's turn ends, and what may start before it does."""
+"""Speech timing and turn-taking, in one place.
 
-from pipecat_tandem.turns.speculative_turn_stop_strategy import SpeculativeTurnStopStrategy
+When the user has stopped, when the bot may speak, and when both are quiet:
+
+- :mod:`~pipecat_tandem.turns.speech_end`: loudness alone says an utterance has
+  probably ended (0.1 s of quiet, before the VAD's 0.2 s); also where a sound starts.
+- :mod:`~pipecat_tandem.turns.early_smart_turn`: pipecat's smart-turn v3 run on that
+  early signal, so the end-of-turn decision is ready when the VAD stops.
+- :mod:`~pipecat_tandem.turns.whisper_window`: Whisper on a window fitted to the
+  utterance, started speculatively at the early end.
+- :mod:`~pipecat_tandem.turns.speculative_turn_stop_strategy`: pipecat's user-turn
+  stop strategy that lets the reply start before the turn is final.
+- :mod:`~pipecat_tandem.turns.gap`: the *natural turn gap* (nobody speaking, nothing
+  in flight, quiet long enough) at which background results are delivered. Pure.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from pipecat_tandem.turns.speculative_turn_stop_strategy import SpeculativeTurnStopStrategy
 
 __all__ = ["SpeculativeTurnStopStrategy"]
+
+
+def __getattr__(name: str) -> Any:
+    # Imported on first use: the pure modules here (gap, speech_end) are used by
+    # policy/, which must not pull in pipecat.
+    if name == "SpeculativeTurnStopStrategy":
+        from pipecat_tandem.turns.speculative_turn_stop_strategy import (
+            SpeculativeTurnStopStrategy,
+        )
+
+        return SpeculativeTurnStopStrategy
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

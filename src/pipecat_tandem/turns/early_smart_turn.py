@@ -10,7 +10,7 @@ Smart-turn runs when the VAD reports the end of speech (after 0.2 s of quiet)
 and takes ~0.25 s on one core of the 2-core machine we measure on, so the turn
 cannot end before ~0.45 s after the voice. :class:`EarlySmartTurnAnalyzer` runs
 the same model on the same audio once the voice has been quiet for 0.1 s
-(:class:`~pipecat_tandem.models.speech_end.SpeechEndTracker`); when the VAD's
+(:class:`~pipecat_tandem.turns.speech_end.SpeechEndTracker`); when the VAD's
 stop follows with no voice in between and that early run said "complete", the
 answer is already there. An early "incomplete", or voice after the early run,
 means the model runs again the usual way, so the decision is never worse than
@@ -37,7 +37,7 @@ from pipecat.audio.turn.smart_turn.base_smart_turn import BaseSmartTurn
 from pipecat.audio.turn.smart_turn.local_smart_turn_v3 import LocalSmartTurnAnalyzerV3
 from pipecat.metrics.metrics import MetricsData
 
-from pipecat_tandem.models.speech_end import SpeechEndTracker
+from pipecat_tandem.turns.speech_end import SpeechEndTracker
 
 _Result = tuple[EndOfTurnState, MetricsData | None]
 

@@ -35,7 +35,7 @@ from typing import Any
 
 import numpy as np
 
-from pipecat_tandem.models.speech_end import sound_onset, window_rms
+from pipecat_tandem.turns.speech_end import sound_onset, window_rms
 
 #: Whisper's frames per second of audio (10 ms hop) and its full window.
 FRAMES_PER_SECOND = 100
