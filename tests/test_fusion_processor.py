@@ -111,3 +111,23 @@ async def test_malformed_micro_turns_error_and_stream_goes_on():
     )
     assert down[0].index == 3
     assert "8000 Hz" in up[0].error and "not 64x48 RGB" in up[1].error and "odd" in up[2].error
+
+
+async def test_a_micro_turn_spoiled_after_construction_does_not_stop_fusion():
+    # Regression (issue 13): a micro-turn whose index was not a number (frames are
+    # mutable dataclasses) left it as the stream's last index, and every later valid
+    # micro-turn failed on it: nothing was fused for the rest of the call.
+    bad_rate = _turn(0)
+    bad_rate.sample_rate = -16000
+    bad_index = _turn(1)
+    bad_index.index = "x"  # type: ignore[assignment]
+    bad_images = _turn(2)
+    bad_images.images = ["junk"]  # type: ignore[list-item]
+    down, up = await run_test(
+        EncoderFreeFusionProcessor(),
+        frames_to_send=[bad_rate, bad_index, bad_images, _turn(3), _turn(4)],
+        expected_down_frames=[FusedMicroTurnFrame] * 2,
+        expected_up_frames=[ErrorFrame] * 3,
+    )
+    assert [f.index for f in down] == [3, 4]
+    assert "-16000 Hz" in up[0].error and "'x'" in up[1].error

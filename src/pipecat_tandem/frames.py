@@ -97,6 +97,35 @@ def _require_number(frame: object, name: str, *, integral: bool = False) -> None
         raise ValueError(f"{type(frame).__name__}.{name} must be finite, got {value!r}")
 
 
+def _require_window(frame: Any) -> None:
+    """Check a micro-turn's ``index`` (>= 0), ``start`` (>= 0) and ``duration`` (> 0)."""
+    name = type(frame).__name__
+    _require_number(frame, "index", integral=True)
+    if frame.index < 0:
+        raise ValueError(f"{name}.index must be >= 0, got {frame.index}")
+    _require_number(frame, "start")
+    if frame.start < 0:
+        raise ValueError(f"{name}.start must be >= 0 (session time), got {frame.start}")
+    _require_number(frame, "duration")
+    if frame.duration <= 0:
+        raise ValueError(f"{name}.duration must be > 0, got {frame.duration}")
+
+
+def _check_image(i: int, image: object) -> None:
+    """Check one ``(session_time, width, height, rgb_bytes)`` entry of ``MicroTurnFrame.images``."""
+    where = f"MicroTurnFrame.images[{i}]"
+    if not isinstance(image, tuple) or len(image) != 4:
+        raise TypeError(f"{where} must be a (time, width, height, rgb) tuple, got {image!r:.60}")
+    t, w, h, data = image
+    if isinstance(t, bool) or not isinstance(t, Real) or not math.isfinite(float(t)):
+        raise ValueError(f"{where}: time must be a finite number, got {t!r:.40}")
+    for label, n in (("width", w), ("height", h)):
+        if isinstance(n, bool) or not isinstance(n, Integral) or n <= 0:
+            raise ValueError(f"{where}: {label} must be a positive int, got {n!r:.40}")
+    if not isinstance(data, (bytes, bytearray)) or len(data) != w * h * 3:
+        raise ValueError(f"{where}: not {w}x{h} RGB ({w * h * 3} bytes)")
+
+
 def _coerce_policy(frame: Any) -> None:
     # DeliveryPolicy.parse raises ValueError naming the valid policies.
     value = frame.policy
@@ -263,6 +292,22 @@ class MicroTurnFrame(DataFrame):
     images: list[tuple[float, int, int, bytes]] = field(default_factory=list)
     audio_gap: bool = False
 
+    def __post_init__(self):
+        super().__post_init__()
+        _require_window(self)
+        if not isinstance(self.audio, (bytes, bytearray)):
+            raise TypeError(f"MicroTurnFrame.audio must be bytes, got {type(self.audio).__name__}")
+        if len(self.audio) % 2:
+            raise ValueError("MicroTurnFrame.audio must be int16 PCM (an even number of bytes)")
+        _require_number(self, "sample_rate", integral=True)
+        if self.sample_rate <= 0:
+            raise ValueError(f"MicroTurnFrame.sample_rate must be > 0, got {self.sample_rate}")
+        if not isinstance(self.images, list):
+            raise TypeError("MicroTurnFrame.images must be a list of (time, width, height, rgb)")
+        for i, image in enumerate(self.images):
+            _check_image(i, image)
+        _require_bool(self, "audio_gap")
+
 
 @dataclass
 class FusedMicroTurnFrame(DataFrame):
@@ -298,6 +343,23 @@ class FusedMicroTurnFrame(DataFrame):
     n_levels: int = 16
     grids: list[tuple[int, int]] = field(default_factory=list)
     audio_gap: bool = False
+
+    def __post_init__(self):
+        # The arrays are the consumer's to check against the version it reads
+        # (docs/fused-format.md); the scalars every consumer relies on are checked here.
+        super().__post_init__()
+        _require_window(self)
+        _require_str(self, "version", empty_ok=False)
+        _require_number(self, "hop")
+        if self.hop <= 0:
+            raise ValueError(f"FusedMicroTurnFrame.hop must be > 0, got {self.hop}")
+        _require_number(self, "n_levels", integral=True)
+        if self.n_levels <= 0:
+            raise ValueError(f"FusedMicroTurnFrame.n_levels must be > 0, got {self.n_levels}")
+        for name in ("patches", "image_times", "grids"):
+            if not isinstance(getattr(self, name), list):
+                raise TypeError(f"FusedMicroTurnFrame.{name} must be a list")
+        _require_bool(self, "audio_gap")
 
 
 @dataclass

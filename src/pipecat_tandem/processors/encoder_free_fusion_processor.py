@@ -36,6 +36,7 @@ spends more CPU than it saves and slows down badly when the cores are shared.
 from __future__ import annotations
 
 import asyncio
+from numbers import Integral
 from typing import Any
 
 import numpy as np
@@ -113,11 +114,19 @@ class EncoderFreeFusionProcessor(FrameProcessor):
             return
         if self._forward:
             await self.push_frame(frame, direction)
-        problem = self._check(frame)
-        if problem:
-            await self.push_error(f"{self.name}: dropped micro-turn {frame.index}: {problem}")
+        try:
+            problem = self._check(frame)
+            if problem is None:
+                fused, cues = await asyncio.to_thread(self._fuse, frame)
+        except Exception as e:
+            # Frames check their fields when built, but a dataclass can be changed
+            # afterwards: one bad micro-turn costs only itself, and the audio context
+            # restarts at the next one instead of every later window failing too.
+            self._last_index = None
+            problem = f"{type(e).__name__}: {e}"
+        if problem is not None:
+            await self.push_error(f"{self.name}: dropped micro-turn {frame.index!r}: {problem}")
             return
-        fused, cues = await asyncio.to_thread(self._fuse, frame)
         await self.push_frame(fused)
         for cue in cues:
             if self._event_log is not None:
@@ -127,6 +136,12 @@ class EncoderFreeFusionProcessor(FrameProcessor):
             )
 
     def _check(self, frame: MicroTurnFrame) -> str | None:
+        if (
+            isinstance(frame.index, bool)
+            or not isinstance(frame.index, Integral)
+            or frame.index < 0
+        ):
+            return f"index {frame.index!r} is not a micro-turn number"
         if frame.sample_rate != self._dmel.sample_rate:
             return f"audio at {frame.sample_rate} Hz, expected {self._dmel.sample_rate} Hz"
         if len(frame.audio) % 2:
