@@ -56,6 +56,7 @@ from pipecat_tandem.processors.awareness_processor import AwarenessProcessor
 from pipecat_tandem.processors.delegation_processor import DelegationProcessor, RouterLike
 from pipecat_tandem.processors.first_clause_processor import FirstClauseProcessor
 from pipecat_tandem.processors.result_interleaver import ResultInterleaver
+from pipecat_tandem.processors.speech_guard import SpeechGuard, limit_speech_time
 from pipecat_tandem.turns.speculative_turn_stop_strategy import SpeculativeTurnStopStrategy
 
 Background = BackgroundRunner | BackgroundAgent | LLMService | Callable[[], LLMService]
@@ -164,6 +165,8 @@ def build_tandem_pipeline(
     event_log: EventLog | None = None,
     record_path: str | Path | None = None,
     job_limits: JobLimits | None = None,
+    speech_guard: bool = True,
+    speech_timeout_s: float | None = 20.0,
     **interleaver_args: Any,
 ) -> TandemPipeline:
     """Assemble the tandem pipeline around the given services.
@@ -206,6 +209,12 @@ def build_tandem_pipeline(
         event_log: The session event log (one is made, writing to ``record_path``).
         record_path: A JSONL file for the event log.
         job_limits: Caps on a session's jobs (default: 4 running, 10 a minute).
+        speech_guard: Add the :class:`SpeechGuard` (one short apology when the STT
+            or the TTS fails, never over the user or a delivery in flight).
+        speech_timeout_s: Longest wait for each step of a pipecat STT/TTS service's
+            request (also inside a ``tts`` given as a pipeline); a hung one ends
+            in an error instead of stalling the call. ``None``: no limit. The
+            embedded Whisper and hibari have their own 15 s limit inside this one.
         **interleaver_args: More :class:`ResultInterleaver` options
             (``max_redeliveries``, ``confirm_timeout_s``, ``wording``, ``name``).
 
@@ -244,6 +253,7 @@ def build_tandem_pipeline(
         event_log=event_log,
         record_path=record_path,
         job_limits=job_limits,
+        speech_timeout_s=speech_timeout_s,
     )
     clock = clock or (event_log.clock if event_log else LoopClock())
     event_log = event_log or EventLog(clock, path=record_path)
@@ -294,6 +304,20 @@ def build_tandem_pipeline(
     if transport is not None:
         stages.append(transport.input())
     stages.extend(perception)
+    if speech_timeout_s is not None:
+        for service in (*_flatten(stt), *_flatten(tts)):
+            limit_speech_time(service, speech_timeout_s)
+    if speech_guard and (stt is not None or tts is not None):
+        # Before the STT: both services push their errors upstream past it.
+        stages.append(
+            SpeechGuard(
+                stt=stt,
+                tts=tts,
+                busy=lambda: interleaver.scheduler.in_flight is not None,
+                clock=clock,
+                event_log=event_log,
+            )
+        )
     if stt is not None:
         stages.append(stt)
     awareness_proc: AwarenessProcessor | None = None
@@ -302,6 +326,8 @@ def build_tandem_pipeline(
             registry=delegation.registry, event_log=event_log, now_view=now_view
         )
         stages.append(awareness_proc)
+        # The gate holds the aggregator's empty-turn recovery, known by its prompts.
+        awareness_proc.gate.empty_turn = user_params.empty_user_turn
         # Jobs the router starts are acknowledged at the same gate, not by the model.
         delegation.answerer = awareness_proc.gate
     stages += [delegation, pair.user()]
@@ -354,6 +380,16 @@ _EXPECTED: dict[str, tuple[type | tuple[type, ...], str, bool]] = {
 }
 
 
+def _flatten(processor: FrameProcessor | None) -> list[FrameProcessor]:
+    """The processors inside ``processor`` (a pipeline given as the TTS), itself otherwise."""
+    if processor is None:
+        return []
+    inner = getattr(processor, "processors", None)
+    if not isinstance(inner, list):
+        return [processor]
+    return [q for p in inner for q in _flatten(p)]
+
+
 def _kind(value: Any) -> str:
     text = repr(value)
     shown = text if len(text) <= 40 else text[:37] + "..."
@@ -398,6 +434,14 @@ def _check_arguments(**arguments: Any) -> None:
                 raise TypeError(
                     f"build_tandem_pipeline: tools[{i}] must be a Tool, got {_kind(tool)}"
                 )
+    timeout = arguments["speech_timeout_s"]
+    if timeout is not None and (
+        isinstance(timeout, bool) or not isinstance(timeout, int | float) or not timeout > 0
+    ):
+        raise TypeError(
+            "build_tandem_pipeline: speech_timeout_s must be a positive number of seconds "
+            f"or None, got {_kind(timeout)}"
+        )
     min_gap_s = arguments["min_gap_s"]
     if isinstance(min_gap_s, bool) or not isinstance(min_gap_s, int | float):
         raise TypeError(

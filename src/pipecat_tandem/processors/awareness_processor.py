@@ -193,6 +193,8 @@ class AwarenessProcessor(FrameProcessor):
                 due = []
             await self._fire(due)
         elif isinstance(frame, TranscriptionFrame) and direction is FrameDirection.DOWNSTREAM:
+            if frame.text.strip():
+                self._gate.words_heard()  # its turn may have ended "empty" before it came
             await self._on_utterance(frame)
         await self.push_frame(frame, direction)
         if isinstance(frame, TranscriptionFrame | CueFrame):
