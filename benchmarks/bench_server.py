@@ -10,10 +10,15 @@ Measures, in one run:
    drop-outs when its p99 lateness is within 20 ms.
 
 The server runs in its own process (as in production); the peers share the
-machine with it, so the numbers are for both on the same 2 cores.
+machine with it, so the numbers are for both on the same 2 cores. With
+``--workers N`` the server is ``tandem run --workers N`` (N worker processes
+behind haproxy, fake models through ``--factory``); server CPU is then the
+whole process tree (parent, workers, haproxy) and each row says how the calls
+were spread over the workers (from ``/metrics``).
 
     .venv/bin/python benchmarks/bench_server.py            # writes docs/bench/server.md
     .venv/bin/python benchmarks/bench_server.py --sessions 1 5 --hold 5 --no-write
+    .venv/bin/python benchmarks/bench_server.py --workers 2 --video-fps 0 --sessions 2 4 6 8
 """
 
 from __future__ import annotations
@@ -60,9 +65,53 @@ async def serve(port: int, max_sessions: int) -> None:
     await server.stop()
 
 
+def _tree(pid: int) -> list[int]:
+    pids, todo = [], [pid]
+    while todo:
+        p = todo.pop()
+        pids.append(p)
+        for task in Path(f"/proc/{p}/task").glob("*/children"):
+            try:
+                todo += [int(c) for c in task.read_text().split()]
+            except OSError:
+                pass
+    return pids
+
+
 def cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    """CPU time of ``pid`` and every process under it (workers, haproxy)."""
+    total = 0.0
+    for p in _tree(pid):
+        try:
+            fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return total
+
+
+def rss_mb(pid: int) -> dict[int, float]:
+    """Resident memory of ``pid`` and each process under it (MB)."""
+    out = {}
+    for p in _tree(pid):
+        try:
+            for line in Path(f"/proc/{p}/status").read_text().splitlines():
+                if line.startswith("VmRSS:"):
+                    out[p] = int(line.split()[1]) / 1024
+        except OSError:
+            pass
+    return out
+
+
+async def calls_by_worker(base: str) -> dict[str, int]:
+    """``tandem_calls`` per worker from ``/metrics``."""
+    out: dict[str, int] = {}
+    async with aiohttp.ClientSession() as http, http.get(base + "/metrics") as r:
+        for line in (await r.text()).splitlines():
+            if line.startswith("tandem_calls{"):
+                worker = line.split('worker="', 1)[1].split('"', 1)[0]
+                out[worker] = int(float(line.rsplit(" ", 1)[1]))
+    return out
 
 
 def pct(values: list[float], q: float) -> float:
@@ -83,7 +132,8 @@ async def wait_healthy(
                 raise RuntimeError(f"server exited with {proc.returncode}")
             try:
                 async with http.get(base + "/healthz") as r:
-                    if r.status == 200:
+                    body = await r.json(content_type=None)
+                    if r.status == 200 and body.get("workers_ready", 1) == body.get("workers", 1):
                         return
             except aiohttp.ClientError:
                 pass
@@ -115,6 +165,8 @@ async def hold(
     loud0 = [p.stats.loud_frames for p in peers]
     await asyncio.sleep(hold_s)
     cpu1, t1, own1 = cpu_seconds(server_pid), time.monotonic(), time.process_time()
+    spread = await calls_by_worker(base)
+    memory = rss_mb(server_pid)
     p99s, p50s, packets = [], [], 0
     for p in peers:
         window = [(a, ts) for a, ts in p.stats.rtp if t0 <= a <= t1]
@@ -139,15 +191,18 @@ async def hold(
         "server_cpu": 100 * (cpu1 - cpu0) / (t1 - t0),
         "load": os.getloadavg()[0],
         "client_cpu": 100 * (own1 - own0) / (t1 - t0),
+        "spread": "/".join(str(spread[k]) for k in sorted(spread)) or "-",
+        "rss_mb": round(sum(memory.values())),
     }
 
 
 async def run(args: argparse.Namespace, server: subprocess.Popen, port: int) -> str:
     base = f"http://127.0.0.1:{port}"
+    load0 = os.getloadavg()[0]
     from pipecat_tandem.transports.ice import restrict_host_candidates
 
     restrict_host_candidates(["127.0.0.1"])  # the client side offers loopback too
-    await wait_healthy(base)
+    await wait_healthy(base, proc=server)
     await connect_times(base, 1)  # warm-up: imports, first pipeline build
     times = await connect_times(base, args.connects)
     pcm = speech_pcm("Hello bot. What is the weather like today?", tail_silence_s=2.0)
@@ -156,13 +211,15 @@ async def run(args: argparse.Namespace, server: subprocess.Popen, port: int) -> 
     lines = [
         "# Server benchmark (`tandem run` WebRTC server, fake models)",
         "",
-        f"Command: `.venv/bin/python benchmarks/bench_server.py --connects {args.connects} "
-        f"--hold {args.hold:g} --video-fps {args.video_fps} "
+        f"Command: `.venv/bin/python benchmarks/bench_server.py --workers {args.workers} "
+        f"--connects {args.connects} --hold {args.hold:g} --video-fps {args.video_fps} "
         f"--sessions {' '.join(map(str, args.sessions))}`",
         "",
         f"Machine: {os.cpu_count()} vCPU (shared with other work), {platform.platform()}, "
-        f"Python {platform.python_version()}. Server in its own process on 127.0.0.1; "
-        "all aiortc peers in the benchmark process on the same cores.",
+        f"Python {platform.python_version()}. Server (`tandem run --workers {args.workers}`, "
+        "fake models) in its own process tree on 127.0.0.1; "
+        "all aiortc peers in the benchmark process on the same cores. "
+        f"Load average at the start: {load0:.1f}.",
         "",
         "## Offer → connected (aiortc peer, sequential)",
         "",
@@ -182,15 +239,16 @@ async def run(args: argparse.Namespace, server: subprocess.Popen, port: int) -> 
         "",
         "| sessions | failed | p99 lateness, median over sessions (ms) | worst session p99 (ms) "
         "| sessions within 20 ms | packets received / expected | sessions answered "
-        "| server CPU (% of one core) | peers' CPU (%) | load avg 1 min |",
-        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| server CPU (% of one core) | peers' CPU (%) | load avg 1 min "
+        "| calls per worker | server RSS (MB) |",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in rows:
         lines.append(
             f"| {r['sessions']} | {r['failed']} | {r['p99_median']:.1f} | {r['p99_max']:.1f} "
             f"| {r['within_20ms']}/{r['sessions']} | {r['packets_ratio']:.2f} "
             f"| {r['answered']}/{r['sessions']} | {r['server_cpu']:.0f} | {r['client_cpu']:.0f} "
-            f"| {r['load']:.1f} |"
+            f"| {r['load']:.1f} | {r['spread']} | {r['rss_mb']} |"
         )
     base_row = rows[0]
     lines += ["", "Ratios against 1 session (same run):", ""]
@@ -212,6 +270,9 @@ def main() -> None:
     parser.add_argument("--sessions", type=int, nargs="+", default=[1, 5, 10, 20])
     parser.add_argument("--video-fps", type=int, default=5, help="0 = audio only")
     parser.add_argument("--no-write", action="store_true")
+    parser.add_argument(
+        "--workers", type=int, default=1, help="server worker processes (tandem run --workers)"
+    )
     args = parser.parse_args()
     if args.serve is not None:
         from loguru import logger
@@ -221,11 +282,26 @@ def main() -> None:
         asyncio.run(serve(args.serve, args.max))
         return
     port = free_port()
+    per_worker = -(-max(args.sessions) // args.workers) + 2
     server = subprocess.Popen(
-        [sys.executable, __file__, "--serve", str(port), "--max", str(max(args.sessions) + 2)],
+        [
+            sys.executable,
+            "-m",
+            "pipecat_tandem",
+            "run",
+            "--port",
+            str(port),
+            "--workers",
+            str(args.workers),
+            "--max-sessions",
+            str(per_worker),
+            "--factory",
+            "tests.support.fake_services:FakeSessionFactory",
+        ],
         cwd=ROOT,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
+        env={**os.environ, "TANDEM_LOG_LEVEL": "WARNING"},
     )
     try:
         report = asyncio.run(run(args, server, port))

@@ -7,6 +7,7 @@
 # fake microphone (the tests fall back to a synthetic voice without it).
 # redis-server backs the remote background workers' tests and benchmark (the
 # tests start their own instance on a free port; the package's service is not used).
+# haproxy fronts `tandem run --workers N` (tandem starts its own; the package's service is not used).
 set -eu
 
 SUDO=""
@@ -20,6 +21,7 @@ command -v espeak-ng >/dev/null 2>&1 || missing="$missing espeak-ng"
 command -v unshare >/dev/null 2>&1 || missing="$missing util-linux"
 command -v ip >/dev/null 2>&1 || missing="$missing iproute2"
 command -v redis-server >/dev/null 2>&1 || missing="$missing redis-server"
+[ -x /usr/sbin/haproxy ] || command -v haproxy >/dev/null 2>&1 || missing="$missing haproxy"
 
 if [ -z "$missing" ]; then
     echo "install-system-deps: nothing to do"

@@ -98,8 +98,30 @@ def build_parser() -> argparse.ArgumentParser:
     )
     run.add_argument("--record", type=Path, metavar="DIR", help="write session event logs here")
     run.add_argument(
-        "--max-sessions", type=_positive_int, default=4, help="concurrent calls (default 4)"
+        "--max-sessions",
+        type=_positive_int,
+        default=4,
+        help="concurrent calls per worker process (default 4)",
     )
+    from pipecat_tandem.workers_command import workers_arg
+
+    run.add_argument(
+        "--workers",
+        type=workers_arg,
+        default=None,
+        metavar="N",
+        help="worker processes behind haproxy (default: one per core with cloud models or "
+        "--factory, 1 with the embedded models, which each process would load again)",
+    )
+    run.add_argument(
+        "--factory",
+        default=None,
+        metavar="MODULE:CALLABLE",
+        help="build each call with this session factory (called with no arguments) "
+        "instead of the model presets",
+    )
+    run.add_argument("--worker-index", type=int, default=None, help=argparse.SUPPRESS)
+    run.add_argument("--worker-socket", type=Path, default=None, help=argparse.SUPPRESS)
     run.add_argument(
         "--documents",
         type=Path,
@@ -347,6 +369,7 @@ async def serve(args: argparse.Namespace, factory: Any, progress: StartupProgres
 
     from pipecat_tandem.transports.webrtc_server import TandemServer
 
+    worker_socket = getattr(args, "worker_socket", None)
     server = TandemServer(
         factory=watch,
         host=args.host,
@@ -355,13 +378,16 @@ async def serve(args: argparse.Namespace, factory: Any, progress: StartupProgres
         max_sessions=args.max_sessions,
         record_dir=args.record,
         progress=progress,
+        unix_path=worker_socket,
+        worker=str(getattr(args, "worker_index", None) or 0),
     )
     try:
         await server.start()
     except OSError as e:
         progress(f"cannot listen on {args.host}:{args.port}: {e}")
         return 1
-    progress(f"listening on http://{args.host}:{server.port}/ (Ctrl-C to stop)")
+    if worker_socket is None:
+        progress(f"listening on http://{args.host}:{server.port}/ (Ctrl-C to stop)")
     error: BaseException | None = None
     try:
         error = await _until_warm_or_stop(watch, stop)
@@ -443,8 +469,32 @@ def environment_problem(args: argparse.Namespace) -> str | None:
     return None
 
 
+def load_factory(spec: str) -> Any:
+    """Import ``module:callable`` and call it (no arguments) for a session factory.
+
+    Raises:
+        ValueError: A malformed spec, or the module or name cannot be found.
+    """
+    import importlib
+
+    module_name, sep, name = spec.partition(":")
+    if not sep or not module_name or not name:
+        raise ValueError(f"--factory {spec!r}: expected MODULE:CALLABLE")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as e:
+        raise ValueError(f"--factory {spec!r}: cannot import {module_name!r} ({e})") from None
+    target = getattr(module, name, None)
+    if not callable(target):
+        raise ValueError(f"--factory {spec!r}: {module_name} has no callable {name!r}")
+    return target()
+
+
 def run_command(
-    args: argparse.Namespace, parser: argparse.ArgumentParser, factory: Any = None
+    args: argparse.Namespace,
+    parser: argparse.ArgumentParser,
+    factory: Any = None,
+    argv: Sequence[str] | None = None,
 ) -> int:
     """Check ``run`` arguments, then serve (``factory`` overrides the presets).
 
@@ -471,7 +521,33 @@ def run_command(
         if problem is not None:
             print(f"{CANNOT_START} {problem}", file=sys.stderr, flush=True)
             return 1
+    from pipecat_tandem.transports.haproxy import find_haproxy
+    from pipecat_tandem.workers_command import apply_log_level, resolve_workers, supervise
+
+    problem = apply_log_level(default="INFO" if getattr(args, "worker_socket", None) else None)
+    if problem is not None:
+        print(f"{CANNOT_START} {problem}", file=sys.stderr, flush=True)
+        return 1
+
+    haproxy = find_haproxy()
+    workers, note = resolve_workers(args, haproxy)
+    if workers == 0 or (workers > 1 and (factory is not None or argv is None)):
+        why = note or "--workers > 1 needs the command line (run it as `tandem run`)"
+        print(f"{CANNOT_START} {why}", file=sys.stderr, flush=True)
+        return 1
+    args.workers = workers
     progress = StartupProgress()
+    if note:
+        progress(note)
+    if workers > 1 and getattr(args, "worker_socket", None) is None:
+        assert haproxy is not None and argv is not None
+        return asyncio.run(supervise(args, argv, haproxy, progress))
+    if factory is None and getattr(args, "factory", None):
+        try:
+            factory = load_factory(args.factory)
+        except ValueError as e:
+            print(f"{CANNOT_START} {e}", file=sys.stderr, flush=True)
+            return 1
     if factory is None:
         from pipecat_tandem.transports.tandem_session import TandemSessionFactory
 
@@ -559,7 +635,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command == "run":
-        return run_command(args, parser)
+        return run_command(args, parser, argv=list(sys.argv[1:] if argv is None else argv))
     if args.command == "timeline":
         return timeline_command(args, parser)
     _, handler = COMMANDS[args.command]

@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import itertools
 import re
+import weakref
+from collections import Counter
 from dataclasses import dataclass, field
 
 from pipecat_tandem.errors import DelegationError, JobStateError, UnknownJobError
@@ -78,6 +80,25 @@ class BackgroundJob:
         return not self.state.is_terminal
 
 
+#: Every session's registry in this process (for the server's /metrics page).
+_LIVE_REGISTRIES: weakref.WeakSet[JobRegistry] = weakref.WeakSet()
+#: Jobs of this process that reached each terminal state (a Prometheus counter).
+_ENDED: Counter[str] = Counter()
+
+
+def process_job_counts() -> tuple[dict[str, int], dict[str, int]]:
+    """Jobs of every live session in this process by state, and ended jobs by state.
+
+    Returns:
+        ``(current, ended_total)``: the states of the jobs the live sessions hold
+        now, and how many jobs reached each terminal state since the process began.
+    """
+    current: Counter[str] = Counter()
+    for registry in list(_LIVE_REGISTRIES):
+        current.update(job.state.value for job in registry.jobs)
+    return dict(current), dict(_ENDED)
+
+
 class JobRegistry:
     """Creates and tracks background jobs for one session.
 
@@ -119,6 +140,7 @@ class JobRegistry:
         self._max_deadline = max(max_deadline_s, default_deadline_s)
         self._jobs: dict[str, BackgroundJob] = {}
         self._ids = itertools.count(1)
+        _LIVE_REGISTRIES.add(self)
 
     @property
     def jobs(self) -> list[BackgroundJob]:
@@ -233,6 +255,7 @@ class JobRegistry:
             job.started_at = now
         if state.is_terminal:
             job.ended_at = now
+            _ENDED[state.value] += 1
         return True
 
     def add_follow_up(self, job_id: str, text: object) -> BackgroundJob:

@@ -32,6 +32,7 @@ import asyncio
 import os
 import threading
 import time
+import weakref
 from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -82,6 +83,19 @@ class _Request:
         self.cancelled = threading.Event()
 
 
+#: Every model server of this process (for the server's /metrics page).
+_SERVERS: weakref.WeakSet[LocalModelServer] = weakref.WeakSet()
+
+
+def model_queue_depth() -> dict[str, int]:
+    """Requests waiting for or running on each loaded model of this process, by model name."""
+    depth: dict[str, int] = {}
+    for server in list(_SERVERS):
+        name = server.config.name
+        depth[name] = depth.get(name, 0) + server.in_flight
+    return depth
+
+
 class LocalModelServer:
     """A loaded xllamacpp server with a request lock and an asyncio streaming API.
 
@@ -105,6 +119,10 @@ class LocalModelServer:
             max_workers=8, thread_name_prefix=f"tandem-{config.name}"
         )
         self.load_seconds: float | None = None
+        #: Requests queued on the request lock or running (read by /metrics).
+        self.in_flight = 0
+        self._in_flight_lock = threading.Lock()  # += from several executor threads
+        _SERVERS.add(self)
 
     @property
     def config(self) -> ServerConfig:
@@ -181,6 +199,10 @@ class LocalModelServer:
         except Exception as e:  # reported by load() with the model name
             box["error"] = e
 
+    def _count(self, delta: int) -> None:
+        with self._in_flight_lock:
+            self.in_flight += delta
+
     async def _call(self, fn: Callable[..., Any], *args: Any) -> Any:
         return await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
 
@@ -216,8 +238,12 @@ class LocalModelServer:
         """
         self.load()
         body = {k: v for k, v in request.items() if k not in ("stream", "stream_options")}
-        with self._request_lock:
-            response = self._server.handle_chat_completions(body)
+        self._count(1)
+        try:
+            with self._request_lock:
+                response = self._server.handle_chat_completions(body)
+        finally:
+            self._count(-1)
         return _check_response(response)
 
     async def stream_chat(self, request: dict[str, Any]) -> AsyncIterator[dict[str, Any]]:
@@ -265,10 +291,14 @@ class LocalModelServer:
     def _run_stream(
         self, body: dict[str, Any], on_chunk: Callable[[Any], bool], handle: _Request
     ) -> Any:
-        with self._request_lock:
-            if handle.cancelled.is_set():
-                return None
-            return self._server.handle_chat_completions(body, on_chunk)
+        self._count(1)
+        try:
+            with self._request_lock:
+                if handle.cancelled.is_set():
+                    return None
+                return self._server.handle_chat_completions(body, on_chunk)
+        finally:
+            self._count(-1)
 
 
 def _usable_cpus(cpus: frozenset[int] | None) -> set[int]:

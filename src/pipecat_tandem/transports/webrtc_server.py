@@ -17,7 +17,11 @@ Routes:
 * ``GET /healthz``: 503 with a reason until the models are warm, then 200
   (alive and warm); ``can_take_call`` says whether a new call would be
   accepted right now (with a ``reason`` when not), ``calls``/``max_calls``
-  how many are running.
+  how many are running. ``GET /healthz?call`` answers 503 whenever a new call
+  would be refused (what a load balancer's check of "send calls here" wants).
+* ``GET /metrics``: Prometheus text (calls, jobs by state, event-loop lag,
+  outbound audio pacing, model queue depth; see
+  :mod:`~pipecat_tandem.transports.server_stats`).
 
 Each client address may post a limited number of offers per minute, and only
 a few that never connect (:mod:`~pipecat_tandem.transports.admission`); past
@@ -46,6 +50,7 @@ from pipecat.transports.smallwebrtc.connection import IceServer, SmallWebRTCConn
 from pipecat.transports.smallwebrtc.transport import SmallWebRTCTransport
 
 from pipecat_tandem.clock import SessionClock
+from pipecat_tandem.observe.prometheus import CONTENT_TYPE, render
 from pipecat_tandem.transports.admission import OfferAdmission, OfferLimits, client_key
 from pipecat_tandem.transports.client_event_observer import ClientEventObserver, send_through
 from pipecat_tandem.transports.ice import (
@@ -60,6 +65,11 @@ from pipecat_tandem.transports.offer import (
     describe_error,
     parse_offer,
     parse_patch,
+)
+from pipecat_tandem.transports.server_stats import (
+    LoopLagMonitor,
+    install_pacing_probe,
+    server_families,
 )
 from pipecat_tandem.transports.session import (
     ProgressFn,
@@ -116,6 +126,25 @@ async def check_offer_applies(sdp: str) -> None:
             )
 
 
+class _TaggedConnection(SmallWebRTCConnection):
+    """A SmallWebRTC connection whose ``pc_id`` starts with a worker tag.
+
+    pipecat builds the ``pc_id`` from the object's name; with the tag in front,
+    a proxy in front of several worker processes (``tandem run --workers``)
+    sends each PATCH and renegotiation to the process holding the call by
+    looking at the ``pc_id`` alone.
+    """
+
+    def __init__(self, tag: str, **kwargs: Any) -> None:
+        self._tag = tag
+        super().__init__(**kwargs)
+
+    @property
+    def name(self) -> str:
+        """The tagged name (``w1.SmallWebRTCConnection#3``)."""
+        return f"{self._tag}.{super().name}"
+
+
 def static_dir() -> Path:
     """The directory of the packaged client page."""
     return Path(str(resources.files("pipecat_tandem.transports") / "static"))
@@ -146,6 +175,11 @@ class TandemServer:
         offer_limits: Per-client limits on offers (``None``: no limit, e.g.
             behind a proxy that limits already).
         clock: Time base of the offer limits (monotonic by default).
+        unix_path: Listen on this Unix socket instead of ``host:port`` (a
+            worker behind ``tandem run --workers``; ``host`` still decides
+            the ICE candidates).
+        worker: This process's label in ``/metrics`` and its ``pc_id`` tag
+            (``w<label>.``) when ``unix_path`` is set.
     """
 
     def __init__(
@@ -163,6 +197,8 @@ class TandemServer:
         progress: ProgressFn | None = None,
         offer_limits: OfferLimits | None = DEFAULT_OFFER_LIMITS,
         clock: SessionClock | None = None,
+        unix_path: Path | None = None,
+        worker: str = "0",
     ) -> None:
         if not 0 <= port <= 65535:
             raise ValueError(f"port must be in 0..65535, got {port}")
@@ -189,6 +225,17 @@ class TandemServer:
         self._housekeeping: set[asyncio.Task[None]] = set()
         self._runner: web.AppRunner | None = None
         self._started_at = time.monotonic()
+        self._unix_path = unix_path
+        self.worker = worker
+        self._pc_tag = f"w{worker}" if unix_path is not None else ""
+        self.loop_lag = LoopLagMonitor()
+        self.calls_started = 0
+        self.calls_ended = 0
+
+    @property
+    def warm_state(self) -> str:
+        """``starting``, ``warming``, ``ready`` or ``failed``."""
+        return self._warm_state
 
     #
     # Lifecycle
@@ -199,6 +246,7 @@ class TandemServer:
         app = web.Application(client_max_size=MAX_BODY_BYTES * 4)
         app.router.add_get("/", self._index)
         app.router.add_get("/healthz", self._healthz)
+        app.router.add_get("/metrics", self._metrics)
         app.router.add_post("/api/offer", self._offer)
         app.router.add_patch("/api/offer", self._patch)
         app.router.add_static("/static", static_dir(), show_index=False)
@@ -210,16 +258,22 @@ class TandemServer:
         """Bind the port, start warming the models in the background, return."""
         if is_loopback_host(self.host):
             restrict_host_candidates(["127.0.0.1"])
+        install_pacing_probe()
+        self.loop_lag.start()
         self._runner = web.AppRunner(self.make_app(), access_log=None)
         await self._runner.setup()
-        site = web.TCPSite(self._runner, self.host, self.port)
+        site: web.BaseSite
+        if self._unix_path is not None:
+            site = web.UnixSite(self._runner, str(self._unix_path))
+        else:
+            site = web.TCPSite(self._runner, self.host, self.port)
         await site.start()
         server = getattr(site, "_server", None)
         sockets = getattr(server, "sockets", None) or []
-        if sockets:
+        if sockets and self._unix_path is None:
             self.port = sockets[0].getsockname()[1]
         self._warm_task = asyncio.create_task(self._warm(), name="tandem-warm")
-        logger.info(f"tandem: serving on http://{self.host}:{self.port}/")
+        logger.info(f"tandem: serving on {site.name}")
 
     async def wait_warm(self) -> bool:
         """Wait for warm-up; True if the models are ready."""
@@ -232,6 +286,7 @@ class TandemServer:
         if self._warm_task is not None and not self._warm_task.done():
             self._warm_task.cancel()
         await self.sessions.shutdown()
+        await self.loop_lag.stop()
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
@@ -314,7 +369,14 @@ class TandemServer:
         if not ready:
             return web.json_response(body, status=503)
         body["models"] = self._models
+        if "call" in request.query and reason is not None:
+            return web.json_response(body, status=503, headers={"Retry-After": "5"})
         return web.json_response(body)
+
+    async def _metrics(self, request: web.Request) -> web.Response:
+        # Query strings are ignored: the page is the same for every scraper.
+        text = render(server_families(self, self.worker, self.loop_lag.window))
+        return web.Response(body=text.encode(), headers={"Content-Type": CONTENT_TYPE})
 
     @staticmethod
     def _error(status: int, message: str, retry_after: str | None = None) -> web.Response:
@@ -330,8 +392,17 @@ class TandemServer:
         # buffering whatever a misbehaving client streams at us.
         return await request.content.read(MAX_BODY_BYTES + 1)
 
+    def _caller_address(self, request: web.Request) -> str | None:
+        # Behind the workers' haproxy (a Unix socket) the socket peer is the
+        # proxy; the caller is the last X-Forwarded-For hop, which haproxy
+        # appends itself, so a caller cannot forge it.
+        if self._unix_path is not None:
+            forwarded = request.headers.get("X-Forwarded-For", "")
+            return forwarded.rsplit(",", 1)[-1].strip() or None
+        return request.remote
+
     async def _offer(self, request: web.Request) -> web.Response:
-        client = client_key(request.remote)
+        client = client_key(self._caller_address(request))
         # Counted before the body is even read: a flood costs no parsing.
         if self.admission is not None:
             admission = self.admission.admit(client)
@@ -398,7 +469,11 @@ class TandemServer:
         ]
 
     async def _new_session(self, sdp: str, request_data: Any, client: str) -> web.Response:
-        connection = SmallWebRTCConnection(ice_servers=self._ice_servers or None)
+        connection: SmallWebRTCConnection
+        if self._pc_tag:
+            connection = _TaggedConnection(self._pc_tag, ice_servers=self._ice_servers or None)
+        else:
+            connection = SmallWebRTCConnection(ice_servers=self._ice_servers or None)
         started = False
         try:
             try:
@@ -422,6 +497,7 @@ class TandemServer:
             self._watch_connection(session, transport)
             self.sessions.start(session)
             started = True
+            self.calls_started += 1
             pc_id = answer["pc_id"]
             self._by_pc_id[pc_id] = session
             forget = asyncio.create_task(self._forget(pc_id, session))
@@ -439,6 +515,7 @@ class TandemServer:
 
     async def _forget(self, pc_id: str, session: Session) -> None:
         await session.ended.wait()
+        self.calls_ended += 1
         if self._by_pc_id.get(pc_id) is session:
             del self._by_pc_id[pc_id]
         if self.admission is not None and not session.connected:
