@@ -7,9 +7,10 @@ raises, reports an error or hangs for one turn. A speaker stand-in after the TTS
 plays its audio and emits the bot-speaking frames an output transport would.
 
 What must hold for every fault: the call goes on (later turns are transcribed and
-answered), the user hears nothing garbled for the failing turn (nothing, or a
-short sentence), a background result due while the fault lasts is heard
-afterwards, and the error is logged once.
+answered), the user hears one short sentence for the failing turn and nothing
+garbled, a background result due while the fault lasts is heard afterwards, and
+the error is logged once. A hang is cut by the pipeline's time limit on any
+pipecat speech service (``speech_timeout_s``), not only on the product's own.
 """
 
 from __future__ import annotations
@@ -57,9 +58,11 @@ from tests.support.scenario import background_responder, weaving_responder
 from tests.support.virtual_time import run_virtual
 from tests.test_scenarios import answer, delegate_arith
 
-#: How a faulty pipecat service misbehaves on one request. A hang is tried on the
-#: product's own services (pipecat's base classes put no time limit on a model).
-FAULTS = ("raise", "error_frame")
+#: How a faulty pipecat service misbehaves on one request. pipecat's base classes put
+#: no time limit on a model: a hang is cut by the pipeline's (``speech_timeout_s``).
+FAULTS = ("raise", "error_frame", "hang")
+SORRY_STT = "Sorry, I didn't catch that."
+SORRY_TTS = "Sorry, my voice cut out there."
 
 
 class FaultySTT(FakeSTTService):
@@ -172,6 +175,7 @@ async def _call(
     stt: FrameProcessor,
     tts: FrameProcessor,
     until: float = 40.0,
+    speech_timeout_s: float | None = 5.0,
 ) -> Call:
     clock = LoopClock()
     clock.now()
@@ -184,6 +188,7 @@ async def _call(
             user_turn_strategies=ExternalUserTurnStrategies(), user_turn_stop_timeout=2.0
         ),
         clock=clock,
+        speech_timeout_s=speech_timeout_s,
     )
     worker, started = worker_with_start_event(tandem.pipeline)
     script = sorted((f for t in starts for f in _turn(t)), key=lambda x: x[0])
@@ -238,11 +243,16 @@ def test_stt_fault_on_one_turn_later_turns_work(fault):
     stt, tts = FaultySTT(TEXTS, {1: fault}), FaultyTTS({})
     c = run_virtual(_call(STARTS, stt=stt, tts=tts))
     assert stt.calls == 3
-    # The failing turn gets no reply (nothing garbled); the result and the next turn do.
-    assert tts.voiced == ["I'm on it.", "The answer is 7006652.", "Sure."]
+    # The failing turn gets one short apology (nothing garbled) once the user's
+    # turn is over; the result and the next turn are heard.
+    assert tts.voiced == ["I'm on it.", "The answer is 7006652.", SORRY_STT, "Sure."]
     m = compute_metrics(c.events)
     assert m.lost == 0 and m.repeated == 0 and m.delivered_outputs == 1
-    assert len(_fault_errors(c, "stt model")) == 1  # logged once
+    needle = "speech recognition took over 5 s" if fault == "hang" else "stt model"
+    assert len(_fault_errors(c, needle)) == 1  # logged once
+    assert [e["service"] for e in c.kinds("speech_fault")] == ["stt"]
+    [said] = c.kinds("speech_apology")
+    assert said["t"] - c.kinds("speech_fault")[0]["t"] < 3.0
 
 
 @pytest.mark.parametrize("fault", FAULTS)
@@ -250,11 +260,14 @@ def test_tts_fault_on_the_delivery_the_result_is_heard_later(fault):
     # TTS request 1 is the woven result; the user speaks again at 10 s.
     stt, tts = FaultySTT(TEXTS, {}), FaultyTTS({1: fault})
     c = run_virtual(_call(STARTS, stt=stt, tts=tts))
-    # The user's turn at 10 s comes first; the result is heard once, at the gap after it.
-    assert tts.voiced == ["I'm on it.", "Sure.", "The answer is 7006652.", "Sure."]
+    # The user's turn at 10 s comes first; the apology waits for the failed delivery
+    # to be settled (its speech would be taken for the result's) and the result is
+    # heard once, at the gap after it.
+    assert tts.voiced == ["I'm on it.", "Sure.", SORRY_TTS, "The answer is 7006652.", "Sure."]
     m = compute_metrics(c.events)
     assert m.lost == 0 and m.repeated == 0
-    assert len(_fault_errors(c, "tts model")) == 1
+    needle = "speech synthesis took over 5 s" if fault == "hang" else "tts model"
+    assert len(_fault_errors(c, needle)) == 1
 
 
 @pytest.mark.parametrize("fault", FAULTS)
@@ -343,8 +356,8 @@ def test_a_hung_whisper_times_out_and_later_turns_are_heard():
     stt, tts = HangingWhisper(TEXTS, 1), FaultyTTS({})
     c = run_virtual(_call(STARTS, stt=stt, tts=tts))
     assert stt.calls == 3
-    # The hung turn goes unanswered; the next one is heard and answered.
-    assert tts.voiced == ["I'm on it.", "The answer is 7006652.", "Sure."]
+    # The hung turn gets an apology; the next one is heard and answered.
+    assert tts.voiced == ["I'm on it.", "The answer is 7006652.", SORRY_STT, "Sure."]
     assert len(_fault_errors(c, "speech recognition took over 5 s")) == 1
     assert compute_metrics(c.events).lost == 0
 
@@ -416,3 +429,13 @@ def test_a_verbatim_delivery_counts_as_sent_to_speech():
     s = _out_in_flight(verbatim=True)
     again = s.poll(11.0)
     assert again is not None and again.kind == "redelivered" and again.mode == "verbatim"
+
+
+def test_a_dead_tts_is_apologized_for_once_and_the_call_still_ends():
+    # Every request after the first fails, the apology included: one apology is
+    # tried, none for its own failure, and the pipeline still takes its turns and ends.
+    stt, tts = FaultySTT(TEXTS, {}), FaultyTTS({i: "raise" for i in range(1, 50)})
+    c = run_virtual(_call(STARTS, stt=stt, tts=tts))
+    assert tts.voiced == ["I'm on it."]
+    assert len(c.kinds("speech_apology")) == 1
+    assert stt.calls == 3  # every turn was still heard

@@ -384,8 +384,8 @@ def _flatten(processor: FrameProcessor | None) -> list[FrameProcessor]:
     """The processors inside ``processor`` (a pipeline given as the TTS), itself otherwise."""
     if processor is None:
         return []
-    inner = getattr(processor, "processors", None)
-    if not isinstance(inner, list):
+    inner = getattr(processor, "processors", None)  # a leaf's is empty
+    if not isinstance(inner, list) or not inner:
         return [processor]
     return [q for p in inner for q in _flatten(p)]
 
