@@ -47,3 +47,34 @@ def test_cancellation_is_not_swallowed():
     tool = Tool(name="c", description="d", properties={}, required=[], fn=cancelled)
     with pytest.raises(KeyboardInterrupt):
         tool.call({}, ToolEnv())
+
+
+def _returning(value):
+    return Tool(name="odd", description="d", properties={}, required=[], fn=lambda a, e: value)
+
+
+@pytest.mark.parametrize("value", [{1, 2}, b"\xff", object(), "cycle"])
+def test_a_result_that_is_not_json_is_an_error_result(value):
+    # Regression (issue 13): pipecat's aggregator raised on it and the job failed.
+    if value == "cycle":
+        value = {}
+        value["self"] = value
+    outcome = _returning(value).call({}, ToolEnv())
+    assert (
+        set(outcome) == {"error"} and "odd gave a result that could not be read" in outcome["error"]
+    )
+
+
+def test_a_job_whose_tool_returns_non_json_still_answers():
+    from pipecat_tandem.background.agent import BackgroundAgent
+    from tests.support.fake_llm import FakeLLMService
+    from tests.support.virtual_time import run_virtual
+    from tests.test_background_agent import _collect, tool_then_answer
+
+    agent = BackgroundAgent(
+        llm_factory=lambda: FakeLLMService(tool_then_answer("odd", {})),
+        tools=[_returning({1, 2})],
+        prefetch=False,
+    )
+    answer, _ = run_virtual(_collect(agent))
+    assert answer.startswith("It is error: odd gave a result that could not be read")

@@ -15,6 +15,7 @@ so users can add their own pipecat functions and MCP tools beside them.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -80,10 +81,18 @@ class Tool:
         a failed job. Unexpected exceptions are logged with their traceback.
         """
         try:
-            return {"result": self.fn(args, env)}
+            result = self.fn(args, env)
         except ToolError as e:
             return {"error": str(e)}
         except Exception as e:
             logger.opt(exception=e).warning(f"tool {self.name!r} raised on {repr(args)[:200]}")
             message = f"{self.name} could not use these arguments ({type(e).__name__}: {e})"
             return {"error": message[:300]}
+        try:
+            # pipecat puts the result in the context as JSON: a set, bytes or a cycle
+            # raised there, in the aggregator, and failed the whole job.
+            json.dumps(result)
+        except (TypeError, ValueError) as e:
+            logger.warning(f"tool {self.name!r} returned a result that is not JSON: {e}")
+            return {"error": f"{self.name} gave a result that could not be read ({e})"[:300]}
+        return {"result": result}
