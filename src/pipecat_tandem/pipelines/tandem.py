@@ -57,6 +57,9 @@ from pipecat_tandem.processors.delegation_processor import DelegationProcessor, 
 from pipecat_tandem.processors.first_clause_processor import FirstClauseProcessor
 from pipecat_tandem.processors.result_interleaver import ResultInterleaver
 from pipecat_tandem.processors.speech_guard import SpeechGuard, limit_speech_time
+from pipecat_tandem.turns.fresh_transcript_turn_stop_strategy import (
+    FreshTranscriptTurnStopStrategy,
+)
 from pipecat_tandem.turns.speculative_turn_stop_strategy import SpeculativeTurnStopStrategy
 
 Background = BackgroundRunner | BackgroundAgent | LLMService | Callable[[], LLMService]
@@ -466,4 +469,4 @@ def _stop_strategy(
 ) -> TurnAnalyzerUserTurnStopStrategy:
     if speculative:
         return SpeculativeTurnStopStrategy(turn_analyzer=turn_analyzer)
-    return TurnAnalyzerUserTurnStopStrategy(turn_analyzer=turn_analyzer)
+    return FreshTranscriptTurnStopStrategy(turn_analyzer=turn_analyzer)

@@ -14,6 +14,8 @@ When the user has stopped, when the bot may speak, and when both are quiet:
   early signal, so the end-of-turn decision is ready when the VAD stops.
 - :mod:`~pipecat_tandem.turns.whisper_window`: Whisper on a window fitted to the
   utterance, started speculatively at the early end.
+- :mod:`~pipecat_tandem.turns.fresh_transcript_turn_stop_strategy`: a turn ends on
+  the words said after the user's last pause, not on earlier ones (the default).
 - :mod:`~pipecat_tandem.turns.speculative_turn_stop_strategy`: pipecat's user-turn
   stop strategy that lets the reply start before the turn is final.
 - :mod:`~pipecat_tandem.turns.gap`: the *natural turn gap* (nobody speaking, nothing

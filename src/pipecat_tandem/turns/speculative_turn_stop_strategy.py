@@ -49,20 +49,23 @@ from pipecat.frames.frames import (
     VADUserStoppedSpeakingFrame,
 )
 from pipecat.turns.types import ProcessFrameResult, UserTurnSpeculation
-from pipecat.turns.user_stop import TurnAnalyzerUserTurnStopStrategy
+
+from pipecat_tandem.turns.fresh_transcript_turn_stop_strategy import (
+    FreshTranscriptTurnStopStrategy,
+)
 
 #: Frames never held back: the pipeline's own lifecycle.
 _LIFECYCLE = (StartFrame, EndFrame, CancelFrame)
 
 
-class SpeculativeTurnStopStrategy(TurnAnalyzerUserTurnStopStrategy):
+class SpeculativeTurnStopStrategy(FreshTranscriptTurnStopStrategy):
     """A turn-analyzer stop strategy that starts the reply before the analyzer answers.
 
     Args:
         turn_analyzer: The end-of-turn model (e.g. smart-turn v3).
         speculate: Start the reply on the transcript while the analyzer runs
             (off: only the non-blocking analysis).
-        **kwargs: Passed to ``TurnAnalyzerUserTurnStopStrategy``.
+        **kwargs: Passed to ``FreshTranscriptTurnStopStrategy``.
 
     Example::
 
@@ -109,6 +112,7 @@ class SpeculativeTurnStopStrategy(TurnAnalyzerUserTurnStopStrategy):
 
     async def _handle_vad_user_stopped_speaking(self, frame: VADUserStoppedSpeakingFrame) -> None:
         """Analyze in a task; frames arriving meanwhile wait for its answer."""
+        await self._expect_words()
         self._vad_user_speaking = False
         self._stop_secs = frame.stop_secs
         self._vad_stopped = True

@@ -1,0 +1,119 @@
+#
+# Copyright (c) 2026, pipecat-tandem contributors
+#
+# SPDX-License-Identifier: BSD 2-Clause License
+#
+
+"""End-of-turn that waits for the words spoken after the user's last pause.
+
+pipecat's :class:`TurnAnalyzerUserTurnStopStrategy` ends a turn when the turn
+analyzer says "complete" and it holds *some* transcript of the turn. The
+transcript it holds may be of the speech *before* the user's last pause: in a
+long turn ("... And today I finished the report. Anyway, what should I do this
+weekend?") the last sentence is still being transcribed when the analyzer
+answers, the turn ends on the earlier words, the LLM starts on a context
+without the question, and the late transcript then opens a new turn that is
+answered again, seconds later (2.5 s more at the caller in the conversation
+suite's monologue).
+
+:class:`FreshTranscriptTurnStopStrategy` forgets the transcript it holds when
+the user speaks again, so the turn ends on the transcript of the last stretch
+of voice. A stretch that yields no words (a cough after the question) must not
+hold the turn open: once the STT's p99 time has passed *since the strategy
+saw the pause* (not since the pause itself, which a loaded machine may have
+queued for longer than that), the earlier words end the turn.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from pipecat.frames.frames import VADUserStartedSpeakingFrame, VADUserStoppedSpeakingFrame
+from pipecat.turns.user_stop import TurnAnalyzerUserTurnStopStrategy
+
+#: How long to wait for a stretch's words when the STT states no p99 latency.
+DEFAULT_LATE_TRANSCRIPT_S = 1.0
+
+
+class FreshTranscriptTurnStopStrategy(TurnAnalyzerUserTurnStopStrategy):
+    """A turn-analyzer stop strategy that ends a turn on its last words.
+
+    Args:
+        turn_analyzer: The end-of-turn model (e.g. smart-turn v3).
+        late_transcript_s: How long after the pause a stretch of voice with no
+            transcript yet may still get one; ``None`` uses the STT's p99
+            latency (``STTMetadataFrame``), else :data:`DEFAULT_LATE_TRANSCRIPT_S`.
+        **kwargs: Passed to ``TurnAnalyzerUserTurnStopStrategy``.
+
+    Raises:
+        ValueError: ``late_transcript_s`` is negative or not a number.
+
+    Example::
+
+        strategies = UserTurnStrategies(
+            stop=[FreshTranscriptTurnStopStrategy(turn_analyzer=LocalSmartTurnAnalyzerV3())]
+        )
+    """
+
+    def __init__(
+        self, *, turn_analyzer: Any, late_transcript_s: float | None = None, **kwargs: Any
+    ) -> None:
+        if late_transcript_s is not None and not late_transcript_s >= 0:  # also NaN
+            raise ValueError(f"late_transcript_s must be >= 0, got {late_transcript_s!r}")
+        super().__init__(turn_analyzer=turn_analyzer, **kwargs)
+        self._late_transcript_s = late_transcript_s
+        self._said_before = ""  # the turn's words before the user's last pause
+        self._fallback: asyncio.Task[None] | None = None
+
+    def _wait_for_words_s(self) -> float:
+        if self._late_transcript_s is not None:
+            return self._late_transcript_s
+        return self._stt_timeout or DEFAULT_LATE_TRANSCRIPT_S
+
+    async def _handle_vad_user_started_speaking(self, frame: VADUserStartedSpeakingFrame) -> None:
+        await super()._handle_vad_user_started_speaking(frame)
+        # The words so far no longer end the turn: the ones being spoken now will.
+        if self._text:
+            self._said_before = self._text
+        self._text = ""
+        await self._cancel_fallback()
+
+    async def _handle_vad_user_stopped_speaking(self, frame: VADUserStoppedSpeakingFrame) -> None:
+        await self._expect_words()
+        await super()._handle_vad_user_stopped_speaking(frame)
+
+    async def _expect_words(self) -> None:
+        """The user paused: give this stretch's words time to arrive, then fall back."""
+        await self._cancel_fallback()
+        if self._said_before and not self._text:
+            self._fallback = self.task_manager.create_task(
+                self._fall_back(self._wait_for_words_s()), f"{self}::fresh_transcript"
+            )
+
+    async def _fall_back(self, delay: float) -> None:
+        try:
+            await asyncio.sleep(delay)
+        except asyncio.CancelledError:
+            return
+        self._fallback = None
+        if not self._text and self._said_before:
+            # No words came for the last stretch (a cough, a breath): the turn's
+            # earlier words are what it said.
+            self._text = self._said_before
+            await self._maybe_trigger_user_turn_stopped()
+
+    async def _reset(self) -> None:
+        await super()._reset()
+        self._said_before = ""
+        await self._cancel_fallback()
+
+    async def _cancel_fallback(self) -> None:
+        task, self._fallback = self._fallback, None
+        if task is not None and task is not asyncio.current_task():
+            await self.task_manager.cancel_task(task)
+
+    async def cleanup(self) -> None:
+        """Stop a pending fallback, then clean up as pipecat does."""
+        await self._cancel_fallback()
+        await super().cleanup()
