@@ -81,13 +81,33 @@ CONVERSATIONS: tuple[Conversation, ...] = (
                 "job",
                 ("How many hours are in two weeks?",),
                 expect=("on it", "sure", "okay", "moment"),
+                # Graded on everything said after the request, replies to chat included.
+                answer=("336",),
                 wait="ack",
                 after_s=0.8,
             ),
             Turn("busy_chat", ("Meanwhile, what is the capital of Italy?",), expect=("rome",)),
             Turn("busy_chat", ("And what do cows drink?",), expect=("water", "milk")),
-            # The caller goes quiet and waits for the first job's answer.
-            Turn("silence", answer=("336",), wait="result", timeout_s=JOB_TIMEOUT_S),
+            # The caller goes quiet and waits for the job's answer (if not yet given).
+            Turn("silence", wait="result", timeout_s=JOB_TIMEOUT_S),
+        ),
+    ),
+    Conversation(
+        "chat_while_a_plan_is_made",
+        (
+            Turn(
+                "job",
+                ("Give me a short plan for a weekend in Lisbon.",),
+                expect=("on it", "sure", "okay", "moment", "let me"),
+                wait="ack",
+                after_s=0.8,
+            ),
+            Turn(
+                "busy_chat", ("By the way, how many legs does a cat have?",), expect=("four", "4")
+            ),
+            Turn("busy_chat", ("What is the capital of Germany?",), expect=("berlin",)),
+            Turn("busy_chat", ("What colour are ripe bananas?",), expect=("yellow",)),
+            Turn("silence", wait="result", timeout_s=JOB_TIMEOUT_S),
         ),
     ),
     Conversation(

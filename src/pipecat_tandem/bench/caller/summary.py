@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import statistics
 from typing import Any
 
@@ -9,10 +10,13 @@ from pipecat_tandem.bench.caller.grading import TurnResult
 
 
 def _pct(values: list[float], q: float) -> float | None:
+    """The median for ``q`` = 0.5, else the nearest-rank percentile (never below it)."""
     if not values:
         return None
+    if q == 0.5:
+        return statistics.median(values)
     s = sorted(values)
-    return s[min(len(s) - 1, int(round(q * (len(s) - 1))))]
+    return s[min(len(s) - 1, max(0, math.ceil(q * len(s)) - 1))]
 
 
 def summarize(results: list[TurnResult]) -> dict[str, Any]:
@@ -29,7 +33,12 @@ def summarize(results: list[TurnResult]) -> dict[str, Any]:
     quiet = [r for r in results if r.stayed_quiet is not None]
     return {
         "turns": len(results),
-        "unanswered": sum(1 for r in results if r.latency_s is None and r.stayed_quiet is None),
+        # A turn the caller spoke in; a silence that only waits for a job owes no reply.
+        "unanswered": sum(
+            1
+            for r in results
+            if r.latency_s is None and r.stayed_quiet is None and r.kind not in ("silence", "noise")
+        ),
         "on_topic": f"{sum(1 for r in graded if r.on_topic)}/{len(graded)}",
         "chat_latency_p50_s": idle_p50,
         "chat_latency_p90_s": _pct(chat_lat, 0.9),
