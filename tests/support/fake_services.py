@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 from pipecat.frames.frames import Frame, TranscriptionFrame, TTSAudioRawFrame
+from pipecat.processors.frame_processor import FrameProcessor
 from pipecat.services.stt_service import SegmentedSTTService
 from pipecat.services.tts_service import TTSService
 from pipecat.utils.time import time_now_iso8601
@@ -106,6 +107,14 @@ class FakeSessionFactory:
         warm_delay_s: Simulated warm-up time.
         warm_error: Raise this from ``warm`` (to test a failed warm-up).
         vad: Run Silero VAD (off for load tests that send no speech).
+        interaction: A responder for the interaction model instead of ``reply``.
+        background: A responder for the background model instead of ``background_reply``.
+        stt: Makes each session's STT (default ``FakeSTTService``).
+        tts: Makes each session's TTS (default ``FakeTTSService``).
+        options: Makes more ``build_tandem_pipeline`` arguments per session
+            (a registry, tools, ``speech_timeout_s``...).
+        on_event_log: Called with each session's event log once it is made (to
+            break its disk, for instance).
     """
 
     def __init__(
@@ -117,8 +126,20 @@ class FakeSessionFactory:
         warm_delay_s: float = 0.0,
         warm_error: Exception | None = None,
         vad: bool = True,
+        interaction: Callable[[list[dict[str, Any]]], Any] | None = None,
+        background: Callable[[list[dict[str, Any]]], Any] | None = None,
+        stt: Callable[[], FrameProcessor] | None = None,
+        tts: Callable[[], FrameProcessor] | None = None,
+        options: Callable[[], dict[str, Any]] | None = None,
+        on_event_log: Callable[[Any], None] | None = None,
     ):
         self.reply = reply
+        self.interaction = interaction
+        self.background = background
+        self.stt = stt
+        self.tts = tts
+        self.options = options
+        self.on_event_log = on_event_log
         self.background_reply = background_reply
         self.delegate_on_connect = delegate_on_connect
         self.warm_delay_s = warm_delay_s
@@ -159,6 +180,8 @@ class FakeSessionFactory:
         from .fake_llm import FakeLLMService, FakeReply
 
         log = EventLog(session.clock, path=session.record_path)
+        if self.on_event_log is not None:
+            self.on_event_log(log)
         user_params = LLMUserAggregatorParams(
             vad_analyzer=SileroVADAnalyzer(params=VADParams(stop_secs=0.2)) if self.vad else None,
             user_turn_strategies=UserTurnStrategies(
@@ -168,16 +191,19 @@ class FakeSessionFactory:
         )
         reply = self.reply
         background_reply = self.background_reply or FakeReply(text="The answer is 42.")
+        interaction = self.interaction or (lambda messages: FakeReply(text=reply))
+        background = self.background or (lambda messages: background_reply)
 
         tandem = build_tandem_pipeline(
             transport=transport,
-            interaction_llm=FakeLLMService(lambda messages: FakeReply(text=reply)),
-            background=lambda: FakeLLMService(lambda messages: background_reply),
-            stt=FakeSTTService(),
-            tts=FakeTTSService(),
+            interaction_llm=FakeLLMService(interaction),
+            background=lambda: FakeLLMService(background),
+            stt=self.stt() if self.stt else FakeSTTService(),
+            tts=self.tts() if self.tts else FakeTTSService(),
             user_params=user_params,
             clock=session.clock,
             event_log=log,
+            **(self.options() if self.options else {}),
         )
         self.tandems.append(tandem)
         worker = PipelineWorker(
