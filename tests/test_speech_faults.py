@@ -108,6 +108,10 @@ class FaultyTTS(FakeTTSService):
             return
         if fault == "hang":
             await asyncio.sleep(3600)
+        if fault == "stalled_socket":
+            # A streaming service sends the text and returns; its audio never comes.
+            yield None
+            return
         self.voiced.append(text)
         async for f in super().run_tts(text, context_id):
             yield f
@@ -439,3 +443,15 @@ def test_a_dead_tts_is_apologized_for_once_and_the_call_still_ends():
     assert tts.voiced == ["I'm on it."]
     assert len(c.kinds("speech_apology")) == 1
     assert stt.calls == 3  # every turn was still heard
+
+
+def test_a_streaming_tts_whose_audio_never_comes_is_apologized_for():
+    # A socket service returns from run_tts at once (outside the step limit); pipecat
+    # ends the silent audio context after 3 s with an error, which the guard tells.
+    stt, tts = FaultySTT(TEXTS, {}), FaultyTTS({0: "stalled_socket"})
+    c = run_virtual(_call(STARTS, stt=stt, tts=tts))
+    # The unspoken "I'm on it." is reported while the result is out; the apology
+    # waits for the result to be heard (its speech would be taken for the result's).
+    assert tts.voiced == ["The answer is 7006652.", SORRY_TTS, "Sure.", "Sure."]
+    assert len(c.kinds("speech_apology")) == 1
+    assert compute_metrics(c.events).lost == 0
