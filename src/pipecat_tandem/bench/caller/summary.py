@@ -49,6 +49,7 @@ def summarize(results: list[TurnResult]) -> dict[str, Any]:
         "job_ack_latency_p50_s": _pct(acks, 0.5),
         "jobs_answered": f"{sum(1 for r in jobs if r.answer_spoken)}/{len(jobs)}",
         "job_result_median_s": statistics.median(job_times) if job_times else None,
+        "job_result_p90_s": _pct(job_times, 0.9),
         "not_an_answer": sum(1 for r in results if r.not_an_answer),
         "spoke_over_user": sum(1 for r in results if r.spoke_over_user),
         "timer_errors_s": [
