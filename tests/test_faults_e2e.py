@@ -31,7 +31,7 @@ from tests.support.scenario import background_responder, weaving_responder
 from tests.test_e2e_webrtc import start, wait_for
 from tests.test_event_log_failures import FailingFile
 from tests.test_scenarios import answer, delegate_arith
-from tests.test_speech_faults import SORRY_STT, SORRY_TTS, FaultySTT, FaultyTTS
+from tests.test_speech_faults import SORRY_LLM, SORRY_STT, SORRY_TTS, FaultySTT, FaultyTTS
 
 pytestmark = pytest.mark.e2e
 
@@ -72,6 +72,14 @@ def _not_json(args: Any, env: Any) -> Any:
     return {"temperatures": {21, 23}}  # a set: pipecat cannot put it in the context
 
 
+def _fails_on_first_turn(messages: list[dict[str, Any]]) -> FakeReply:
+    """The interaction model raises on the caller's first turn (a cloud 5xx), then works."""
+    users = [m for m in messages if m.get("role") == "user"]
+    if len(users) == 1 and messages[-1].get("role") == "user":
+        return FakeReply(raise_error=RuntimeError("model exploded"))
+    return weaving_responder(_delegate)(messages)
+
+
 def _delegate(text: str) -> str | None:
     return text if ("weather" in text or delegate_arith(text)) else None
 
@@ -85,6 +93,7 @@ class Fault:
     stt_faults: dict[int, str] = field(default_factory=dict)
     tts_faults: dict[int, str] = field(default_factory=dict)
     background: Callable[[list[dict[str, Any]]], FakeReply] | None = None
+    interaction: Callable[[list[dict[str, Any]]], FakeReply] | None = None
     tools: list[Tool] | None = None
     verbatim: bool = False
     disk_full: bool = False
@@ -107,7 +116,7 @@ class Fault:
             log._file = FailingFile(ok=5)
 
         return FakeSessionFactory(
-            interaction=weaving_responder(_delegate),
+            interaction=self.interaction or weaving_responder(_delegate),
             background=self.background or background_responder(answer),
             stt=lambda: FaultySTT(self.texts, self.stt_faults),
             tts=lambda: FaultyTTS(self.tts_faults) if self.tts_faults else FakeTTSService(),
@@ -125,6 +134,9 @@ FAULTS = {
     "stt hangs": Fault(["hello there", "hello again"], SORRY_STT, stt_faults={0: "hang"}),
     "tts raises": Fault(["hello there", "hello again"], SORRY_TTS, tts_faults={0: "raise"}),
     "tts hangs": Fault(["hello there", "hello again"], SORRY_TTS, tts_faults={0: "hang"}),
+    "interaction model raises": Fault(
+        ["hello there", "hello again"], SORRY_LLM, interaction=_fails_on_first_turn
+    ),
     "background raises": _job_fault(FakeReply(raise_error=RuntimeError("model exploded"))),
     "background hangs": _job_fault(FakeReply(hang=True)),
     "background garbage": _job_fault(FakeReply(text=" ...  ")),
@@ -183,7 +195,7 @@ async def test_a_fault_is_told_in_one_sentence_and_the_call_goes_on(name, tmp_pa
     events = factory.tandems[-1].event_log.events
     m = compute_metrics(events)
     assert m.lost == 0 and m.repeated == 0
-    if name.startswith(("stt", "tts")):
+    if name.startswith(("stt", "tts", "interaction")):
         assert [e["kind"] for e in events].count("speech_apology") == 1
 
 

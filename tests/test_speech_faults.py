@@ -52,7 +52,7 @@ from pipecat_tandem.models.weights import whisper_model_dir
 from pipecat_tandem.observe.metrics import compute_metrics
 from pipecat_tandem.pipelines.tandem import build_tandem_pipeline
 from pipecat_tandem.policy.delivery import DeliveryScheduler
-from tests.support.fake_llm import FakeLLMService
+from tests.support.fake_llm import FakeLLMService, FakeReply
 from tests.support.fake_services import FakeSTTService, FakeTTSService
 from tests.support.scenario import background_responder, weaving_responder
 from tests.support.virtual_time import run_virtual
@@ -63,6 +63,7 @@ from tests.test_scenarios import answer, delegate_arith
 FAULTS = ("raise", "error_frame", "hang")
 SORRY_STT = "Sorry, I didn't catch that."
 SORRY_TTS = "Sorry, my voice cut out there."
+SORRY_LLM = "Sorry, could you say that again?"
 
 
 class FaultySTT(FakeSTTService):
@@ -180,11 +181,14 @@ async def _call(
     tts: FrameProcessor,
     until: float = 40.0,
     speech_timeout_s: float | None = 5.0,
+    interaction: Any = None,
 ) -> Call:
     clock = LoopClock()
     clock.now()
     tandem = build_tandem_pipeline(
-        interaction_llm=FakeLLMService(weaving_responder(delegate_arith), ttft_s=0.3),
+        interaction_llm=FakeLLMService(
+            interaction or weaving_responder(delegate_arith), ttft_s=0.3
+        ),
         background=lambda: FakeLLMService(background_responder(answer), ttft_s=2.0),
         stt=stt,
         tts=Pipeline([tts, Speaker()]),
@@ -454,4 +458,25 @@ def test_a_streaming_tts_whose_audio_never_comes_is_apologized_for():
     # waits for the result to be heard (its speech would be taken for the result's).
     assert tts.voiced == ["The answer is 7006652.", SORRY_TTS, "Sure.", "Sure."]
     assert len(c.kinds("speech_apology")) == 1
+    assert compute_metrics(c.events).lost == 0
+
+
+def test_a_reply_the_interaction_model_failed_is_apologized_for():
+    # The model raises on the second turn (a cloud 5xx, a rate limit): the user gets
+    # one sentence instead of silence, and the third turn is answered.
+    weave = weaving_responder(delegate_arith)
+    failures = []
+
+    def flaky(messages: list[dict[str, Any]]) -> FakeReply:
+        last = messages[-1] if messages else {}
+        if last.get("role") == "user" and "how are you" in str(last.get("content")):
+            failures.append(1)
+            return FakeReply(raise_error=RuntimeError("llm exploded"))
+        return weave(messages)
+
+    stt, tts = FaultySTT(TEXTS, {}), FaultyTTS({})
+    c = run_virtual(_call(STARTS, stt=stt, tts=tts, interaction=flaky))
+    assert failures == [1]
+    assert tts.voiced == ["I'm on it.", "The answer is 7006652.", SORRY_LLM, "Sure."]
+    assert [e["service"] for e in c.kinds("speech_fault")] == ["llm"]
     assert compute_metrics(c.events).lost == 0

@@ -212,8 +212,9 @@ def build_tandem_pipeline(
         event_log: The session event log (one is made, writing to ``record_path``).
         record_path: A JSONL file for the event log.
         job_limits: Caps on a session's jobs (default: 4 running, 10 a minute).
-        speech_guard: Add the :class:`SpeechGuard` (one short apology when the STT
-            or the TTS fails, never over the user or a delivery in flight).
+        speech_guard: Add the :class:`SpeechGuard` (one short apology when the STT,
+            the TTS or the interaction model fails, never over the user or a
+            delivery in flight).
         speech_timeout_s: Longest wait for each step of a pipecat STT/TTS service's
             request (also inside a ``tts`` given as a pipeline); a hung one ends
             in an error instead of stalling the call. ``None``: no limit. The

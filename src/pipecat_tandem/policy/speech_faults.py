@@ -4,11 +4,12 @@
 # SPDX-License-Identifier: BSD 2-Clause License
 #
 
-"""When the user is told that speech recognition or synthesis failed.
+"""When the user is told that speech recognition, synthesis or the reply failed.
 
-A failed transcription leaves the user waiting for a reply that never comes; a
-failed synthesis leaves the bot silent mid-answer. Either way the user should hear
-one short sentence, once, and then the call goes on. The rules:
+A failed transcription or a failed interaction model leaves the user waiting for a
+reply that never comes; a failed synthesis leaves the bot silent mid-answer. Either
+way the user should hear one short sentence, once, and then the call goes on. The
+rules:
 
 * one apology per fault, never more than one within ``quiet_s`` (a dead service
   fails on every request, the apology included: it must not loop);
@@ -27,7 +28,7 @@ import math
 from dataclasses import dataclass
 from typing import Literal
 
-SpeechKind = Literal["stt", "tts"]
+SpeechKind = Literal["stt", "tts", "llm"]
 
 
 @dataclass(frozen=True)
@@ -37,10 +38,12 @@ class SpeechApologies:
     Parameters:
         stt: After a turn that could not be transcribed.
         tts: After a reply that could not be spoken.
+        llm: After a turn the interaction model failed to answer.
     """
 
     stt: str = "Sorry, I didn't catch that."
     tts: str = "Sorry, my voice cut out there."
+    llm: str = "Sorry, could you say that again?"
 
 
 class SpeechFaultNotices:
@@ -76,7 +79,7 @@ class SpeechFaultNotices:
         self._pending: tuple[SpeechKind, float] | None = None
         self._last_said: float | None = None
         #: Faults seen, by kind.
-        self.faults: dict[SpeechKind, int] = {"stt": 0, "tts": 0}
+        self.faults: dict[SpeechKind, int] = {"stt": 0, "tts": 0, "llm": 0}
         #: Apologies said, and faults that got none (repeats, expired).
         self.said = 0
         self.unsaid = 0
@@ -114,4 +117,5 @@ class SpeechFaultNotices:
         self._pending = None
         self._last_said = now
         self.said += 1
-        return self.apologies.stt if kind == "stt" else self.apologies.tts
+        text: str = getattr(self.apologies, kind)
+        return text

@@ -4,7 +4,7 @@
 # SPDX-License-Identifier: BSD 2-Clause License
 #
 
-"""SpeechGuard: a failed or hung STT/TTS ends in one short apology, and the call goes on.
+"""SpeechGuard: a failed or hung STT/TTS (or a failed reply) ends in one short apology.
 
 Two parts, for any pipecat speech service (a cloud one given by spec as much as the
 embedded ones):
@@ -15,7 +15,8 @@ embedded ones):
   bot silent) for the rest of the call. A step that takes longer than the limit
   ends the request with an ``ErrorFrame``, as the embedded Whisper and hibari do.
 * :class:`SpeechGuard`, a processor placed before the STT, sees the ``ErrorFrame`` s
-  the STT and the TTS push upstream and says one sentence for them
+  the STT, the interaction model and the TTS push upstream and says one sentence
+  for them
   (:class:`~pipecat_tandem.policy.speech_faults.SpeechFaultNotices` decides when).
 
 Streaming services that send audio or text on a socket and receive results on
@@ -37,6 +38,7 @@ from pipecat.frames.frames import (
     UserStoppedSpeakingFrame,
 )
 from pipecat.processors.frame_processor import FrameDirection, FrameProcessor
+from pipecat.services.llm_service import LLMService
 from pipecat.services.stt_service import STTService
 from pipecat.services.tts_service import TTSService
 
@@ -97,10 +99,11 @@ def limit_speech_time(service: FrameProcessor, timeout_s: float) -> bool:
 
 
 class SpeechGuard(FrameProcessor):
-    """Says one short sentence when the STT or the TTS fails, then lets the call go on.
+    """Says one short sentence when the STT, the TTS or the model fails; the call goes on.
 
     Place it before the STT: the services push their errors upstream, so it sees
-    both; the apology goes downstream as a ``TTSSpeakFrame`` (not added to the
+    them all (background jobs run in pipelines of their own; their failures are
+    the interleaver's to tell); the apology goes downstream as a ``TTSSpeakFrame`` (not added to the
     context). Every other frame passes untouched.
 
     Example::
@@ -149,6 +152,8 @@ class SpeechGuard(FrameProcessor):
             return "stt"
         if source is self._tts or isinstance(source, TTSService):
             return "tts"
+        if isinstance(source, LLMService):
+            return "llm"  # the turn it was answering gets no reply
         return None
 
     async def process_frame(self, frame: Frame, direction: FrameDirection) -> None:
