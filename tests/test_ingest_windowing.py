@@ -33,6 +33,31 @@ def test_windows_are_aligned_to_the_clock():
     assert turns[1].audio[0] == 4  # 0.40 s falls in the 4th chunk (0.39..0.41)
 
 
+def test_a_complete_window_goes_at_its_end_without_waiting_for_late_input():
+    # Audio arriving as it is spoken (20 ms chunks, timed by arrival) completes
+    # [0, 0.2) at 0.2 s: it is emitted then, not max_delay later; an image arriving
+    # after that is timed after it, so nothing can be late for it.
+    asm = MicroTurnAssembler(max_delay=0.1)
+    asm.add_image("view", time=0.05)
+    for i in range(9):
+        asm.add_audio(_tone(320, 1), arrival=(i + 1) * 0.02)
+    assert asm.poll(0.199) == []  # not complete yet
+    asm.add_audio(_tone(320, 1), arrival=0.2)
+    (turn,) = asm.poll(0.2)
+    assert turn.index == 0 and not turn.audio_gap and [t for t, _ in turn.images] == [0.05]
+    # A hole (a lost packet) makes the window wait for its max_delay, as before.
+    asm.add_audio(_tone(320, 1), arrival=0.22)
+    asm.add_audio(_tone(320, 1), arrival=0.40, start=0.38)
+    assert asm.poll(0.40) == []
+    assert [t.index for t in asm.poll(0.50)] == [1]
+
+
+def test_without_early_emission_a_window_waits_its_max_delay():
+    asm = MicroTurnAssembler(max_delay=0.1, early=False)
+    asm.add_audio(_tone(N, 1), arrival=0.2, start=0.0)
+    assert asm.poll(0.2) == [] and [t.index for t in asm.poll(0.3)] == [0]
+
+
 def test_gap_is_filled_with_silence_and_flagged():
     asm = MicroTurnAssembler()
     asm.add_audio(_tone(1600, 7), arrival=0.1, start=0.0)  # only the first 100 ms
@@ -94,17 +119,19 @@ def test_contiguous_stream_without_timestamps_and_resync():
 
 def test_images_rate_capped_and_kept_in_time_order():
     asm = MicroTurnAssembler(max_fps=5.0)
-    results = [asm.add_image(i, time=i * (1 / 30), now=1.0) for i in range(30)]  # 30 fps, 1 s
-    assert results.count("placed") == 5
+    for i in range(30):  # 30 fps, 1 s
+        asm.add_image(i, time=i * (1 / 30), now=1.0)
     assert asm.stats.images_rate_capped == 25
     turns = asm.poll(1.5)
     assert [len(t.images) for t in turns] == [1, 1, 1, 1, 1, 0, 0]
-    # Out of order: an earlier image of the same slot replaces the later one.
+    # The latest image of each slot is kept: the view as the window closes.
+    assert [t.images[0][1] for t in turns[:5]] == [5, 11, 17, 23, 29]
+    # Out of order: an older image of the same slot does not replace a newer one.
     asm2 = MicroTurnAssembler(max_fps=5.0)
-    asm2.add_image("late-one", time=0.15, now=0.2)
-    asm2.add_image("early-one", time=0.01, now=0.2)
+    asm2.add_image("new", time=0.15, now=0.2)
+    assert asm2.add_image("old", time=0.01, now=0.2) == "rate_capped"
     (turn,) = asm2.poll(0.4)
-    assert [p for _, p in turn.images] == ["early-one"]
+    assert [p for _, p in turn.images] == ["new"]
 
 
 def test_backlog_is_skipped_not_burst():

@@ -20,11 +20,16 @@ Placement:
   were lost: the hole stays silent and flagged) or more than ``max_skew`` *ahead* (the
   stream restarted); then it is re-anchored to end at its arrival time.
 * Images are placed at their time. At most ``max_fps`` images are kept per second:
-  time is cut into ``1 / max_fps`` slots and the first image of each slot wins.
+  time is cut into ``1 / max_fps`` slots and the latest image of each slot wins (the
+  view as it is when the window closes: a scene cut in the middle of a slot is in
+  this window, not the next one).
 * A window is emitted by :meth:`MicroTurnAssembler.poll` once ``now`` is ``max_delay``
-  past its end. Anything that arrives for an emitted window is dropped and counted
-  (``late``); anything more than ``max_ahead`` seconds past ``now`` is dropped and
-  counted (``future``). Missing audio is zero-filled and flagged (``audio_gap``).
+  past its end, or (``early``) as soon as ``now`` is past its end and its audio is all
+  there: when images are timed by their arrival, nothing can come for it any more, and
+  a cue in it (the view changed) reaches the user ``max_delay`` sooner. Anything that
+  arrives for an emitted window is dropped and counted (``late``); anything more than
+  ``max_ahead`` seconds past ``now`` is dropped and counted (``future``). Missing
+  audio is zero-filled and flagged (``audio_gap``).
 * Windows keep coming, silent and flagged, while ``poll`` is called without input (the
   stream never has "turns"); a backlog longer than ``max_backlog`` windows (e.g. after
   the process was suspended) is skipped and counted instead of emitted in a burst.
@@ -116,6 +121,7 @@ class MicroTurnAssembler(Generic[T]):
         max_skew: float = 0.5,
         max_ahead: float = 2.0,
         max_backlog: int = 50,
+        early: bool = True,
     ) -> None:
         """Create an assembler.
 
@@ -129,6 +135,9 @@ class MicroTurnAssembler(Generic[T]):
             max_skew: How far ahead of its arrival contiguous audio may run.
             max_ahead: Input timed further than this past ``now`` is dropped.
             max_backlog: Most windows one :meth:`poll` emits; older ones are skipped.
+            early: Emit a window once its end has passed and its audio is complete,
+                without waiting ``max_delay`` (turn it off when images carry their
+                own capture times, which can arrive after their window's audio).
 
         Raises:
             ValueError: On an inconsistent configuration.
@@ -151,6 +160,7 @@ class MicroTurnAssembler(Generic[T]):
         self.max_skew = float(max_skew)
         self.max_ahead = float(max_ahead)
         self.max_backlog = int(max_backlog)
+        self.early = bool(early)
         self.stats = IngestStats()
         self._windows: dict[int, _Window[T]] = {}
         self._next_emit: int | None = None  # first window not yet emitted
@@ -283,10 +293,10 @@ class MicroTurnAssembler(Generic[T]):
         w = self._window(k)
         slot = int(math.floor(time * self.max_fps)) if self.max_fps is not None else len(w.images)
         prev = w.images.get(slot)
-        if prev is not None and prev[0] <= time:
+        if prev is not None and prev[0] > time:  # an older image, out of order
             self.stats.images_rate_capped += 1
             return "rate_capped"
-        if prev is not None:  # an earlier image of the same slot arrived out of order
+        if prev is not None:  # a newer image of the same slot replaces it
             self.stats.images_rate_capped += 1
         if self.max_fps is not None and self._slot_taken_elsewhere(k, slot):
             self.stats.images_rate_capped += 1
@@ -308,6 +318,17 @@ class MicroTurnAssembler(Generic[T]):
             return []
         # The epsilon keeps 0.3 - 0.1 from flooring to the sample before 0.2 s.
         due_end = int(math.floor((now - self.max_delay) * self.sample_rate + 1e-6)) // self.n
+        if self.early:
+            # Complete windows that have ended go now, in order (the first one that is
+            # not complete holds the later ones back).
+            ended = int(math.floor(now * self.sample_rate + 1e-6)) // self.n
+            k = max(due_end, self._next_emit)
+            while k < ended:
+                w = self._windows.get(k)
+                if w is None or not w.filled.all():
+                    break
+                k += 1
+            due_end = max(due_end, k)
         return self._emit_until(due_end)
 
     def flush(self) -> list[MicroTurn[T]]:

@@ -263,6 +263,10 @@ class MicroTurnIngestProcessor(FrameProcessor):
             payload = await asyncio.to_thread(self._convert, frame.image, width, height, fmt)
         stamped = self._stamped_time(frame)
         now = self._clock.now()
+        if stamped is not None:
+            # An image timed by its capture can come after its window's audio is
+            # complete: windows wait their max_delay again.
+            self._asm.early = False
         self._asm.add_image(payload, time=now if stamped is None else stamped, now=now)
 
     def _convert(self, data: bytes, width: int, height: int, fmt: str) -> Image:
