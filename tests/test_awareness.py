@@ -136,36 +136,6 @@ def test_sparse_now_view_is_shown_only_while_a_job_runs():
     hello, weather, during_job, after_job = seen
     assert hello == [] and weather == []
     assert len(during_job) == 1 and "weather in Paris" in during_job[0]
-    # The earlier view stays where it was written (the model's prompt cache keeps
-    # it), and one closing view says the job is over; then nothing more.
-    assert after_job[0] == during_job[0] and len(after_job) == 2
-    assert "no background jobs" in after_job[1]
-    assert len([m for m in r.tandem.context.get_messages() if is_now_message(m)]) == 2
+    assert after_job == []
+    assert not [m for m in r.tandem.context.get_messages() if is_now_message(m)]
     assert r.metrics.lost == 0
-
-
-def test_sparse_now_views_leave_the_history_as_it_was():
-    # Each turn's prompt extends the previous one: nothing before the new view is
-    # taken out (a local model would read all that follows it again).
-    from pipecat_tandem.policy.now_view import NowView
-
-    prompts: list[list[dict]] = []
-    weave = weaving_responder(lambda text: "plan a trip" if "plan" in text else None)
-
-    def interaction(messages):
-        if messages and messages[-1].get("role") == "user":
-            prompts.append([dict(m) for m in messages])
-        return weave(messages)
-
-    run(
-        say(1.0, "plan a trip to Rome")
-        + say(4.0, "what is the capital of Italy")
-        + say(7.0, "and of Spain"),
-        interaction=interaction,
-        background_delay_s=20.0,
-        now_view=NowView(only_when_informative=True),
-        until=10,
-    )
-    assert len(prompts) == 3
-    for before, after in zip(prompts[1:], prompts[2:], strict=False):
-        assert after[: len(before)] == before

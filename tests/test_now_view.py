@@ -86,11 +86,3 @@ def test_is_now_message_recognises_only_the_view():
     assert not is_now_message({"role": "user", "content": "now what?"})
     assert not is_now_message("[now 00:01.0]")
     assert not is_now_message({"role": "developer"})
-
-
-def test_always_renders_a_sparse_view_with_nothing_to_tell():
-    view = NowView(only_when_informative=True)
-    assert view.render(now=5.0, user_silent_for=1.0) == ""
-    assert view.render(now=5.0, user_silent_for=1.0, always=True) == (
-        "[now 00:05.0] user silent 1.0s; no background jobs"
-    )

@@ -17,10 +17,7 @@ and the excess jobs are summarized as "+N more".
 
 A local model pays for every token of the view at each turn (its prompt cache holds
 the history, not a line that changes every turn): ``only_when_informative`` leaves the
-view out while no job runs and no cue is recent. The awareness processor then also
-leaves each view where it was written (a timeline in the history) instead of replacing
-it: taking a view out of the middle of the context makes the model read everything
-after it again (the last exchange, ~20-40 tokens a turn while a job runs).
+view out while no job runs and no cue is recent.
 
 The user's own speech cues (``speech_onset``/``speech_offset``) are not shown: the
 transcript and "user silent" already say it, and in a call they fire at every turn, so
@@ -139,7 +136,6 @@ class NowView:
         user_speaking: bool = False,
         jobs: Iterable[tuple[str, str, float]] = (),
         cues: Iterable[RecentCue | tuple[str, float, float]] = (),
-        always: bool = False,
     ) -> str:
         """Render the line.
 
@@ -149,8 +145,6 @@ class NowView:
             user_speaking: Whether the user is speaking right now.
             jobs: Running background jobs as ``(job_id, task, seconds_running)``.
             cues: Recent cues (``RecentCue`` or ``(kind, time, value)``), any order.
-            always: Render even when ``only_when_informative`` would not (e.g. to
-                say that the jobs an earlier view listed are over).
 
         Returns:
             The text, at most ``max_chars`` characters ("" when
@@ -177,7 +171,7 @@ class NowView:
             for c in cue_list
             if 0 <= now - c.time <= self.cue_horizon and c.kind not in self.hidden_cues
         ]
-        if self.only_when_informative and not always and not job_list and not cue_list:
+        if self.only_when_informative and not job_list and not cue_list:
             return ""
         for task_chars, n_cues in ((self.task_chars, self.max_cues), (16, 2), (8, 1), (8, 0)):
             text = head + self._jobs(job_list, task_chars) + self._cues(cue_list[:n_cues], now)

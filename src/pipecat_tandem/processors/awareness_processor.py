@@ -314,23 +314,13 @@ class AwarenessProcessor(FrameProcessor):
         )
         if not text and not self._view_shown:
             return  # nothing to tell, nothing to take back: leave the context alone
-        sparse = self._view.only_when_informative
-        if sparse and not text:
-            # The jobs (or cues) the last view listed are over: say so once. Earlier
-            # views stay where they were written (see policy/now_view.py).
-            text = self._view.render(
-                now=now, user_silent_for=silent, user_speaking=self._user_speaking, always=True
-            )
-            self._view_shown = False
-        else:
-            self._view_shown = bool(text)
         added = [{"role": "developer", "content": text}] if text else []
+        self._view_shown = bool(text)
 
-        def refresh(messages: list[Any]) -> list[Any]:
-            kept = messages if sparse else [m for m in messages if not is_now_message(m)]
-            return kept + added
+        def replace(messages: list[Any]) -> list[Any]:
+            return [m for m in messages if not is_now_message(m)] + added
 
-        await self.push_frame(LLMMessagesTransformFrame(transform=refresh, run_llm=False))
+        await self.push_frame(LLMMessagesTransformFrame(transform=replace, run_llm=False))
 
     async def _fire(self, due: list[Interjection]) -> None:
         for item in due:
