@@ -221,3 +221,28 @@ def test_a_right_factorial_answer_is_not_grounded_into_a_wrong_one():
     assert answer == "Five factorial is 120."
     assert '"value": 120' in seen[0][-1]["content"]  # the prefetch computed 5! itself
     assert not any("corrected" in e.text for e in events if e.kind == "progress")
+
+
+def test_a_job_loads_no_turn_model(monkeypatch):
+    # pipecat's default user-turn strategies load smart-turn (an ONNX session) per
+    # aggregator: 40-60 ms on the event loop for every job, a stall at 50 sessions.
+    from pipecat.audio.turn.smart_turn import local_smart_turn_v3
+
+    loaded = []
+    real_init = local_smart_turn_v3.LocalSmartTurnAnalyzerV3.__init__
+
+    def counting_init(self, *args, **kwargs):
+        loaded.append(1)
+        real_init(self, *args, **kwargs)
+
+    monkeypatch.setattr(local_smart_turn_v3.LocalSmartTurnAnalyzerV3, "__init__", counting_init)
+    agent = BackgroundAgent(
+        llm_factory=lambda: FakeLLMService(
+            tool_then_answer("calculator", {"expression": "1234 * 5678"})
+        ),
+        tools=[calculator_tool()],
+        prefetch=False,
+    )
+    answer, _ = run_virtual(_collect(agent))
+    assert "7006652" in answer
+    assert loaded == []

@@ -43,9 +43,13 @@ from pipecat.frames.frames import (
 from pipecat.pipeline.pipeline import Pipeline
 from pipecat.pipeline.worker import PipelineParams, PipelineWorker
 from pipecat.processors.aggregators.llm_context import LLMContext
-from pipecat.processors.aggregators.llm_response_universal import LLMContextAggregatorPair
+from pipecat.processors.aggregators.llm_response_universal import (
+    LLMContextAggregatorPair,
+    LLMUserAggregatorParams,
+)
 from pipecat.processors.frame_processor import FrameDirection, FrameProcessor
 from pipecat.services.llm_service import FunctionCallParams, LLMService
+from pipecat.turns.user_turn_strategies import ExternalUserTurnStrategies
 from pipecat.workers.runner import WorkerRunner
 
 from pipecat_tandem.background.answer import (
@@ -429,7 +433,13 @@ class BackgroundAgent:
         context = LLMContext(messages=self.build_messages(packet, reporter.take_follow_ups()))  # type: ignore[arg-type]
         if schemas:
             context.set_tools(ToolsSchema(standard_tools=schemas))
-        pair = LLMContextAggregatorPair(context)
+        # No user speaks in a job's pipeline. pipecat's default turn strategies load a
+        # smart-turn ONNX session per aggregator: 40-60 ms on the event loop (and its
+        # threads and memory) for every job; at 50 sessions that stalled the loop.
+        pair = LLMContextAggregatorPair(
+            context,
+            user_params=LLMUserAggregatorParams(user_turn_strategies=ExternalUserTurnStrategies()),
+        )
         tap = _AgentTap(reporter, self._max_rounds, llm)
         for message in await self._prefetched(packet, reporter, tap):
             context.add_message(message)  # type: ignore[arg-type]
