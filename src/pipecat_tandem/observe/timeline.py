@@ -306,7 +306,10 @@ def _job_event(track: _JobTrack, e: dict[str, Any], kind: str) -> None:
     lane = track.lane
     if kind == "delegated":
         task = str(e.get("task", ""))
-        lane.label = f"{lane.label}: {task}" if task else lane.label
+        # From the job id each time: a log that repeats a job's delegation (a
+        # retried or hostile log) must not grow the label with every copy.
+        job_id = lane.key[4:]
+        lane.label = f"{job_id}: {task[:200]}" if task else job_id
         lane.title = f"job {lane.key[4:]} ({e.get('policy', 'when_idle')}): {task[:300]}"
         if track.state is None:
             track.go(t, "running", "")
@@ -548,9 +551,16 @@ def _fit(draw: ImageDraw.ImageDraw, text: str, font: Any, width: int) -> str:
     # ASCII only: the bundled default font has no typographic ellipsis.
     if draw.textlength(text, font=font) <= width:
         return text
-    while text and draw.textlength(text + "...", font=font) > width:
-        text = text[:-1]
-    return text + "..."
+    # The longest prefix that fits, by bisection: trimming a character at a time
+    # measured a long label once per character (quadratic in its length).
+    lo, hi = 0, len(text)
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        if draw.textlength(text[:mid] + "...", font=font) <= width:
+            lo = mid
+        else:
+            hi = mid - 1
+    return text[:lo] + "..."
 
 
 def _draw_marker(draw: ImageDraw.ImageDraw, kind: str, x: float, top: int) -> None:
