@@ -4,22 +4,31 @@
 # SPDX-License-Identifier: BSD 2-Clause License
 #
 
-"""Mix tandem processors with plain pipecat services in your own pipeline.
+"""Add the tandem to the pipecat bot you already have: two processors and its tools.
 
-The interaction and background models here are OpenAI services, the speech
-services are whatever you like; the two tandem processors sit where they need to:
+A pipecat bot (pipecat's development runner, OpenAI services) has this pipeline::
+
+    transport.input() → STT → user aggregator → LLM → TTS → transport.output() → assistant
+
+The tandem adds (the lines marked ``# tandem`` in :func:`build_worker`): a
+:class:`DelegationProcessor` before the user aggregator, which gives the LLM the
+``delegate``/``cancel_job``/``follow_up_job`` tools and runs the jobs on a background
+model; those tools in the context; a :class:`ResultInterleaver` after the LLM, which
+holds each result until a natural pause and weaves it into the conversation::
 
     transport.input() → STT → DelegationProcessor → user aggregator → LLM
       → ResultInterleaver → TTS → transport.output() → assistant aggregator
 
-    OPENAI_API_KEY=... python examples/custom_pipeline.py
+Run it like any pipecat bot::
 
-``build_worker`` is the whole recipe; ``main`` runs it in a WebRTC server.
+    OPENAI_API_KEY=... python examples/custom_pipeline.py          # http://localhost:7860/client
+    OPENAI_API_KEY=... python examples/custom_pipeline.py -t daily # any transport of the runner
+
+``build_worker`` is the whole recipe; ``bot`` is what pipecat's runner calls per session.
 """
 
 from __future__ import annotations
 
-import asyncio
 import os
 from collections.abc import Callable
 from typing import Any
@@ -32,10 +41,14 @@ from pipecat.processors.aggregators.llm_response_universal import (
     LLMContextAggregatorPair,
     LLMUserAggregatorParams,
 )
+from pipecat.runner.types import RunnerArguments
+from pipecat.runner.utils import create_transport
 from pipecat.services.llm_service import LLMService
+from pipecat.workers.runner import WorkerRunner
 
 from pipecat_tandem.background.agent import BackgroundAgent
 from pipecat_tandem.background.runner import InProcessRunner
+from pipecat_tandem.bot import transport_params
 from pipecat_tandem.clock import MonotonicClock
 from pipecat_tandem.observe.event_log import EventLog
 from pipecat_tandem.processors.delegation_processor import DelegationProcessor
@@ -52,74 +65,87 @@ def build_worker(
     user_params: LLMUserAggregatorParams | None = None,
     event_log: EventLog | None = None,
 ) -> tuple[PipelineWorker, DelegationProcessor]:
-    """Assemble the pipeline by hand: any pipecat services, two tandem processors."""
+    """Your pipecat pipeline, with the tandem's two processors in it.
+
+    Args:
+        transport: The session's pipecat transport.
+        interaction_llm: The bot's LLM: it answers at once and delegates.
+        background_llm_factory: Makes the background model (one service per job).
+        stt: Speech to text.
+        tts: Text to speech.
+        user_params: The user aggregator's parameters (VAD, turn strategies).
+        event_log: Where the tandem records jobs and deliveries (default: in memory).
+
+    Returns:
+        The worker to run, and the delegation processor (``await delegation.delegate(...)``
+        starts a job from your own code).
+    """
     log = event_log or EventLog(MonotonicClock())
     context = LLMContext()
+    user_aggregator, assistant_aggregator = LLMContextAggregatorPair(
+        context, user_params=user_params
+    )
+    # tandem: jobs run in this process, two at a time, on a fresh background service each.
     runner = InProcessRunner(BackgroundAgent(llm_factory=background_llm_factory), max_concurrency=2)
     delegation = DelegationProcessor(
         runner=runner, llm=interaction_llm, context=context, clock=log.clock, event_log=log
     )
-    context.set_tools(ToolsSchema(standard_tools=delegation.function_schemas()))
-    users, assistant = LLMContextAggregatorPair(context, user_params=user_params)
-    interleaver = ResultInterleaver(min_gap_s=0.5, clock=log.clock, event_log=log)
+    context.set_tools(ToolsSchema(standard_tools=delegation.function_schemas()))  # tandem
+    interleaver = ResultInterleaver(min_gap_s=0.5, clock=log.clock, event_log=log)  # tandem
     pipeline = Pipeline(
         [
             transport.input(),
             stt,
-            delegation,
-            users,
+            delegation,  # tandem: before the user aggregator, so it sees every user turn
+            user_aggregator,
             interaction_llm,
-            interleaver,
+            interleaver,  # tandem: after the LLM, so it knows when a response is in flight
             tts,
             transport.output(),
-            assistant,
+            assistant_aggregator,
         ]
     )
     worker = PipelineWorker(pipeline, params=PipelineParams(enable_metrics=True))
     return worker, delegation
 
 
-class _OpenAIFactory:
-    """Session factory for the WebRTC server using OpenAI for both roles."""
+async def run_bot(transport: Any, runner_args: RunnerArguments) -> None:
+    """One session: OpenAI for speech and both models (set ``OPENAI_API_KEY``)."""
+    from pipecat.audio.vad.silero import SileroVADAnalyzer
+    from pipecat.services.openai.llm import OpenAILLMService
+    from pipecat.services.openai.stt import OpenAISTTService
+    from pipecat.services.openai.tts import OpenAITTSService
 
-    async def warm(self, progress: Callable[[str], None]) -> dict[str, Any]:
-        if not os.environ.get("OPENAI_API_KEY"):
-            raise ValueError("set OPENAI_API_KEY")
-        return {"interaction": "openai:gpt-4.1-mini", "background": "openai:gpt-4.1"}
+    key = os.environ["OPENAI_API_KEY"]
+    worker, _ = build_worker(
+        transport=transport,
+        interaction_llm=OpenAILLMService(
+            api_key=key, settings=OpenAILLMService.Settings(model="gpt-4.1-mini")
+        ),
+        background_llm_factory=lambda: OpenAILLMService(
+            api_key=key, settings=OpenAILLMService.Settings(model="gpt-4.1")
+        ),
+        stt=OpenAISTTService(api_key=key),
+        tts=OpenAITTSService(api_key=key),
+        user_params=LLMUserAggregatorParams(vad_analyzer=SileroVADAnalyzer()),
+    )
 
-    async def create_worker(self, transport: Any, session: Any) -> PipelineWorker:
-        from pipecat.audio.vad.silero import SileroVADAnalyzer
-        from pipecat.services.openai.llm import OpenAILLMService
-        from pipecat.services.openai.stt import OpenAISTTService
-        from pipecat.services.openai.tts import OpenAITTSService
+    @transport.event_handler("on_client_disconnected")
+    async def _on_disconnected(transport: Any, client: Any) -> None:
+        await worker.cancel()
 
-        key = os.environ["OPENAI_API_KEY"]
-        worker, _ = build_worker(
-            transport=transport,
-            interaction_llm=OpenAILLMService(api_key=key, model="gpt-4.1-mini"),
-            background_llm_factory=lambda: OpenAILLMService(api_key=key, model="gpt-4.1"),
-            stt=OpenAISTTService(api_key=key),
-            tts=OpenAITTSService(api_key=key),
-            user_params=LLMUserAggregatorParams(vad_analyzer=SileroVADAnalyzer()),
-            event_log=EventLog(session.clock, path=session.record_path),
-        )
-        return worker
+    runner = WorkerRunner(handle_sigint=runner_args.handle_sigint)
+    await runner.add_workers(worker)
+    await runner.run()
 
 
-async def main() -> None:
-    from pipecat_tandem.transports.webrtc_server import TandemServer
-
-    server = TandemServer(factory=_OpenAIFactory(), port=7860)
-    await server.start()
-    print(f"open http://127.0.0.1:{server.port}/")
-    try:
-        await asyncio.Event().wait()
-    finally:
-        await server.stop()
+async def bot(runner_args: RunnerArguments) -> None:
+    """Pipecat's runner calls this for every session."""
+    transport = await create_transport(runner_args, transport_params())
+    await run_bot(transport, runner_args)
 
 
 if __name__ == "__main__":
-    try:
-        asyncio.run(main())
-    except KeyboardInterrupt:
-        pass
+    from pipecat.runner.run import main
+
+    main()

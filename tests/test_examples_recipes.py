@@ -1,0 +1,316 @@
+"""The pipecat-user examples do what they say, through their own code.
+
+* ``examples/custom_pipeline.py``: its ``build_worker`` (a plain pipecat pipeline plus the
+  tandem's two processors) delegates a user's question and the answer is spoken at the
+  next pause, on virtual time with scripted models;
+* ``examples/custom_tool.py``: its pipecat function is called by the background model
+  through pipecat's own function calling, and the spoken answer carries the tool's value;
+* ``examples/cloud_background.py``: its background model is the real pipecat
+  ``OpenAILLMService`` talking HTTP to a loopback stand-in for an OpenAI-compatible
+  server, which receives the whole conversation; the answer is woven in with the
+  example's settings for the offline interaction model (a scripted model stands in for
+  the 0.5B here; the embedded models are tested elsewhere);
+* every example is a pipecat runner bot: a module-level ``async def bot(runner_args)``.
+
+The models are scripted (no network beyond 127.0.0.1, nothing downloaded).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiohttp import web
+from pipecat.frames.frames import EndFrame, StartFrame
+from pipecat.pipeline.worker import PipelineWorker
+from pipecat.processors.aggregators.llm_response_universal import LLMUserAggregatorParams
+from pipecat.processors.filters.identity_filter import IdentityFilter
+from pipecat.turns.user_turn_strategies import ExternalUserTurnStrategies
+from pipecat.workers.runner import WorkerRunner
+
+from pipecat_tandem.clock import LoopClock
+from pipecat_tandem.observe.event_log import EventLog
+from tests.support.fake_llm import FakeLLMService, FakeReply
+from tests.support.scenario import FakeSpeechOutput, say, weaving_responder
+from tests.support.virtual_time import run_virtual
+from tests.test_examples import load
+
+EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
+
+
+class PassThroughTransport:
+    """Stands in for the session's transport: frames are queued into the worker directly."""
+
+    def input(self) -> IdentityFilter:
+        return IdentityFilter()
+
+    def output(self) -> IdentityFilter:
+        return IdentityFilter()
+
+
+def turn_params() -> LLMUserAggregatorParams:
+    # The script's transcription frames end the user's turn (no VAD or turn model).
+    return LLMUserAggregatorParams(
+        user_turn_strategies=ExternalUserTurnStrategies(), user_turn_stop_timeout=2.0
+    )
+
+
+async def drive(worker: PipelineWorker, clock: LoopClock, script: list, until: float) -> None:
+    """Run ``worker`` and queue the script's frames at their times, then end it."""
+    started = asyncio.Event()
+
+    @worker.event_handler("on_pipeline_started")
+    async def _started(_w: PipelineWorker, _f: StartFrame) -> None:
+        started.set()
+
+    async def feed() -> None:
+        await started.wait()
+        base = clock.now()
+        for t, frame in script:
+            await asyncio.sleep(max(0.0, base + t - clock.now()))
+            await worker.queue_frame(frame)
+        await asyncio.sleep(max(0.0, base + until - clock.now()))
+        await worker.queue_frame(EndFrame())
+
+    runner = WorkerRunner(handle_sigint=False)
+    await runner.add_workers(worker)
+    await asyncio.wait_for(asyncio.gather(runner.run(), feed()), until + 60)
+
+
+def kinds(log: EventLog, kind: str) -> list[dict[str, Any]]:
+    return [e for e in log.events if e["kind"] == kind]
+
+
+#
+# examples/custom_pipeline.py
+#
+
+
+def test_custom_pipeline_delegates_and_speaks_the_answer_at_the_pause():
+    custom = load("custom_pipeline")
+
+    async def call() -> tuple[EventLog, FakeSpeechOutput, Any]:
+        clock = LoopClock()
+        clock.now()
+        log = EventLog(clock)
+        output = FakeSpeechOutput(clock)
+        worker, delegation = custom.build_worker(
+            transport=PassThroughTransport(),
+            interaction_llm=FakeLLMService(
+                weaving_responder(lambda text: text if "trip" in text else None), ttft_s=0.3
+            ),
+            background_llm_factory=lambda: FakeLLMService(
+                lambda m: FakeReply(text="Day one the Colosseum, day two the Vatican."),
+                ttft_s=3.0,
+            ),
+            stt=IdentityFilter(),
+            tts=output,
+            user_params=turn_params(),
+            event_log=log,
+        )
+        await drive(worker, clock, say(0.5, "plan a two-day trip to Rome"), until=15.0)
+        return log, output, delegation
+
+    log, output, delegation = run_virtual(call())
+    (delegated,) = kinds(log, "delegated")
+    assert delegated["task"] == "plan a two-day trip to Rome"
+    (delivered,) = kinds(log, "delivered")
+    assert delivered["job_ids"] == [delegated["job_id"]]
+    spoken = [u.text for u in output.spoken]
+    assert spoken[0] == "I'm on it."  # answered at once, before the job is done
+    assert any("Colosseum" in text for text in spoken[1:]), spoken
+    assert all(not u.interrupted for u in output.spoken)
+    assert "delegate" in [s.name for s in delegation.function_schemas()]
+
+
+#
+# examples/custom_tool.py
+#
+
+
+def test_custom_tool_handler_answers_like_a_pipecat_function():
+    example = load("custom_tool")
+    results: list[Any] = []
+
+    class Params:
+        def __init__(self, **arguments: Any) -> None:
+            self.arguments = arguments
+
+        async def result_callback(self, result: Any, **_: Any) -> None:
+            results.append(result)
+
+    async def calls() -> None:
+        await example.get_current_weather(Params(location="San Francisco, CA", format="fahrenheit"))
+        await example.get_current_weather(Params(location="London", format="celsius"))
+        await example.get_current_weather(Params(location="Atlantis", format="celsius"))
+
+    asyncio.run(calls())
+    assert results[0] == {"temperature": 75, "format": "fahrenheit", "conditions": "sunny"}
+    assert results[1] == {"temperature": 15, "format": "celsius", "conditions": "cloudy"}
+    assert "error" in results[2]
+    assert example.WEATHER.required == ["location", "format"]
+
+
+def test_custom_tool_is_called_by_the_background_model_and_its_value_spoken():
+    example = load("custom_tool")
+    seen: list[list[dict[str, Any]]] = []
+
+    def background(messages: list[dict[str, Any]]) -> FakeReply:
+        seen.append(messages)
+        results = [m for m in messages if m.get("role") == "tool"]
+        if not results:
+            return FakeReply(
+                tool_calls=[
+                    ("get_current_weather", {"location": "San Francisco", "format": "fahrenheit"})
+                ]
+            )
+        weather = json.loads(results[-1]["content"])
+        return FakeReply(
+            text=f"It is {weather['temperature']} degrees and {weather['conditions']} there."
+        )
+
+    async def call() -> tuple[EventLog, FakeSpeechOutput]:
+        from pipecat_tandem import build_tandem_pipeline
+
+        clock = LoopClock()
+        clock.now()
+        output = FakeSpeechOutput(clock)
+        tandem = build_tandem_pipeline(
+            interaction_llm=FakeLLMService(
+                weaving_responder(lambda text: text if "weather" in text else None), ttft_s=0.3
+            ),
+            background=example.background_agent(lambda: FakeLLMService(background, ttft_s=1.0)),
+            tts=output,
+            user_params=turn_params(),
+            clock=clock,
+        )
+        worker = PipelineWorker(tandem.pipeline, cancel_on_idle_timeout=False, enable_rtvi=False)
+        await drive(worker, clock, say(0.5, "what's the weather like in San Francisco"), until=20.0)
+        return tandem.event_log, output
+
+    log, output = run_virtual(call())
+    assert kinds(log, "delegated") and kinds(log, "delivered"), log.events
+    # The model was offered the tool, and pipecat ran the example's handler for it.
+    tool_messages = [m for m in seen[-1] if m.get("role") == "tool"]
+    assert tool_messages and json.loads(tool_messages[-1]["content"])["temperature"] == 75
+    spoken = " ".join(u.text for u in output.spoken)
+    assert "75 degrees and sunny" in spoken, spoken
+
+
+#
+# Every example is a pipecat runner bot
+#
+
+
+@pytest.mark.parametrize("name", ["bot", "custom_pipeline", "custom_tool", "cloud_background"])
+def test_every_example_is_a_runner_bot(name):
+    example = load(name)
+    assert inspect.iscoroutinefunction(example.bot)
+    assert list(inspect.signature(example.bot).parameters) == ["runner_args"]
+    source = (EXAMPLES / f"{name}.py").read_text()
+    assert 'if __name__ == "__main__":' in source
+
+
+#
+# examples/cloud_background.py
+#
+
+
+class FakeOpenAI:
+    """A loopback OpenAI-compatible server whose model answers every request with ``answer``.
+
+    Streamed requests get server-sent events; a request with a JSON ``response_format``
+    (the background agent's constrained steps) gets the answer as the schema's answer step.
+    """
+
+    def __init__(self, answer: str) -> None:
+        self.answer = answer
+        self.bodies: list[dict[str, Any]] = []
+        self._runner: web.AppRunner | None = None
+        self.url = ""
+
+    async def __aenter__(self) -> FakeOpenAI:
+        app = web.Application()
+        app.router.add_post("/v1/chat/completions", self._chat)
+        self._runner = web.AppRunner(app)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        await site.start()
+        port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        self.url = f"http://127.0.0.1:{port}/v1"
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        assert self._runner is not None
+        await self._runner.cleanup()
+
+    async def _chat(self, request: web.Request) -> web.StreamResponse:
+        body = await request.json()
+        self.bodies.append(body)
+        content = self.answer
+        schema = (body.get("response_format") or {}).get("json_schema", {}).get("schema")
+        if schema is not None:
+            step = {"answer": self.answer}
+            content = json.dumps({"step": step} if "step" in schema.get("properties", {}) else step)
+        if not body.get("stream"):
+            message = {"role": "assistant", "content": content}
+            return web.json_response(
+                {
+                    "id": "c1",
+                    "object": "chat.completion",
+                    "created": 0,
+                    "model": body.get("model", "fake"),
+                    "choices": [{"index": 0, "message": message, "finish_reason": "stop"}],
+                    "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2},
+                }
+            )
+        response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
+        await response.prepare(request)
+        for delta, finish in (({"role": "assistant", "content": content}, None), ({}, "stop")):
+            chunk = {
+                "id": "c1",
+                "object": "chat.completion.chunk",
+                "created": 0,
+                "model": body.get("model", "fake"),
+                "choices": [{"index": 0, "delta": delta, "finish_reason": finish}],
+            }
+            await response.write(f"data: {json.dumps(chunk)}\n\n".encode())
+        await response.write(b"data: [DONE]\n\n")
+        return response
+
+
+async def test_cloud_background_runs_jobs_on_an_openai_compatible_server(monkeypatch):
+    example = load("cloud_background")
+    answer = "Day one the Colosseum and the Forum, day two the Vatican museums."
+    async with FakeOpenAI(answer) as server:
+        monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
+        monkeypatch.setenv("OPENAI_BASE_URL", server.url)
+        monkeypatch.setenv("BACKGROUND_MODEL", "fake-large")
+        clock = LoopClock()
+        clock.now()
+        output = FakeSpeechOutput(clock)
+        tandem = example.build_tandem(
+            transport=None,  # frames are queued into the worker directly
+            # Stands in for the embedded 0.5B: it only chats; the example's rule router
+            # delegates for it, as it does for the real one.
+            interaction_llm=FakeLLMService(lambda m: FakeReply(text="Sure."), ttft_s=0.2),
+            stt=IdentityFilter(),
+            tts=output,
+            user_params=turn_params(),
+            clock=clock,
+        )
+        worker = PipelineWorker(tandem.pipeline, cancel_on_idle_timeout=False, enable_rtvi=False)
+        await drive(worker, clock, say(0.3, "plan a two-day trip to Rome for me"), until=6.0)
+    log = tandem.event_log
+    (delegated,) = kinds(log, "delegated")
+    assert kinds(log, "delivered"), log.events
+    # The job went to the cloud model, with the conversation (the user's words) in it.
+    assert server.bodies and {b["model"] for b in server.bodies} == {"fake-large"}
+    sent = json.dumps(server.bodies[0]["messages"])
+    assert "plan a two-day trip to Rome" in sent
+    spoken = " ".join(u.text for u in output.spoken)
+    assert "Colosseum" in spoken, spoken
