@@ -72,7 +72,9 @@ from pipecat_tandem.processors.encoder_free_fusion_processor import EncoderFreeF
 from pipecat_tandem.processors.first_clause_processor import FirstClauseProcessor
 from pipecat_tandem.processors.micro_turn_ingest_processor import MicroTurnIngestProcessor
 from pipecat_tandem.processors.result_interleaver import ResultInterleaver
+from pipecat_tandem.processors.speech_guard import SpeechGuard
 from tests.support.fake_llm import FakeLLMService, FakeReply
+from tests.support.fake_services import FakeSTTService
 from tests.support.virtual_time import run_virtual
 
 FUZZ = settings(
@@ -459,6 +461,34 @@ def test_fusion_fuses_a_valid_micro_turn_after_junk(builders):
     fused = [f for f in run.probe_down if isinstance(f, FusedMicroTurnFrame) and f.index == 777]
     assert fused, "the valid micro-turn was not fused"
     assert fused[0].dmel.shape[1] > 0 and len(fused[0].patches) == 1
+
+
+class _FailsOnCue(FrameProcessor):
+    """Reports an error upstream as ``source`` when a ``TextFrame('FAIL')`` passes."""
+
+    def __init__(self, source: FrameProcessor) -> None:
+        super().__init__(name="fails-on-cue")
+        self._source = source
+
+    async def process_frame(self, frame: Frame, direction: FrameDirection) -> None:
+        await super().process_frame(frame, direction)
+        if isinstance(frame, TextFrame) and frame.text == "FAIL":
+            await self.push_error_frame(ErrorFrame("stt model broke", processor=self._source))
+            return
+        await self.push_frame(frame, direction)
+
+
+@FUZZ
+@given(junk_lists)
+def test_speech_guard_apologizes_for_a_stt_fault_after_junk(builders):
+    frames = _junk(builders)
+    stt = FakeSTTService()
+    guard = SpeechGuard(stt=stt, event_log=EventLog(LoopClock()))
+    probe: list[Frame] = [UserStoppedSpeakingFrame(), TextFrame("FAIL")]
+    run = run_virtual(_drive(Pipeline([guard, _FailsOnCue(stt)]), frames, probe))
+    said = [f.text for f in run.probe_down if isinstance(f, TTSSpeakFrame)]
+    assert said == ["Sorry, I didn't catch that."]
+    assert [e.error for e in run.errors] == ["stt model broke"]  # passed on upstream
 
 
 #
