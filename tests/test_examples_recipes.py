@@ -9,10 +9,11 @@
   ``OpenAILLMService`` talking HTTP to a loopback stand-in for an OpenAI-compatible
   server, which receives the whole conversation; the answer is woven in with the
   example's settings for the offline interaction model (a scripted model stands in for
-  the 0.5B here; the embedded models are tested elsewhere);
+  the 0.5B; the slow test runs the example's own embedded models, loaded as it loads
+  them);
 * every example is a pipecat runner bot: a module-level ``async def bot(runner_args)``.
 
-The models are scripted (no network beyond 127.0.0.1, nothing downloaded).
+No network beyond 127.0.0.1, nothing downloaded.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -59,8 +61,15 @@ def turn_params() -> LLMUserAggregatorParams:
     )
 
 
-async def drive(worker: PipelineWorker, clock: LoopClock, script: list, until: float) -> None:
-    """Run ``worker`` and queue the script's frames at their times, then end it."""
+async def drive(
+    worker: PipelineWorker,
+    clock: LoopClock,
+    script: list,
+    until: float,
+    done: Callable[[], bool] = lambda: False,
+) -> None:
+    """Run ``worker``, queue the script's frames at their times, end it at ``until`` (or once
+    ``done()``, checked every 0.1 s after the script)."""
     started = asyncio.Event()
 
     @worker.event_handler("on_pipeline_started")
@@ -73,7 +82,10 @@ async def drive(worker: PipelineWorker, clock: LoopClock, script: list, until: f
         for t, frame in script:
             await asyncio.sleep(max(0.0, base + t - clock.now()))
             await worker.queue_frame(frame)
-        await asyncio.sleep(max(0.0, base + until - clock.now()))
+        for _ in range(int(until * 10) + 1):
+            if done() or clock.now() >= base + until:
+                break
+            await asyncio.sleep(0.1)
         await worker.queue_frame(EndFrame())
 
     runner = WorkerRunner(handle_sigint=False)
@@ -304,7 +316,13 @@ async def test_cloud_background_runs_jobs_on_an_openai_compatible_server(monkeyp
             clock=clock,
         )
         worker = PipelineWorker(tandem.pipeline, cancel_on_idle_timeout=False, enable_rtvi=False)
-        await drive(worker, clock, say(0.3, "plan a two-day trip to Rome for me"), until=6.0)
+        await drive(
+            worker,
+            clock,
+            say(0.3, "plan a two-day trip to Rome for me"),
+            until=20.0,
+            done=lambda: any("Colosseum" in u.text and u.end for u in output.spoken),
+        )
     log = tandem.event_log
     (delegated,) = kinds(log, "delegated")
     assert kinds(log, "delivered"), log.events
@@ -314,3 +332,42 @@ async def test_cloud_background_runs_jobs_on_an_openai_compatible_server(monkeyp
     assert "plan a two-day trip to Rome" in sent
     spoken = " ".join(u.text for u in output.spoken)
     assert "Colosseum" in spoken, spoken
+
+
+@pytest.mark.slow
+async def test_cloud_background_with_the_embedded_interaction_model(monkeypatch):
+    """The example as it runs: its local models (0.5B, Whisper, hibari, loaded by the
+    example) answer the user at once while the job goes to the loopback cloud model."""
+    pytest.importorskip("xllamacpp")
+    example = load("cloud_background")
+    answer = "Day one the Colosseum and the Forum, day two the Vatican museums."
+    stack = await example._local_models()
+    assert stack.background_server is None  # that role is the cloud's
+    async with FakeOpenAI(answer) as server:
+        monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
+        monkeypatch.setenv("OPENAI_BASE_URL", server.url)
+        clock = LoopClock()
+        clock.now()
+        output = FakeSpeechOutput(clock, seconds_per_word=0.05)
+        tandem = example.build_tandem(
+            transport=None,
+            interaction_llm=stack.interaction_llm(),
+            stt=None,
+            tts=output,
+            user_params=turn_params(),
+            clock=clock,
+        )
+        worker = PipelineWorker(tandem.pipeline, cancel_on_idle_timeout=False, enable_rtvi=False)
+        # Until the answer has been spoken (bounded: CPU-only model on a shared machine).
+        await drive(
+            worker,
+            clock,
+            say(0.3, "plan a two-day trip to Rome for me"),
+            until=60.0,
+            done=lambda: any("Colosseum" in u.text and u.end for u in output.spoken),
+        )
+    log = tandem.event_log
+    assert kinds(log, "delegated") and kinds(log, "delivered"), log.events
+    assert server.bodies and "trip to Rome" in json.dumps(server.bodies[0]["messages"])
+    spoken = [u.text for u in output.spoken]
+    assert len(spoken) >= 2 and "Colosseum" in " ".join(spoken[1:]), spoken
