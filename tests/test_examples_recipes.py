@@ -295,22 +295,26 @@ class FakeOpenAI:
         return response
 
 
-async def test_cloud_background_runs_jobs_on_an_openai_compatible_server(monkeypatch):
+ROME = "plan a two-day trip to Rome for me"
+ITINERARY = "Day one the Colosseum and the Forum, day two the Vatican museums."
+
+
+async def cloud_call(
+    monkeypatch: pytest.MonkeyPatch, interaction_llm: Any, until: float
+) -> tuple[EventLog, FakeSpeechOutput, FakeOpenAI]:
+    """The user asks for a plan once; the example's pipeline runs until the plan is spoken."""
     example = load("cloud_background")
-    answer = "Day one the Colosseum and the Forum, day two the Vatican museums."
-    async with FakeOpenAI(answer) as server:
+    async with FakeOpenAI(ITINERARY) as server:
         monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
         monkeypatch.setenv("OPENAI_BASE_URL", server.url)
         monkeypatch.setenv("BACKGROUND_MODEL", "fake-large")
         clock = LoopClock()
         clock.now()
-        output = FakeSpeechOutput(clock)
+        output = FakeSpeechOutput(clock, seconds_per_word=0.05)
         tandem = example.build_tandem(
             transport=None,  # frames are queued into the worker directly
-            # Stands in for the embedded 0.5B: it only chats; the example's rule router
-            # delegates for it, as it does for the real one.
-            interaction_llm=FakeLLMService(lambda m: FakeReply(text="Sure."), ttft_s=0.2),
-            stt=IdentityFilter(),
+            interaction_llm=interaction_llm,
+            stt=None,
             tts=output,
             user_params=turn_params(),
             clock=clock,
@@ -319,19 +323,25 @@ async def test_cloud_background_runs_jobs_on_an_openai_compatible_server(monkeyp
         await drive(
             worker,
             clock,
-            say(0.3, "plan a two-day trip to Rome for me"),
-            until=20.0,
+            say(0.3, ROME),
+            until=until,
             done=lambda: any("Colosseum" in u.text and u.end for u in output.spoken),
         )
-    log = tandem.event_log
-    (delegated,) = kinds(log, "delegated")
-    assert kinds(log, "delivered"), log.events
+    return tandem.event_log, output, server
+
+
+async def test_cloud_background_runs_jobs_on_an_openai_compatible_server(monkeypatch):
+    # Stands in for the embedded 0.5B: it only chats; the example's rule router
+    # delegates for it, as it does for the real one.
+    chat = FakeLLMService(lambda m: FakeReply(text="Sure."), ttft_s=0.2)
+    log, output, server = await cloud_call(monkeypatch, chat, until=20.0)
+    assert len(kinds(log, "delegated")) == 1 and kinds(log, "delivered"), log.events
     # The job went to the cloud model, with the conversation (the user's words) in it.
     assert server.bodies and {b["model"] for b in server.bodies} == {"fake-large"}
-    sent = json.dumps(server.bodies[0]["messages"])
-    assert "plan a two-day trip to Rome" in sent
-    spoken = " ".join(u.text for u in output.spoken)
-    assert "Colosseum" in spoken, spoken
+    assert ROME in json.dumps(server.bodies[0]["messages"])
+    spoken = [u.text for u in output.spoken]
+    # Acknowledged at once ("On it, ..."), answered when the job is done.
+    assert "Colosseum" not in spoken[0] and "Colosseum" in " ".join(spoken[1:]), spoken
 
 
 @pytest.mark.slow
@@ -339,35 +349,11 @@ async def test_cloud_background_with_the_embedded_interaction_model(monkeypatch)
     """The example as it runs: its local models (0.5B, Whisper, hibari, loaded by the
     example) answer the user at once while the job goes to the loopback cloud model."""
     pytest.importorskip("xllamacpp")
-    example = load("cloud_background")
-    answer = "Day one the Colosseum and the Forum, day two the Vatican museums."
-    stack = await example._local_models()
+    stack = await load("cloud_background")._local_models()
     assert stack.background_server is None  # that role is the cloud's
-    async with FakeOpenAI(answer) as server:
-        monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
-        monkeypatch.setenv("OPENAI_BASE_URL", server.url)
-        clock = LoopClock()
-        clock.now()
-        output = FakeSpeechOutput(clock, seconds_per_word=0.05)
-        tandem = example.build_tandem(
-            transport=None,
-            interaction_llm=stack.interaction_llm(),
-            stt=None,
-            tts=output,
-            user_params=turn_params(),
-            clock=clock,
-        )
-        worker = PipelineWorker(tandem.pipeline, cancel_on_idle_timeout=False, enable_rtvi=False)
-        # Until the answer has been spoken (bounded: CPU-only model on a shared machine).
-        await drive(
-            worker,
-            clock,
-            say(0.3, "plan a two-day trip to Rome for me"),
-            until=60.0,
-            done=lambda: any("Colosseum" in u.text and u.end for u in output.spoken),
-        )
-    log = tandem.event_log
+    # Bounded: a CPU-only model on a shared machine.
+    log, output, server = await cloud_call(monkeypatch, stack.interaction_llm(), until=60.0)
     assert kinds(log, "delegated") and kinds(log, "delivered"), log.events
-    assert server.bodies and "trip to Rome" in json.dumps(server.bodies[0]["messages"])
+    assert server.bodies and ROME in json.dumps(server.bodies[0]["messages"])
     spoken = [u.text for u in output.spoken]
     assert len(spoken) >= 2 and "Colosseum" in " ".join(spoken[1:]), spoken
