@@ -37,6 +37,7 @@ from pipecat_tandem import TandemPipeline, build_tandem_pipeline
 from pipecat_tandem.bot import transport_params
 from pipecat_tandem.policy.now_view import NowView
 from pipecat_tandem.policy.routing import RuleRouter
+from pipecat_tandem.transports.rtvi_job_bridge import RTVIJobBridge
 
 
 def cloud_background_llm() -> LLMService:
@@ -115,6 +116,10 @@ async def run_bot(transport: Any, runner_args: RunnerArguments) -> None:
         vad_analyzer=SileroVADAnalyzer(),
     )
     worker = PipelineWorker(tandem.pipeline, params=PipelineParams(enable_metrics=True))
+    # Jobs to RTVI clients as `tandem-job` server messages, and their cancels back.
+    RTVIJobBridge(delegation=tandem.delegation, clock=tandem.clock).attach(
+        worker, transport.output()
+    )
 
     @transport.event_handler("on_client_disconnected")
     async def _on_disconnected(transport: Any, client: Any) -> None:

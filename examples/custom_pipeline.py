@@ -53,6 +53,7 @@ from pipecat_tandem.clock import MonotonicClock
 from pipecat_tandem.observe.event_log import EventLog
 from pipecat_tandem.processors.delegation_processor import DelegationProcessor
 from pipecat_tandem.processors.result_interleaver import ResultInterleaver
+from pipecat_tandem.transports.rtvi_job_bridge import RTVIJobBridge
 
 
 def build_worker(
@@ -106,6 +107,8 @@ def build_worker(
         ]
     )
     worker = PipelineWorker(pipeline, params=PipelineParams(enable_metrics=True))
+    # tandem: jobs to RTVI clients as `tandem-job` server messages, and their cancels back.
+    RTVIJobBridge(delegation=delegation, clock=log.clock).attach(worker, transport.output())
     return worker, delegation
 
 

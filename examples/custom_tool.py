@@ -35,6 +35,7 @@ from pipecat.workers.runner import WorkerRunner
 from pipecat_tandem import BackgroundAgent, build_tandem_pipeline
 from pipecat_tandem.background.tools import default_tools
 from pipecat_tandem.bot import transport_params
+from pipecat_tandem.transports.rtvi_job_bridge import RTVIJobBridge
 
 WEATHER = FunctionSchema(
     name="get_current_weather",
@@ -107,6 +108,10 @@ async def run_bot(transport: Any, runner_args: RunnerArguments) -> None:
         vad_analyzer=SileroVADAnalyzer(),
     )
     worker = PipelineWorker(tandem.pipeline, params=PipelineParams(enable_metrics=True))
+    # Jobs to RTVI clients as `tandem-job` server messages, and their cancels back.
+    RTVIJobBridge(delegation=tandem.delegation, clock=tandem.clock).attach(
+        worker, transport.output()
+    )
 
     @transport.event_handler("on_client_disconnected")
     async def _on_disconnected(transport: Any, client: Any) -> None:

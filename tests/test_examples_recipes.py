@@ -45,13 +45,19 @@ EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 
 
 class PassThroughTransport:
-    """Stands in for the session's transport: frames are queued into the worker directly."""
+    """Stands in for the session's transport: frames are queued into the worker directly.
+
+    Like pipecat's transports it hands out one input and one output processor.
+    """
+
+    def __init__(self) -> None:
+        self._input, self._output = IdentityFilter(), IdentityFilter()
 
     def input(self) -> IdentityFilter:
-        return IdentityFilter()
+        return self._input
 
     def output(self) -> IdentityFilter:
-        return IdentityFilter()
+        return self._output
 
 
 def turn_params() -> LLMUserAggregatorParams:
