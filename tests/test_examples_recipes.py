@@ -26,7 +26,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from aiohttp import web
 from pipecat.frames.frames import EndFrame, StartFrame
 from pipecat.pipeline.worker import PipelineWorker
 from pipecat.processors.aggregators.llm_response_universal import LLMUserAggregatorParams
@@ -37,6 +36,7 @@ from pipecat.workers.runner import WorkerRunner
 from pipecat_tandem.clock import LoopClock
 from pipecat_tandem.observe.event_log import EventLog
 from tests.support.fake_llm import FakeLLMService, FakeReply
+from tests.support.fake_openai import FakeOpenAI
 from tests.support.scenario import FakeSpeechOutput, say, weaving_responder
 from tests.support.virtual_time import run_virtual
 from tests.test_examples import load
@@ -238,69 +238,6 @@ def test_every_example_is_a_runner_bot(name):
 #
 
 
-class FakeOpenAI:
-    """A loopback OpenAI-compatible server whose model answers every request with ``answer``.
-
-    Streamed requests get server-sent events; a request with a JSON ``response_format``
-    (the background agent's constrained steps) gets the answer as the schema's answer step.
-    """
-
-    def __init__(self, answer: str) -> None:
-        self.answer = answer
-        self.bodies: list[dict[str, Any]] = []
-        self._runner: web.AppRunner | None = None
-        self.url = ""
-
-    async def __aenter__(self) -> FakeOpenAI:
-        app = web.Application()
-        app.router.add_post("/v1/chat/completions", self._chat)
-        self._runner = web.AppRunner(app)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
-        await site.start()
-        port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-        self.url = f"http://127.0.0.1:{port}/v1"
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        assert self._runner is not None
-        await self._runner.cleanup()
-
-    async def _chat(self, request: web.Request) -> web.StreamResponse:
-        body = await request.json()
-        self.bodies.append(body)
-        content = self.answer
-        schema = (body.get("response_format") or {}).get("json_schema", {}).get("schema")
-        if schema is not None:
-            step = {"answer": self.answer}
-            content = json.dumps({"step": step} if "step" in schema.get("properties", {}) else step)
-        if not body.get("stream"):
-            message = {"role": "assistant", "content": content}
-            return web.json_response(
-                {
-                    "id": "c1",
-                    "object": "chat.completion",
-                    "created": 0,
-                    "model": body.get("model", "fake"),
-                    "choices": [{"index": 0, "message": message, "finish_reason": "stop"}],
-                    "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2},
-                }
-            )
-        response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
-        await response.prepare(request)
-        for delta, finish in (({"role": "assistant", "content": content}, None), ({}, "stop")):
-            chunk = {
-                "id": "c1",
-                "object": "chat.completion.chunk",
-                "created": 0,
-                "model": body.get("model", "fake"),
-                "choices": [{"index": 0, "delta": delta, "finish_reason": finish}],
-            }
-            await response.write(f"data: {json.dumps(chunk)}\n\n".encode())
-        await response.write(b"data: [DONE]\n\n")
-        return response
-
-
 ROME = "plan a two-day trip to Rome for me"
 ITINERARY = "Day one the Colosseum and the Forum, day two the Vatican museums."
 
@@ -343,8 +280,10 @@ async def test_cloud_background_runs_jobs_on_an_openai_compatible_server(monkeyp
     log, output, server = await cloud_call(monkeypatch, chat, until=20.0)
     assert len(kinds(log, "delegated")) == 1 and kinds(log, "delivered"), log.events
     # The job went to the cloud model, with the conversation (the user's words) in it.
-    assert server.bodies and {b["model"] for b in server.bodies} == {"fake-large"}
-    assert ROME in json.dumps(server.bodies[0]["messages"])
+    bodies = server.chat_bodies()
+    assert bodies and {b["model"] for b in bodies} == {"fake-large"}
+    assert "response_format" in bodies[0]  # the agent's constrained steps, as structured output
+    assert ROME in json.dumps(bodies[0]["messages"])
     spoken = [u.text for u in output.spoken]
     # Acknowledged at once ("On it, ..."), answered when the job is done.
     assert "Colosseum" not in spoken[0] and "Colosseum" in " ".join(spoken[1:]), spoken
@@ -360,6 +299,6 @@ async def test_cloud_background_with_the_embedded_interaction_model(monkeypatch)
     # Bounded: a CPU-only model on a shared machine.
     log, output, server = await cloud_call(monkeypatch, stack.interaction_llm(), until=60.0)
     assert kinds(log, "delegated") and kinds(log, "delivered"), log.events
-    assert server.bodies and ROME in json.dumps(server.bodies[0]["messages"])
+    assert ROME in json.dumps(server.chat_bodies()[0]["messages"])
     spoken = [u.text for u in output.spoken]
     assert len(spoken) >= 2 and "Colosseum" in " ".join(spoken[1:]), spoken

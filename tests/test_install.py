@@ -49,9 +49,10 @@ from pathlib import Path
 
 import aiohttp
 import pytest
-from aiohttp import web
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
+
+from tests.support.fake_openai import FakeOpenAI
 
 REPO = Path(__file__).resolve().parents[1]
 SITE = Path(sysconfig.get_paths()["purelib"])  # the project's .venv, where the tests run
@@ -363,89 +364,53 @@ def _free_port() -> int:
         return probe.getsockname()[1]
 
 
-class FakeOpenAI:
-    """A loopback stand-in for an OpenAI-compatible server (records what it is asked).
-
-    Starting and warming ``tandem run`` asks the cloud model nothing today; the stand-in is
-    there so that anything it does ask stays on 127.0.0.1 and gets an answer.
-    """
-
-    def __init__(self) -> None:
-        self.requests: list[str] = []
-        self._runner: web.AppRunner | None = None
-        self.port = 0
-
-    async def start(self) -> None:
-        app = web.Application()
-        app.router.add_route("*", "/{tail:.*}", self._any)
-        self._runner = web.AppRunner(app)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
-        await site.start()
-        self.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-
-    async def stop(self) -> None:
-        if self._runner is not None:
-            await self._runner.cleanup()
-
-    async def _any(self, request: web.Request) -> web.StreamResponse:
-        self.requests.append(f"{request.method} {request.path}")
-        if request.path.endswith("/chat/completions"):
-            chunk = {
-                "id": "c1",
-                "object": "chat.completion.chunk",
-                "created": 0,
-                "model": "fake",
-                "choices": [{"index": 0, "delta": {"content": "Hello."}, "finish_reason": "stop"}],
-            }
-            body = f"data: {json.dumps(chunk)}\n\ndata: [DONE]\n\n"
-            return web.Response(text=body, content_type="text/event-stream")
-        return web.json_response({"object": "list", "data": [{"id": "fake", "object": "model"}]})
-
-
 async def test_plain_install_serves_cloud_models_with_offline_speech(plain, tmp_path):
-    fake = FakeOpenAI()
-    await fake.start()
-    url = f"http://127.0.0.1:{fake.port}/v1"
-    stderr = tmp_path / "stderr"
-    with stderr.open("wb") as log:
-        process = await asyncio.create_subprocess_exec(
-            str(plain / "tandem"),
-            "run",
-            "--port",
-            "0",
-            # One worker: --workers' default (one per core with cloud models) puts haproxy
-            # in front, which cannot bind --port 0; each worker is this same server.
-            "--workers",
-            "1",
-            "--interaction",
-            "openai:gpt-4.1-mini",
-            "--background",
-            f"openai-compatible:{url}#fake",
-            cwd=tmp_path,
-            env=_clean_env(plain, OPENAI_API_KEY="sk-test", OPENAI_BASE_URL=url),
-            stdout=asyncio.subprocess.DEVNULL,
-            stderr=log,
-        )
-    try:
-        port = await _serving_port(process, stderr)
-        health = await _healthy(process, port)
-        assert health["can_take_call"] is True, health
-        async with aiohttp.ClientSession() as http:
-            async with http.get(f"http://127.0.0.1:{port}/") as page:
-                assert page.status == 200 and "pipecat-tandem" in await page.text()
-            for name in STATIC[1:]:
-                async with http.get(f"http://127.0.0.1:{port}/static/{name}") as r:
-                    assert r.status == 200, name
-        process.send_signal(signal.SIGINT)
-        assert await asyncio.wait_for(process.wait(), 30) == 0
-    finally:
-        if process.returncode is None:
-            process.kill()
-            await process.wait()
-        await fake.stop()
+    # Starting and warming asks the cloud model nothing today; the stand-in is there so
+    # that anything it does ask stays on 127.0.0.1 and gets an answer.
+    async with FakeOpenAI("Hello.") as fake:
+        stderr = tmp_path / "stderr"
+        with stderr.open("wb") as log:
+            process = await asyncio.create_subprocess_exec(
+                str(plain / "tandem"),
+                "run",
+                "--port",
+                "0",
+                # One worker: --workers' default (one per core with cloud models) puts
+                # haproxy in front, which cannot bind --port 0; each worker is this server.
+                "--workers",
+                "1",
+                "--interaction",
+                "openai:gpt-4.1-mini",
+                "--background",
+                f"openai-compatible:{fake.url}#fake",
+                cwd=tmp_path,
+                env=_clean_env(plain, OPENAI_API_KEY="sk-test", OPENAI_BASE_URL=fake.url),
+                stdout=asyncio.subprocess.DEVNULL,
+                stderr=log,
+            )
+        try:
+            await _serve_and_stop(process, stderr)
+        finally:
+            if process.returncode is None:
+                process.kill()
+                await process.wait()
     err = await asyncio.to_thread(stderr.read_text)
     assert "Traceback" not in err, err[-3000:]
+
+
+async def _serve_and_stop(process: asyncio.subprocess.Process, stderr: Path) -> None:
+    """Healthy, the page and its files served, then a clean stop on Ctrl-C."""
+    port = await _serving_port(process, stderr)
+    health = await _healthy(process, port)
+    assert health["can_take_call"] is True, health
+    async with aiohttp.ClientSession() as http:
+        async with http.get(f"http://127.0.0.1:{port}/") as page:
+            assert page.status == 200 and "pipecat-tandem" in await page.text()
+        for name in STATIC[1:]:
+            async with http.get(f"http://127.0.0.1:{port}/static/{name}") as r:
+                assert r.status == 200, name
+    process.send_signal(signal.SIGINT)
+    assert await asyncio.wait_for(process.wait(), 30) == 0
 
 
 async def _serving_port(process: asyncio.subprocess.Process, stderr: Path) -> int:
