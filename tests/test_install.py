@@ -15,17 +15,22 @@ What it does (offline; ~30 s on the shared 2-core VM):
    venv's path by a ``.pth`` file) that holds exactly the distributions pip would install for
    that requirement: the closure of the wheel's requirements (plus the extra), nothing else
    (no dev tools, no ``[caller]``/``[redis]`` packages, no editable copy of the project).
-   A dependency the wheel forgets to declare is therefore missing in the fresh venv, and a
-   ``[local]`` package the base install needs makes the plain venv fail.
+   pip refuses the install if a declared dependency is not in the view ("No matching
+   distribution found", checked by removing one), and a module importing an undeclared one
+   fails the import-everything probe below; a ``[local]`` package the base install needs
+   makes the plain venv fail.
 3. Runs the installed ``tandem`` and ``python -m pipecat_tandem.bot`` from a folder outside
    the checkout, imports every module of the installed package and checks where each one
-   came from.
+   came from. Without ``[local]``: both end on the default models with one line naming the
+   extra, and ``tandem run`` on cloud specs (one worker) warms the offline speech, serves
+   ``/healthz``, the page and its files, and stops cleanly on SIGINT.
 
 What it does not prove: that PyPI serves these versions today (the install resolves
 against the versions in ``.venv``, which ``scripts/setup`` got from the index with the same
-``pyproject.toml``), that wheels for other platforms or Pythons work, or that a call
-through cloud models succeeds (``tandem run`` on cloud specs is started, warmed and served,
-its page and health checked, against a loopback stand-in for OpenAI; no call is placed).
+``pyproject.toml``), that wheels for other platforms or Pythons work, that the installed
+``[local]`` models warm (too slow for this test; ``tests/test_local_tandem.py`` runs them
+from the checkout), or that a call through cloud models succeeds (no call is placed; the
+cloud stand-in is on 127.0.0.1).
 """
 
 from __future__ import annotations
@@ -132,7 +137,10 @@ def _closure(requirements: list[Requirement], extras: set[str]) -> set[str]:
         if key in seen:
             continue
         seen.add(key)
-        dist = metadata.distribution(name)  # missing: .venv is not set up (scripts/setup)
+        try:
+            dist = metadata.distribution(name)
+        except metadata.PackageNotFoundError:
+            pytest.fail(f"{name} is not installed in .venv: run scripts/setup")
         todo += [(Requirement(r), key[1]) for r in dist.requires or []]
     return {name for name, _ in seen}
 
