@@ -92,10 +92,15 @@ async def _local_models() -> Any:
         if _stack is None:
             from pipecat_tandem.models.local_stack import LocalStack
 
-            # No local background model: that role is the cloud's.
-            stack = await asyncio.to_thread(LocalStack, background_model=None)
-            stack.stt()
-            stack.tts()
+            def load() -> LocalStack:
+                # No local background model: that role is the cloud's. Whisper and the
+                # voice load here, once; each session gets fresh services over them.
+                stack = LocalStack(background_model=None)
+                stack.stt()
+                stack.tts()
+                return stack
+
+            stack = await asyncio.to_thread(load)  # blocking loads, off the event loop
             await stack.warm()
             _stack = stack
     return _stack
