@@ -37,7 +37,7 @@ class FakeOpenAI:
         self._ids = itertools.count(1)
 
     async def __aenter__(self) -> FakeOpenAI:
-        app = web.Application()
+        app = web.Application(middlewares=[self._close_after])
         app.router.add_post("/v1/chat/completions", self._chat)
         app.router.add_post("/v1/audio/speech", self._speech)
         app.router.add_post("/v1/audio/transcriptions", self._transcription)
@@ -71,6 +71,14 @@ class FakeOpenAI:
         self.paths.append(request.path)
         await request.read()
         return web.json_response({"text": ""})
+
+    @web.middleware
+    async def _close_after(self, request: web.Request, handler: Any) -> web.StreamResponse:
+        # One request per connection: a client that never closes its pool (a pipecat
+        # service per background job) leaves no socket open behind the test.
+        response = await handler(request)
+        response.force_close()
+        return response
 
     async def _chat(self, request: web.Request) -> web.StreamResponse:
         self.paths.append(request.path)
