@@ -109,3 +109,18 @@ async def test_a_session_ended_right_after_its_answer_leaves_no_task(tmp_path):
 
 def base_url(srv: TandemServer) -> str:
     return f"http://127.0.0.1:{srv.port}"
+
+
+def test_the_server_caps_heap_arenas_unless_the_operator_did(monkeypatch):
+    # Per-call threads each claimed a glibc arena that never shrank: RSS climbed call
+    # after call (docs/benchmarks.md). The cap is set once; MALLOC_ARENA_MAX stands.
+    import ctypes.util
+
+    from pipecat_tandem.transports.session_manager import limit_malloc_arenas
+
+    uncached = limit_malloc_arenas.__wrapped__
+    monkeypatch.setenv("MALLOC_ARENA_MAX", "8")
+    assert uncached(2) is False
+    monkeypatch.delenv("MALLOC_ARENA_MAX")
+    glibc = (ctypes.util.find_library("c") or "").startswith("libc.so")
+    assert uncached(2) is glibc

@@ -24,6 +24,7 @@ import contextlib
 import ctypes
 import functools
 import gc
+import os
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -101,6 +102,7 @@ class SessionManager:
         self._reserved = 0
         self._sessions: dict[str, Session] = {}
         self.ended_sessions: list[Session] = []
+        limit_malloc_arenas()
 
     @property
     def active(self) -> int:
@@ -285,6 +287,34 @@ def _collect_and_trim() -> None:
     trim = _malloc_trim()
     if trim is not None:
         trim(0)
+
+
+#: glibc's ``mallopt`` parameter number for the most heap arenas (``M_ARENA_MAX``).
+_M_ARENA_MAX = -8
+#: Heap arenas a server keeps. glibc's default is 8 per core: each call's threads
+#: (transport, codecs, VAD, speech models) claimed arenas that never shrank: over
+#: 40 calls RSS rose 128 MB above the first call and kept climbing (1.6 MB a call);
+#: with 2 it rose 35 MB and stayed flat, replies no slower (benchmarks/bench_soak.py).
+SERVER_MALLOC_ARENAS = 2
+
+
+@functools.cache
+def limit_malloc_arenas(arenas: int = SERVER_MALLOC_ARENAS) -> bool:
+    """Cap glibc's heap arenas for the rest of the process, once.
+
+    Arenas made before the call are kept; new threads share the capped ones.
+    An operator's ``MALLOC_ARENA_MAX`` stands, and other C libraries are left alone.
+
+    Returns:
+        Whether the cap was set.
+    """
+    if os.environ.get("MALLOC_ARENA_MAX"):
+        return False
+    try:
+        mallopt = ctypes.CDLL("libc.so.6").mallopt
+    except (OSError, AttributeError):
+        return False
+    return bool(mallopt(_M_ARENA_MAX, arenas))
 
 
 @functools.cache
