@@ -11,6 +11,9 @@ with its ``worker``); the parent of ``tandem run --workers N`` merges the
 workers' pages into one, because the format wants each family once, in one
 block, with one ``# HELP`` and ``# TYPE``.
 
+In this format a counter's ``# TYPE`` names the sample itself, so counter
+families are named with their ``_total``.
+
 Example::
 
     fam = Family("tandem_calls", "gauge", "Calls running now.")

@@ -128,3 +128,31 @@ class ProxyPlan:
             lines += ["", f"backend w{i}", f"    server w{i} {sock}"]
         lines += ["", "backend parent", f"    server parent {self.parent_socket}", ""]
         return "\n".join(lines)
+
+
+def routable_workers(show_stat: str, backend: str = "calls") -> dict[int, bool]:
+    """Which workers haproxy would send a new call to, from its ``show stat`` CSV.
+
+    Args:
+        show_stat: The runtime API's answer to ``show stat``.
+        backend: The backend to read (new calls go to ``calls``).
+
+    Returns:
+        Worker index → whether haproxy has it ``UP`` there.
+    """
+    lines = show_stat.splitlines()
+    if not lines or not lines[0].startswith("# "):
+        return {}
+    header = lines[0][2:].split(",")
+    try:
+        px, sv, st = header.index("pxname"), header.index("svname"), header.index("status")
+    except ValueError:
+        return {}
+    out: dict[int, bool] = {}
+    for line in lines[1:]:
+        cols = line.split(",")
+        if len(cols) <= st or cols[px] != backend or not cols[sv].startswith("w"):
+            continue
+        if cols[sv][1:].isdigit():
+            out[int(cols[sv][1:])] = cols[st].startswith("UP")
+    return out

@@ -160,20 +160,22 @@ def server_families(server: Any, worker: str, loop_lag: LatenessWindow) -> list[
     can_take.add(1 if server.refusal_reason() is None else 0, **w)
     ready = Family("tandem_ready", "gauge", "1 once the models are warm.")
     ready.add(1 if server.warm_state == "ready" else 0, **w)
-    started = Family("tandem_calls_started", "counter", "Calls accepted since start.")
-    started.add(server.calls_started, "_total", **w)
-    ended = Family("tandem_calls_ended", "counter", "Calls ended since start.")
-    ended.add(server.calls_ended, "_total", **w)
+    started = Family("tandem_calls_started_total", "counter", "Calls accepted since start.")
+    started.add(server.calls_started, **w)
+    ended = Family("tandem_calls_ended_total", "counter", "Calls ended since start.")
+    ended.add(server.calls_ended, **w)
 
     current, ended_jobs = process_job_counts()
     jobs = Family("tandem_jobs", "gauge", "Background jobs of the live calls, by state.")
     for state in ("queued", "running", "done", "failed", "cancelled", "stale"):
         jobs.add(current.get(state, 0), state=state, **w)
     jobs_ended = Family(
-        "tandem_jobs_ended", "counter", "Background jobs that reached a final state, by state."
+        "tandem_jobs_ended_total",
+        "counter",
+        "Background jobs that reached a final state, by state.",
     )
     for state in ("done", "failed", "cancelled", "stale"):
-        jobs_ended.add(ended_jobs.get(state, 0), "_total", state=state, **w)
+        jobs_ended.add(ended_jobs.get(state, 0), state=state, **w)
 
     lag = Family("tandem_event_loop_lag_seconds", "summary", "How late the event loop runs.")
     pacing = Family(

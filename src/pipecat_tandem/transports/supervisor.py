@@ -40,7 +40,7 @@ import aiohttp
 from aiohttp import web
 
 from pipecat_tandem.observe.prometheus import CONTENT_TYPE, merge_pages, render
-from pipecat_tandem.transports.haproxy import ProxyPlan
+from pipecat_tandem.transports.haproxy import ProxyPlan, routable_workers
 from pipecat_tandem.transports.worker_pool import (
     WorkerState,
     describe_exit,
@@ -266,6 +266,28 @@ class Supervisor:
                 self._progress(f"worker {w.index} (pid {w.pid}) ready")
 
         await asyncio.gather(*(one(w) for w in self.workers))
+        # A worker counts as taking calls only once haproxy routes to it too:
+        # its checks run every 0.5 s, so "ready" could run ahead of the proxy.
+        routed = routable_workers(await self._haproxy_stat())
+        for w in self.workers:
+            w.routed = routed.get(w.index, False)
+
+    async def _haproxy_stat(self) -> str:
+        try:
+            reader, writer = await asyncio.wait_for(
+                asyncio.open_unix_connection(str(self.plan.stats_socket)), 1.0
+            )
+        except (OSError, TimeoutError):
+            return ""
+        try:
+            writer.write(b"show stat\n")
+            await writer.drain()
+            data = await asyncio.wait_for(reader.read(), 2.0)
+        except (OSError, TimeoutError):
+            data = b""
+        finally:
+            writer.close()
+        return data.decode(errors="replace")
 
     async def _poll_forever(self) -> None:
         while True:

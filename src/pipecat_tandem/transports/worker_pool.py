@@ -68,6 +68,7 @@ class WorkerState:
         health: Its last ``/healthz`` body.
         restarts: How many times it was started again.
         exits: The last few exits (``killed by SIGKILL holding 2 calls``).
+        routed: Whether the proxy sends new calls to it (its health check passed there).
     """
 
     index: int
@@ -78,6 +79,7 @@ class WorkerState:
     health: dict[str, Any] = field(default_factory=dict)
     restarts: int = 0
     exits: list[str] = field(default_factory=list)
+    routed: bool = False
 
     @property
     def calls(self) -> int:
@@ -98,6 +100,7 @@ class WorkerState:
         line += f", ending its {held} call(s)" if held else ""
         self.exits = [*self.exits, line][-5:]
         self.pid = None
+        self.routed = False
         self.saw(None, None)
         return line
 
@@ -115,7 +118,7 @@ def pool_health(workers: list[WorkerState]) -> tuple[int, dict[str, Any]]:
     proxy retries a refused offer on the next one). 503 with a reason otherwise.
     """
     ready = [w for w in workers if w.ready]
-    takers = [w for w in ready if w.health.get("can_take_call")]
+    takers = [w for w in ready if w.health.get("can_take_call") and w.routed]
     body: dict[str, Any] = {
         "status": "ready" if ready else "starting",
         "ready": bool(ready),
@@ -132,7 +135,7 @@ def pool_health(workers: list[WorkerState]) -> tuple[int, dict[str, Any]]:
                 "up": w.up,
                 "ready": w.ready,
                 "calls": w.calls,
-                "can_take_call": bool(w.health.get("can_take_call")),
+                "can_take_call": bool(w.health.get("can_take_call") and w.routed),
                 "restarts": w.restarts,
                 "last_exit": w.exits[-1] if w.exits else None,
             }
@@ -152,10 +155,12 @@ def pool_families(workers: list[WorkerState]) -> list[Family]:
     """The parent's own Prometheus families (worker liveness and restarts)."""
     up = Family("tandem_worker_up", "gauge", "1 if the worker answers its health check.")
     ready = Family("tandem_worker_ready", "gauge", "1 if the worker's models are warm.")
-    restarts = Family("tandem_worker_restarts", "counter", "Times the worker was started again.")
+    restarts = Family(
+        "tandem_worker_restarts_total", "counter", "Times the worker was started again."
+    )
     for w in workers:
         label = {"worker": str(w.index)}
         up.add(1 if w.up else 0, **label)
         ready.add(1 if w.ready else 0, **label)
-        restarts.add(w.restarts, "_total", **label)
+        restarts.add(w.restarts, **label)
     return [up, ready, restarts]
