@@ -103,15 +103,25 @@ def rss_mb(pid: int) -> dict[int, float]:
     return out
 
 
-async def calls_by_worker(base: str) -> dict[str, int]:
-    """``tandem_calls`` per worker from ``/metrics``."""
-    out: dict[str, int] = {}
+async def server_view(base: str) -> tuple[dict[str, int], float, float]:
+    """Calls per worker, and the worst worker's outbound pacing and loop-lag p99 (ms).
+
+    Read from ``/metrics``: the server's own view, free of the peers' process.
+    """
+    calls: dict[str, int] = {}
+    pacing, lag = 0.0, 0.0
     async with aiohttp.ClientSession() as http, http.get(base + "/metrics") as r:
         for line in (await r.text()).splitlines():
+            value = float(line.rsplit(" ", 1)[1]) if not line.startswith("#") else 0.0
             if line.startswith("tandem_calls{"):
                 worker = line.split('worker="', 1)[1].split('"', 1)[0]
-                out[worker] = int(float(line.rsplit(" ", 1)[1]))
-    return out
+                calls[worker] = int(value)
+            elif 'quantile="0.99"' in line:
+                if line.startswith("tandem_outbound_audio_lateness_seconds{"):
+                    pacing = max(pacing, 1000 * value)
+                elif line.startswith("tandem_event_loop_lag_seconds{"):
+                    lag = max(lag, 1000 * value)
+    return calls, pacing, lag
 
 
 def pct(values: list[float], q: float) -> float:
@@ -165,7 +175,7 @@ async def hold(
     loud0 = [p.stats.loud_frames for p in peers]
     await asyncio.sleep(hold_s)
     cpu1, t1, own1 = cpu_seconds(server_pid), time.monotonic(), time.process_time()
-    spread = await calls_by_worker(base)
+    spread, server_pacing, loop_lag = await server_view(base)
     memory = rss_mb(server_pid)
     p99s, p50s, packets = [], [], 0
     for p in peers:
@@ -193,6 +203,8 @@ async def hold(
         "client_cpu": 100 * (own1 - own0) / (t1 - t0),
         "spread": "/".join(str(spread[k]) for k in sorted(spread)) or "-",
         "rss_mb": round(sum(memory.values())),
+        "server_pacing": server_pacing,
+        "loop_lag": loop_lag,
     }
 
 
@@ -240,15 +252,17 @@ async def run(args: argparse.Namespace, server: subprocess.Popen, port: int) -> 
         "| sessions | failed | p99 lateness, median over sessions (ms) | worst session p99 (ms) "
         "| sessions within 20 ms | packets received / expected | sessions answered "
         "| server CPU (% of one core) | peers' CPU (%) | load avg 1 min "
-        "| calls per worker | server RSS (MB) |",
-        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| calls per worker | server RSS (MB) | server-side pacing p99, worst worker (ms) "
+        "| loop lag p99, worst worker (ms) |",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in rows:
         lines.append(
             f"| {r['sessions']} | {r['failed']} | {r['p99_median']:.1f} | {r['p99_max']:.1f} "
             f"| {r['within_20ms']}/{r['sessions']} | {r['packets_ratio']:.2f} "
             f"| {r['answered']}/{r['sessions']} | {r['server_cpu']:.0f} | {r['client_cpu']:.0f} "
-            f"| {r['load']:.1f} | {r['spread']} | {r['rss_mb']} |"
+            f"| {r['load']:.1f} | {r['spread']} | {r['rss_mb']} "
+            f"| {r['server_pacing']:.1f} | {r['loop_lag']:.1f} |"
         )
     base_row = rows[0]
     lines += ["", "Ratios against 1 session (same run):", ""]

@@ -71,7 +71,7 @@ class LoopLagMonitor:
 
     def __init__(self, interval_s: float = 0.1, window: LatenessWindow | None = None) -> None:
         self.interval_s = interval_s
-        self.window = window or LatenessWindow(size=600)
+        self.window = window or LatenessWindow(size=100)  # the last 10 s
         self._task: asyncio.Task[None] | None = None
 
     def start(self) -> None:
