@@ -29,6 +29,8 @@ Environment (read once, checked before the server starts):
 * ``TANDEM_BOT_SERVICES``: ``package.module:function`` returning the session's
   ``TandemServices`` for the two specs (as ``presets.build_services`` does), for
   services of your own (or fakes in tests) in the same pipeline.
+* ``TANDEM_BOT_GREETING``: ``1`` (or an instruction of your own) and the bot speaks
+  first when a client connects, as pipecat's example bots do; off by default.
 
 Nothing is downloaded and no STUN server is used unless the runner is given
 one (``--ice-servers``); on a loopback ``--host`` the bot offers only
@@ -179,6 +181,18 @@ async def bot(runner_args: Any) -> None:
     @transport.event_handler("on_client_disconnected")
     async def _on_disconnected(transport: Any, client: Any) -> None:
         await worker.cancel()
+
+    if settings.greeting:
+        greeting = settings.greeting
+
+        @transport.event_handler("on_client_connected")
+        async def _on_connected(transport: Any, client: Any) -> None:
+            from pipecat.frames.frames import LLMMessagesAppendFrame
+
+            # The interaction model answers the instruction, so the greeting is an
+            # ordinary reply (LLM text and speech) and stays in the context.
+            message: Any = {"role": "system", "content": greeting}
+            await worker.queue_frame(LLMMessagesAppendFrame(messages=[message], run_llm=True))
 
     runner = WorkerRunner(handle_sigint=runner_args.handle_sigint)
     await runner.add_workers(worker)

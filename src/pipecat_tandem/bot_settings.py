@@ -26,6 +26,9 @@ from pipecat_tandem.pipelines.presets import BACKGROUND_ENV, INTERACTION_ENV, pa
 RECORD_ENV = "TANDEM_RECORD_DIR"
 PERCEPTION_ENV = "TANDEM_PERCEPTION"
 SERVICES_ENV = "TANDEM_BOT_SERVICES"
+GREETING_ENV = "TANDEM_BOT_GREETING"
+#: What the interaction model is asked to do on connect when the greeting is on ("1").
+DEFAULT_GREETING = "Greet the user in one short sentence and offer to help."
 _FLAGS = {"1": True, "true": True, "yes": True, "on": True, "0": False, "false": False}
 _FLAGS.update({"no": False, "off": False, "": True})
 
@@ -40,6 +43,8 @@ class BotSettings:
         record_dir: Folder for session event logs, or ``None``.
         perception: Run micro-turn ingest and encoder-free fusion.
         services: Import path (``module:function``) of a services builder, or ``None``.
+        greeting: The instruction the interaction model answers when a client
+            connects (the bot speaks first, as pipecat's example bots do), or ``None``.
     """
 
     interaction: str | None = None
@@ -47,6 +52,7 @@ class BotSettings:
     record_dir: Path | None = None
     perception: bool = True
     services: str | None = None
+    greeting: str | None = None
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> BotSettings:
@@ -87,7 +93,11 @@ class BotSettings:
                     f"{SERVICES_ENV} must be an import path like package.module:function, "
                     f"got {services[:60]!r}"
                 )
+        greeting = environ.get(GREETING_ENV, "").strip()
+        if greeting.lower() in _FLAGS:
+            greeting = DEFAULT_GREETING if _FLAGS[greeting.lower()] and greeting else ""
         return cls(
+            greeting=greeting[:500] or None,
             interaction=specs[INTERACTION_ENV],
             background=specs[BACKGROUND_ENV],
             record_dir=Path(record) if record else None,

@@ -1,0 +1,160 @@
+"""pipecat's release evals against the tandem's runner bot, offline.
+
+    nice -n 10 .venv/bin/python benchmarks/bench_release_evals.py [--runs 3]
+        [--scenarios async_tool_delivery,...] [--json out.json] [--judge-only]
+
+1. The judge: the offline classifier (``pipecat_tandem.bench.release_evals.judge``,
+   embedded Qwen 1.5B under a JSON schema) against the labeled verdicts in
+   ``tests/data/release_evals/judge_labels.jsonl``, through pipecat's ``EvalJudge``.
+2. The scenarios (unless ``--judge-only``): ``python -m pipecat_tandem.bot`` on the
+   embedded default models, with the scenarios' tools as background tools
+   (``TANDEM_BOT_SERVICES=pipecat_tandem.bench.release_evals.tools:build``), in a
+   subprocess on loopback; each scenario (pipecat's files, copied unedited) is run
+   ``--runs`` times with pipecat's ``EvalScriptSession`` — user voice piper joe,
+   bot speech transcribed by Whisper base, the offline judge, the function-call
+   adapter. Prints pass/fail per scenario and run, and why a run failed.
+
+Nothing is downloaded; the only network is 127.0.0.1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "src"))
+
+from pipecat_tandem.bench.release_evals.judge import local_judge  # noqa: E402
+from pipecat_tandem.bench.release_evals.judge_accuracy import (  # noqa: E402
+    LABELS_PATH,
+    load_cases,
+    measure,
+)
+from pipecat_tandem.bench.release_evals.run import (  # noqa: E402
+    ASYNC_SCENARIOS,
+    CONTROL_SCENARIOS,
+    run_scenario,
+)
+
+SERVICES = "pipecat_tandem.bench.release_evals.tools:build"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def start_bot(log: Path) -> tuple[subprocess.Popen[str], int]:
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TANDEM_")}
+    env["TANDEM_BOT_SERVICES"] = SERVICES
+    env["TANDEM_BOT_GREETING"] = "1"  # pipecat's scenarios wait for the bot to speak first
+    cmd = [sys.executable, "-m", "pipecat_tandem.bot", "--host", "127.0.0.1", "--port", str(port)]
+    # A log file, never a pipe nobody reads (a full pipe blocks the bot).
+    sink = log.open("w")
+    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=sink, stderr=sink, text=True)
+    deadline = time.monotonic() + 600
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise SystemExit(f"the bot exited with {proc.returncode}; see {log}")
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            return proc, port
+        except OSError:
+            time.sleep(0.1)
+    proc.kill()
+    raise SystemExit("the bot did not listen within 600 s")
+
+
+def stop_bot(proc: subprocess.Popen[str]) -> None:
+    proc.terminate()
+    try:
+        proc.wait(30)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(10)
+
+
+async def judge_report() -> dict[str, Any]:
+    result = await measure(load_cases(ROOT / LABELS_PATH), local_judge({}))
+    n = result["cases"]
+    print(
+        f"judge: {result['pass_fail_agree']}/{n} pass/fail agree, {result['exact']}/{n} exact "
+        f"(false yes {result['false_yes']}, false no {result['false_no']}), "
+        f"{result['seconds_per_case']:.1f} s a case"
+    )
+    for row in result["wrong"]:
+        print(f"  wrong: label {row['label']} verdict {row['verdict']}: {row['reply']!r}")
+    return result
+
+
+async def scenarios_report(names: list[str], runs: int, log: Path) -> list[dict[str, Any]]:
+    proc, port = start_bot(log)
+    url = f"ws://127.0.0.1:{port}/ws"
+    cache = tempfile.mkdtemp(prefix="tandem-evals-tts-")
+    rows: list[dict[str, Any]] = []
+    try:
+        for name in names:
+            for run in range(1, runs + 1):
+                try:
+                    outcome = await run_scenario(name, url, root=ROOT, cache_dir=cache)
+                    row = outcome.__dict__
+                except Exception as e:  # a crashed run is a failed run, reported
+                    row = {"name": name, "passed": False, "seconds": 0.0, "turns": []}
+                    row["failures"] = [f"{type(e).__name__}: {e}"[:300]]
+                    row["debug_tail"] = []
+                row["run"] = run
+                rows.append(row)
+                mark = "PASS" if row["passed"] else "FAIL"
+                print(f"{name} run {run}: {mark} in {row['seconds']:.0f} s {row['turns']}")
+                for failure in row["failures"]:
+                    print(f"    {failure}")
+                sys.stdout.flush()
+                await asyncio.sleep(2.0)  # the bot releases the call's services
+    finally:
+        stop_bot(proc)
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--scenarios", default=",".join(ASYNC_SCENARIOS + CONTROL_SCENARIOS))
+    parser.add_argument("--judge-only", action="store_true")
+    parser.add_argument("--skip-judge", action="store_true")
+    parser.add_argument("--json", type=Path)
+    parser.add_argument(
+        "--bot-log", type=Path, default=Path(tempfile.gettempdir()) / "evals-bot.log"
+    )
+    args = parser.parse_args()
+    out: dict[str, Any] = {"load_at_start": os.getloadavg()}
+    if not args.skip_judge:
+        out["judge"] = asyncio.run(judge_report())
+    if not args.judge_only:
+        names = [n.strip() for n in args.scenarios.split(",") if n.strip()]
+        out["runs"] = asyncio.run(scenarios_report(names, args.runs, args.bot_log))
+        summary: dict[str, list[bool]] = {}
+        for row in out["runs"]:
+            summary.setdefault(row["name"], []).append(row["passed"])
+        print("\n| scenario | passed |\n|---|---|")
+        for name, passed in summary.items():
+            print(f"| {name} | {sum(passed)}/{len(passed)} |")
+    out["load_at_end"] = os.getloadavg()
+    print(f"load average at start {out['load_at_start']}, at end {out['load_at_end']}")
+    if args.json:
+        args.json.write_text(json.dumps(out, indent=1, default=str))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,179 @@
+#
+# Copyright (c) 2026, pipecat-tandem contributors
+#
+# SPDX-License-Identifier: BSD 2-Clause License
+#
+
+"""An offline judge for pipecat's eval harness: the embedded Qwen 1.5B, constrained.
+
+The harness asks its judge through a ``pipecat.classifiers`` classifier: a reply
+is ``yes`` / ``no`` / ``continue`` against a criterion, a function call is yes or
+no. pipecat's default is gemma through Ollama, which downloads; here the
+embedded background model (Qwen2.5 1.5B, from the registry packages) answers,
+with its reply decoded under a JSON schema whose only field is an enum of the
+allowed outcomes, so it cannot answer anything else.
+
+It gives one answer, not a distribution: the chosen outcome gets probability 1.
+How far it can be trusted is measured on labeled verdicts
+(``tests/data/release_evals/judge_labels.jsonl``,
+``benchmarks/bench_release_evals.py --judge-only``).
+
+In a scenario's judge block (what :mod:`.run` sets)::
+
+    judge:
+      eval: {factory: pipecat_tandem.bench.release_evals.judge.local_judge, explainer: false}
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from pipecat.classifiers.base_classifier import (
+    BaseClassifier,
+    ChoiceQuestion,
+    ChoiceResult,
+    ClassifierError,
+    ClassifierImage,
+    YesNoQuestion,
+    YesNoResult,
+)
+
+#: The judge's framing; the harness's own question and criterion follow it.
+_SYSTEM = (
+    "You are a strict, careful judge of a voice assistant's conversation. Read the "
+    "conversation and answer the question about it with one of the allowed labels."
+)
+#: Bound on the judge's reply: one short JSON object.
+_MAX_TOKENS = 24
+
+
+def _text(value: Any) -> str:
+    return value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+
+
+def render_state(state: Any) -> str:
+    """The harness's state (conversation, latest reply or call) as plain lines."""
+    if not isinstance(state, dict):
+        return _text(state)
+    lines: list[str] = []
+    for entry in state.get("conversation") or []:
+        speaker = entry.get("speaker", "?")
+        turn = f" (turn {entry['turn']})" if "turn" in entry else ""
+        lines.append(f"{speaker}{turn}: {entry.get('text', '')}")
+    if "latest_bot_reply" in state:
+        lines.append(
+            f"LATEST BOT REPLY (the one to judge): {state['latest_bot_reply'] or '(none)'}"
+        )
+    if "call" in state:
+        call = state["call"]
+        lines.append(
+            f"FUNCTION CALL (the one to judge): {call.get('name')}({_text(call.get('arguments'))})"
+        )
+    return "\n".join(lines) or "(empty conversation)"
+
+
+class LocalJudgeClassifier(BaseClassifier):
+    """Answers the harness's questions with a local GGUF model under a JSON schema.
+
+    Args:
+        server: A ``LocalModelServer`` (default: the embedded Qwen 1.5B on 2 threads).
+        **kwargs: Passed to ``BaseClassifier``.
+    """
+
+    def __init__(self, *, server: Any = None, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._server = server
+
+    @property
+    def model(self) -> str | None:
+        """The model that answers, named in the metrics."""
+        return "qwen2.5-1.5b-instruct (embedded)"
+
+    def _ensure_server(self) -> Any:
+        if self._server is None:
+            from pipecat_tandem.models.local_server import LocalModelServer, ServerConfig
+            from pipecat_tandem.models.requantize import ensure_weights
+            from pipecat_tandem.models.weights import QWEN_15B
+
+            self._server = LocalModelServer(
+                ServerConfig(model_path=ensure_weights(QWEN_15B), n_threads=2, name="judge")
+            )
+        return self._server
+
+    async def _ask(
+        self,
+        state: str | dict[str, Any] | list[Any],
+        questions: Mapping[str, Any],
+        images: Sequence[ClassifierImage] = (),
+    ) -> tuple[dict[str, Any], None]:
+        results: dict[str, Any] = {}
+        for name, question in questions.items():
+            if isinstance(question, YesNoQuestion):
+                label = await self._label(state, question.instructions, {"yes": None, "no": None})
+                results[name] = YesNoResult(probability=1.0 if label == "yes" else 0.0)
+            elif isinstance(question, ChoiceQuestion):
+                label = await self._label(state, question.instructions, question.options)
+                probabilities = {option: float(option == label) for option in question.options}
+                results[name] = ChoiceResult(
+                    choice=label, probabilities=probabilities, confidence=1.0
+                )
+            else:
+                raise ClassifierError(f"the local judge cannot answer {type(question).__name__}")
+        return results, None
+
+    async def _label(self, state: Any, instructions: Any, options: Mapping[str, Any]) -> str:
+        labels = list(options)
+        described = "\n".join(
+            f"- {label}: {_text(meaning)}" if meaning else f"- {label}"
+            for label, meaning in options.items()
+        )
+        prompt = (
+            f"CONVERSATION:\n{render_state(state)}\n\nQUESTION: {_text(instructions)}\n\n"
+            f"LABELS:\n{described}\n\nAnswer as JSON with the one label that fits."
+        )
+        schema = {
+            "type": "object",
+            "properties": {"label": {"type": "string", "enum": labels}},
+            "required": ["label"],
+        }
+        request = {
+            "messages": [
+                {"role": "system", "content": _SYSTEM},
+                {"role": "user", "content": prompt},
+            ],
+            "temperature": 0.0,
+            "max_tokens": _MAX_TOKENS,
+            "response_format": {"type": "json_schema", "json_schema": {"schema": schema}},
+        }
+        try:
+            response = await self._ensure_server().complete_async(request)
+            content = response["choices"][0]["message"]["content"]
+            label = json.loads(content)["label"]
+        except Exception as e:  # a failed question is a ClassifierError: the harness retries once
+            raise ClassifierError(f"the local judge failed: {e}") from e
+        if label not in options:
+            raise ClassifierError(f"the local judge answered {label!r}, not one of {labels}")
+        return str(label)
+
+
+def local_judge(config: Mapping[str, Any]) -> LocalJudgeClassifier:
+    """The harness's ``judge.eval.factory``: a :class:`LocalJudgeClassifier`.
+
+    Args:
+        config: The scenario's ``judge.eval`` block (nothing in it is needed).
+    """
+    return _shared()
+
+
+_JUDGE: LocalJudgeClassifier | None = None
+
+
+def _shared() -> LocalJudgeClassifier:
+    # One model load per process: every scenario run builds a judge, and loading
+    # 1 GB of weights each time would dominate the run.
+    global _JUDGE
+    if _JUDGE is None:
+        _JUDGE = LocalJudgeClassifier()
+    return _JUDGE

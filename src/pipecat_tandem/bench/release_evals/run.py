@@ -1,0 +1,126 @@
+#
+# Copyright (c) 2026, pipecat-tandem contributors
+#
+# SPDX-License-Identifier: BSD 2-Clause License
+#
+
+"""Run one of pipecat's release-eval scenarios against a running tandem bot.
+
+The scenario file is pipecat's, unedited; only the services it names for the
+harness's own side (the judge, the user's voice, the bot-speech transcriber) are
+replaced by local ones, and :mod:`.adapter` is wired into the session's event
+stream. Everything else — the turns, the user's words, ``send_after`` timings,
+the judged criteria — is pipecat's ``EvalScriptSession`` doing what it always does.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pipecat_tandem.bench.release_evals.adapter import install
+
+#: Where the copied scenarios live, relative to the repository root.
+SCENARIO_DIR = Path("tests/data/release_evals/scenarios")
+#: The four async-tool scenarios, then the controls.
+ASYNC_SCENARIOS = (
+    "async_tool_delivery",
+    "async_tool_deferred_delivery_audio",
+    "async_tool_cancellation",
+    "async_tool_cancellation_concurrent",
+)
+CONTROL_SCENARIOS = ("capital_question", "multi_turn", "interruption_audio")
+
+
+@dataclass
+class ScenarioOutcome:
+    """One run of one scenario.
+
+    Parameters:
+        name: The scenario.
+        passed: Whether every turn passed.
+        seconds: Wall time of the run.
+        turns: Each turn's status (``passed``, ``failed``, ...).
+        failures: The harness's failure messages, short.
+        debug_tail: The end of the harness's debug log (for the report on a failure).
+    """
+
+    name: str
+    passed: bool
+    seconds: float
+    turns: list[str] = field(default_factory=list)
+    failures: list[str] = field(default_factory=list)
+    debug_tail: list[str] = field(default_factory=list)
+
+
+def load_scenario(name: str, root: Path) -> Any:
+    """Pipecat's parsed scenario ``name`` from the copied files."""
+    from pipecat.evals.scenario import EvalScenarioFile
+
+    # pipecat's files use the top-level `turns:` form its loader now warns about
+    # (once per file, under pipecat's "always" filter); they stay as pipecat wrote them.
+    (scenario,) = EvalScenarioFile.load(root / SCENARIO_DIR / f"{name}.yaml").scenarios
+    return scenario
+
+
+def local_judge() -> Any:
+    """An ``EvalJudge`` on the offline classifier, with no explainer (it would be an LLM too)."""
+    from pipecat.evals.judge import EvalJudge
+
+    from pipecat_tandem.bench.release_evals.judge import local_judge as classifier
+
+    return EvalJudge(classifier({}), explainer=None)
+
+
+async def run_scenario(
+    name: str,
+    bot_url: str,
+    *,
+    root: Path,
+    cache_dir: str | None = None,
+    record_path: str | None = None,
+) -> ScenarioOutcome:
+    """Run scenario ``name`` once against the bot at ``bot_url`` (``ws://HOST:PORT/ws``).
+
+    Args:
+        name: A scenario under ``tests/data/release_evals/scenarios``.
+        bot_url: The bot's eval WebSocket.
+        root: The repository root.
+        cache_dir: Where the harness caches synthesized user lines.
+        record_path: Where to save the conversation audio, or ``None``.
+    """
+    from pipecat.evals.script_session import EvalScriptSession
+    from pipecat.evals.session import EvalSessionParams
+
+    from pipecat_tandem.bench.release_evals.local_services import (
+        bot_transcriber,
+        caching_user_voice,
+    )
+
+    scenario = load_scenario(name, root)
+    audio = scenario.bot_audio
+    session = EvalScriptSession.from_scenario(
+        scenario,
+        bot_url,
+        params=EvalSessionParams(
+            cache_dir=cache_dir, record_path=record_path, bot_ready_timeout_s=120.0
+        ),
+        judge=local_judge(),
+        user_tts=caching_user_voice(cache_dir) if scenario.user_speech is not None else None,
+        bot_stt=bot_transcriber() if audio else None,
+    )
+    # The session's event stream is shared by its client and matcher: wrapping it
+    # before run() is the one place the adapter sees every message.
+    install(session._stream)
+    started = time.monotonic()
+    result = await session.run()
+    return ScenarioOutcome(
+        name=name,
+        passed=bool(result.passed),
+        seconds=time.monotonic() - started,
+        turns=[str(t.status) for t in result.turns],
+        failures=[str(f)[:300] for f in result.failures],
+        debug_tail=[str(line)[:300] for line in result.debug_log[-40:]],
+    )

@@ -1,0 +1,141 @@
+"""pipecat's release evals against the tandem: the adapter, tools and data (no models).
+
+The full runs are ``benchmarks/bench_release_evals.py`` (minutes per scenario on
+the embedded models; results in docs/benchmarks.md). Here, fast and
+deterministic: the copied scenarios load in pipecat's own parser, the labeled
+verdicts are balanced, the background tools answer as the scenarios assume, and
+the adapter turns ``tandem-job`` messages into the events pipecat's matcher
+expects, inside a real ``EvalEventStream``.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from pipecat_tandem.bench.release_evals import tools as eval_tools
+from pipecat_tandem.bench.release_evals.adapter import TandemJobAdapter, install
+from pipecat_tandem.bench.release_evals.judge import render_state
+from pipecat_tandem.bench.release_evals.judge_accuracy import LABELS_PATH, load_cases, passes
+from pipecat_tandem.bench.release_evals.run import (
+    ASYNC_SCENARIOS,
+    CONTROL_SCENARIOS,
+    SCENARIO_DIR,
+    load_scenario,
+)
+from pipecat_tandem.bot_settings import DEFAULT_GREETING, BotSettings
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def job(event: str, job_id: str = "job-1", **extra: object) -> dict:
+    data = {"type": "tandem-job", "version": 1, "event": event, "job_id": job_id, "task": "t"}
+    return {"label": "rtvi-ai", "type": "server-message", "data": {**data, **extra}}
+
+
+@pytest.mark.parametrize("name", ASYNC_SCENARIOS + CONTROL_SCENARIOS)
+def test_pipecats_scenarios_load_unedited_with_their_licence(name):
+    scenario = load_scenario(name, ROOT)
+    assert scenario.turns
+    licence = (ROOT / SCENARIO_DIR.parent / "LICENSE").read_text()
+    assert "BSD 2-Clause License" in licence and "Daily" in licence
+
+
+def test_the_labeled_verdicts_are_enough_and_balanced():
+    cases = load_cases(ROOT / LABELS_PATH)
+    labels = [c.label for c in cases]
+    assert len(cases) >= 40
+    assert labels.count("yes") >= 15 and labels.count("no") >= 15
+    assert set(labels) <= {"yes", "no", "continue"}
+
+
+def test_a_continue_on_a_finished_no_is_a_fail_like_no_but_yes_is_exact():
+    assert passes("continue", "no") and passes("no", "continue")
+    assert not passes("continue", "yes") and not passes("yes", "no")
+
+
+def test_the_judge_sees_the_conversation_and_what_it_judges():
+    state = {
+        "conversation": [
+            {"speaker": "user", "text": "hi"},
+            {"speaker": "bot", "turn": 1, "text": "yo"},
+        ],
+        "latest_bot_reply": "It is 75 degrees.",
+    }
+    text = render_state(state)
+    assert "user: hi" in text and "bot (turn 1): yo" in text and "75 degrees" in text
+
+
+def test_the_weather_tool_gives_75_fahrenheit_for_san_francisco(monkeypatch):
+    monkeypatch.setattr(eval_tools, "WEATHER_DELAY_S", 0.0)
+    weather, report = eval_tools.eval_tools()
+    env = eval_tools.ToolEnv()
+    out = weather.call({"location": "San Francisco, CA", "format": "fahrenheit"}, env)
+    assert out["result"]["temperature"] == 75
+    assert "error" in weather.call({"location": "Atlantis", "format": "celsius"}, env)
+    assert "error" in report.call({"topic": " "}, env)
+
+
+def test_tool_starts_map_to_function_calls_and_a_cancel_to_cancel_and_stopped():
+    adapter = TandemJobAdapter()
+    assert adapter.events(job("delegated")) == []
+    call = adapter.events(job("progress", text='write_report {"topic": "sea turtles"}'))
+    assert call == [
+        {"type": "function_call", "name": "write_report", "args": {"topic": "sea turtles"}}
+    ]
+    # A tool's result note and the built-in tools are not the scenarios' calls.
+    assert adapter.events(job("progress", text='write_report → {"result": 1}')) == []
+    assert adapter.events(job("progress", text='calculator {"expression": "1+1"}')) == []
+    assert [(e["type"], e["name"], e["args"]) for e in adapter.events(job("cancelled"))] == [
+        ("function_call", "cancel_write_report", {"tool_call_id": "job-1"}),
+        ("function_call_stopped", "write_report", {"tool_call_id": "job-1", "cancelled": True}),
+    ]
+
+
+def test_a_finished_call_stops_uncancelled_and_clipped_arguments_still_name_the_tool():
+    adapter = TandemJobAdapter()
+    (call,) = adapter.events(job("progress", "job-2", text='get_current_weather {"location": "S'))
+    assert call["name"] == "get_current_weather" and call["args"] == {}
+    assert adapter.events(job("result_ready", "job-2", text="75", final=False)) == []
+    (stopped,) = adapter.events(job("result_ready", "job-2", text="75", final=True))
+    assert stopped["args"] == {"tool_call_id": "job-2", "cancelled": False}
+    assert adapter.events({"type": "server-message", "data": "not a dict"}) == []
+    assert adapter.events("garbage") == []
+
+
+async def test_the_adapter_feeds_pipecats_matcher_through_a_real_event_stream():
+    from pipecat.evals.events import EvalEventStream
+    from pipecat.evals.results import EvalTrace
+    from pipecat.frames.frames import InputTransportMessageFrame
+
+    stream = EvalEventStream(bot_audio=False, trace=EvalTrace())
+    install(stream)
+    frame = InputTransportMessageFrame(
+        message=job("progress", text='get_current_weather {"location": "San Francisco"}')
+    )
+    event = stream.frame_to_event(frame)
+    assert event is not None
+    await stream.append(event)
+    got = await stream.next_event("function_call", deadline=_soon(), since=0)
+    assert got["name"] == "get_current_weather"
+
+
+def _soon() -> float:
+    import time
+
+    return time.monotonic() + 2.0
+
+
+def test_the_greeting_is_off_by_default_and_on_with_1_or_an_instruction():
+    assert BotSettings.from_env({}).greeting is None
+    assert BotSettings.from_env({"TANDEM_BOT_GREETING": "0"}).greeting is None
+    assert BotSettings.from_env({"TANDEM_BOT_GREETING": "1"}).greeting == DEFAULT_GREETING
+    said = BotSettings.from_env({"TANDEM_BOT_GREETING": "Say ahoy."}).greeting
+    assert said == "Say ahoy."
+
+
+def test_the_labels_file_is_one_json_object_a_line():
+    for line in (ROOT / LABELS_PATH).read_text().splitlines():
+        assert set(json.loads(line)) == {"criterion", "user_turns", "reply", "label"}
