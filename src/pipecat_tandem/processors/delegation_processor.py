@@ -27,6 +27,7 @@ from pipecat.frames.frames import (
     EndFrame,
     Frame,
     InputImageRawFrame,
+    LLMMessagesAppendFrame,
     StartFrame,
     TranscriptionFrame,
     UserStartedSpeakingFrame,
@@ -363,6 +364,8 @@ class DelegationProcessor(FrameProcessor):
             # An utterance the awareness processor turned into a timed/cue job is not
             # routed again.
             await self._on_user_utterance(frame, routable="tandem_handled" not in frame.metadata)
+        elif isinstance(frame, LLMMessagesAppendFrame) and direction is FrameDirection.DOWNSTREAM:
+            await self._on_typed_text(frame)
         elif isinstance(frame, InputImageRawFrame):
             self._on_image(frame)
         elif isinstance(frame, CueFrame):
@@ -379,7 +382,29 @@ class DelegationProcessor(FrameProcessor):
             )
         )
 
-    async def _on_user_utterance(self, frame: TranscriptionFrame, *, routable: bool) -> None:
+    async def _on_typed_text(self, frame: LLMMessagesAppendFrame) -> None:
+        """A user turn typed by an RTVI client (``send-text``), routed like a spoken one.
+
+        pipecat's RTVI processor turns ``send-text`` into one user message with
+        ``run_llm``, which bypasses the transcription path: without this, a text
+        client's requests were never delegated nor cancelled. The machinery's own
+        appends (developer/assistant roles) are not user turns.
+        """
+        if not frame.run_llm or len(frame.messages) != 1:
+            return
+        message: Any = frame.messages[0]
+        content = message.get("content") if isinstance(message, dict) else None
+        if message.get("role") != "user" or not isinstance(content, str) or not content.strip():
+            return
+        typed = TranscriptionFrame(text=content, user_id="", timestamp="")
+        # No gated acknowledgement: the gate waits for a spoken turn's transcript;
+        # the note in the user's own message makes the model acknowledge instead.
+        await self._on_user_utterance(typed, routable=True, gated=False)
+        message["content"] = typed.text
+
+    async def _on_user_utterance(
+        self, frame: TranscriptionFrame, *, routable: bool, gated: bool = True
+    ) -> None:
         text = (frame.text or "").strip()
         if not text or self._closed:
             return
@@ -409,7 +434,7 @@ class DelegationProcessor(FrameProcessor):
             self._log.emit("error", t=now, message=f"router delegation refused: {e}")
             # Left to the model, a refused task gets a guessed answer (in a real call
             # "11 days" for 47): the caller hears the refusal instead.
-            if self.answerer is not None:
+            if gated and self.answerer is not None:
                 self.answerer.handle(frame.text, f"Sorry, I can't take that on right now: {e}.")
             return
         # Said inside the user's own turn, where even a small model reads it, so the
@@ -423,7 +448,7 @@ class DelegationProcessor(FrameProcessor):
         # A turn that was only this request is acknowledged by the machinery: at
         # once, and with no model run that could guess the answer or delegate again.
         reply = acknowledge_job(getattr(decision, "reason", ""), variant=self._acks)
-        if self.answerer is not None and self.answerer.handle(frame.text, reply):
+        if gated and self.answerer is not None and self.answerer.handle(frame.text, reply):
             self._acks += 1
             self._log.emit("acknowledged", t=now, job_id=job_id, text=reply, gated=True)
 
