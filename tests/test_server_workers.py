@@ -40,6 +40,7 @@ from pipecat_tandem.workers_command import resolve_workers, uses_embedded_models
 from tests.support.media import TestPeer, speech_pcm
 
 ROOT = Path(__file__).resolve().parents[1]
+FAKE = "tests.support.fake_services:FakeSessionFactory"
 HAPROXY = find_haproxy()
 needs_haproxy = pytest.mark.skipif(
     HAPROXY is None, reason="haproxy not installed (scripts/install-system-deps.sh)"
@@ -357,3 +358,42 @@ async def test_pages_and_refusals_through_the_proxy(pool):
             assert r.status == 400 and "error" in await r.json()
         async with http.patch(base + "/api/offer", json={"candidates": []}) as r:
             assert r.status == 400
+
+
+def _run(argv: list[str], timeout_s: float = 90.0) -> subprocess.CompletedProcess:
+    env = {**os.environ, "TANDEM_LOG_LEVEL": "WARNING"}
+    cmd = [sys.executable, "-m", "pipecat_tandem", "run", *argv]
+    return subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout_s)
+
+
+def _cannot_start_lines(stderr: str) -> list[str]:
+    return [line for line in stderr.splitlines() if line.startswith(cli.CANNOT_START)]
+
+
+@needs_haproxy
+def test_a_bad_factory_is_one_line_before_any_worker_starts():
+    done = _run(["--workers", "2", "--port", str(_free_port()), "--factory", "nope.mod:f"])
+    assert done.returncode == 1
+    assert _cannot_start_lines(done.stderr) == [
+        "tandem: cannot start: --factory 'nope.mod:f': cannot import 'nope.mod' "
+        "(No module named 'nope')"
+    ]
+
+
+@needs_haproxy
+def test_a_busy_port_and_a_worker_failing_its_warm_up_exit_1():
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        done = _run(["--workers", "2", "--port", str(port), "--factory", FAKE])
+    assert done.returncode == 1
+    assert _cannot_start_lines(done.stderr) == [
+        f"tandem: cannot start: cannot listen on 127.0.0.1:{port}: Address already in use"
+    ]
+    factory = "tests.support.fake_services:failing_factory"
+    done = _run(["--workers", "2", "--port", str(_free_port()), "--factory", factory])
+    assert done.returncode == 1
+    lines = _cannot_start_lines(done.stderr)
+    assert lines and all("the fake models refuse to load" in line for line in lines)
+    assert "before it was ready; stopping" in done.stderr

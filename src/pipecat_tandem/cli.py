@@ -469,8 +469,8 @@ def environment_problem(args: argparse.Namespace) -> str | None:
     return None
 
 
-def load_factory(spec: str) -> Any:
-    """Import ``module:callable`` and call it (no arguments) for a session factory.
+def factory_callable(spec: str) -> Callable[[], Any]:
+    """Import ``module:callable`` (not called yet): what ``--factory`` names.
 
     Raises:
         ValueError: A malformed spec, or the module or name cannot be found.
@@ -487,7 +487,16 @@ def load_factory(spec: str) -> Any:
     target = getattr(module, name, None)
     if not callable(target):
         raise ValueError(f"--factory {spec!r}: {module_name} has no callable {name!r}")
-    return target()
+    return target
+
+
+def load_factory(spec: str) -> Any:
+    """The session factory ``--factory module:callable`` builds (called with no arguments).
+
+    Raises:
+        ValueError: A malformed spec, or the module or name cannot be found.
+    """
+    return factory_callable(spec)()
 
 
 def run_command(
@@ -541,6 +550,12 @@ def run_command(
         progress(note)
     if workers > 1 and getattr(args, "worker_socket", None) is None:
         assert haproxy is not None and argv is not None
+        if getattr(args, "factory", None):
+            try:  # found here, once, rather than as N workers failing to start
+                factory_callable(args.factory)
+            except ValueError as e:
+                print(f"{CANNOT_START} {e}", file=sys.stderr, flush=True)
+                return 1
         return asyncio.run(supervise(args, argv, haproxy, progress))
     if factory is None and getattr(args, "factory", None):
         try:

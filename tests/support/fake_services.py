@@ -225,3 +225,8 @@ class FakeSessionFactory:
             log.close()
 
         return worker
+
+
+def failing_factory() -> FakeSessionFactory:
+    """A factory whose warm-up fails (``tandem run --factory`` start-up failure tests)."""
+    return FakeSessionFactory(warm_error=ValueError("the fake models refuse to load"))
