@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ctypes
 import json
 import os
 import shutil
@@ -50,6 +51,19 @@ from pipecat_tandem.transports.worker_pool import (
 )
 
 ProgressFn = Callable[[str], None]
+
+
+def _die_with_parent() -> None:
+    """In a child before exec: SIGTERM it when the parent dies (Linux ``PR_SET_PDEATHSIG``).
+
+    A parent killed with SIGKILL cannot stop its workers and haproxy; without
+    this they would serve on, orphaned, holding the port.
+    """
+    try:
+        libc = ctypes.CDLL("libc.so.6", use_errno=True)
+        libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass  # not Linux/glibc: the parent's own stop() is all there is
 
 
 def port_problem(host: str, port: int) -> str | None:
@@ -141,7 +155,13 @@ class Supervisor:
         log = self._dir / "haproxy.log"
         with log.open("wb") as out:
             self._haproxy = await asyncio.create_subprocess_exec(
-                self._haproxy_bin, "-db", "-f", str(config), stdout=out, stderr=out
+                self._haproxy_bin,
+                "-db",
+                "-f",
+                str(config),
+                stdout=out,
+                stderr=out,
+                preexec_fn=_die_with_parent,
             )
         try:
             await asyncio.wait_for(self._haproxy.wait(), 0.5)
@@ -200,7 +220,13 @@ class Supervisor:
         ]
         env = {**os.environ, "TANDEM_WORKER": str(w.index)}
         proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "pipecat_tandem", "run", *argv, env=env
+            sys.executable,
+            "-m",
+            "pipecat_tandem",
+            "run",
+            *argv,
+            env=env,
+            preexec_fn=_die_with_parent,
         )
         self._procs[w.index] = proc
         w.pid = proc.pid
