@@ -55,10 +55,12 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def start_bot(log: Path) -> tuple[subprocess.Popen[str], int]:
+def start_bot(log: Path, record: Path | None = None) -> tuple[subprocess.Popen[str], int]:
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("TANDEM_")}
     env["TANDEM_BOT_SERVICES"] = SERVICES
+    if record is not None:
+        env["TANDEM_RECORD_DIR"] = str(record)  # each call's JSONL event log: the why of a fail
     env["TANDEM_BOT_GREETING"] = "1"  # pipecat's scenarios wait for the bot to speak first
     cmd = [sys.executable, "-m", "pipecat_tandem.bot", "--host", "127.0.0.1", "--port", str(port)]
     # A log file, never a pipe nobody reads (a full pipe blocks the bot).
@@ -99,14 +101,17 @@ async def judge_report() -> dict[str, Any]:
     return result
 
 
-async def scenarios_report(names: list[str], runs: int, log: Path) -> list[dict[str, Any]]:
-    proc, port = start_bot(log)
+async def scenarios_report(
+    names: list[str], runs: int, log: Path, record: Path | None, partial: Path | None
+) -> list[dict[str, Any]]:
+    proc, port = start_bot(log, record)
     url = f"ws://127.0.0.1:{port}/ws"
     cache = tempfile.mkdtemp(prefix="tandem-evals-tts-")
     rows: list[dict[str, Any]] = []
     try:
-        for name in names:
-            for run in range(1, runs + 1):
+        # Round by round, so a cut-short session still has every scenario.
+        for run in range(1, runs + 1):
+            for name in names:
                 try:
                     outcome = await run_scenario(name, url, root=ROOT, cache_dir=cache)
                     row = outcome.__dict__
@@ -121,6 +126,9 @@ async def scenarios_report(names: list[str], runs: int, log: Path) -> list[dict[
                 for failure in row["failures"]:
                     print(f"    {failure}")
                 sys.stdout.flush()
+                if partial is not None:
+                    text = json.dumps(rows, indent=1, default=str)
+                    await asyncio.to_thread(partial.write_text, text)
                 await asyncio.sleep(2.0)  # the bot releases the call's services
     finally:
         stop_bot(proc)
@@ -134,6 +142,7 @@ def main() -> None:
     parser.add_argument("--judge-only", action="store_true")
     parser.add_argument("--skip-judge", action="store_true")
     parser.add_argument("--json", type=Path)
+    parser.add_argument("--record-dir", type=Path, help="the bot's per-call event logs")
     parser.add_argument(
         "--bot-log", type=Path, default=Path(tempfile.gettempdir()) / "evals-bot.log"
     )
@@ -143,7 +152,10 @@ def main() -> None:
         out["judge"] = asyncio.run(judge_report())
     if not args.judge_only:
         names = [n.strip() for n in args.scenarios.split(",") if n.strip()]
-        out["runs"] = asyncio.run(scenarios_report(names, args.runs, args.bot_log))
+        partial = args.json.with_suffix(".partial.json") if args.json else None
+        out["runs"] = asyncio.run(
+            scenarios_report(names, args.runs, args.bot_log, args.record_dir, partial)
+        )
         summary: dict[str, list[bool]] = {}
         for row in out["runs"]:
             summary.setdefault(row["name"], []).append(row["passed"])

@@ -42,11 +42,14 @@ from pipecat.classifiers.base_classifier import (
 
 #: The judge's framing; the harness's own question and criterion follow it.
 _SYSTEM = (
-    "You are a strict, careful judge of a voice assistant's conversation. Read the "
-    "conversation and answer the question about it with one of the allowed labels."
+    "You are a strict judge of a voice assistant. You check whether one reply (or one "
+    "function call) really does what a criterion says. A reply about something else, or "
+    "with a wrong fact, does not satisfy it."
 )
-#: Bound on the judge's reply: one short JSON object.
-_MAX_TOKENS = 24
+#: Bound on the judge's reply: one short JSON object with a short note.
+_MAX_TOKENS = 80
+#: Where the harness's notes start after the criterion.
+_NOTES_START = "The bot's text may be"
 
 
 def _text(value: Any) -> str:
@@ -129,14 +132,21 @@ class LocalJudgeClassifier(BaseClassifier):
             f"- {label}: {_text(meaning)}" if meaning else f"- {label}"
             for label, meaning in options.items()
         )
+        question, criterion = split_criterion(_text(instructions))
         prompt = (
-            f"CONVERSATION:\n{render_state(state)}\n\nQUESTION: {_text(instructions)}\n\n"
-            f"LABELS:\n{described}\n\nAnswer as JSON with the one label that fits."
+            f"{render_state(state)}\n\nQUESTION: {question}\nCRITERION: {criterion}\n\n"
+            f"LABELS:\n{described}\n\nFirst say in a few words what the judged text actually "
+            "does, then give the label."
         )
+        # The note comes before the label: a 1.5B model asked for the label alone
+        # answered "yes" to nearly everything (8 of 8 on the first labeled cases).
         schema = {
             "type": "object",
-            "properties": {"label": {"type": "string", "enum": labels}},
-            "required": ["label"],
+            "properties": {
+                "what_it_does": {"type": "string", "maxLength": 160},
+                "label": {"type": "string", "enum": labels},
+            },
+            "required": ["what_it_does", "label"],
         }
         request = {
             "messages": [
@@ -156,6 +166,19 @@ class LocalJudgeClassifier(BaseClassifier):
         if label not in options:
             raise ClassifierError(f"the local judge answered {label!r}, not one of {labels}")
         return str(label)
+
+
+def split_criterion(instructions: str) -> tuple[str, str]:
+    """The harness's question and its criterion, without the notes after it.
+
+    The harness writes ``QUESTION Criterion: CRITERION. NOTES``; a small model
+    judges better with the criterion on a line of its own.
+    """
+    head, sep, tail = instructions.partition("Criterion:")
+    if not sep:
+        return instructions, ""
+    criterion = tail.split(_NOTES_START, 1)[0].split("`conversation` is context", 1)[0]
+    return head.strip(), criterion.strip()
 
 
 def local_judge(config: Mapping[str, Any]) -> LocalJudgeClassifier:
