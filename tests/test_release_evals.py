@@ -139,3 +139,14 @@ def test_the_greeting_is_off_by_default_and_on_with_1_or_an_instruction():
 def test_the_labels_file_is_one_json_object_a_line():
     for line in (ROOT / LABELS_PATH).read_text().splitlines():
         assert set(json.loads(line)) == {"criterion", "user_turns", "reply", "label"}
+
+
+def test_the_judge_gets_the_criterion_on_its_own_without_the_harness_notes():
+    from pipecat_tandem.bench.release_evals.judge import split_criterion
+
+    question, criterion = split_criterion(
+        "Does `latest_bot_reply` satisfy this criterion? Criterion: tells a joke. "
+        "The bot's text may be an automatic speech-to-text transcription: judge its meaning."
+    )
+    assert question.startswith("Does") and criterion == "tells a joke."
+    assert split_criterion("no criterion here") == ("no criterion here", "")
