@@ -184,13 +184,15 @@ class Supervisor:
         for p in procs:
             with contextlib.suppress(ProcessLookupError):
                 p.send_signal(signal.SIGTERM)
-        for p in procs:
-            try:
-                await asyncio.wait_for(p.wait(), 10.0)
-            except TimeoutError:
-                with contextlib.suppress(ProcessLookupError):
-                    p.kill()
-                await p.wait()
+        # One deadline for all of them: a worker still loading models (a native
+        # load no signal interrupts) must not hold the others' stop too.
+        if procs:
+            await asyncio.wait([asyncio.ensure_future(p.wait()) for p in procs], timeout=10.0)
+            for p in procs:
+                if p.returncode is None:
+                    with contextlib.suppress(ProcessLookupError):
+                        p.kill()
+                    await p.wait()
         if self._haproxy is not None and self._haproxy.returncode is None:
             self._haproxy.terminate()
             await self._haproxy.wait()
