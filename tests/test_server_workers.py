@@ -397,3 +397,35 @@ def test_a_busy_port_and_a_worker_failing_its_warm_up_exit_1():
     lines = _cannot_start_lines(done.stderr)
     assert lines and all("the fake models refuse to load" in line for line in lines)
     assert "before it was ready; stopping" in done.stderr
+
+
+async def test_a_single_process_serves_metrics_and_healthz_call_check():
+    from pipecat_tandem.transports.webrtc_server import TandemServer
+    from tests.support.fake_services import FakeSessionFactory
+
+    srv = TandemServer(factory=FakeSessionFactory(), port=0, max_sessions=1)
+    await srv.start()
+    try:
+        assert await srv.wait_warm()
+        base = f"http://127.0.0.1:{srv.port}"
+        for query in ("", "?x=%00", "?" + "&".join(f"k{i}=v" for i in range(300))):
+            families = await _metrics(base, query)
+            assert _per_worker(families, "tandem_calls") == {"0": 0.0}
+            assert _per_worker(families, "tandem_can_take_call") == {"0": 1.0}
+            assert {s.labels["state"] for s in families["tandem_jobs"].samples} >= {
+                "queued",
+                "running",
+                "done",
+            }
+        async with aiohttp.ClientSession() as http:
+            async with http.get(base + "/healthz?call") as r:
+                assert r.status == 200
+            srv.sessions.reserve()  # the one slot taken: a new call would be refused
+            async with http.get(base + "/healthz?call") as r:
+                assert r.status == 503 and r.headers["Retry-After"] == "5"
+                assert "limit" in (await r.json())["reason"]
+            async with http.get(base + "/healthz") as r:
+                assert r.status == 200  # alive and warm, just full
+            srv.sessions.release_reservation()
+    finally:
+        await srv.stop()
