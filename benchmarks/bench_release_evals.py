@@ -40,6 +40,7 @@ from pipecat_tandem.bench.release_evals.judge_accuracy import (  # noqa: E402
     load_cases,
     measure,
 )
+from pipecat_tandem.bench.release_evals.rule_judge import RuleJudgeClassifier  # noqa: E402
 from pipecat_tandem.bench.release_evals.run import (  # noqa: E402
     ASYNC_SCENARIOS,
     CONTROL_SCENARIOS,
@@ -88,11 +89,12 @@ def stop_bot(proc: subprocess.Popen[str]) -> None:
         proc.wait(10)
 
 
-async def judge_report() -> dict[str, Any]:
-    result = await measure(load_cases(ROOT / LABELS_PATH), local_judge({}))
+async def judge_report(kind: str) -> dict[str, Any]:
+    classifier = RuleJudgeClassifier() if kind == "rule" else local_judge({})
+    result = await measure(load_cases(ROOT / LABELS_PATH), classifier)
     n = result["cases"]
     print(
-        f"judge: {result['pass_fail_agree']}/{n} pass/fail agree, {result['exact']}/{n} exact "
+        f"{kind} judge: {result['pass_fail_agree']}/{n} pass/fail agree, {result['exact']}/{n} exact "
         f"(false yes {result['false_yes']}, false no {result['false_no']}), "
         f"{result['seconds_per_case']:.1f} s a case"
     )
@@ -102,7 +104,12 @@ async def judge_report() -> dict[str, Any]:
 
 
 async def scenarios_report(
-    names: list[str], runs: int, log: Path, record: Path | None, partial: Path | None
+    names: list[str],
+    runs: int,
+    log: Path,
+    record: Path | None,
+    partial: Path | None,
+    judge: str,
 ) -> list[dict[str, Any]]:
     proc, port = start_bot(log, record)
     url = f"ws://127.0.0.1:{port}/ws"
@@ -113,7 +120,7 @@ async def scenarios_report(
         for run in range(1, runs + 1):
             for name in names:
                 try:
-                    outcome = await run_scenario(name, url, root=ROOT, cache_dir=cache)
+                    outcome = await run_scenario(name, url, root=ROOT, cache_dir=cache, judge=judge)
                     row = outcome.__dict__
                 except Exception as e:  # a crashed run is a failed run, reported
                     row = {"name": name, "passed": False, "seconds": 0.0, "turns": []}
@@ -140,6 +147,9 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--scenarios", default=",".join(ASYNC_SCENARIOS + CONTROL_SCENARIOS))
     parser.add_argument("--judge-only", action="store_true")
+    parser.add_argument(
+        "--judge", choices=("rule", "model"), default="rule", help="the scenarios' judge"
+    )
     parser.add_argument("--skip-judge", action="store_true")
     parser.add_argument("--json", type=Path)
     parser.add_argument("--record-dir", type=Path, help="the bot's per-call event logs")
@@ -149,12 +159,12 @@ def main() -> None:
     args = parser.parse_args()
     out: dict[str, Any] = {"load_at_start": os.getloadavg()}
     if not args.skip_judge:
-        out["judge"] = asyncio.run(judge_report())
+        out["judge"] = asyncio.run(judge_report(args.judge))
     if not args.judge_only:
         names = [n.strip() for n in args.scenarios.split(",") if n.strip()]
         partial = args.json.with_suffix(".partial.json") if args.json else None
         out["runs"] = asyncio.run(
-            scenarios_report(names, args.runs, args.bot_log, args.record_dir, partial)
+            scenarios_report(names, args.runs, args.bot_log, args.record_dir, partial, args.judge)
         )
         summary: dict[str, list[bool]] = {}
         for row in out["runs"]:

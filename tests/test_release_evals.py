@@ -150,3 +150,24 @@ def test_the_judge_gets_the_criterion_on_its_own_without_the_harness_notes():
     )
     assert question.startswith("Does") and criterion == "tells a joke."
     assert split_criterion("no criterion here") == ("no criterion here", "")
+
+
+async def test_the_rule_judge_agrees_with_every_labeled_verdict_through_pipecats_judge():
+    # Optimistic (the rules were written after the labels, by the same person),
+    # but it pins the rules: a change that breaks a labeled verdict fails here.
+    from pipecat_tandem.bench.release_evals.judge_accuracy import measure
+    from pipecat_tandem.bench.release_evals.rule_judge import RuleJudgeClassifier
+
+    result = await measure(load_cases(ROOT / LABELS_PATH), RuleJudgeClassifier())
+    assert result["pass_fail_agree"] == result["cases"], result["wrong"]
+
+
+def test_the_rule_judge_refuses_a_criterion_it_has_no_rule_for():
+    from pipecat.classifiers.base_classifier import ClassifierError
+
+    from pipecat_tandem.bench.release_evals.rule_judge import verdict
+
+    with pytest.raises(ClassifierError):
+        verdict("orders a pizza with extra cheese", "One pizza, extra cheese.")
+    assert verdict("tells a joke", "Let me think of one.") == "continue"
+    assert verdict("tells a joke", "Let me think of one.", ["yes", "no"]) == "no"

@@ -17,8 +17,10 @@ what the scenarios expect the user to hear:
 * :mod:`.adapter` — maps the scenarios' ``function_call`` expectations onto
   the tandem's job events (the interaction model delegates, the background
   calls the tool);
-* :mod:`.judge` — an offline judge: the embedded Qwen 1.5B under a JSON-schema
-  constrained verdict;
+* :mod:`.rule_judge` — the judge the runs use: rules for the scenarios' ten
+  criteria (deterministic, instant);
+* :mod:`.judge` — an offline model judge: the embedded Qwen 1.5B under a JSON-schema
+  constrained verdict (measured, not trusted: see :mod:`.judge_accuracy`);
 * :mod:`.local_services` — the user's voice (piper joe) and an independent
   transcriber of the bot's speech (Whisper base), nothing downloaded;
 * :mod:`.run` — loads a scenario, applies the local services and the adapter,

@@ -65,13 +65,27 @@ def load_scenario(name: str, root: Path) -> Any:
     return scenario
 
 
-def local_judge() -> Any:
-    """An ``EvalJudge`` on the offline classifier, with no explainer (it would be an LLM too)."""
+def local_judge(kind: str = "rule") -> Any:
+    """An ``EvalJudge`` on an offline classifier, with no explainer (it would be an LLM too).
+
+    Args:
+        kind: ``rule`` (:mod:`.rule_judge`, deterministic) or ``model`` (:mod:`.judge`,
+            the embedded Qwen 1.5B).
+    """
     from pipecat.evals.judge import EvalJudge
 
-    from pipecat_tandem.bench.release_evals.judge import local_judge as classifier
+    classifier: Any
+    if kind == "model":
+        from pipecat_tandem.bench.release_evals.judge import local_judge
 
-    return EvalJudge(classifier({}), explainer=None)
+        classifier = local_judge({})
+    elif kind == "rule":
+        from pipecat_tandem.bench.release_evals.rule_judge import RuleJudgeClassifier
+
+        classifier = RuleJudgeClassifier()
+    else:
+        raise ValueError(f"judge must be rule or model, got {kind!r}")
+    return EvalJudge(classifier, explainer=None)
 
 
 async def run_scenario(
@@ -81,6 +95,7 @@ async def run_scenario(
     root: Path,
     cache_dir: str | None = None,
     record_path: str | None = None,
+    judge: str = "rule",
 ) -> ScenarioOutcome:
     """Run scenario ``name`` once against the bot at ``bot_url`` (``ws://HOST:PORT/ws``).
 
@@ -90,6 +105,7 @@ async def run_scenario(
         root: The repository root.
         cache_dir: Where the harness caches synthesized user lines.
         record_path: Where to save the conversation audio, or ``None``.
+        judge: ``rule`` or ``model`` (see :func:`local_judge`).
     """
     from pipecat.evals.script_session import EvalScriptSession
     from pipecat.evals.session import EvalSessionParams
@@ -107,7 +123,7 @@ async def run_scenario(
         params=EvalSessionParams(
             cache_dir=cache_dir, record_path=record_path, bot_ready_timeout_s=120.0
         ),
-        judge=local_judge(),
+        judge=local_judge(judge),
         user_tts=caching_user_voice(cache_dir) if scenario.user_speech is not None else None,
         bot_stt=bot_transcriber() if audio else None,
     )
