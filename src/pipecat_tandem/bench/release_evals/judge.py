@@ -77,7 +77,40 @@ def render_state(state: Any) -> str:
     return "\n".join(lines) or "(empty conversation)"
 
 
-class LocalJudgeClassifier(BaseClassifier):
+class LabelClassifier(BaseClassifier):
+    """A classifier that answers each question with one label (probability 1).
+
+    Subclasses implement :meth:`_label`; a yes/no question is asked as a choice
+    of ``yes`` or ``no``.
+    """
+
+    async def _ask(
+        self,
+        state: str | dict[str, Any] | list[Any],
+        questions: Mapping[str, Any],
+        images: Sequence[ClassifierImage] = (),
+    ) -> tuple[dict[str, Any], None]:
+        results: dict[str, Any] = {}
+        for name, question in questions.items():
+            if isinstance(question, YesNoQuestion):
+                label = await self._label(state, question.instructions, {"yes": None, "no": None})
+                results[name] = YesNoResult(probability=1.0 if label == "yes" else 0.0)
+            elif isinstance(question, ChoiceQuestion):
+                label = await self._label(state, question.instructions, question.options)
+                probabilities = {option: float(option == label) for option in question.options}
+                results[name] = ChoiceResult(
+                    choice=label, probabilities=probabilities, confidence=1.0
+                )
+            else:
+                raise ClassifierError(f"the judge cannot answer {type(question).__name__}")
+        return results, None
+
+    async def _label(self, state: Any, instructions: Any, options: Mapping[str, Any]) -> str:
+        """The one label of ``options`` that fits (raise ``ClassifierError`` if none can)."""
+        raise NotImplementedError
+
+
+class LocalJudgeClassifier(LabelClassifier):
     """Answers the harness's questions with a local GGUF model under a JSON schema.
 
     Args:
@@ -104,27 +137,6 @@ class LocalJudgeClassifier(BaseClassifier):
                 ServerConfig(model_path=ensure_weights(QWEN_15B), n_threads=2, name="judge")
             )
         return self._server
-
-    async def _ask(
-        self,
-        state: str | dict[str, Any] | list[Any],
-        questions: Mapping[str, Any],
-        images: Sequence[ClassifierImage] = (),
-    ) -> tuple[dict[str, Any], None]:
-        results: dict[str, Any] = {}
-        for name, question in questions.items():
-            if isinstance(question, YesNoQuestion):
-                label = await self._label(state, question.instructions, {"yes": None, "no": None})
-                results[name] = YesNoResult(probability=1.0 if label == "yes" else 0.0)
-            elif isinstance(question, ChoiceQuestion):
-                label = await self._label(state, question.instructions, question.options)
-                probabilities = {option: float(option == label) for option in question.options}
-                results[name] = ChoiceResult(
-                    choice=label, probabilities=probabilities, confidence=1.0
-                )
-            else:
-                raise ClassifierError(f"the local judge cannot answer {type(question).__name__}")
-        return results, None
 
     async def _label(self, state: Any, instructions: Any, options: Mapping[str, Any]) -> str:
         labels = list(options)
