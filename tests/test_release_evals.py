@@ -16,7 +16,11 @@ from pathlib import Path
 import pytest
 
 from pipecat_tandem.bench.release_evals import tools as eval_tools
-from pipecat_tandem.bench.release_evals.adapter import TandemJobAdapter, install
+from pipecat_tandem.bench.release_evals.adapter import (
+    TandemJobAdapter,
+    adapt_stream,
+    keep_job_messages,
+)
 from pipecat_tandem.bench.release_evals.judge import render_state
 from pipecat_tandem.bench.release_evals.judge_accuracy import LABELS_PATH, load_cases, passes
 from pipecat_tandem.bench.release_evals.run import (
@@ -108,13 +112,18 @@ def test_a_finished_call_stops_uncancelled_and_clipped_arguments_still_name_the_
 async def test_the_adapter_feeds_pipecats_matcher_through_a_real_event_stream():
     from pipecat.evals.events import EvalEventStream
     from pipecat.evals.results import EvalTrace
+    from pipecat.evals.serializer import EvalClientSerializer
     from pipecat.frames.frames import InputTransportMessageFrame
 
     stream = EvalEventStream(bot_audio=False, trace=EvalTrace())
-    install(stream)
-    frame = InputTransportMessageFrame(
-        message=job("progress", text='get_current_weather {"location": "San Francisco"}')
-    )
+    adapt_stream(stream, TandemJobAdapter())
+    serializer = EvalClientSerializer()
+    keep_job_messages(serializer)
+    wire = job("progress", text='get_current_weather {"location": "San Francisco"}')
+    frame = await serializer.deserialize(json.dumps(wire))
+    assert isinstance(frame, InputTransportMessageFrame)
+    other = {"label": "rtvi-ai", "type": "server-message", "data": {"type": "x"}}
+    assert await serializer.deserialize(json.dumps(other)) is None
     event = stream.frame_to_event(frame)
     assert event is not None
     await stream.append(event)

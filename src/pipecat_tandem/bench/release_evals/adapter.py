@@ -26,7 +26,7 @@ background starts a tool call)             ``tool_call_id`` is its ``job_id``
 
 Only tools in ``tool_names`` are mapped (the built-in calculator and friends are
 not what the scenarios ask about). :func:`install` wires an adapter into a
-session's event stream.
+harness session.
 """
 
 from __future__ import annotations
@@ -101,24 +101,71 @@ def _stopped(name: str, job: str, *, cancelled: bool) -> dict[str, Any]:
     return _event("function_call_stopped", name, {"tool_call_id": job, "cancelled": cancelled})
 
 
-def install(stream: Any, adapter: TandemJobAdapter | None = None) -> TandemJobAdapter:
+def install(session: Any, adapter: TandemJobAdapter | None = None) -> TandemJobAdapter:
+    """Wire ``adapter`` into a harness ``EvalScriptSession`` before it runs.
+
+    Two places, both private to pipecat's harness (pinned at pipecat 1.14): the
+    client's serializer drops RTVI ``server-message`` s, so ``tandem-job`` ones are
+    kept as ``InputTransportMessageFrame`` s (:func:`keep_job_messages`); the event
+    stream then maps them (:func:`adapt_stream`).
+
+    Args:
+        session: The ``pipecat.evals.script_session.EvalScriptSession``.
+        adapter: The adapter (default: a new one for the eval tools).
+
+    Returns:
+        The adapter in use.
+    """
+    adapter = adapter or TandemJobAdapter()
+    client = session._client
+    make_transport = client._transport
+
+    def transport() -> Any:
+        made = make_transport()
+        keep_job_messages(made._params.serializer)
+        return made
+
+    client._transport = transport
+    adapt_stream(session._stream, adapter)
+    return adapter
+
+
+def keep_job_messages(serializer: Any) -> None:
+    """Make a client serializer pass ``tandem-job`` server messages on as message frames."""
+    from pipecat.frames.frames import InputTransportMessageFrame
+
+    deserialize: Callable[[str | bytes], Awaitable[Any]] = serializer.deserialize
+
+    async def adapted(data: str | bytes) -> Any:
+        frame = await deserialize(data)
+        if frame is not None:
+            return frame
+        try:
+            message = json.loads(data)
+        except (TypeError, ValueError):
+            return None
+        data_field = message.get("data") if isinstance(message, dict) else None
+        if (
+            message.get("type") == "server-message"
+            and isinstance(data_field, dict)
+            and data_field.get("type") == "tandem-job"
+        ):
+            return InputTransportMessageFrame(message=message)
+        return None
+
+    serializer.deserialize = adapted
+
+
+def adapt_stream(stream: Any, adapter: TandemJobAdapter) -> None:
     """Wire ``adapter`` into a harness ``EvalEventStream`` (one per session).
 
     The stream maps each frame to at most one event and ignores server messages;
     the wrapper lets a ``tandem-job`` message through as one batch, and the
     wrapped ``append`` files the batch's events one by one, so the matcher sees
     ordinary ``function_call`` events.
-
-    Args:
-        stream: The session's ``pipecat.evals.events.EvalEventStream``.
-        adapter: The adapter (default: a new one for the eval tools).
-
-    Returns:
-        The adapter in use.
     """
     from pipecat.frames.frames import InputTransportMessageFrame
 
-    adapter = adapter or TandemJobAdapter()
     frame_to_event: Callable[[Any], dict[str, Any] | None] = stream.frame_to_event
     append: Callable[[dict[str, Any]], Awaitable[None]] = stream.append
 
@@ -139,4 +186,3 @@ def install(stream: Any, adapter: TandemJobAdapter | None = None) -> TandemJobAd
 
     stream.frame_to_event = adapted_frame_to_event
     stream.append = adapted_append
-    return adapter

@@ -127,9 +127,8 @@ async def run_scenario(
         user_tts=caching_user_voice(cache_dir) if scenario.user_speech is not None else None,
         bot_stt=bot_transcriber() if audio else None,
     )
-    # The session's event stream is shared by its client and matcher: wrapping it
-    # before run() is the one place the adapter sees every message.
-    install(session._stream)
+    # Before run(): the client builds its transport and serializer when it starts.
+    install(session)
     started = time.monotonic()
     result = await session.run()
     return ScenarioOutcome(
