@@ -77,7 +77,10 @@ def eval_tools() -> list[Tool]:
     return [
         Tool(
             name="get_current_weather",
-            description="Get the current weather in a city.",
+            description=(
+                "The only source of current weather: call it for any question about the "
+                "weather or temperature in a city (you cannot know it otherwise)."
+            ),
             properties={
                 "location": {"type": "string", "description": "The city, e.g. San Francisco."},
                 "format": {
@@ -91,7 +94,10 @@ def eval_tools() -> list[Tool]:
         ),
         Tool(
             name="write_report",
-            description="Write a report about a topic (takes about 30 seconds).",
+            description=(
+                "Write a report about a topic (about 30 seconds of work). Any request for a "
+                "report must go through this tool; never write the report yourself."
+            ),
             properties={"topic": {"type": "string", "description": "What the report is about."}},
             required=["topic"],
             fn=_write_report,
