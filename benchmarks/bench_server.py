@@ -143,7 +143,9 @@ async def wait_healthy(
             try:
                 async with http.get(base + "/healthz") as r:
                     body = await r.json(content_type=None)
-                    if r.status == 200 and body.get("workers_ready", 1) == body.get("workers", 1):
+                    # Every worker taking calls (haproxy routes to it), not just warm.
+                    workers = body.get("worker_detail") or [body]
+                    if r.status == 200 and all(w.get("can_take_call") for w in workers):
                         return
             except aiohttp.ClientError:
                 pass

@@ -429,3 +429,30 @@ async def test_a_single_process_serves_metrics_and_healthz_call_check():
             srv.sessions.release_reservation()
     finally:
         await srv.stop()
+
+
+def test_output_frames_are_20_ms_in_workers_unless_told():
+    from pipecat_tandem.transports.server_stats import output_frame_ms
+
+    assert output_frame_ms(worker=True, env={}) == 20
+    assert output_frame_ms(worker=False, env={}) == 10
+    assert output_frame_ms(worker=True, env={"TANDEM_OUTPUT_FRAME_MS": "10"}) == 10
+    assert output_frame_ms(worker=False, env={"TANDEM_OUTPUT_FRAME_MS": " 20 "}) == 20
+    assert output_frame_ms(worker=False, env={"TANDEM_OUTPUT_FRAME_MS": "15"}) == 10
+
+
+async def test_20_ms_frames_carry_the_audio_in_order_then_silence():
+    import numpy as np
+    from pipecat.transports.smallwebrtc.transport import RawAudioTrack
+
+    from pipecat_tandem.transports.server_stats import _recv_20ms
+
+    track = RawAudioTrack(sample_rate=16000)
+    pcm = (np.arange(480, dtype=np.int16) + 1).tobytes()  # 30 ms, never zero
+    done = track.add_audio_bytes(pcm)
+    first = await _recv_20ms(track)
+    assert first.samples == 320 and first.pts == 0 and not done.done()
+    second = await _recv_20ms(track)  # the last 10 ms, then 10 ms of silence
+    assert done.done() and second.pts == 320
+    data = np.concatenate([first.to_ndarray()[0], second.to_ndarray()[0]])
+    assert (data[:480] == np.arange(480) + 1).all() and not data[480:].any()

@@ -100,8 +100,35 @@ class LoopLagMonitor:
 OUTBOUND_PACING = LatenessWindow(size=6000)
 
 
-def install_pacing_probe(window: LatenessWindow = OUTBOUND_PACING) -> bool:
+#: Overrides the outbound audio frame length (``10`` or ``20`` ms).
+FRAME_MS_ENV = "TANDEM_OUTPUT_FRAME_MS"
+
+
+def output_frame_ms(worker: bool, env: Any = None) -> int:
+    """How long each outbound audio frame is: 20 ms in a worker process, else 10 ms.
+
+    pipecat's track hands aiortc one 10 ms frame per event-loop round trip (a
+    sleep, then the encoder), though aiortc's Opus encoder packs 20 ms per packet
+    anyway. With several calls per process on a busy machine that chain fell
+    behind before the loop looked saturated: ``--workers 2`` at load ~3.5, 6
+    calls were 792 ms late at p99 with 10 ms frames and 31 ms with 20 ms
+    (docs/benchmarks.md). A single process keeps pipecat's 10 ms unless told;
+    ``$TANDEM_OUTPUT_FRAME_MS`` (10 or 20) decides in either.
+    """
+    import os
+
+    value = (os.environ if env is None else env).get(FRAME_MS_ENV, "").strip()
+    if value in ("10", "20"):
+        return int(value)
+    return 20 if worker else 10
+
+
+def install_pacing_probe(window: LatenessWindow = OUTBOUND_PACING, frame_ms: int = 10) -> bool:
     """Time every outbound audio frame of pipecat's WebRTC track (once per process).
+
+    Args:
+        window: Where the lateness samples go.
+        frame_ms: 10 (pipecat's own ``recv``) or 20 (two of its chunks per frame).
 
     Returns:
         Whether the probe is in place (False if pipecat's track is not the
@@ -114,7 +141,7 @@ def install_pacing_probe(window: LatenessWindow = OUTBOUND_PACING) -> bool:
         return False
     if getattr(track_cls.recv, "_tandem_probe", False):
         return True
-    original = track_cls.recv
+    original = _recv_20ms if frame_ms == 20 else track_cls.recv
 
     @functools.wraps(original)
     async def recv(self: Any) -> Any:
@@ -129,6 +156,44 @@ def install_pacing_probe(window: LatenessWindow = OUTBOUND_PACING) -> bool:
     recv._tandem_probe = True  # type: ignore[attr-defined]
     track_cls.recv = recv
     return True
+
+
+async def _recv_20ms(self: Any) -> Any:
+    """Like pipecat's ``RawAudioTrack.recv``, handing out 20 ms (two of its 10 ms chunks) per call.
+
+    Same schedule, silence and completion futures as pipecat's: a chunk's
+    future resolves when the chunk leaves, so "the bot stopped speaking" moves
+    by at most 10 ms.
+    """
+    import fractions
+
+    import numpy as np
+    from av import AudioFrame
+
+    if self._timestamp > 0:
+        wait = self._start + (self._timestamp / self._sample_rate) - time.time()
+        if wait > 0:
+            await asyncio.sleep(wait)
+    parts = []
+    for i in range(2):
+        if not self._chunk_queue and not self._auto_silence and i == 0:
+            # pipecat's own recv polls like this; its queue has no event to wait on.
+            while not self._chunk_queue:  # noqa: ASYNC110
+                await asyncio.sleep(0.005)
+        if self._chunk_queue:
+            chunk, future = self._chunk_queue.popleft()
+            if future and not future.done():
+                future.set_result(True)
+        else:
+            chunk = bytes(self._bytes_per_10ms)
+        parts.append(chunk)
+    samples = np.frombuffer(b"".join(parts), dtype=np.int16)
+    frame = AudioFrame.from_ndarray(samples[None, :], layout="mono")
+    frame.sample_rate = self._sample_rate
+    frame.pts = self._timestamp
+    frame.time_base = fractions.Fraction(1, self._sample_rate)
+    self._timestamp += 2 * self._samples_per_10ms
+    return frame
 
 
 def server_families(server: Any, worker: str, loop_lag: LatenessWindow) -> list[Any]:

@@ -69,6 +69,7 @@ from pipecat_tandem.transports.offer import (
 from pipecat_tandem.transports.server_stats import (
     LoopLagMonitor,
     install_pacing_probe,
+    output_frame_ms,
     server_families,
 )
 from pipecat_tandem.transports.session import (
@@ -258,7 +259,7 @@ class TandemServer:
         """Bind the port, start warming the models in the background, return."""
         if is_loopback_host(self.host):
             restrict_host_candidates(["127.0.0.1"])
-        install_pacing_probe()
+        install_pacing_probe(frame_ms=output_frame_ms(worker=self._unix_path is not None))
         self.loop_lag.start()
         self._runner = web.AppRunner(self.make_app(), access_log=None)
         await self._runner.setup()
