@@ -19,11 +19,8 @@ from pipecat_tandem.fusion import (
     to_mono,
 )
 from pipecat_tandem.fusion.dmel import mel_filterbank
-from pipecat_tandem.fusion.repetition import (
-    RepetitionCounter,
-    _spectral_period,
-    _spectral_period_of,
-)
+from pipecat_tandem.fusion.periodicity import spectral_period, spectral_period_of
+from pipecat_tandem.fusion.repetition import RepetitionCounter
 from pipecat_tandem.processors.encoder_free_fusion_processor import EncoderFreeFusionProcessor
 
 
@@ -148,8 +145,8 @@ def test_tracked_subspace_period_matches_exact():
     for i in range(n):
         rc._series.append(feats[i], float(t[i]))
         if i >= 7:
-            tracked = _spectral_period_of(rc._components(), rc._series.times)
-    exact = _spectral_period(feats, t)
+            tracked = spectral_period_of(rc._components(), rc._series.times)
+    exact = spectral_period(feats, t)
     assert tracked[0] == pytest.approx(period, rel=0.03)
     assert tracked[0] == pytest.approx(exact[0], rel=1e-3)
     assert tracked[1] == pytest.approx(exact[1], abs=1e-3)

@@ -21,127 +21,20 @@ from __future__ import annotations
 import math
 from collections import deque
 
-import cv2
 import numpy as np
 import numpy.typing as npt
 
 from pipecat_tandem.fusion.cue_core import Cue, patch_distances
+from pipecat_tandem.fusion.periodicity import (
+    N_COMPONENTS,
+    Series,
+    cycles,
+    even,
+    orthonormal,
+    spectral_period_of,
+)
 
 __all__ = ["RepetitionCounter"]
-
-_N_COMPONENTS = 4  # principal components whose spectra are summed
-_HANN: dict[int, np.ndarray] = {}
-_BINS: dict[int, np.ndarray] = {}
-_HARMONICS = np.arange(1.0, 6.0)
-
-
-def _bins(size: int) -> np.ndarray:
-    """``arange(size // 2 + 1)`` as float64, cached per DFT size (powers of two)."""
-    b = _BINS.get(size)
-    if b is None:
-        b = _BINS[size] = np.arange(size // 2 + 1, dtype=np.float64)
-    return b
-
-
-def _hann(n: int) -> np.ndarray:
-    w = _HANN.get(n)
-    if w is None:
-        if len(_HANN) > 256:
-            _HANN.clear()
-        w = _HANN[n] = np.hanning(n)
-    return w
-
-
-class _Series:
-    """A segment's feature vectors (oldest first) with running sums for the covariance."""
-
-    def __init__(self, dims: int) -> None:
-        self.dims = dims
-        self._buf = np.empty((64, dims), dtype=np.float64)
-        self._t = np.empty(64, dtype=np.float64)
-        self._lo = self._hi = 0
-        self.s1 = np.zeros(dims, dtype=np.float64)
-        self.s2 = np.zeros((dims, dims), dtype=np.float64)
-
-    def __len__(self) -> int:
-        return self._hi - self._lo
-
-    @property
-    def feats(self) -> np.ndarray:
-        return self._buf[self._lo : self._hi]
-
-    @property
-    def times(self) -> np.ndarray:
-        return self._t[self._lo : self._hi]
-
-    def append(self, f: np.ndarray, t: float) -> None:
-        if self._hi == self._buf.shape[0]:
-            n = len(self)
-            if n * 2 > self._buf.shape[0]:  # mostly full: grow, else just compact
-                buf = np.empty((self._buf.shape[0] * 2, self.dims), dtype=np.float64)
-                tb = np.empty(buf.shape[0], dtype=np.float64)
-                buf[:n], tb[:n] = self.feats, self.times
-                self._buf, self._t = buf, tb
-            else:
-                self._buf[:n] = self.feats.copy()
-                self._t[:n] = self.times.copy()
-            self._lo, self._hi = 0, n
-        self._buf[self._hi] = f
-        self._t[self._hi] = t
-        self._hi += 1
-        self.s1 += f
-        self.s2 += np.outer(f, f)
-
-    def popleft(self) -> None:
-        f = self._buf[self._lo]
-        self.s1 -= f
-        self.s2 -= np.outer(f, f)
-        self._lo += 1
-
-    def resum(self) -> None:
-        """Recompute the running sums exactly (they drift by rounding over long runs)."""
-        f = self.feats
-        self.s1 = f.sum(axis=0)
-        self.s2 = f.T @ f
-
-    def clear(self) -> None:
-        self._lo = self._hi = 0
-        self.s1[:] = 0.0
-        self.s2[:] = 0.0
-
-
-def _orthonormal(b: np.ndarray) -> np.ndarray | None:
-    """Orthonormal columns with the span of ``b`` (Cholesky QR), or None if degenerate.
-
-    The Gram matrix is only ``k×k`` (k = 4): plain Python beats numpy's linalg call
-    overhead by several times here.
-    """
-    g = (b.T @ b).tolist()
-    k = len(g)
-    low = [[0.0] * k for _ in range(k)]
-    for i in range(k):
-        li = low[i]
-        for j in range(i + 1):
-            lj = low[j]
-            acc = g[i][j]
-            for m in range(j):
-                acc -= li[m] * lj[m]
-            if i == j:
-                if not acc > 1e-12 * max(g[0][0], 1e-300):
-                    return None
-                li[i] = math.sqrt(acc)
-            else:
-                li[j] = acc / lj[j]
-    inv = [[0.0] * k for _ in range(k)]  # inverse of the lower-triangular factor
-    for i in range(k):
-        li, vi = low[i], inv[i]
-        vi[i] = 1.0 / li[i]
-        for j in range(i):
-            acc = 0.0
-            for m in range(j, i):
-                acc -= li[m] * inv[m][j]
-            vi[j] = acc / li[i]
-    return np.asarray(b @ np.array(inv).T)
 
 
 class RepetitionCounter:
@@ -159,20 +52,30 @@ class RepetitionCounter:
     three to seven, a body many more (measured on VP8-decoded frames, see
     ``docs/bench/cues-caller-section.md``). A motion segment starts at a moving image
     and ends after ``still_secs`` without one that moves *strongly* (energy at least
-    ``strong_share`` of the segment's peak). Its period is only looked for while at
-    least half of its recent images moved strongly. Motion starts at ``onset_images``
-    moving images in a row; within a segment, motion after ``restart_secs`` of
-    stillness with nothing counted yet restarts the count's clock.
+    ``strong_share`` of the segment's peak, and as many moving patches as
+    ``strong_share`` of the median of its recent strong images: a still body's pixel
+    shift after the squats moves 6 patches where a squat moves 25, but its energy,
+    which saturates, reached half the peak and kept the count going). Its period is
+    only looked for while at least half of its recent images moved strongly. Motion
+    starts at ``onset_images`` moving images in a row; within a segment, motion after
+    ``restart_secs`` of stillness with nothing counted yet restarts the count's clock.
 
     Inside a segment (at most ``max_secs`` buffered) the period is the lowest strong
     spectral peak of the vectors' top principal components (a frequency, so a period of
     6.65 frames at 5 fps is measured as such; an autocorrelation only sees whole-frame
-    lags). The count is the moving time (first to last strongly moving image) divided by
-    the period, rounded: a rep counts once it is half done, as people count aloud, and
-    the count does not depend on how the pose maps onto the embeddings (the distance
-    from the rest pose saturates once a body has moved at all: measured on decoded
-    VP8, it cannot count trips). Counts are reported once the motion is periodic (a
-    ``periodic_motion`` cue) and never go down.
+    lags). The count is the number of cycles the components went through from the
+    start of the motion to the last strongly moving image, followed by the phase of
+    the component band-passed at the period
+    (:func:`~pipecat_tandem.fusion.periodicity.cycles`): each rep keeps its own length
+    (±15 % in a real set), where moving time / period needed the period to within
+    1 / (2 n) and counted 3 as 4 and 9 as 8 at a real caller. The series is put back on
+    an even clock first (a call's images are not evenly spaced). A rep counts once
+    ``count_at`` of it is done (0.65: a phase read at the edge of the motion runs a
+    little ahead, and a count said is never taken back). The count does not depend on
+    how the pose maps onto the embeddings (the distance from the rest pose saturates
+    once a body has moved at all: measured on decoded VP8, it cannot count trips).
+    Counts are reported once the motion is periodic (a ``periodic_motion`` cue) and
+    never go down.
 
     The principal subspace is tracked incrementally (see the module docstring); it is
     recomputed exactly every ``refresh`` images.
@@ -195,6 +98,7 @@ class RepetitionCounter:
         dims: int = 32,
         seed: int = 0,
         refresh: int = 8,
+        count_at: float = 0.65,
     ) -> None:
         """Create a counter (see the class docstring).
 
@@ -207,7 +111,9 @@ class RepetitionCounter:
         self.motion_delta, self.min_moving_share = motion_delta, min_moving_share
         self.min_moving_patches, self.strong_share = min_moving_patches, strong_share
         self.onset_images, self.restart_secs = onset_images, restart_secs
+        self.count_at = count_at
         self._peak = 0.0  # the segment's strongest motion energy
+        self._areas: deque[int] = deque(maxlen=25)  # moving patches of recent strong images
         self._strong: deque[bool] = deque(maxlen=12)  # recent images: moved strongly?
         self._candidate: list[tuple[np.ndarray, float, float]] = []  # moving images before onset
         self.max_secs, self.min_periodicity = max_secs, min_periodicity
@@ -216,7 +122,7 @@ class RepetitionCounter:
         self._proj2: np.ndarray | None = None
         self._prev: np.ndarray | None = None
         self._prev_t: float | None = None
-        self._series = _Series(dims)
+        self._series = Series(dims)
         self._basis: np.ndarray | None = None
         self._since_exact = 0
         self.in_motion = False
@@ -277,6 +183,7 @@ class RepetitionCounter:
             self._basis = None
             self._peak = 0.0
             self._strong.clear()
+            self._areas.clear()
             out.append(Cue("motion_onset", t, energy))
             # The image before the first moving one is the pose the motion started
             # from; the images of the run follow it.
@@ -294,6 +201,7 @@ class RepetitionCounter:
             self._basis = None
             self._onset, self._peak = prev_t, 0.0
             self._strong.clear()
+            self._areas.clear()
             self._series.append(self._project(prev), prev_t)
         self._series.append(self._project(x), t)
         self._peak = max(self._peak, energy)
@@ -301,6 +209,10 @@ class RepetitionCounter:
         # its squats shifts by a pixel now and then, which moves its outline's patches
         # a little; that neither extends the moving time (the count) nor the segment.
         strong = moving and energy >= self.strong_share * self._peak
+        if strong and self._areas:
+            strong = area >= self.strong_share * float(np.median(self._areas))
+        if strong:
+            self._areas.append(area)
         self._strong.append(strong)
         if strong:
             self._still_since, self._last_moving = None, t
@@ -331,13 +243,16 @@ class RepetitionCounter:
         out: list[Cue] = []
         if len(series) < 8:
             return out
-        period, score = _spectral_period_of(self._components(), times)
+        comps, times = even(self._components(), times)
+        period, score = spectral_period_of(comps, times)
         if period is None or score < self.min_periodicity:
             return out
         if self.period is None:
             out.append(Cue("periodic_motion", t, period, {"score": score}))
         self.period, self.periodicity = period, score
-        n = int(math.floor((self._last_moving - self._onset) / period + 0.5))
+        # Cycles followed one by one (their lengths differ), not moving time / period.
+        done = cycles(comps, times, self._onset, self._last_moving, period)
+        n = int(math.floor(done + 1.0 - self.count_at))
         if n > self.count:
             self.count = n
             out.append(Cue("repetition", t, float(n), {"period": period}))
@@ -347,12 +262,12 @@ class RepetitionCounter:
         """The segment projected on its top principal directions, ``(k, n)``."""
         series = self._series
         n = len(series)
-        k = min(_N_COMPONENTS, self.dims)
+        k = min(N_COMPONENTS, self.dims)
         mean = series.s1 / n
         cov = series.s2 - n * np.outer(mean, mean)
         basis = None
         if self._basis is not None and self._since_exact < self.refresh:
-            basis = _orthonormal(cov @ self._basis)  # one subspace-iteration step
+            basis = orthonormal(cov @ self._basis)  # one subspace-iteration step
             self._since_exact += 1
         if basis is None:
             series.resum()
@@ -379,80 +294,3 @@ def _motion_energy(d: np.ndarray, delta: float) -> tuple[float, int]:
     median = 0.5 * (float(p[lo]) + float(p[hi]))
     moving = size - int(np.searchsorted(p, median + delta, side="right"))
     return float(p[size - k :].mean()) - median, moving
-
-
-def _spectral_period(
-    feats: np.ndarray, times: np.ndarray, min_share: float = 0.3
-) -> tuple[float | None, float]:
-    """Period (s) of a multichannel series ``(n, dims)``; see :func:`_spectral_period_of`.
-
-    Computes the top principal components exactly (the counter tracks them instead).
-    """
-    n = feats.shape[0]
-    if n < 8:
-        return None, 0.0
-    centered = feats - feats.mean(axis=0)
-    _, vecs = np.linalg.eigh(centered.T @ centered)
-    comps = (centered @ vecs[:, ::-1][:, :_N_COMPONENTS]).T
-    return _spectral_period_of(np.ascontiguousarray(comps), times, min_share)
-
-
-def _spectral_period_of(
-    comps: np.ndarray, times: np.ndarray, min_share: float = 0.3
-) -> tuple[float | None, float]:
-    """Period (s) of the component series ``comps`` ``(k, n)`` and how periodic it is.
-
-    The fundamental is the lowest-frequency spectral peak (summed over the
-    components, Hann-windowed, zero-padded 4×, parabolic refinement) with at least
-    ``min_share`` of the strongest peak's power; it counts only once the buffer holds
-    two of its cycles (before that, a harmonic would pass for the period). The score is
-    the share of the power within ``1 / span`` of the fundamental and its first
-    harmonics (an autocorrelation at whole-frame lags would punish periods that are not
-    a whole number of frames). ``(None, 0)`` when there is no such peak.
-    """
-    n = comps.shape[1]
-    span = float(times[-1] - times[0])
-    if n < 8 or span <= 0:
-        return None, 0.0
-    dt = span / (n - 1)
-    size = 4 * (1 << (n - 1).bit_length())
-    # float32: cv2's DFT is ~1.6× faster than in float64, and 24-bit mantissas are
-    # plenty for locating a spectral peak.
-    x = np.zeros((comps.shape[0], size), dtype=np.float32)
-    np.multiply(comps, _hann(n), out=x[:, :n], casting="same_kind")
-    # Real row DFT in CCS packing: [Re0, Re1, Im1, ..., Re(size/2)].
-    spec: np.ndarray = np.asarray(cv2.dft(x, flags=cv2.DFT_ROWS), dtype=np.float32)
-    np.square(spec, out=spec)
-    sq = np.add.reduce(spec, axis=0)
-    power = np.empty(size // 2 + 1, dtype=np.float64)
-    power[0], power[-1] = sq[0], sq[-1]
-    np.add(sq[1:-1:2], sq[2::2], out=power[1:-1])
-    freqs = _bins(size) / (size * dt)
-    lo, hi = np.searchsorted(freqs, (1.0 / span, 0.45 / dt)).tolist()
-    if hi - lo < 3:
-        return None, 0.0
-    band = power[lo:hi]
-    inner = band[1:-1]
-    peaks = np.flatnonzero((inner >= band[:-2]) & (inner > band[2:])) + 1
-    if peaks.size == 0:
-        return None, 0.0
-    strong = peaks[band[peaks] >= min_share * float(band[peaks].max())]
-    i = int(strong[0])
-    a, b, c = (math.log(v + 1e-30) for v in band[i - 1 : i + 2].tolist())
-    shift = 0.5 * (a - c) / (a - 2 * b + c) if (a - 2 * b + c) != 0 else 0.0
-    f0 = float(freqs[lo + i] + shift * (freqs[1] - freqs[0]))
-    if f0 <= 0 or span * f0 < 2.0:
-        # Seen less than twice: a harmonic of a longer cycle would pass for the period.
-        return None, 0.0
-    # Score: the share of the in-band power near the fundamental and its harmonics
-    # (bins within 1 / span of f0, 2 f0, ..., 5 f0; the windows never overlap since
-    # f0 >= 2 / span, so their sums add up).
-    fb = freqs[lo:hi]
-    harm = f0 * _HARMONICS
-    first = np.searchsorted(fb, harm - 1.0 / span, "left")
-    end = np.searchsorted(fb, harm + 1.0 / span, "right")
-    csum = np.concatenate([[0.0], np.cumsum(band)])
-    near = float((csum[end] - csum[first]).sum())
-    total = float(csum[-1])
-    score = near / total if total > 0 else 0.0
-    return 1.0 / f0, score
