@@ -209,12 +209,13 @@ class RepetitionCounter:
         # its squats shifts by a pixel now and then, which moves its outline's patches
         # a little; that neither extends the moving time (the count) nor the segment.
         strong = moving and energy >= self.strong_share * self._peak
+        # The periodicity gate takes energy alone (a waving forearm's area varies from
+        # image to image); what extends the motion also needs its area.
+        self._strong.append(strong)
         if strong and self._areas:
             strong = area >= self.strong_share * float(np.median(self._areas))
         if strong:
             self._areas.append(area)
-        self._strong.append(strong)
-        if strong:
             self._still_since, self._last_moving = None, t
         elif self._still_since is None:
             self._still_since = t
@@ -243,7 +244,7 @@ class RepetitionCounter:
         out: list[Cue] = []
         if len(series) < 8:
             return out
-        comps, times = even(self._components(), times)
+        comps = self._components()
         period, score = spectral_period_of(comps, times)
         if period is None or score < self.min_periodicity:
             return out
@@ -251,7 +252,9 @@ class RepetitionCounter:
             out.append(Cue("periodic_motion", t, period, {"score": score}))
         self.period, self.periodicity = period, score
         # Cycles followed one by one (their lengths differ), not moving time / period.
-        done = cycles(comps, times, self._onset, self._last_moving, period)
+        # On an even clock (a call's images are not evenly spaced); the period search
+        # stays on the samples: interpolating across a gap flattens a fast wave.
+        done = cycles(*even(comps, times), self._onset, self._last_moving, period)
         n = int(math.floor(done + 1.0 - self.count_at))
         if n > self.count:
             self.count = n
