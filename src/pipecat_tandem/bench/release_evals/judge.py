@@ -10,15 +10,17 @@ The harness asks its judge through a ``pipecat.classifiers`` classifier: a reply
 is ``yes`` / ``no`` / ``continue`` against a criterion, a function call is yes or
 no. pipecat's default is gemma through Ollama, which downloads; here the
 embedded background model (Qwen2.5 1.5B, from the registry packages) answers,
-with its reply decoded under a JSON schema whose only field is an enum of the
-allowed outcomes, so it cannot answer anything else.
+with its reply decoded under a JSON schema: a short note on what the judged text
+does, then an enum of the allowed outcomes, so it cannot answer anything else.
 
 It gives one answer, not a distribution: the chosen outcome gets probability 1.
 How far it can be trusted is measured on labeled verdicts
 (``tests/data/release_evals/judge_labels.jsonl``,
-``benchmarks/bench_release_evals.py --judge-only``).
+``benchmarks/bench_release_evals.py --judge-only --judge model``): 34 of 51 on
+2026-12-05, not enough, so the runs use :mod:`.rule_judge`; this one stays to be
+measured against. :class:`LabelClassifier` is the base both judges share.
 
-In a scenario's judge block (what :mod:`.run` sets)::
+As a scenario's judge block (``--judge model`` in the bench does the same)::
 
     judge:
       eval: {factory: pipecat_tandem.bench.release_evals.judge.local_judge, explainer: false}
