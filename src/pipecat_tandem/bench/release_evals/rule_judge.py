@@ -1,0 +1,133 @@
+#
+# Copyright (c) 2026, pipecat-tandem contributors
+#
+# SPDX-License-Identifier: BSD 2-Clause License
+#
+
+"""A rule-based judge for the release scenarios' criteria (deterministic, instant).
+
+The scenarios run here judge ten fixed criteria, each about something a rule can
+check in the transcribed reply: a greeting, a joke, "75 degrees", a city name, a
+report that is or is not delivered. :class:`RuleJudgeClassifier` answers the
+harness's reply questions for exactly those criteria and refuses any other
+(``ClassifierError``: the harness fails the turn rather than guess).
+
+Outcomes follow the harness: ``continue`` for a reply that only holds the floor
+("let me check", "on it") and gives nothing the criterion could judge, else
+``yes`` or ``no``. Its accuracy is measured on the same labeled verdicts as the
+model judge (``tests/data/release_evals/judge_labels.jsonl``); the rules were
+written after those labels, by the same person, so the measure is optimistic
+and is no substitute for a second labeler.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+from pipecat.classifiers.base_classifier import ClassifierError
+
+from pipecat_tandem.bench.release_evals.judge import LabelClassifier, split_criterion
+
+
+def _has(pattern: str) -> Callable[[str], bool]:
+    compiled = re.compile(pattern, re.I)
+    return lambda text: bool(compiled.search(text))
+
+
+_HOLDING = _has(
+    r"^\W*(sure|ok(ay)?|alright|on it|one moment|just a (moment|sec)|let me|i'?ll|"
+    r"i am|i'm)\b[^.!?]*(check|look|think|work|get back|find|moment|on it)[^.!?]*[.!?]?\s*$"
+)
+_GREETING = _has(
+    r"\b(hello|hi|hey|welcome|greetings|good (morning|afternoon|evening)|how can i|"
+    r"what can i|help you|assist you|i'?m your|my name is)\b|\?\s*$"
+)
+_JOKE = _has(
+    r"\b(why (did|do|does|don'?t|was|is)|what do you call|knock,? knock|what did the|"
+    r"how (do|does) you|joke|punchline)\b"
+)
+_SEVENTY_FIVE = _has(r"\b(75|seventy[- ]five)\b")
+_SF = _has(r"san francisco")
+_REPORT_TURTLES = _has(r"(report|summary)[^.]*sea turtles?|sea turtles?[^.]*(report|summary)")
+_TURTLE_CONTENT = _has(r"\bsea turtles? (are|live|nest|migrate|can|have)\b")
+_CANCELLED = _has(r"\b(cancel+ed|stopped|won'?t|will not|no longer|dropped|as you asked)\b")
+_VOLCANO_READY = _has(
+    r"volcano\w*[^.]*(finished|ready|done|complete)|(finished|ready|done|complete)[^.]*volcano"
+)
+_TURTLE_READY = _has(r"turtle\w*[^.]*(finished|ready|done|complete)")
+_PARIS_STORY = _has(r"\b(paris|seine|revolution|middle ages|notre[- ]dame|louvre)\b")
+
+
+def _joke_then_weather(text: str) -> bool:
+    joke = re.search(r"why |what do you call|knock|joke|what did the", text, re.I)
+    weather = re.search(r"\b(75|seventy[- ]five)\b", text, re.I)
+    return bool(joke and weather and joke.start() < weather.start())
+
+
+#: Criterion (as the scenarios write it) → the rule deciding ``yes``.
+RULES: dict[str, Callable[[str], bool]] = {
+    # The longer criterion first: it contains "tells a joke".
+    "first, tells a joke, then informs that the weather": _joke_then_weather,
+    "the bot opens the conversation in some way": _GREETING,
+    "tells a joke": _JOKE,
+    "informs that the weather in san francisco is 75 degrees": lambda t: bool(
+        _SEVENTY_FIVE(t) and (_SF(t) or "degree" in t.lower())
+    ),
+    "does not deliver or summarize a report about sea turtles": lambda t: (
+        not ((_REPORT_TURTLES(t) or _TURTLE_CONTENT(t) or _TURTLE_READY(t)) and not _CANCELLED(t))
+    ),
+    "says a report about volcanoes is finished or ready": _VOLCANO_READY,
+    "the capital of germany is berlin": _has(r"\bberlin\b"),
+    "acknowledges the user's message": _has(r"\b(alex|italy|italian)\b"),
+    "recalls that the user's name is alex and the destination is italy": lambda t: bool(
+        re.search(r"\balex\b", t, re.I) and re.search(r"\bital(y|ian)\b", t, re.I)
+    ),
+    "the capital of japan is tokyo": lambda t: bool(
+        re.search(r"\btokyo\b", t, re.I) and not _PARIS_STORY(t)
+    ),
+}
+
+
+def rule_for(criterion: str) -> Callable[[str], bool] | None:
+    """The rule of a known criterion (matched by its opening words), else ``None``."""
+    text = criterion.lower()
+    for key, rule in RULES.items():
+        if key in text:
+            return rule
+    return None
+
+
+def verdict(criterion: str, reply: str, options: Sequence[str] = ("yes", "no", "continue")) -> str:
+    """``yes``, ``no`` or ``continue`` for one reply.
+
+    Raises:
+        ClassifierError: The criterion is not one the rules know.
+    """
+    rule = rule_for(criterion)
+    if rule is None:
+        raise ClassifierError(f"the rule judge has no rule for {criterion[:80]!r}")
+    if rule(reply):
+        return "yes"
+    if "continue" in options and _HOLDING(reply):
+        return "continue"
+    return "no"
+
+
+class RuleJudgeClassifier(LabelClassifier):
+    """The harness's judge on :data:`RULES` (reply questions only)."""
+
+    async def _label(self, state: Any, instructions: Any, options: Mapping[str, Any]) -> str:
+        if "continue" not in options and "yes" not in options:
+            raise ClassifierError("the rule judge answers reply questions only")
+        reply = state.get("latest_bot_reply") if isinstance(state, dict) else None
+        if reply is None:
+            raise ClassifierError("the rule judge judges replies, not calls or whole runs")
+        _, criterion = split_criterion(str(instructions))
+        return verdict(criterion, str(reply), list(options))
+
+
+def rule_judge(config: Mapping[str, Any]) -> RuleJudgeClassifier:
+    """The harness's ``judge.eval.factory`` for :class:`RuleJudgeClassifier`."""
+    return RuleJudgeClassifier()
