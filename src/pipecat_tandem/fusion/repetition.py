@@ -209,11 +209,9 @@ class RepetitionCounter:
         # its squats shifts by a pixel now and then, which moves its outline's patches
         # a little; that neither extends the moving time (the count) nor the segment.
         strong = moving and energy >= self.strong_share * self._peak
-        # The periodicity gate takes energy alone (a waving forearm's area varies from
-        # image to image); what extends the motion also needs its area.
-        self._strong.append(strong)
         if strong and self._areas:
             strong = area >= self.strong_share * float(np.median(self._areas))
+        self._strong.append(strong)
         if strong:
             self._areas.append(area)
             self._still_since, self._last_moving = None, t
