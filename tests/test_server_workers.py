@@ -108,6 +108,15 @@ def test_default_workers_one_with_embedded_models_else_one_per_core(monkeypatch)
     assert not uses_embedded_models(_args(factory="tests.support.fake_services:F"))
 
 
+def test_port_zero_runs_one_process_and_refuses_several(monkeypatch):
+    # haproxy cannot listen on "any free port"; one process binds it itself.
+    monkeypatch.setattr("pipecat_tandem.workers_command.usable_cores", lambda: 2)
+    cloud = _args(interaction="openai:gpt-4o-mini", background="openai:gpt-4o", port=0)
+    assert resolve_workers(cloud, "/usr/sbin/haproxy") == (1, None)
+    n, why = resolve_workers(_args(workers=2, port=0), "/usr/sbin/haproxy")
+    assert n == 0 and "fixed --port" in why
+
+
 def test_explicit_workers_without_haproxy_or_with_a_room_cannot_start():
     n, why = resolve_workers(_args(workers=3), None)
     assert n == 0 and "needs haproxy" in why and "apt-get install haproxy" in why

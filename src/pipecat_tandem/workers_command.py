@@ -127,13 +127,18 @@ def resolve_workers(args: argparse.Namespace, haproxy: str | None) -> tuple[int,
         if explicit is not None and explicit > 1:
             return 0, "--workers serves WebRTC calls; a LiveKit room (--room) is one call"
         return 1, None
+    # Port 0 asks the system for any free port: one process can bind it, but
+    # haproxy, which listens for the workers, cannot.
+    any_port = getattr(args, "port", None) == 0
     if explicit is None:
-        if uses_embedded_models(args):
+        if uses_embedded_models(args) or any_port:
             return 1, None
         n = usable_cores()
         if n > 1 and haproxy is None:
             return 1, f"one worker process: haproxy is not installed ({HAPROXY_INSTALL})"
         return n, None
+    if explicit > 1 and any_port:
+        return 0, f"--workers {explicit} needs a fixed --port (haproxy cannot listen on port 0)"
     if explicit > 1 and haproxy is None:
         return 0, f"--workers {explicit} needs haproxy in front of the workers: {HAPROXY_INSTALL}"
     return explicit, None
