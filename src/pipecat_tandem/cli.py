@@ -66,6 +66,18 @@ def _positive_int(value: str) -> int:
     return n
 
 
+def stop_on_signals() -> asyncio.Event:
+    """An event set by Ctrl-C or SIGTERM (where the loop can take signal handlers)."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        try:
+            loop.add_signal_handler(sig, stop.set)
+        except (NotImplementedError, RuntimeError):
+            pass
+    return stop
+
+
 def _spec(value: str) -> str:
     value = value.strip()
     if not value or any(c.isspace() for c in value):
@@ -356,13 +368,7 @@ async def serve(args: argparse.Namespace, factory: Any, progress: StartupProgres
     Returns:
         The exit code.
     """
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        try:
-            loop.add_signal_handler(sig, stop.set)
-        except (NotImplementedError, RuntimeError):
-            pass
+    stop = stop_on_signals()
     watch = _WarmWatch(factory)
     if args.livekit:
         return await _serve_livekit(args, watch, progress, stop)

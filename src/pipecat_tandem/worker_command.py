@@ -23,7 +23,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import signal
 import sys
 from pathlib import Path
 from typing import Any
@@ -210,10 +209,9 @@ async def _serve(args: argparse.Namespace) -> int:
         heartbeat_s=min(1.0, args.dead_after / 3),
         dead_after_s=args.dead_after,
     )
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
+    from pipecat_tandem.cli import stop_on_signals
+
+    stop = stop_on_signals()
     await worker.start(TaskManager())
     progress(
         f"worker {worker.name} serving deployment {deployment.name!r} on {deployment.safe_url} "

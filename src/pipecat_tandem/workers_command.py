@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import signal
 import sys
 from collections.abc import Sequence
 from typing import Any
@@ -153,15 +152,10 @@ async def supervise(
         0 after a clean stop; 1 if it could not start (one line on stderr) or
         a worker failed before it was ever ready (the worker said why).
     """
+    from pipecat_tandem.cli import stop_on_signals
     from pipecat_tandem.transports.supervisor import Supervisor
 
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        try:
-            loop.add_signal_handler(sig, stop.set)
-        except (NotImplementedError, RuntimeError):
-            pass
+    stop = stop_on_signals()
     sup = Supervisor(
         workers=args.workers,
         worker_argv=worker_argv(argv),
