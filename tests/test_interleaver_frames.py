@@ -7,6 +7,7 @@ from pipecat.frames.frames import (
     LLMFullResponseEndFrame,
     LLMFullResponseStartFrame,
     LLMMessagesAppendFrame,
+    LLMTextFrame,
     TTSSpeakFrame,
     UserStartedSpeakingFrame,
     UserStoppedSpeakingFrame,
@@ -45,11 +46,42 @@ def test_contract_constructor_and_weave_delivery_at_gap():
     assert not any(isinstance(f, BackgroundResultFrame) for f in down)  # consumed, not leaked
 
 
-def test_verbatim_mode_speaks_with_tts_speak_frame():
+def test_verbatim_mode_says_the_result_as_one_llm_response_text_clients_see():
+    # A TTSSpeakFrame is speech only: RTVI sends no bot-llm-* message for it, so a text
+    # client (pipecat's eval harness in text mode) never saw a delivered result.
     down, _ = run(ResultInterleaver(min_gap_s=0.5, verbatim=True),
                   [BackgroundResultFrame(job_id="j1", text="It is 42.", task="the answer"), SleepFrame(1.0)])  # fmt: skip
-    [d] = deliveries(down)
-    assert isinstance(d, TTSSpeakFrame) and "It is 42." in d.text
+    assert not deliveries(down)  # no TTSSpeakFrame: the text is spoken once, by the TTS
+    reply = [f for f in down if isinstance(f, LLMFullResponseStartFrame | LLMTextFrame
+                                           | LLMFullResponseEndFrame)]  # fmt: skip
+    assert [type(f) for f in reply] == [
+        LLMFullResponseStartFrame,
+        LLMTextFrame,
+        LLMFullResponseEndFrame,
+    ]
+    assert "It is 42." in reply[1].text
+
+
+def test_verbatim_delivery_reaches_a_text_client_as_rtvi_bot_llm_messages():
+    from pipecat.processors.frameworks.rtvi import RTVIObserver
+
+    sent: list[dict] = []
+
+    class Recorder(RTVIObserver):
+        async def send_rtvi_message(self, model, exclude_none=True):
+            sent.append(model.model_dump(exclude_none=exclude_none))
+
+    il = ResultInterleaver(min_gap_s=0.5, verbatim=True)
+    run_virtual(
+        run_test(
+            il,
+            frames_to_send=[BackgroundResultFrame(job_id="j1", text="It is 42."), SleepFrame(1.0)],
+            observers=[Recorder()],
+        )
+    )
+    llm = [m for m in sent if m["type"].startswith("bot-llm-")]
+    assert [m["type"] for m in llm] == ["bot-llm-started", "bot-llm-text", "bot-llm-stopped"]
+    assert llm[1]["data"]["text"] == "It is 42."
 
 
 @pytest.mark.parametrize("direction", [FrameDirection.DOWNSTREAM, FrameDirection.UPSTREAM])

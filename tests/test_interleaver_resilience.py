@@ -1,6 +1,6 @@
 """The interleaver's timer survives a delivery that raises (issue 13, defect 3, second half)."""
 
-from pipecat.frames.frames import LLMMessagesAppendFrame, TTSSpeakFrame
+from pipecat.frames.frames import LLMMessagesAppendFrame, LLMTextFrame
 from pipecat.processors.frame_processor import FrameDirection
 from pipecat.tests.utils import SleepFrame, run_test
 
@@ -20,7 +20,7 @@ def run(interleaver, frames):
 
 
 def deliveries(frames):
-    return [f for f in frames if isinstance(f, LLMMessagesAppendFrame | TTSSpeakFrame)]
+    return [f for f in frames if isinstance(f, LLMMessagesAppendFrame | LLMTextFrame)]
 
 
 class FlakyWording(DeliveryWording):
@@ -55,7 +55,7 @@ def test_a_push_failure_does_not_stop_later_deliveries(monkeypatch):
     calls = {"n": 0}
 
     async def flaky_push(frame, direction=FrameDirection.DOWNSTREAM):
-        if isinstance(frame, TTSSpeakFrame) and calls["n"] == 0:
+        if isinstance(frame, LLMTextFrame) and calls["n"] == 0:
             calls["n"] += 1
             raise RuntimeError("transport gone for a moment")
         await real_push(frame, direction)

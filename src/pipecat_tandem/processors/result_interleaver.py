@@ -12,7 +12,8 @@ coming upstream from the output transport, and the user-speaking frames the user
 aggregator broadcasts. Each delivery goes downstream as an uninterruptible
 ``LLMMessagesAppendFrame(run_llm=True)`` (the interaction model weaves it in; the
 assistant aggregator adds it to the context and runs the model) or, in verbatim
-mode, as a ``TTSSpeakFrame``. All decisions are made by
+mode, as an LLM response of its own (``LLMFullResponseStartFrame``, one
+``LLMTextFrame``, ``LLMFullResponseEndFrame``; see :func:`reply_frames`). All decisions are made by
 :class:`~pipecat_tandem.policy.delivery.DeliveryScheduler`; this processor only
 translates frames and keeps one timer.
 
@@ -47,7 +48,6 @@ from pipecat.frames.frames import (
     LLMMessagesTransformFrame,
     LLMTextFrame,
     StartFrame,
-    TTSSpeakFrame,
     UserStartedSpeakingFrame,
     UserStoppedSpeakingFrame,
 )
@@ -71,13 +71,30 @@ from pipecat_tandem.policy.wording import DeliveryWording
 MIN_WAIT_S = 0.001
 
 
+def reply_frames(text: str) -> list[Frame]:
+    """The frames of a verbatim delivery: one whole LLM response carrying ``text``.
+
+    Not a ``TTSSpeakFrame``: that is speech only, so a text client (RTVI ``bot-llm-*``
+    messages, pipecat's eval harness in text mode) never saw a delivered result. As a
+    response the words reach clients exactly like the interaction model's replies, the
+    TTS speaks them once, and the assistant aggregator records what was said.
+
+    Args:
+        text: The words to say.
+
+    Returns:
+        Start, text and end frames, in the order to push them.
+    """
+    return [LLMFullResponseStartFrame(), LLMTextFrame(text=text), LLMFullResponseEndFrame()]
+
+
 class ResultInterleaver(FrameProcessor):
     """Holds background outputs and releases them only at natural turn gaps.
 
     Args:
         min_gap_s: Shared quiet (user and bot) before a ``when_idle`` delivery.
-        verbatim: Speak results verbatim with ``TTSSpeakFrame`` instead of letting the
-            interaction model weave them in.
+        verbatim: Say results verbatim (an LLM response of their own, see
+            :func:`reply_frames`) instead of letting the interaction model weave them in.
         stale_mode: ``offer`` (briefly offer results the user moved away from) or ``drop``.
         max_redeliveries: How often an announcement cut off by the user after its first
             word is delivered again (a cut-off before it is free); once they are used up,
@@ -321,9 +338,9 @@ class ResultInterleaver(FrameProcessor):
     async def _emit(self, delivery: Delivery) -> None:
         if delivery.interrupt_bot:
             await self.broadcast_interruption()
-        frame: Frame
+        frames: list[Frame]
         if delivery.mode == "verbatim":
-            frame = TTSSpeakFrame(text=delivery.text)
+            frames = reply_frames(delivery.text)
         else:
             frame = LLMMessagesAppendFrame(
                 messages=[{"role": "developer", "content": delivery.text}],
@@ -332,6 +349,7 @@ class ResultInterleaver(FrameProcessor):
             # A queued delivery must survive an interruption; pipecat drops interruptible
             # frames from queues when the user barges in.
             frame.interruptible = False
+            frames = [frame]
         self._log.emit(
             "delivered",
             t=delivery.at,
@@ -353,7 +371,8 @@ class ResultInterleaver(FrameProcessor):
                 for i in delivery.items
             ],
         )  # fmt: skip
-        await self.push_frame(frame)
+        for out in frames:
+            await self.push_frame(out)
         await self.push_frame(
             BackgroundDeliveryFrame(
                 job_ids=delivery.job_ids, kind=delivery.kind, text=delivery.text
