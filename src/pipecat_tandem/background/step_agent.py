@@ -50,6 +50,7 @@ from pipecat_tandem.background.steps import (
     StepError,
     ToolStep,
     parse_step,
+    required_tools,
     step_instructions,
     step_schema,
     tools_for_task,
@@ -390,6 +391,10 @@ class StepLoop:
         """
         offered = tools_for_task(packet.task, self.tools)
         schema = step_schema(offered, strict=self.strict)
+        # Tool choice "required" while a tool the task names is not called yet: its
+        # answer is the tool's to give (a report, a live reading), never the model's.
+        required = required_tools(packet.task, offered)
+        must_call = step_schema(required, strict=self.strict, answer=False)
         by_name = {t.name: t for t in offered}
         env = ToolEnv(packet=packet)
         follow_ups = reporter.take_follow_ups()
@@ -430,13 +435,17 @@ class StepLoop:
         # value it was given); a repeat is not run again, and from then on, as on
         # the last step, only the answer is allowed.
         calls = {_call_key(done) for done, _ in prefetched}
+        pending = {t.name for t in required} - {done.name for done, _ in prefetched}
         answer_only = step_schema([], strict=self.strict)
         must_answer = False
         for attempt in range(self.max_steps):
             for text in reporter.take_follow_ups():
                 messages.append({"role": "user", "content": f"Follow-up from the user: {text}"})
             last = attempt == self.max_steps - 1
-            reply = await self._step(messages, answer_only if must_answer or last else schema)
+            if must_answer or last:
+                reply = await self._step(messages, answer_only)
+            else:
+                reply = await self._step(messages, must_call if pending else schema)
             try:
                 step = parse_step(reply, offered)
             except StepError as e:
@@ -453,6 +462,7 @@ class StepLoop:
                 continue
             if isinstance(step, ToolStep):
                 calls.add(_call_key(step))
+                pending.clear()  # one call of a named tool answers for the domain
                 await reporter.progress(f"{step.name} {json.dumps(step.arguments)[:120]}")
                 outcome = await asyncio.to_thread(by_name[step.name].call, step.arguments, env)
                 await reporter.progress(f"{step.name} → {json.dumps(outcome, default=str)[:160]}")

@@ -95,7 +95,7 @@ def step_signature(tool: Tool) -> tuple[dict[str, Any], list[str]]:
     return tool.properties, tool.required
 
 
-def step_schema(tools: list[Tool], *, strict: bool = False) -> dict[str, Any]:
+def step_schema(tools: list[Tool], *, strict: bool = False, answer: bool = True) -> dict[str, Any]:
     """The JSON schema of one step: a call to one of ``tools`` or ``{"answer": ...}``.
 
     Args:
@@ -104,6 +104,8 @@ def step_schema(tools: list[Tool], *, strict: bool = False) -> dict[str, Any]:
             wrapped in ``{"step": ...}`` (what strict structured-output providers
             demand). Otherwise optional arguments may be left out and the step is
             bare, which saves a small local model many tokens.
+        answer: Allow the answer step. ``False`` (with ``tools``) is tool choice
+            "required": the step must be a call (see :func:`required_tools`).
 
     Raises:
         ValueError: A tool uses a reserved argument name (``tool``, ``answer``).
@@ -126,14 +128,15 @@ def step_schema(tools: list[Tool], *, strict: bool = False) -> dict[str, Any]:
                 "additionalProperties": False,
             }
         )
-    variants.append(
-        {
-            "type": "object",
-            "properties": {"answer": {"type": "string"}},
-            "required": ["answer"],
-            "additionalProperties": False,
-        }
-    )
+    if answer or not variants:
+        variants.append(
+            {
+                "type": "object",
+                "properties": {"answer": {"type": "string"}},
+                "required": ["answer"],
+                "additionalProperties": False,
+            }
+        )
     if not strict:
         return {"anyOf": variants}
     return {
@@ -246,6 +249,37 @@ _CAMERA_WORDS = re.compile(
 )
 
 
+_TASK_WORD = re.compile(r"[a-z]+")
+
+
+def _stem(word: str) -> str:
+    # "reports" names the report tool, "temperatures" the weather one: plural -s only,
+    # which is all a list of domain nouns needs.
+    return word[:-1] if len(word) > 3 and word.endswith("s") and not word.endswith("ss") else word
+
+
+def required_tools(task: str, tools: list[Tool]) -> list[Tool]:
+    """The tools a task names by their domain words; the first step must call one.
+
+    A tool whose answer only it can know (a report it writes, a live reading) says
+    so with ``Tool.domain``. Offered freely, a 1.5B model still writes the report
+    or the temperature itself; the step schema without the answer variant
+    (:func:`step_schema` ``answer=False``) makes the call the only step it can
+    decode. Words are matched whole, case- and plural-insensitively, so "a report
+    on volcanoes", "Reports, please" and "the weather in Paris" all count, and
+    "reporter" or "weathered" do not.
+
+    Args:
+        task: The task text.
+        tools: The tools on offer.
+
+    Returns:
+        The tools named, in the order given (empty when none is).
+    """
+    words = {_stem(w) for w in _TASK_WORD.findall(task.lower())}
+    return [t for t in tools if any(_stem(d.lower()) in words for d in t.domain)]
+
+
 def tools_for_task(task: str, tools: list[Tool]) -> list[Tool]:
     """The tools that fit a task, so the schema offers a small model no wrong one.
 
@@ -254,6 +288,7 @@ def tools_for_task(task: str, tools: list[Tool]) -> list[Tool]:
     a request with none of these (a plan, tips, an explanation) gets no tool: the
     step schema then allows only the answer. A request for a plan or suggestions
     gets no quantity tools for the numbers it mentions (they are constraints). A
+    tool whose domain the task names (:func:`required_tools`) is offered too. A
     matched tool the agent lacks is skipped; when nothing that matched is present,
     every tool stays on offer.
 
@@ -262,7 +297,8 @@ def tools_for_task(task: str, tools: list[Tool]) -> list[Tool]:
         tools: The agent's tools.
     """
     by_name = {t.name: t for t in tools}
-    wanted: list[str] = []
+    named = required_tools(task, tools)
+    wanted: list[str] = [t.name for t in named]
     if _CAMERA_WORDS.search(task):
         wanted.append("look_at_camera")
     if _DOCUMENT_WORDS.search(task):
@@ -276,7 +312,7 @@ def tools_for_task(task: str, tools: list[Tool]) -> list[Tool]:
     known = [n for n in dict.fromkeys(wanted) if n in by_name]
     # Tools the agent has beyond the built-in ones (user's own) always stay offered.
     builtin = {"look_at_camera", "search_documents", "dates", "calculator", "convert_units"}
-    extra = [t for t in tools if t.name not in builtin]
+    extra = [t for t in tools if t.name not in builtin and t.name not in known]
     if not known:
         return list(tools)
     return [by_name[n] for n in known] + extra

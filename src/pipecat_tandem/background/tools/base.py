@@ -54,6 +54,11 @@ class Tool:
         properties: JSON-schema properties of the arguments.
         required: Names of required arguments.
         fn: ``fn(args, env) -> result``; raise :class:`ToolError` for bad input.
+        extra: Protocol hints (e.g. ``step_properties``, see ``background.steps``).
+        domain: Words that name what the tool is for (``("report",)``). A task that
+            uses one of them is offered the tool and must call it before answering
+            (see ``background.steps.required_tools``): only the tool knows the answer,
+            and a small model otherwise writes one itself.
     """
 
     name: str
@@ -62,6 +67,7 @@ class Tool:
     required: list[str]
     fn: Callable[[Mapping[str, Any], ToolEnv], Any]
     extra: dict[str, Any] = field(default_factory=dict)
+    domain: tuple[str, ...] = ()
 
     def schema(self) -> FunctionSchema:
         """The pipecat ``FunctionSchema`` of this tool."""

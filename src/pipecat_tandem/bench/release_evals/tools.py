@@ -91,6 +91,8 @@ def eval_tools() -> list[Tool]:
             },
             required=["location", "format"],
             fn=_get_current_weather,
+            # A task about the weather must call it: the 1.5B made a reading up otherwise.
+            domain=("weather", "temperature", "forecast"),
         ),
         Tool(
             name="write_report",
@@ -101,6 +103,8 @@ def eval_tools() -> list[Tool]:
             properties={"topic": {"type": "string", "description": "What the report is about."}},
             required=["topic"],
             fn=_write_report,
+            # A report request must call it: the 1.5B wrote a short report itself otherwise.
+            domain=("report",),
         ),
     ]
 
