@@ -111,6 +111,28 @@ def test_reasons(utterance, reason):
     assert RuleRouter().route(utterance).reason == reason
 
 
+@pytest.mark.parametrize(
+    ("utterance", "needs_background"),
+    [
+        # Telling the assistant a plan asks for nothing (pipecat's multi_turn eval
+        # expects "Alex" and "Italy" acknowledged, not "On it.").
+        ("My name is Alex, and I'm planning a trip to Italy.", False),
+        ("We're planning a wedding next spring.", False),
+        ("I’ve been planning a move to Lisbon.", False),
+        # What the rest of the turn asks for still counts.
+        ("I'm planning a trip to Italy and need an itinerary.", True),
+        ("I'm planning a party, can you help me plan the menu?", True),
+        ("We are planning a trip to Rome, what's the weather there this week?", True),
+        ("plan a trip to Italy for me", True),
+        # Another of the same, asked as a follow-up.
+        ("Also write one about volcanoes.", True),
+        ("Draft me another one for my landlord.", True),
+    ],
+)
+def test_a_plan_told_is_chit_chat_a_plan_asked_for_is_delegated(utterance, needs_background):
+    assert RuleRouter().route(utterance).needs_background is needs_background
+
+
 def test_task_is_the_cleaned_utterance():
     decision = RuleRouter().route("  plan   a trip\n to Rome  ")
     assert decision == RouteDecision(True, "plan a trip to Rome", "planning")

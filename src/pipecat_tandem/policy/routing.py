@@ -188,11 +188,59 @@ _LOOKUP = _rx(
     r"\b(?:near me|nearby|around here|close to)\b",
 )
 
+#: What a writing request asks for ("write me a short report", "draft an email").
+_WRITING = (
+    r"(?:email|letter|essay|report|program|script|function|code|poem|story|speech|cover letter|"
+    r"summary|article|note)"
+)
+_ANOTHER_ONE = re.compile(
+    r"\b(?:write|draft|compose)\s+(?:me\s+|us\s+)?(?P<one>another(?: one)?|one more|a second one|"
+    r"a second|one)\s+(?=(?:about|on|for)\b)",
+    re.IGNORECASE,
+)
+_WRITTEN = re.compile(
+    rf"\b(?:write|draft|compose)\s+(?:me\s+|us\s+)?(?:a|an|the|some)\s+(?:[\w-]+\s+){{0,2}}"
+    rf"(?P<what>{_WRITING})\b",
+    re.IGNORECASE,
+)
+
+
+def resolve_follow_up(task: str, earlier: list[str]) -> str:
+    """Say what "one" is in a follow-up request, from the requests before it.
+
+    "Also write one about volcanoes" after "Write me a report about sea turtles"
+    becomes "Also write a report about volcanoes": the background sees the task
+    alone, and only the named thing tells it (and its tool choice, see
+    ``background.steps.required_tools``) that a report is wanted.
+
+    Args:
+        task: The new request.
+        earlier: Earlier requests, newest first.
+
+    Returns:
+        The task with "one" named, or ``task`` unchanged when it has no such "one"
+        or no earlier request says what was written.
+    """
+    match = _ANOTHER_ONE.search(task)
+    if match is None:
+        return task
+    for previous in earlier:
+        written = _WRITTEN.search(previous)
+        if written is not None:
+            what = written["what"].lower()
+            article = "an" if what[0] in "aeiou" else "a"
+            rest = task[match.end("one") :].lstrip()
+            return f"{task[: match.start('one')]}{article} {what} {rest}"
+    return task
+
+
 _CAREFUL = _rx(
     r"\b(?:compare|comparison|analy[sz]e|evaluate|pros and cons|trade-?offs?)\b",
     r"\bexplain (?:why|how|in detail)\b",
-    r"\b(?:write|draft|compose)\s+(?:me\s+)?(?:a|an|the|some)\s+(?:\w+\s+){0,2}"
-    r"(?:email|letter|essay|report|program|script|function|code|poem|story|speech|cover letter)\b",
+    rf"\b(?:write|draft|compose)\s+(?:me\s+)?(?:a|an|the|some)\s+(?:\w+\s+){{0,2}}{_WRITING}\b",
+    # "Also write one about volcanoes": another of the same, asked as a follow-up
+    # (resolve_follow_up names what "one" is from the jobs before it).
+    _ANOTHER_ONE.pattern,
     r"\b(?:debug|refactor|prove|derive|solve)\b",
     r"\bsummari[sz]e\b",
     r"\b(?:figure out|think (?:through|about)|reason about|recommend(?:ation)?s?)\b",
@@ -212,6 +260,15 @@ _SOCIAL = _rx(
     r"^(?:bye|goodbye|see you|talk (?:to you )?later|good night)\b",
     r"^(?:that|this|it)(?:'s| is| was| sounds| looks| seems)\b",
     r"\b(?:never ?mind|forget it|not now)\b",
+)
+
+# "I'm planning a trip to Italy" tells the assistant something; it asks for nothing. The
+# statement is dropped before the clause is routed, so what the rest asks for still counts
+# ("... and need an itinerary", "I'm planning to compare two phones").
+_STATEMENT = re.compile(
+    r"\b(?:i['’]?m|i am|we['’]?re|we are|i was|we were|(?:i|we)['’]?ve been|(?:i|we) have been)"
+    r"\s+(?:\w+\s+)?planning\b",
+    re.IGNORECASE,
 )
 
 # Openers are dropped from the start of a clause before routing the rest
@@ -290,6 +347,7 @@ class RuleRouter:
                 continue
             if _everyday_fact(clause):
                 continue
+            clause = _STATEMENT.sub(" ", clause)
             for pattern, reason in (
                 (_PLANNING, "planning"),
                 (_LOOKUP, "lookup"),

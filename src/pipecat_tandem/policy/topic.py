@@ -8,8 +8,10 @@
 
 Two signals make a background request stale:
 
-* an explicit cancellation ("never mind", "forget it", "cancel that") — the most
-  recent active job is cancelled and its work stopped;
+* an explicit cancellation ("never mind", "forget it", "cancel that") — the job
+  whose request the cancelling words name is cancelled and its work stopped
+  ("never mind the sea turtle report" stops that report, not a newer one); the
+  most recent one when they name none (:func:`cancel_target`);
 * the user moving away: an explicit switch ("let's talk about something else"), or
   ``moved_after`` consecutive substantive utterances (at least ``min_words`` content
   words) sharing no content word with the task. The job keeps running; its result
@@ -28,6 +30,44 @@ _CANCEL = re.compile(
     r"don'?t bother|stop (that|looking|searching|working on (it|that))|scratch that|no need)\b",
     re.IGNORECASE,
 )
+#: Sentence ends: the words naming what to cancel are in the cancelling sentence
+#: ("Never mind the report. Tell me a joke." names the report, not a joke).
+_SENTENCE = re.compile(r"(?<=[.!?;])\s+")
+
+
+def _stem(word: str) -> str:
+    # "turtle" names a job about "turtles": plural -s only, enough for named topics.
+    return word[:-1] if len(word) > 3 and word.endswith("s") and not word.endswith("ss") else word
+
+
+def cancel_target(utterance: str, active: list[BackgroundJob]) -> str | None:
+    """The job a cancelling utterance means: the one whose request its words name.
+
+    Each active job scores the content words it shares with the cancelling
+    sentence (plural-insensitive; the cancel phrase itself never matches a task).
+    The best score wins; a tie goes to the newest of the tied, and a sentence that
+    names nothing of any job ("never mind", "forget it") cancels the newest job.
+
+    Args:
+        utterance: The user's words (a cancellation, see
+            :meth:`TopicTracker.is_cancellation`).
+        active: The jobs in flight, oldest first.
+
+    Returns:
+        The job id to cancel, or ``None`` when nothing is in flight.
+    """
+    if not active:
+        return None
+    sentences = [s for s in _SENTENCE.split(utterance or "") if _CANCEL.search(s)]
+    named = {_stem(w) for s in sentences for w in content_words(_CANCEL.sub(" ", s))}
+    best, best_score = active[-1], 0
+    for job in active:  # oldest first: a later job with the same score replaces it
+        score = len(named & {_stem(w) for w in job.keywords})
+        if score and score >= best_score:
+            best, best_score = job, score
+    return best.job_id
+
+
 _SWITCH = re.compile(
     r"\b(something else|change (of )?(the )?subject|different topic|new topic|moving on|"
     r"on another note|unrelated question)\b",
@@ -86,7 +126,9 @@ class TopicTracker:
         if not text or not active:
             return verdict
         if self.is_cancellation(text):
-            verdict.cancel.append(active[-1].job_id)
+            target = cancel_target(text, active)
+            if target is not None:
+                verdict.cancel.append(target)
             return verdict
         switch = bool(_SWITCH.search(text))
         words = content_words(text)

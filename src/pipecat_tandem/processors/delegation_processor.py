@@ -54,6 +54,7 @@ from pipecat_tandem.observe.event_log import EventLog
 from pipecat_tandem.policy.acknowledgements import acknowledge_job
 from pipecat_tandem.policy.injection import EchoGuard
 from pipecat_tandem.policy.job_limits import JobLimits
+from pipecat_tandem.policy.routing import resolve_follow_up
 from pipecat_tandem.policy.topic import TopicTracker
 
 DELEGATE_DESCRIPTION = (
@@ -428,8 +429,13 @@ class DelegationProcessor(FrameProcessor):
             await self._push_state(job_id, JobState.STALE, "stale: user moved on")
         if decision is None or verdict.cancel or not decision.needs_background:
             return
+        # "Also write one about volcanoes": the background sees the task alone, so the
+        # thing "one" stands for is named from the requests before it.
+        task = resolve_follow_up(
+            decision.task or text, [job.task for job in reversed(self.registry.jobs)]
+        )
         try:
-            job_id = await self.delegate(decision.task or text)
+            job_id = await self.delegate(task)
         except DelegationError as e:
             self._log.emit("error", t=now, message=f"router delegation refused: {e}")
             # Left to the model, a refused task gets a guessed answer (in a real call
