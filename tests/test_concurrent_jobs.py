@@ -108,9 +108,15 @@ async def test_two_reports_then_the_named_one_cancelled_through_the_processor():
         _typed("Actually, never mind the sea turtle report. Tell me a joke instead."),
         SleepFrame(0.2),
     ]
-    await run_test(delegation, frames_to_send=frames, expected_down_frames=None, ignore_start=True)
+    down, _ = await run_test(
+        delegation, frames_to_send=frames, expected_down_frames=None, ignore_start=True
+    )
     jobs = {j.task: j for j in delegation.registry.jobs}
     assert set(jobs) == {TURTLES, VOLCANOES}
     assert jobs[TURTLES].state is JobState.CANCELLED
     # Cancelled or not, the session's end settles it; what matters is which one the user stopped.
     assert jobs[VOLCANOES].detail != "user cancelled"
+    # The interaction model is told which job was cancelled, in the user's own turn.
+    turns = [f.messages[0]["content"] for f in down if isinstance(f, LLMMessagesAppendFrame)]
+    assert turns[2].startswith("Actually, never mind the sea turtle report.")
+    assert f"[Background job {jobs[TURTLES].job_id} is cancelled" in turns[2]

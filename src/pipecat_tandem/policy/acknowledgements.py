@@ -40,6 +40,7 @@ __all__ = [
     "InferenceVerdict",
     "acknowledge",
     "acknowledge_job",
+    "cancelled_job_note",
     "needs_video",
 ]
 
@@ -97,6 +98,27 @@ def acknowledge_job(reason: str, *, variant: int = 0) -> str:
     work = _JOB_WORK.get(reason, "work on that")
     opener = _JOB_OPENERS[variant % len(_JOB_OPENERS)]
     return f"{opener} I'll {work}."
+
+
+def cancelled_job_note(job_id: str) -> str:
+    """The note added to a user turn that cancelled a job, for the interaction model.
+
+    Without it the 0.5B model saw "never mind the report. Tell me a joke instead."
+    after its own "On it." and answered "I'm sorry, but I can't help with that." (in
+    pipecat's ``async_tool_cancellation`` eval): told what the machinery did, it
+    answers the rest of the turn. The task is not quoted: a model shown the request
+    again may delegate it again.
+
+    Args:
+        job_id: The cancelled job.
+
+    Returns:
+        One bracketed note, to append to the user's words.
+    """
+    return (
+        f"[Background job {job_id} is cancelled, as the user asked; do not start it again. "
+        "Answer the rest of this message; if there is nothing else, just say it is cancelled.]"
+    )
 
 
 def needs_video(spec: InterjectionSpec) -> bool:

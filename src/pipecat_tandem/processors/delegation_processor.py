@@ -51,7 +51,7 @@ from pipecat_tandem.frames import (
     JobState,
 )
 from pipecat_tandem.observe.event_log import EventLog
-from pipecat_tandem.policy.acknowledgements import acknowledge_job
+from pipecat_tandem.policy.acknowledgements import acknowledge_job, cancelled_job_note
 from pipecat_tandem.policy.injection import EchoGuard
 from pipecat_tandem.policy.job_limits import JobLimits
 from pipecat_tandem.policy.routing import resolve_follow_up
@@ -421,6 +421,10 @@ class DelegationProcessor(FrameProcessor):
         )
         for job_id in verdict.cancel:
             await self.cancel(job_id, reason="user cancelled")
+            # Told in the user's own turn, as a delegation is: the interaction model
+            # then answers the rest of it instead of guessing what became of the job.
+            note = cancelled_job_note(job_id)
+            frame.text = f"{frame.text} {note}"
         for job_id in verdict.stale:
             job = self.registry.mark_stale(job_id, "user moved on")
             self._log.emit(
