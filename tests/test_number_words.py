@@ -48,6 +48,27 @@ def test_number_words_to_digits(text, out):
     assert number_words_to_digits(text) == out
 
 
+@pytest.mark.parametrize(
+    ("text", "out"),
+    [
+        # What Whisper tiny.en wrote for a spoken "three and a half days" in calls.
+        ("minutes in three in the half days", "minutes in 3.5 days"),
+        ("minutes in three in a half days", "minutes in 3.5 days"),
+        ("minutes in 3 and a half days", "minutes in 3.5 days"),
+        ("minutes in 3 1/2 days", "minutes in 3.5 days"),
+        ("minutes in 3½ days", "minutes in 3.5 days"),
+        ("two-and-a-half hours", "2.5 hours"),
+        ("1.5 and a half", "2"),
+        # Not a number before it, or nothing after it: left as it was said.
+        ("goals in the half time", "goals in the 0.5 time"),
+        ("he scored two in the half", "he scored 2 in the 0.5"),
+        ("pages 1/2 and 3", "pages 1/2 and 3"),
+    ],
+)
+def test_a_garbled_half_after_a_number_reads_as_a_half(text, out):
+    assert number_words_to_digits(text) == out
+
+
 def test_number_words_to_digits_refuses_a_non_string():
     with pytest.raises(TypeError):
         number_words_to_digits(None)  # type: ignore[arg-type]

@@ -11,6 +11,14 @@ two weeks", "remind me in twenty minutes"); the tools that read a request want
 digits. One parser for the whole project: the timers (:mod:`.interjections`) and the
 background's task readers (the unit tool) use it. Larger amounts ("two thousand
 three hundred") are left alone: STT writes those in digits.
+
+"And a half" is the one phrase a small recognizer garbles often enough to matter:
+Whisper tiny.en heard the same spoken "three and a half days" over Opus as
+"three in the half days", "three in a half days", "3 and a half days" and
+"3 1/2 days" in different calls. Each of those reads as 3.5 here
+(:func:`number_words_to_digits`); "in the half" only counts as "and a half"
+right after a number and before another word ("three in the half days"), where
+it has no other sense.
 """
 
 from __future__ import annotations
@@ -31,6 +39,16 @@ NUMBER_WORDS.update({"a": 1.0, "an": 1.0, "one": 1.0, "couple": 2.0, "few": 3.0,
 
 _RUN_WORDS = set(NUMBER_WORDS) | {"and", "of"}
 _TOKEN = re.compile(r"[A-Za-z]+|[^A-Za-z]+")
+_NUMBER = "|".join([*_SMALL, *_TENS, r"\d+(?:\.\d+)?"])
+_SEP = r"[\s-]+"
+#: A number, then a garbled "and a half" before another word ("three in the half days").
+_GARBLED_HALF = re.compile(
+    rf"\b({_NUMBER}){_SEP}(?:and|in|an|n){_SEP}(?:a|the){_SEP}half(?=\s+[a-z])", re.I
+)
+#: A number written with a half in digits: "3 1/2", "3½".
+_DIGIT_HALF = re.compile(r"\b(\d+)(?:\s+1/2\b|\s*½)")
+#: Digits followed by "and a half": "3 and a half" (words are read by the run parser).
+_DIGITS_AND_A_HALF = re.compile(rf"\b(\d+(?:\.\d+)?){_SEP}and{_SEP}a{_SEP}half\b", re.I)
 
 
 def words_to_number(text: str) -> float | None:
@@ -81,6 +99,8 @@ def number_words_to_digits(text: str) -> str:
     """
     if not isinstance(text, str):
         raise TypeError(f"text must be a string, got {type(text).__name__}")
+    text = _DIGIT_HALF.sub(r"\1 and a half", _GARBLED_HALF.sub(r"\1 and a half", text))
+    text = _DIGITS_AND_A_HALF.sub(lambda m: _digits(float(m.group(1)) + 0.5), text)
     pieces = _TOKEN.findall(text)
     out: list[str] = []
     i = 0
