@@ -24,6 +24,7 @@ import pytest
 from pipecat_tandem.background.jobs import JobRegistry
 from pipecat_tandem.background.tools import Tool, calculator_tool
 from pipecat_tandem.observe.metrics import compute_metrics
+from pipecat_tandem.policy.speech_faults import SpeechApologies
 from tests.support.fake_llm import FakeReply
 from tests.support.fake_services import FakeSessionFactory, FakeTTSService
 from tests.support.media import TestPeer, speech_pcm
@@ -38,6 +39,7 @@ pytestmark = pytest.mark.e2e
 ASK = "what is 1234 times 5678"
 WEATHER = "what is the weather in Rome"
 SORRY_JOB = "Sorry, that failed."
+SORRY_HUNG = SpeechApologies().llm_hung
 #: Two short utterances five seconds apart: each is one VAD segment, so the scripted
 #: STT's n-th transcription is the n-th thing the caller said.
 CALLER = speech_pcm("Hello bot.", tail_silence_s=5.0) + speech_pcm(
@@ -80,6 +82,14 @@ def _fails_on_first_turn(messages: list[dict[str, Any]]) -> FakeReply:
     return weaving_responder(_delegate)(messages)
 
 
+def _hangs_on_first_turn(messages: list[dict[str, Any]]) -> FakeReply:
+    """The interaction model never answers the caller's first turn (a stalled socket)."""
+    users = [m for m in messages if m.get("role") == "user"]
+    if len(users) == 1 and messages[-1].get("role") == "user":
+        return FakeReply(hang=True)
+    return weaving_responder(_delegate)(messages)
+
+
 def _delegate(text: str) -> str | None:
     return text if ("weather" in text or delegate_arith(text)) else None
 
@@ -101,8 +111,10 @@ class Fault:
     def factory(self) -> FakeSessionFactory:
         def options() -> dict[str, Any]:
             extra: dict[str, Any] = {
-                # A hung model is cut at 1.5 s, a hung job at its 2 s deadline.
+                # A hung model is cut at 1.5 s (the interaction model's first token
+                # at 3 s), a hung job at its 2 s deadline.
                 "speech_timeout_s": 1.5,
+                "reply_timeout_s": 3.0,
                 "registry": JobRegistry(default_deadline_s=2.0),
                 "verbatim": self.verbatim,
             }
@@ -136,6 +148,9 @@ FAULTS = {
     "tts hangs": Fault(["hello there", "hello again"], SORRY_TTS, tts_faults={0: "hang"}),
     "interaction model raises": Fault(
         ["hello there", "hello again"], SORRY_LLM, interaction=_fails_on_first_turn
+    ),
+    "interaction model hangs": Fault(
+        ["hello there", "hello again"], SORRY_HUNG, interaction=_hangs_on_first_turn
     ),
     "background raises": _job_fault(FakeReply(raise_error=RuntimeError("model exploded"))),
     "background hangs": _job_fault(FakeReply(hang=True)),

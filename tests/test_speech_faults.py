@@ -182,6 +182,7 @@ async def _call(
     until: float = 40.0,
     speech_timeout_s: float | None = 5.0,
     interaction: Any = None,
+    **options: Any,
 ) -> Call:
     clock = LoopClock()
     clock.now()
@@ -197,6 +198,7 @@ async def _call(
         ),
         clock=clock,
         speech_timeout_s=speech_timeout_s,
+        **options,
     )
     worker, started = worker_with_start_event(tandem.pipeline)
     script = sorted((f for t in starts for f in _turn(t)), key=lambda x: x[0])

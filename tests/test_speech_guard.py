@@ -26,7 +26,7 @@ def test_one_apology_for_a_burst_and_none_for_a_dead_service():
     assert n.pending is None and n.due(2.1, busy=False) is None
     n.failed("stt", 40.0)  # after the quiet time, a new fault is told again
     assert n.due(40.1, busy=False) == SpeechApologies().stt
-    assert (n.said, n.unsaid, n.faults) == (2, 2, {"stt": 1, "tts": 3, "llm": 0})
+    assert (n.said, n.unsaid, n.faults) == (2, 2, {"stt": 1, "tts": 3, "llm": 0, "llm_hung": 0})
 
 
 def test_an_apology_waits_while_busy_and_expires():

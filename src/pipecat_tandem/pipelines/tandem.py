@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import difflib
 import inspect
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -55,6 +56,8 @@ from pipecat_tandem.policy.now_view import NowView
 from pipecat_tandem.processors.awareness_processor import AwarenessProcessor
 from pipecat_tandem.processors.delegation_processor import DelegationProcessor, RouterLike
 from pipecat_tandem.processors.first_clause_processor import FirstClauseProcessor
+from pipecat_tandem.processors.reply_hold_gate import ReplyHoldGate
+from pipecat_tandem.processors.reply_watchdog import ReplyWatchdog
 from pipecat_tandem.processors.result_interleaver import ResultInterleaver
 from pipecat_tandem.processors.speech_guard import SpeechGuard, limit_speech_time
 from pipecat_tandem.turns.fresh_transcript_turn_stop_strategy import (
@@ -170,6 +173,8 @@ def build_tandem_pipeline(
     job_limits: JobLimits | None = None,
     speech_guard: bool = True,
     speech_timeout_s: float | None = 20.0,
+    reply_hold: bool = True,
+    reply_timeout_s: float | None = 10.0,
     **interleaver_args: Any,
 ) -> TandemPipeline:
     """Assemble the tandem pipeline around the given services.
@@ -219,6 +224,14 @@ def build_tandem_pipeline(
             request (also inside a ``tts`` given as a pipeline); a hung one ends
             in an error instead of stalling the call. ``None``: no limit. The
             embedded Whisper and hibari have their own 15 s limit inside this one.
+        reply_timeout_s: Longest wait for the interaction model's first token (or
+            tool call) of a reply. A model that stays silent longer is interrupted
+            (so the next turn is answered) and, with the speech guard, the user hears
+            one short sentence (:class:`ReplyWatchdog`). ``None``: no limit.
+        reply_hold: With a transport and a TTS, a reply whose first audio is ready
+            while the caller is making sound again (they paused between two
+            sentences) waits for them to go quiet or take the turn
+            (:class:`ReplyHoldGate`), so the bot does not start over them.
         **interleaver_args: More :class:`ResultInterleaver` options
             (``max_redeliveries``, ``confirm_timeout_s``, ``wording``, ``name``).
 
@@ -258,6 +271,7 @@ def build_tandem_pipeline(
         record_path=record_path,
         job_limits=job_limits,
         speech_timeout_s=speech_timeout_s,
+        reply_timeout_s=reply_timeout_s,
     )
     clock = clock or (event_log.clock if event_log else LoopClock())
     event_log = event_log or EventLog(clock, path=record_path)
@@ -304,9 +318,20 @@ def build_tandem_pipeline(
         context=context,
         **interleaver_args,
     )
+    if not isinstance(reply_hold, bool):
+        raise TypeError(
+            f"build_tandem_pipeline: reply_hold must be a bool, got {_kind(reply_hold)}"
+        )
     stages: list[FrameProcessor] = []
+    hold = (
+        ReplyHoldGate(clock=clock, event_log=event_log)
+        if reply_hold and transport is not None and tts is not None
+        else None
+    )
     if transport is not None:
         stages.append(transport.input())
+    if hold is not None:
+        stages.append(hold.tap)
     stages.extend(perception)
     if speech_timeout_s is not None:
         for service in (*_flatten(stt), *_flatten(tts)):
@@ -339,11 +364,17 @@ def build_tandem_pipeline(
         # A turn that was only a timer/cue request is acknowledged verbatim and
         # never reaches the interaction model (which would claim it happened).
         stages.append(awareness_proc.gate)
-    stages += [interaction_llm, interleaver]
+    if reply_timeout_s is not None:
+        watchdog = ReplyWatchdog(timeout_s=reply_timeout_s, clock=clock, event_log=event_log)
+        stages += [watchdog, interaction_llm, watchdog.tail, interleaver]
+    else:
+        stages += [interaction_llm, interleaver]
     if tts is not None:
         if first_clause:
             stages.append(FirstClauseProcessor())
         stages.append(tts)
+    if hold is not None:
+        stages.append(hold)
     if transport is not None:
         stages.append(transport.output())
     stages.append(pair.assistant())
@@ -438,14 +469,17 @@ def _check_arguments(**arguments: Any) -> None:
                 raise TypeError(
                     f"build_tandem_pipeline: tools[{i}] must be a Tool, got {_kind(tool)}"
                 )
-    timeout = arguments["speech_timeout_s"]
-    if timeout is not None and (
-        isinstance(timeout, bool) or not isinstance(timeout, int | float) or not timeout > 0
-    ):
-        raise TypeError(
-            "build_tandem_pipeline: speech_timeout_s must be a positive number of seconds "
-            f"or None, got {_kind(timeout)}"
-        )
+    for name in ("speech_timeout_s", "reply_timeout_s"):
+        timeout = arguments[name]
+        if timeout is not None and (
+            isinstance(timeout, bool)
+            or not isinstance(timeout, int | float)
+            or not 0 < timeout < math.inf
+        ):
+            raise TypeError(
+                f"build_tandem_pipeline: {name} must be a positive number of seconds "
+                f"or None, got {_kind(timeout)}"
+            )
     min_gap_s = arguments["min_gap_s"]
     if isinstance(min_gap_s, bool) or not isinstance(min_gap_s, int | float):
         raise TypeError(

@@ -28,7 +28,9 @@ import math
 from dataclasses import dataclass
 from typing import Literal
 
-SpeechKind = Literal["stt", "tts", "llm"]
+SpeechKind = Literal["stt", "tts", "llm", "llm_hung"]
+#: Every kind, for checking a source's declared ``speech_kind``.
+SPEECH_KINDS: frozenset[str] = frozenset(("stt", "tts", "llm", "llm_hung"))
 
 
 @dataclass(frozen=True)
@@ -39,11 +41,14 @@ class SpeechApologies:
         stt: After a turn that could not be transcribed.
         tts: After a reply that could not be spoken.
         llm: After a turn the interaction model failed to answer.
+        llm_hung: After a turn the interaction model never started to answer
+            (it was given up on after its deadline).
     """
 
     stt: str = "Sorry, I didn't catch that."
     tts: str = "Sorry, my voice cut out there."
     llm: str = "Sorry, could you say that again?"
+    llm_hung: str = "Sorry, I lost my thread — could you say that again?"
 
 
 class SpeechFaultNotices:
@@ -79,7 +84,7 @@ class SpeechFaultNotices:
         self._pending: tuple[SpeechKind, float] | None = None
         self._last_said: float | None = None
         #: Faults seen, by kind.
-        self.faults: dict[SpeechKind, int] = {"stt": 0, "tts": 0, "llm": 0}
+        self.faults: dict[SpeechKind, int] = {"stt": 0, "tts": 0, "llm": 0, "llm_hung": 0}
         #: Apologies said, and faults that got none (repeats, expired).
         self.said = 0
         self.unsaid = 0

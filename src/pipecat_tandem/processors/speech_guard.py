@@ -15,8 +15,9 @@ embedded ones):
   bot silent) for the rest of the call. A step that takes longer than the limit
   ends the request with an ``ErrorFrame``, as the embedded Whisper and hibari do.
 * :class:`SpeechGuard`, a processor placed before the STT, sees the ``ErrorFrame`` s
-  the STT, the interaction model and the TTS push upstream and says one sentence
-  for them
+  the STT, the interaction model and the TTS push upstream (and those of watchers
+  that declare a ``speech_kind``, such as the reply watchdog's for a hung model)
+  and says one sentence for them
   (:class:`~pipecat_tandem.policy.speech_faults.SpeechFaultNotices` decides when).
 
 Streaming services that send audio or text on a socket and receive results on
@@ -27,7 +28,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncGenerator, Callable
-from typing import Any
+from typing import Any, cast
 
 from loguru import logger
 from pipecat.frames.frames import (
@@ -44,7 +45,7 @@ from pipecat.services.tts_service import TTSService
 
 from pipecat_tandem.clock import LoopClock, SessionClock
 from pipecat_tandem.observe.event_log import EventLog
-from pipecat_tandem.policy.speech_faults import SpeechFaultNotices, SpeechKind
+from pipecat_tandem.policy.speech_faults import SPEECH_KINDS, SpeechFaultNotices, SpeechKind
 
 #: Marks a service whose requests :func:`limit_speech_time` already bounds.
 _LIMITED = "_tandem_speech_time_limit"
@@ -148,6 +149,10 @@ class SpeechGuard(FrameProcessor):
         source = error.processor
         if source is None:
             return None
+        # A watcher (the reply watchdog, the transcript watch) names the fault it reports.
+        declared = getattr(source, "speech_kind", None)
+        if isinstance(declared, str) and declared in SPEECH_KINDS:
+            return cast(SpeechKind, declared)
         if source is self._stt or isinstance(source, STTService):
             return "stt"
         if source is self._tts or isinstance(source, TTSService):
