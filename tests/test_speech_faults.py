@@ -175,7 +175,7 @@ class Call:
 
 
 async def _call(
-    starts: list[float],
+    starts: list[float] | list[float | tuple[float, float]],
     *,
     stt: FrameProcessor,
     tts: FrameProcessor,
@@ -201,7 +201,9 @@ async def _call(
         **options,
     )
     worker, started = worker_with_start_event(tandem.pipeline)
-    script = sorted((f for t in starts for f in _turn(t)), key=lambda x: x[0])
+    # A start is a time (a one-second turn) or a (time, seconds of speech) pair.
+    turns = [_turn(*t) if isinstance(t, tuple) else _turn(t) for t in starts]
+    script = sorted((f for turn in turns for f in turn), key=lambda x: x[0])
 
     async def drive() -> None:
         await started.wait()

@@ -40,6 +40,7 @@ from pipecat.processors.aggregators.llm_response_universal import (
 )
 from pipecat.processors.frame_processor import FrameProcessor
 from pipecat.services.llm_service import LLMService
+from pipecat.services.stt_service import SegmentedSTTService, STTService
 from pipecat.transports.base_transport import BaseTransport
 from pipecat.turns.user_stop import TurnAnalyzerUserTurnStopStrategy
 from pipecat.turns.user_turn_strategies import UserTurnStrategies
@@ -53,6 +54,7 @@ from pipecat_tandem.clock import LoopClock, SessionClock
 from pipecat_tandem.observe.event_log import EventLog
 from pipecat_tandem.policy.job_limits import JobLimits
 from pipecat_tandem.policy.now_view import NowView
+from pipecat_tandem.policy.unheard_speech import UnheardSpeech
 from pipecat_tandem.processors.awareness_processor import AwarenessProcessor
 from pipecat_tandem.processors.delegation_processor import DelegationProcessor, RouterLike
 from pipecat_tandem.processors.first_clause_processor import FirstClauseProcessor
@@ -60,6 +62,7 @@ from pipecat_tandem.processors.reply_hold_gate import ReplyHoldGate
 from pipecat_tandem.processors.reply_watchdog import ReplyWatchdog
 from pipecat_tandem.processors.result_interleaver import ResultInterleaver
 from pipecat_tandem.processors.speech_guard import SpeechGuard, limit_speech_time
+from pipecat_tandem.processors.transcript_watch import TranscriptWatch
 from pipecat_tandem.turns.fresh_transcript_turn_stop_strategy import (
     FreshTranscriptTurnStopStrategy,
 )
@@ -175,6 +178,7 @@ def build_tandem_pipeline(
     speech_timeout_s: float | None = 20.0,
     reply_hold: bool = True,
     reply_timeout_s: float | None = 10.0,
+    transcript_timeout_s: float | None = 4.0,
     **interleaver_args: Any,
 ) -> TandemPipeline:
     """Assemble the tandem pipeline around the given services.
@@ -228,6 +232,11 @@ def build_tandem_pipeline(
             tool call) of a reply. A model that stays silent longer is interrupted
             (so the next turn is answered) and, with the speech guard, the user hears
             one short sentence (:class:`ReplyWatchdog`). ``None``: no limit.
+        transcript_timeout_s: With a streaming (not segmented) pipecat STT, longest
+            wait after the user's voice ends for any transcript of a turn with
+            words in it; a turn that gets none is told "Sorry, I didn't catch
+            that." instead of being dropped like a cough (:class:`TranscriptWatch`).
+            ``None``: no watch.
         reply_hold: With a transport and a TTS, a reply whose first audio is ready
             while the caller is making sound again (they paused between two
             sentences) waits for them to go quiet or take the turn
@@ -272,6 +281,7 @@ def build_tandem_pipeline(
         job_limits=job_limits,
         speech_timeout_s=speech_timeout_s,
         reply_timeout_s=reply_timeout_s,
+        transcript_timeout_s=transcript_timeout_s,
     )
     clock = clock or (event_log.clock if event_log else LoopClock())
     event_log = event_log or EventLog(clock, path=record_path)
@@ -349,6 +359,14 @@ def build_tandem_pipeline(
         )
     if stt is not None:
         stages.append(stt)
+        if transcript_timeout_s is not None and _is_streaming_stt(stt):
+            recovery = user_params.empty_user_turn
+            unheard = UnheardSpeech(
+                timeout_s=transcript_timeout_s,
+                # pipecat's recovery already asks the user to repeat such a turn.
+                quiet_when_interrupting=bool(recovery and recovery.interrupted_prompt),
+            )
+            stages.append(TranscriptWatch(unheard=unheard, clock=clock, event_log=event_log))
     awareness_proc: AwarenessProcessor | None = None
     if awareness:
         awareness_proc = AwarenessProcessor(
@@ -425,6 +443,13 @@ def _flatten(processor: FrameProcessor | None) -> list[FrameProcessor]:
     return [q for p in inner for q in _flatten(p)]
 
 
+def _is_streaming_stt(stt: FrameProcessor) -> bool:
+    """Whether ``stt`` holds a pipecat STT service that streams (not a segmented one)."""
+    return any(
+        isinstance(p, STTService) and not isinstance(p, SegmentedSTTService) for p in _flatten(stt)
+    )
+
+
 def _kind(value: Any) -> str:
     text = repr(value)
     shown = text if len(text) <= 40 else text[:37] + "..."
@@ -469,7 +494,7 @@ def _check_arguments(**arguments: Any) -> None:
                 raise TypeError(
                     f"build_tandem_pipeline: tools[{i}] must be a Tool, got {_kind(tool)}"
                 )
-    for name in ("speech_timeout_s", "reply_timeout_s"):
+    for name in ("speech_timeout_s", "reply_timeout_s", "transcript_timeout_s"):
         timeout = arguments[name]
         if timeout is not None and (
             isinstance(timeout, bool)

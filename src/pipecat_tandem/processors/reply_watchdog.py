@@ -27,12 +27,9 @@ When the reply's first output is overdue it
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
 from pipecat.frames.frames import (
-    CancelFrame,
-    EndFrame,
     Frame,
     FunctionCallsStartedFrame,
     InterruptionFrame,
@@ -40,18 +37,18 @@ from pipecat.frames.frames import (
     LLMFullResponseEndFrame,
     LLMTextFrame,
     LLMThoughtTextFrame,
-    StartFrame,
 )
 from pipecat.processors.frame_processor import FrameDirection, FrameProcessor
 
 from pipecat_tandem.clock import LoopClock, SessionClock
 from pipecat_tandem.observe.event_log import EventLog
 from pipecat_tandem.policy.reply_deadline import ReplyDeadline
+from pipecat_tandem.processors._deadline_timer import DeadlineWatcher
 
 __all__ = ["ReplyWatchdog"]
 
 
-class ReplyWatchdog(FrameProcessor):
+class ReplyWatchdog(DeadlineWatcher):
     """Gives up on an interaction-model reply whose first token does not come in time.
 
     Place it right before the interaction model and :attr:`tail` right after it
@@ -89,76 +86,43 @@ class ReplyWatchdog(FrameProcessor):
             TypeError: ``timeout_s`` is not a number.
             ValueError: ``timeout_s`` is not finite and > 0.
         """
-        super().__init__(**kwargs)
         self.deadline = ReplyDeadline(timeout_s=timeout_s)
-        self._clock = clock or LoopClock()
+        super().__init__(clock=clock or LoopClock(), deadline=self.deadline.deadline, **kwargs)
         self._log = event_log
-        self._changed = asyncio.Event()
-        self._timer: asyncio.Task[None] | None = None
         self.tail = _ReplyWatchdogTail(self, name=f"{self.name}::tail")
-
-    def _touched(self) -> None:
-        # The timer sleeps until the current deadline; a change wakes it to re-read it.
-        self._changed.set()
 
     def requested(self) -> None:
         """A context is going into the model."""
         self.deadline.requested(self._clock.now())
-        self._touched()
+        self._timer.touch()
 
     def output(self) -> None:
         """The model produced output for the awaited reply."""
         self.deadline.output()
-        self._touched()
+        self._timer.touch()
 
     def ended(self) -> None:
         """A reply ended."""
         self.deadline.ended(self._clock.now())
-        self._touched()
+        self._timer.touch()
 
-    async def process_frame(self, frame: Frame, direction: FrameDirection) -> None:
-        """Note contexts going into the model; pass every frame on."""
-        await super().process_frame(frame, direction)
-        if isinstance(frame, StartFrame):
-            await self.push_frame(frame, direction)
-            if self._timer is None:
-                self._timer = self.create_task(self._watch(), name=f"{self.name}::timer")
-            return
-        if isinstance(frame, EndFrame | CancelFrame):
-            await self._stop()
-        elif isinstance(frame, LLMContextFrame) and direction is FrameDirection.DOWNSTREAM:
-            self.requested()
-        elif isinstance(frame, InterruptionFrame) and direction is FrameDirection.DOWNSTREAM:
+    def observe(self, frame: Frame, direction: FrameDirection) -> bool:
+        """Note contexts going into the model, and interruptions."""
+        if direction is not FrameDirection.DOWNSTREAM:
+            return False
+        if isinstance(frame, LLMContextFrame):
+            self.deadline.requested(self._clock.now())
+        elif isinstance(frame, InterruptionFrame):
             # The user barged in: the model drops its work, nothing is owed any more.
             self.deadline.interrupted()
-            self._touched()
-        await self.push_frame(frame, direction)
+        else:
+            return False
+        return True
 
-    async def cleanup(self) -> None:
-        """Stop the timer."""
-        await super().cleanup()
-        await self._stop()
-
-    async def _stop(self) -> None:
-        if self._timer is not None:
-            timer, self._timer = self._timer, None
-            await self.cancel_task(timer)
-
-    async def _watch(self) -> None:
-        while True:
-            self._changed.clear()
-            due = self.deadline.deadline()
-            timeout = None if due is None else max(0.0, due - self._clock.now())
-            try:
-                await asyncio.wait_for(self._changed.wait(), timeout)
-                continue
-            except TimeoutError:
-                pass
-            now = self._clock.now()
-            if self.deadline.expire(now):
-                await self._give_up(now)
-
-    async def _give_up(self, now: float) -> None:
+    async def on_due(self, now: float) -> None:
+        """Interrupt the hung request and report it upstream."""
+        if not self.deadline.expire(now):
+            return
         timeout_s = self.deadline.timeout_s
         if self._log is not None:
             self._log.emit("reply_timeout", t=now, timeout_s=timeout_s)
