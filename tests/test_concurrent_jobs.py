@@ -118,5 +118,6 @@ async def test_two_reports_then_the_named_one_cancelled_through_the_processor():
     assert jobs[VOLCANOES].detail != "user cancelled"
     # The interaction model is told which job was cancelled, in the user's own turn.
     turns = [f.messages[0]["content"] for f in down if isinstance(f, LLMMessagesAppendFrame)]
-    assert turns[2].startswith("Actually, never mind the sea turtle report.")
-    assert f"[Background job {jobs[TURTLES].job_id} is cancelled" in turns[2]
+    # Before the user's words, so what they ask next is what the model reads last.
+    assert turns[2].startswith(f"[Background job {jobs[TURTLES].job_id} is now cancelled")
+    assert turns[2].endswith("Actually, never mind the sea turtle report. Tell me a joke instead.")

@@ -421,10 +421,10 @@ class DelegationProcessor(FrameProcessor):
         )
         for job_id in verdict.cancel:
             await self.cancel(job_id, reason="user cancelled")
-            # Told in the user's own turn, as a delegation is: the interaction model
-            # then answers the rest of it instead of guessing what became of the job.
-            note = cancelled_job_note(job_id)
-            frame.text = f"{frame.text} {note}"
+            # Told in the user's own turn, as a delegation is, but before the user's
+            # words: the model then answers what they ask next ("tell me a joke
+            # instead") instead of guessing what became of the job.
+            frame.text = f"{cancelled_job_note(job_id)} {frame.text}"
         for job_id in verdict.stale:
             job = self.registry.mark_stale(job_id, "user moved on")
             self._log.emit(
