@@ -15,6 +15,7 @@ type       fields
 speaking   ``who`` (``user``/``bot``), ``speaking`` (bool)
 transcript ``role`` (``user``), ``text``
 bot_text   ``text`` (words as the bot speaks them)
+unspoken   ``text`` (bot text whose speech failed: the user never heard it)
 job_state  ``job_id``, ``state``, ``task``, ``detail``
 progress   ``job_id``, ``text``
 result     ``job_id``, ``text``, ``is_final``, ``stale``, ``policy``
@@ -26,6 +27,13 @@ cue        ``kind``, ``value``
 The same frame is seen at every hop of the pipeline (and broadcast frames
 travel as two siblings), so the encoder remembers recent frame ids and encodes
 each frame once.
+
+A TTS without word timestamps pushes each sentence's ``TTSTextFrame`` after its
+synthesis, also when the synthesis failed or timed out and no audio came: shown
+as ``bot_text``, the page would show the bot saying what the user never heard.
+A sentence is ``bot_text`` only if audio of its TTS context came since the
+context's previous sentence; otherwise it is ``unspoken``. (Word-timestamp
+services make their word frames from the audio itself, so those are spoken.)
 """
 
 from __future__ import annotations
@@ -38,6 +46,7 @@ from pipecat.frames.frames import (
     BotStoppedSpeakingFrame,
     Frame,
     TranscriptionFrame,
+    TTSAudioRawFrame,
     TTSTextFrame,
     UserStartedSpeakingFrame,
     UserStoppedSpeakingFrame,
@@ -58,6 +67,8 @@ LABEL = "tandem"
 #: Longest text sent in one message; the page is a live view, not an archive.
 MAX_TEXT_CHARS = 2000
 _MAX_REMEMBERED_IDS = 4096
+#: TTS contexts whose audio is tracked at once (one per reply; old ones are done).
+_MAX_TTS_CONTEXTS = 64
 
 
 def _clip(text: str) -> str:
@@ -77,6 +88,11 @@ class ClientEventEncoder:
         self._clock = clock
         self._include_cues = include_cues
         self._seen: OrderedDict[int, None] = OrderedDict()
+        # Per TTS context: whether audio came since its last sentence. Only the
+        # latest audio frame's id is kept: the TTS pushes a context's frames in
+        # order, and a later hop re-pushing an old audio frame must not count again.
+        self._voiced: OrderedDict[str, bool] = OrderedDict()
+        self._last_audio: dict[str, int] = {}
 
     def _first_time(self, frame: Frame) -> bool:
         if frame.id in self._seen:
@@ -97,10 +113,38 @@ class ClientEventEncoder:
         Returns:
             A JSON-serializable dict or ``None``.
         """
+        if isinstance(frame, TTSAudioRawFrame):
+            self._audio(frame)
+            return None
         body = self._body(frame)
         if body is None or not self._first_time(frame):
             return None
+        if isinstance(frame, TTSTextFrame) and not self._spoken(frame):
+            body["type"] = "unspoken"
         return {"label": LABEL, "t": round(self._clock.now(), 3), **body}
+
+    def _audio(self, frame: TTSAudioRawFrame) -> None:
+        context = frame.context_id
+        if not context or frame.id <= self._last_audio.get(context, -1):
+            return  # no context to tie it to, or seen at an earlier hop
+        self._last_audio[context] = frame.id
+        self._set_voiced(context, True)
+
+    def _spoken(self, frame: TTSTextFrame) -> bool:
+        """Whether a sentence's audio came (called once per frame)."""
+        context = frame.context_id
+        if not context or frame.pts:
+            return True  # untracked text, or a word timed from the audio itself
+        voiced = self._voiced.get(context, False)
+        self._set_voiced(context, False)
+        return voiced
+
+    def _set_voiced(self, context: str, voiced: bool) -> None:
+        self._voiced[context] = voiced
+        self._voiced.move_to_end(context)
+        while len(self._voiced) > _MAX_TTS_CONTEXTS:
+            old, _ = self._voiced.popitem(last=False)
+            self._last_audio.pop(old, None)
 
     def _body(self, frame: Frame) -> dict[str, Any] | None:
         if isinstance(frame, BackgroundJobStateFrame):

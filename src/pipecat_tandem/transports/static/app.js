@@ -166,6 +166,10 @@
         if (!botLine) botLine = addLine("bot", "");
         botLine.querySelector(".text").textContent += (botLine.querySelector(".text").textContent ? " " : "") + m.text;
         break;
+      case "unspoken":
+        // Its speech failed: the user never heard it, so it is not shown as said.
+        addLine("bot", m.text + " (not spoken)", "unspoken");
+        break;
       // The jobs panel is drawn from the RTVI tandem-job events (onJobEvent),
       // the schema every pipecat client gets; here only the woven line.
       case "delivery":
