@@ -68,8 +68,16 @@ sys.path.insert(0, {root!r})
 from tests.support.fake_services import FakeSessionFactory
 from pipecat_tandem.transports.webrtc_server import TandemServer
 
+class Forgetful(list):
+    # The test factory keeps every call's pipeline for the tests to inspect; a soak
+    # measuring the server must not count the harness's own retention.
+    def append(self, item):
+        pass
+
 async def main():
-    server = TandemServer(factory=FakeSessionFactory(reply="Sure."), port={port})
+    factory = FakeSessionFactory(reply="Sure.")
+    factory.tandems = Forgetful()
+    server = TandemServer(factory=factory, port={port})
     await server.start()
     stop = asyncio.Event()
     asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
