@@ -15,6 +15,8 @@ acknowledged (not answered), nothing is said before the event, and then
     .venv/bin/python benchmarks/bench_cues_caller.py                 # the whole suite
     .venv/bin/python benchmarks/bench_cues_caller.py --ci            # one of each
     .venv/bin/python benchmarks/bench_cues_caller.py --only squats_5 wave_0
+    .venv/bin/python benchmarks/bench_cues_caller.py --only wave_0 wave_1 \
+        --sizes 320x240 480x360 640x480 1280x720     # waves per camera size, one server
 
 Writes ``--out`` (JSON: per-call results, summary) and prints a markdown table.
 """
@@ -34,7 +36,7 @@ from pipecat_tandem.bench.caller.ears import CallerEars
 from pipecat_tandem.bench.caller.server import tandem_run
 from pipecat_tandem.bench.caller.voice import CallerVoice
 from pipecat_tandem.bench.caller.watch_call import WatchCaller
-from pipecat_tandem.bench.caller.watches import WatchResult, ci_suite, suite
+from pipecat_tandem.bench.caller.watches import Watch, WatchResult, ci_suite, suite
 
 
 def summarize(results: list[WatchResult]) -> dict[str, Any]:
@@ -83,35 +85,51 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     voice, ears = CallerVoice(), CallerEars()
     results: list[WatchResult] = []
     calls = []
+    sizes = [_size(s) for s in args.sizes] if args.sizes else [(args.width, args.height)]
     async with tandem_run(args.server_arg, log=Path(args.log) if args.log else None) as base:
-        caller = WatchCaller(base, voice, ears, fps=args.fps, size=(args.width, args.height))
-        for watch in watches:
-            started = time.monotonic()
-            record = await caller.call(watch)
-            heard = caller.hear(record)
-            result = caller.grade(record, heard)
-            results.append(result)
-            t0 = record.times.request_end
-            calls.append(
-                {
-                    "watch": watch.name,
-                    "seconds": round(time.monotonic() - started, 1),
-                    "event_at": None
-                    if record.times.event_at is None
-                    else round(record.times.event_at - t0, 2),
-                    "heard": [
-                        {"t": round(h.start - t0, 2), "end": round(h.end - t0, 2), "text": h.text}
-                        for h in heard
-                    ],
-                }
-            )
-            print(f"[watch] {watch.name}: {result.to_json()}", file=sys.stderr)
+        for size in sizes:
+            caller = WatchCaller(base, voice, ears, fps=args.fps, size=size)
+            for watch in watches:
+                results.append(await _place(caller, watch, calls, tag=len(sizes) > 1))
     return {
         "summary": summarize(results),
         "results": [r.to_json() for r in results],
         "calls": calls,
         "markdown": markdown(results),
     }
+
+
+def _size(text: str) -> tuple[int, int]:
+    width, _, height = text.partition("x")
+    return int(width), int(height)
+
+
+async def _place(
+    caller: WatchCaller, watch: Watch, calls: list[dict[str, Any]], *, tag: bool
+) -> WatchResult:
+    """One watch call, graded; its record goes to ``calls`` (named ``@WxH`` if ``tag``)."""
+    started = time.monotonic()
+    record = await caller.call(watch)
+    heard = caller.hear(record)
+    result = caller.grade(record, heard)
+    if tag:
+        result.name = f"{result.name}@{caller.size[0]}x{caller.size[1]}"
+    t0 = record.times.request_end
+    calls.append(
+        {
+            "watch": result.name,
+            "seconds": round(time.monotonic() - started, 1),
+            "event_at": None
+            if record.times.event_at is None
+            else round(record.times.event_at - t0, 2),
+            "heard": [
+                {"t": round(h.start - t0, 2), "end": round(h.end - t0, 2), "text": h.text}
+                for h in heard
+            ],
+        }
+    )
+    print(f"[watch] {result.name}: {result.to_json()}", file=sys.stderr)
+    return result
 
 
 def main() -> None:
@@ -121,6 +139,7 @@ def main() -> None:
     p.add_argument("--fps", type=float, default=15.0)
     p.add_argument("--width", type=int, default=640)
     p.add_argument("--height", type=int, default=480)
+    p.add_argument("--sizes", nargs="*", help="camera sizes (WxH) to run every watch at")
     p.add_argument("--out", default="cues_caller.json", help="JSON report path")
     p.add_argument("--log", help="write the server's log here")
     p.add_argument("--server-arg", action="append", default=[], help="extra `tandem run` argument")

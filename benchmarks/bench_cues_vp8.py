@@ -31,6 +31,7 @@ GRID = [
     ((640, 480), 15.0, 1_500_000),
     ((320, 240), 15.0, 250_000),
     ((480, 360), 10.0, 500_000),
+    ((1280, 720), 15.0, 1_500_000),
 ]
 
 
@@ -38,10 +39,13 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--seeds", type=int, nargs="*", default=[0, 1, 2, 3])
     p.add_argument("--quick", action="store_true", help="640x480 at 15 fps, 500 kbit/s only")
+    p.add_argument("--sizes", nargs="*", help="only these sender sizes (e.g. 320x240 1280x720)")
     p.add_argument("--idle-s", type=float, default=60.0, help="length of the idle clip")
     p.add_argument("--out", default="cues_vp8.json")
     args = p.parse_args()
     grid = GRID[:1] if args.quick else GRID
+    if args.sizes:
+        grid = [g for g in grid if f"{g[0][0]}x{g[0][1]}" in args.sizes]
     rows = []
     with threadpool_limits(limits=1):
         for size, fps, bitrate in grid:

@@ -1,6 +1,6 @@
 """Cue and time awareness proven at a real caller (issue 16, part 3): the CI subset.
 
-``tandem run`` on the embedded offline default (perception on) as a subprocess on
+``tandem run`` on the embedded offline models (perception on) as a subprocess on
 127.0.0.1, one server for the four calls. A real aiortc peer speaks with piper's
 joe voice and sends a synthetic webcam (a room, a person; noise, auto-exposure),
 VP8-encoded by aiortc like a browser's camera at 640x480; it records the bot's audio
@@ -8,6 +8,14 @@ as it arrives and transcribes it with Whisper base. Every assertion is on what t
 caller heard and when, never on the server's logs. The whole suite (two screen
 changes, two waves, squats for n = 3..10, the timer) and its latencies are
 ``benchmarks/bench_cues_caller.py``.
+
+Cut for CI time (it was ~4 min, over half of it the server's warm-up): the calls
+wait less (``ci_suite``: 3 s of stillness before the event, not 6; squats at a
+1.8 s period), the caller's voice and ears load while the server warms up, and
+the server's background role is the 0.5B instead of the 1.5B: no watch reaches
+the background (a watch request is acknowledged by the awareness gate, never
+delegated), and warming the 1.5B's prompt on one reniced core was most of the
+warm-up. The benchmark runs the default server.
 """
 
 from __future__ import annotations
@@ -25,10 +33,16 @@ from pipecat_tandem.bench.caller.watches import WatchResult, ci_suite
 pytestmark = pytest.mark.slow
 
 
+#: The background model is never used by a watch call; the 0.5B warms up faster.
+_SERVER_ARGS = ["--background", "local:0.5b"]
+
+
 async def _suite(tmp_path) -> dict[str, WatchResult]:
-    voice, ears = CallerVoice(), CallerEars()
+    # Piper and Whisper load in a thread while the server warms up its models.
+    ready = asyncio.create_task(asyncio.to_thread(lambda: (CallerVoice(), CallerEars())))
     out: dict[str, WatchResult] = {}
-    async with tandem_run(log=tmp_path / "server.log") as base:
+    async with tandem_run(_SERVER_ARGS, log=tmp_path / "server.log") as base:
+        voice, ears = await ready
         caller = WatchCaller(base, voice, ears)
         for watch in ci_suite():
             record = await caller.call(watch)

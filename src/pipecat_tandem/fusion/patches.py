@@ -38,6 +38,7 @@ Trained weights load from an ``.npz`` written by :meth:`PatchEmbedder.save` (key
 
 from __future__ import annotations
 
+import copy
 import threading
 from pathlib import Path
 from typing import Any
@@ -265,6 +266,20 @@ class PatchEmbedder:
         sizes = {"patch": self.patch, "pool": self.pool, "hidden": self.hidden, "dim": self.dim}
         arrays.update({k: np.array(v) for k, v in sizes.items()})
         np.savez(Path(path), **arrays)
+
+    def pooled(self) -> PatchEmbedder:
+        """The same stem applied to images already pooled by ``pool``.
+
+        Its patches are ``patch // pool`` pixels with no pooling of its own, and it
+        shares this stem's weights (not its scratch arrays): embedding an image that
+        was area-averaged ``pool`` times gives what this stem gives on the original,
+        up to rounding. A caller that resizes anyway (to another scale) saves the
+        pooling passes that way.
+        """
+        twin = copy.copy(self)
+        twin.patch, twin.pool = self.patch // self.pool, 1
+        twin._bufs, twin._lock = None, threading.Lock()
+        return twin
 
     def grid(self, height: int, width: int) -> tuple[int, int]:
         """Patch grid ``(rows, cols)`` for a frame of the given size."""

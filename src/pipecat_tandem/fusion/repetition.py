@@ -50,7 +50,12 @@ class RepetitionCounter:
     of the frame (and ``min_moving_patches``): a small object moving in a corner, or a
     compression artefact, moves one or two patches of a 640×480 frame, a waving arm
     three to seven, a body many more (measured on VP8-decoded frames, see
-    ``docs/bench/cues-caller-section.md``). A motion segment starts at a moving image
+    ``docs/bench/cues-caller-section.md``). Patches are counted in the cues' view
+    (:class:`~pipecat_tandem.fusion.cue_view.CueView`: every frame 480 pixels high),
+    where the codec's clean-up after a still body's pixel shift moves up to three
+    patches by 0.035-0.04 for two or three images in a row at every sender size, and
+    a wave moves three or more by over 0.04: hence ``motion_delta`` 0.04 and three
+    patches at least. A motion segment starts at a moving image
     and ends after ``still_secs`` without one that moves *strongly* (energy at least
     ``strong_share`` of the segment's peak, and as many moving patches as
     ``strong_share`` of the median of its recent strong images: a still body's pixel
@@ -63,8 +68,11 @@ class RepetitionCounter:
     Inside a segment (at most ``max_secs`` buffered) the period is the lowest strong
     spectral peak of the vectors' top principal components (a frequency, so a period of
     6.65 frames at 5 fps is measured as such; an autocorrelation only sees whole-frame
-    lags). The count is the number of cycles the components went through from the
-    start of the motion to the last strongly moving image, followed by the phase of
+    lags); it counts when at least ``min_periodicity`` of the spectrum's power is at
+    the fundamental and its harmonics (0.35: a 1.2 Hz wave seen through a 1280×720
+    camera's wider view scores 0.36-0.45, a 640×480 one 0.55). The count is the number
+    of cycles the components went through from the start of the motion to the last
+    strongly moving image, followed by the phase of
     the component band-passed at the period
     (:func:`~pipecat_tandem.fusion.periodicity.cycles`): each rep keeps its own length
     (±15 % in a real set), where moving time / period needed the period to within
@@ -85,15 +93,15 @@ class RepetitionCounter:
         self,
         *,
         motion_threshold: float = 0.02,
-        motion_delta: float = 0.035,
+        motion_delta: float = 0.04,
         min_moving_share: float = 0.015,
-        min_moving_patches: int = 2,
+        min_moving_patches: int = 3,
         strong_share: float = 0.5,
         onset_images: int = 3,
         restart_secs: float = 0.8,
         still_secs: float = 1.5,
         max_secs: float = 120.0,
-        min_periodicity: float = 0.4,
+        min_periodicity: float = 0.35,
         n_proj: int = 2,
         dims: int = 32,
         seed: int = 0,

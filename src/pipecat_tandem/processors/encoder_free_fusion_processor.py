@@ -26,6 +26,11 @@ Fused format ``tandem.fused/2`` (full specification in ``docs/fused-format.md``)
 A consumer must check ``version`` and reject versions it does not know; fields are
 only ever added within a major version.
 
+The video cues do not read the stream's patches directly but those of the frame
+scaled to 480 pixels high (:class:`~pipecat_tandem.fusion.cue_view.CueView`; the
+same embeddings at 480-pixel frames), so a wave is the same number of patches
+whether the camera sends 320×240 or 1280×720.
+
 The feature work (~1.7 ms of CPU per micro-turn with one 640×480 image on a shared
 2-vCPU machine, see ``docs/bench/fusion.md``) runs in a worker thread so the event loop
 stays free, with the BLAS thread pool limited to ``blas_threads`` (default 1) for the
@@ -45,6 +50,7 @@ from pipecat.processors.frame_processor import FrameDirection, FrameProcessor
 from threadpoolctl import ThreadpoolController
 
 from pipecat_tandem.frames import CueFrame, FusedMicroTurnFrame, MicroTurnFrame
+from pipecat_tandem.fusion.cue_view import CueView
 from pipecat_tandem.fusion.cues import Cue, CueDetector
 from pipecat_tandem.fusion.dmel import DMelEncoder
 from pipecat_tandem.fusion.patches import PatchEmbedder
@@ -99,6 +105,9 @@ class EncoderFreeFusionProcessor(FrameProcessor):
         self._stream = self._dmel.stream()
         self._patches = patches or PatchEmbedder(weights=patch_weights)
         self._cues = cues or CueDetector()
+        # The cues' thresholds are in patches, calibrated at one scale; the stream
+        # keeps the camera's own (its format is 40-pixel patches of the frame as sent).
+        self._view = CueView(self._patches)
         self._emit_cues = emit_cues
         self._forward = forward_micro_turns
         self._last_index: int | None = None
@@ -170,11 +179,14 @@ class EncoderFreeFusionProcessor(FrameProcessor):
         embs: list[np.ndarray] = []
         grids: list[tuple[int, int]] = []
         times: list[float] = []
+        seen: list[np.ndarray] = []  # what the cue detectors get: the cues' scale
         for t, w, h, data in frame.images:
             rgb = np.frombuffer(data, dtype=np.uint8).reshape(h, w, 3)
             embs.append(self._patches.embed(rgb))
             grids.append(self._patches.grid(h, w))
             times.append(float(t))
+            if self._emit_cues:
+                seen.append(self._view.embed(rgb, embs[-1]))
         fused = FusedMicroTurnFrame(
             index=frame.index,
             start=frame.start,
@@ -189,5 +201,5 @@ class EncoderFreeFusionProcessor(FrameProcessor):
             grids=grids,
             audio_gap=frame.audio_gap,
         )
-        cues = self._cues.update(codes, hop_times, embs, times) if self._emit_cues else []
+        cues = self._cues.update(codes, hop_times, seen, times) if self._emit_cues else []
         return fused, cues

@@ -5,10 +5,13 @@
 wall-clock speed adaptation is fixed, so a result repeats) and aiortc's
 :class:`Vp8Decoder`, keeps the decoded frames the server would sample (its camera
 input reads at most ``server_fps``), and converts them to RGB like the transport.
-:func:`perceive` runs the server's perception on them: the patch embedder and the
-cue detectors, fed as the fusion processor feeds them. This is what calibrating
-the cues on "what arrives through WebRTC" means without a network or a clock: the
-same codec with the same settings, deterministic, faster than real time.
+:func:`perceive` runs the server's perception on them: the patch embedder, the
+cues' view of it and the cue detectors, fed as the fusion processor feeds them.
+This is what calibrating the cues on "what arrives through WebRTC" means without a
+network or a clock: the same codec with the same settings, faster than real time.
+Repeatable run to run at 320×240; at 1280×720 two runs of one clip (one on a
+loaded machine) once decoded differently from 1 s on, so a clip whose cue sits at
+a threshold can come out either way.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from aiortc.codecs.opus import OpusDecoder, OpusEncoder
 from aiortc.codecs.vpx import Vp8Decoder
 from aiortc.jitterbuffer import JitterFrame
 
+from pipecat_tandem.fusion.cue_view import CueView
 from pipecat_tandem.fusion.cues import Cue, CueDetector, SpeechEnergyDetector
 from pipecat_tandem.fusion.dmel import DMelEncoder
 from pipecat_tandem.fusion.patches import PatchEmbedder
@@ -105,10 +109,11 @@ def perceive(
     """
     detector = detector or CueDetector()
     embedder = embedder or PatchEmbedder()
+    view = CueView(embedder)
     cues: list[Cue] = []
     silence = np.zeros((0, detector.speech.n_mels), np.uint8)
     for t, rgb in frames:
-        cues += detector.update(silence, np.zeros(0), [embedder.embed(rgb)], [t])
+        cues += detector.update(silence, np.zeros(0), [view.embed(rgb, embedder.embed(rgb))], [t])
     return cues
 
 
