@@ -1,0 +1,202 @@
+"""A reply does not start over a caller who has just started talking again.
+
+The pure decision (:mod:`pipecat_tandem.turns.reply_hold`) without a loop, then the
+gate in a real pipecat pipeline on virtual time.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from pipecat.frames.frames import (
+    BotStoppedSpeakingFrame,
+    InputAudioRawFrame,
+    InterruptionFrame,
+    OutputAudioRawFrame,
+    TTSAudioRawFrame,
+    TTSTextFrame,
+)
+from pipecat.pipeline.pipeline import Pipeline
+from pipecat.tests.utils import SleepFrame, run_test
+
+from pipecat_tandem.processors.reply_hold_gate import ReplyHoldGate
+from pipecat_tandem.turns.reply_hold import CallerSound, ReplyHold
+from tests.support.virtual_time import run_virtual
+
+RATE = 16000
+
+
+def pcm(rms: float, seconds: float = 0.02, seed: int = 0) -> bytes:
+    """Noise-like 16 kHz int16 audio with the given RMS."""
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal(int(RATE * seconds)) * rms
+    return np.clip(x, -32768, 32767).astype("<i2").tobytes()
+
+
+def feed(sound: CallerSound, rms: float, start: float, seconds: float) -> float:
+    """Feed 20 ms frames from ``start`` for ``seconds``; returns the time after them."""
+    t = start
+    for i in range(round(seconds / 0.02)):
+        sound.feed(pcm(rms, seed=i), now=t)
+        t = round(t + 0.02, 6)
+    return t
+
+
+# -- CallerSound ----------------------------------------------------------------
+
+
+def test_a_voice_sounds_and_silence_does_not():
+    sound = CallerSound()
+    t = feed(sound, 0.0, 0.0, 0.5)
+    assert not sound.sounding(t) and sound.last_sound == -math.inf
+    t = feed(sound, 3000.0, t, 0.1)
+    assert sound.sounding(t - 0.02)
+    t = feed(sound, 0.0, t, 0.3)
+    assert not sound.sounding(t) and sound.quiet_for(t) >= 0.25
+
+
+def test_a_steady_hum_is_not_sound_but_a_voice_over_it_is():
+    sound = CallerSound()
+    t = feed(sound, 400.0, 0.0, 3.0)  # a fan at -38 dBFS, for 3 s
+    assert not sound.sounding(t), "a steady hum became 'sound'"
+    t = feed(sound, 4000.0, t, 0.06)
+    assert sound.sounding(t - 0.02)
+
+
+def test_a_quiet_breath_after_a_loud_voice_is_not_sound():
+    sound = CallerSound()
+    t = feed(sound, 0.0, 0.0, 0.2)
+    t = feed(sound, 8000.0, t, 0.5)
+    t = feed(sound, 200.0, t, 0.3)  # -32 dB under the voice
+    assert not sound.sounding(t)
+
+
+def test_caller_sound_refuses_nonsense():
+    with pytest.raises(ValueError):
+        CallerSound(relative_level=0)
+    with pytest.raises(ValueError):
+        CallerSound(noise_ratio=0.5)
+    with pytest.raises(TypeError):
+        CallerSound().feed("loud", now=0.0)  # type: ignore[arg-type]
+    CallerSound().feed(b"", now=0.0)  # empty and odd frames are fine
+    CallerSound().feed(b"\x01", now=0.0)
+
+
+# -- ReplyHold ------------------------------------------------------------------
+
+
+def test_a_reply_to_a_silent_caller_is_never_held():
+    hold = ReplyHold(CallerSound())
+    feed(hold.sound, 0.0, 0.0, 1.0)
+    assert hold.on_bot_audio(1.0) is False and hold.holds == 0
+
+
+def test_a_reply_over_a_sounding_caller_waits_until_they_are_quiet():
+    hold = ReplyHold(CallerSound(), quiet_s=0.25)
+    t = feed(hold.sound, 3000.0, 0.0, 0.2)
+    assert hold.on_bot_audio(t) is True and hold.holding
+    assert hold.on_bot_audio(t + 0.02) is True  # the rest of it waits too
+    t = feed(hold.sound, 0.0, t, 0.2)
+    assert not hold.should_release(t)
+    assert hold.next_check_in(t) == pytest.approx(0.03)  # last sound at 0.18 s
+    assert hold.should_release(t + 0.1)
+    assert not hold.holding and hold.holds == 1
+
+
+def test_audio_of_a_reply_already_playing_is_never_held():
+    hold = ReplyHold(CallerSound())
+    assert hold.on_bot_audio(0.0) is False
+    t = feed(hold.sound, 3000.0, 0.0, 0.3)
+    assert hold.on_bot_audio(t) is False
+    hold.bot_stopped()
+    assert hold.on_bot_audio(t) is True  # the next reply, over the caller
+
+
+def test_a_reply_is_held_at_most_max_hold_s():
+    hold = ReplyHold(CallerSound(), quiet_s=0.25, max_hold_s=1.0)
+    t = feed(hold.sound, 3000.0, 0.0, 0.1)
+    assert hold.on_bot_audio(t)
+    t2 = feed(hold.sound, 3000.0, t, 0.9)  # sound the VAD never calls speech
+    assert not hold.should_release(t2 - 0.02)
+    assert hold.should_release(t + 1.0)
+
+
+def test_a_dropped_reply_leaves_nothing_held():
+    hold = ReplyHold(CallerSound())
+    t = feed(hold.sound, 3000.0, 0.0, 0.1)
+    assert hold.on_bot_audio(t)
+    hold.dropped()
+    assert not hold.holding and not hold.should_release(t + 5)
+
+
+def test_reply_hold_refuses_nonsense():
+    with pytest.raises(ValueError):
+        ReplyHold(CallerSound(), quiet_s=0)
+    with pytest.raises(ValueError):
+        ReplyHold(CallerSound(), quiet_s=0.5, max_hold_s=0.2)
+
+
+# -- ReplyHoldGate in a pipeline -------------------------------------------------
+
+
+def mic(rms: float) -> InputAudioRawFrame:
+    return InputAudioRawFrame(audio=pcm(rms), sample_rate=RATE, num_channels=1)
+
+
+def bot(n: int = 0) -> TTSAudioRawFrame:
+    return TTSAudioRawFrame(audio=pcm(2000.0, seed=n), sample_rate=24000, num_channels=1)
+
+
+def run(gate: ReplyHoldGate, frames: list) -> list:
+    async def go():
+        down, _ = await run_test(Pipeline([gate.tap, gate]), frames_to_send=frames)
+        return down
+
+    return run_virtual(go())
+
+
+def kinds(frames) -> list[str]:
+    return [type(f).__name__ for f in frames if not isinstance(f, InputAudioRawFrame)]
+
+
+def test_the_gate_passes_a_reply_to_a_silent_caller_at_once():
+    gate = ReplyHoldGate()
+    down = run(gate, [mic(0.0), mic(0.0), bot(0), TTSTextFrame("Hi", text_type="word"), bot(1)])
+    assert kinds(down) == ["TTSAudioRawFrame", "TTSTextFrame", "TTSAudioRawFrame"]
+    assert gate.holds == 0
+
+
+def test_the_gate_holds_a_reply_over_the_caller_and_releases_it_in_order():
+    gate = ReplyHoldGate(quiet_s=0.25)
+    first, second = bot(0), bot(1)
+    text = TTSTextFrame("Hi", text_type="word")
+    down = run(gate, [mic(0.0), mic(3000.0), first, text, second, SleepFrame(0.5)])
+    outs = [f for f in down if not isinstance(f, InputAudioRawFrame)]
+    assert outs == [first, text, second]
+    assert gate.holds == 1
+
+
+def test_the_caller_taking_the_turn_drops_the_held_reply():
+    gate = ReplyHoldGate(quiet_s=0.25)
+    frames = [mic(3000.0), bot(0), TTSTextFrame("Hi", text_type="word"), SleepFrame(0.05)]
+    frames += [InterruptionFrame(), SleepFrame(0.5), mic(0.0)]
+    down = run(gate, frames)
+    assert not any(isinstance(f, OutputAudioRawFrame | TTSTextFrame) for f in down), kinds(down)
+    assert gate.holds == 1
+
+
+def test_the_gate_never_holds_audio_of_a_reply_already_playing():
+    gate = ReplyHoldGate()
+    # The caller's audio is a system frame (it overtakes queued ones): sleep to order.
+    frames = [mic(0.0), bot(0), SleepFrame(0.02), mic(3000.0), mic(3000.0), bot(1), bot(2)]
+    down = run(gate, frames)
+    assert kinds(down) == ["TTSAudioRawFrame"] * 3 and gate.holds == 0
+
+
+def test_after_the_bot_stops_the_next_reply_can_be_held():
+    gate = ReplyHoldGate(quiet_s=0.25)
+    frames = [mic(0.0), bot(0), BotStoppedSpeakingFrame(), mic(3000.0), bot(1), SleepFrame(0.5)]
+    down = run(gate, frames)
+    assert kinds(down).count("TTSAudioRawFrame") == 2 and gate.holds == 1
