@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from pipecat.frames.frames import (
+    AggregatedTextFrame,
     BotStartedSpeakingFrame,
     BotStoppedSpeakingFrame,
     EndFrame,
@@ -72,7 +73,8 @@ class FakeSpeechOutput(FrameProcessor):
             return
         if isinstance(frame, LLMFullResponseStartFrame):
             self._buffer = []
-        elif isinstance(frame, LLMTextFrame):
+        elif isinstance(frame, LLMTextFrame | AggregatedTextFrame):
+            # (AggregatedTextFrame: what a text aggregator like FirstClauseProcessor passes on.)
             self._buffer.append(frame.text)
         elif isinstance(frame, LLMFullResponseEndFrame):
             await self._speak("".join(self._buffer).strip())
