@@ -222,7 +222,7 @@ async def test_healthz_says_whether_a_call_can_be_taken_now(tmp_path):
         # The models' own one-call limit is reported too.
         srv.sessions.max_sessions = 2
         factory.busy = True
-        assert srv.refusal_reason() == "the models are serving another call"
+        assert srv.refusal_reason() == "the models are serving all the calls they can"
         factory.busy = False
         assert srv.refusal_reason() is None
     finally:

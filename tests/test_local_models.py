@@ -132,6 +132,44 @@ async def test_closing_a_stream_stops_generation_and_frees_the_model(stack):
     assert reply["choices"][0]["message"]["content"]
 
 
+async def test_two_calls_stream_at_once_each_in_its_own_slot(stack):
+    # Issue 14, part 1: one loaded interaction model serves a slot per call;
+    # two calls' turns run at once, each answers its own conversation, and a
+    # call hanging up mid-reply does not disturb the other.
+    server = stack.interaction_server
+    assert server.config.slots == stack.call_slots >= 1
+
+    def ask(word: str) -> dict:
+        return {
+            "messages": [
+                {"role": "system", "content": "You repeat words exactly."},
+                {"role": "user", "content": f"Reply with only the word {word}."},
+            ],
+            "max_tokens": 8,
+            "temperature": 0,
+        }
+
+    async def text(request: dict) -> str:
+        parts = []
+        async for chunk in server.stream_chat(request):
+            parts += [c["delta"].get("content") or "" for c in chunk.get("choices", [])]
+        return "".join(parts)
+
+    async def hang_up() -> None:
+        stream = server.stream_chat({**ask("cherry"), "max_tokens": 200})
+        async for _ in stream:
+            break
+        await stream.aclose()
+
+    apple, banana, _ = await asyncio.gather(text(ask("apple")), text(ask("banana")), hang_up())
+    assert "apple" in apple.lower() and "banana" in banana.lower(), (apple, banana)
+    for _ in range(50):  # the hung-up request stops within a token, on its own thread
+        if server.in_flight == 0:
+            break
+        await asyncio.sleep(0.1)
+    assert server.in_flight == 0
+
+
 async def test_run_inference_with_response_schema(stack):
     llm = stack.interaction_llm()
     context = LLMContext(messages=[{"role": "user", "content": "The capital of France, as JSON."}])

@@ -13,7 +13,13 @@ from pipecat_tandem.models.local_stack import CpuPlan
 
 @pytest.mark.parametrize(
     ("kwargs", "match"),
-    [({"n_threads": 0}, "n_threads"), ({"n_ctx": 16}, "n_ctx"), ({"n_threads": -2}, "n_threads")],
+    [
+        ({"n_threads": 0}, "n_threads"),
+        ({"n_ctx": 16}, "n_ctx"),
+        ({"n_threads": -2}, "n_threads"),
+        ({"slots": 0}, "slots"),
+        ({"slots": 17}, "slots"),
+    ],
 )
 def test_server_config_rejects_bad_values(kwargs, match):
     with pytest.raises(ValueError, match=match):

@@ -83,7 +83,7 @@ async def test_one_call_at_a_time_and_fresh_services_for_the_next(fake_presets, 
             peer = TestPeer(f"http://127.0.0.1:{srv.port}", pcm=speech_pcm("Hello bot."))
             await peer.connect()
             busy = TestPeer(f"http://127.0.0.1:{srv.port}", pcm=b"", video=False)
-            with pytest.raises(RuntimeError, match="503.*another call"):
+            with pytest.raises(RuntimeError, match="503.*all the calls they can"):
                 await busy.connect(5)
             await busy.close()
             for _ in range(150):
@@ -103,6 +103,52 @@ async def test_one_call_at_a_time_and_fresh_services_for_the_next(fake_presets, 
         assert stack.stts == 2
         assert len(list(tmp_path.glob("*.jsonl"))) == 2
     finally:
+        await srv.stop()
+
+
+async def test_the_models_serve_as_many_calls_as_the_stack_has_slots(fake_presets, tmp_path):
+    # Issue 14, part 1: the local stack serves one call per slot (one per core
+    # by default); calls beyond that get a clear 503 with Retry-After, and a
+    # freed slot takes the next caller.
+    stack, _, _ = fake_presets
+    stack.call_slots = 2
+    factory = TandemSessionFactory(interaction="local", background="local")
+    srv = TandemServer(factory=factory, port=0, record_dir=tmp_path)
+    await srv.start()
+    base = f"http://127.0.0.1:{srv.port}"
+    peers: list[TestPeer] = []
+    try:
+        assert await srv.wait_warm()
+        assert factory.capacity == 2
+        for _ in range(2):
+            peer = TestPeer(base, pcm=speech_pcm("Hello bot."))
+            await peer.connect()
+            peers.append(peer)
+        for peer in peers:
+            assert await _wait(lambda p=peer: p.stats.loud_frames > 10, 15), "a call unanswered"
+        assert factory.calls == 2 and factory.busy
+        async with aiohttp.ClientSession() as http:
+            async with http.get(f"{base}/healthz") as r:
+                health = await r.json()
+            assert health["model_calls"] == 2 and not health["can_take_call"]
+            assert health["reason"] == "the models are serving all the calls they can"
+            third = TestPeer(base, pcm=b"", video=False)
+            await third.pc.setLocalDescription(await third.pc.createOffer())
+            body = {"sdp": third.pc.localDescription.sdp, "type": "offer"}
+            async with http.post(f"{base}/api/offer", json=body) as r:
+                assert r.status == 503
+                assert r.headers.get("Retry-After", "").isdigit()
+                assert "all the calls they can" in (await r.json())["error"]
+            await third.close()
+        await peers.pop(0).close()
+        assert await _wait(lambda: factory.calls == 1 and not factory.busy, 10)
+        peer = TestPeer(base, pcm=speech_pcm("Hello again."))
+        await peer.connect()
+        peers.append(peer)
+        assert await _wait(lambda: peer.stats.loud_frames > 10, 15), "the freed slot took no one"
+    finally:
+        for peer in peers:
+            await peer.close()
         await srv.stop()
 
 

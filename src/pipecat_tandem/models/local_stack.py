@@ -51,6 +51,22 @@ BACKGROUND_PROMPT = (
 )
 
 
+def default_call_slots() -> int:
+    """Calls the embedded models serve at once: one per core this process may use.
+
+    Why per core: a chit-chat turn of the embedded interaction path (Whisper,
+    the 0.5B, the voice) keeps about one core busy for about a second, and a
+    caller takes a turn every few seconds at most; two calls on two cores
+    still answer within the chit-chat target (``docs/benchmarks.md``, "Two
+    calls at once"). A third call on two cores would queue turns behind
+    each other whenever two people speak at once.
+    """
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):
+        return max(1, os.cpu_count() or 1)
+
+
 @dataclass(frozen=True)
 class CpuPlan:
     """llama.cpp threads, CPU pinning and priority per role.
@@ -111,6 +127,7 @@ class LocalStack:
         stt_short_window: bool = True,
         stt_early: bool = True,
         n_ctx: int = 4096,
+        call_slots: int | None = None,
     ) -> None:
         """Locate the weights (assembling and converting once if needed); nothing is loaded yet.
 
@@ -127,7 +144,11 @@ class LocalStack:
                 instead of its fixed 30 s (see ``LocalWhisperSTTService``).
             stt_early: Whisper starts transcribing after 0.1 s of quiet, before
                 the VAD's stop (see ``LocalWhisperSTTService``).
-            n_ctx: Context length of both LLMs.
+            n_ctx: Context length of both LLMs (per call for the interaction model).
+            call_slots: Calls these models serve at once (default:
+                :func:`default_call_slots`, one per usable core). The
+                interaction model gets a llama.cpp slot per call; Whisper, the
+                voice and the background model are shared and take turns.
 
         Raises:
             ModelUnavailableError: Weights are missing or corrupt.
@@ -137,6 +158,9 @@ class LocalStack:
             background_local=background_model is not None,
         )
         self.cpu_plan = plan
+        self.call_slots = default_call_slots() if call_slots is None else call_slots
+        if self.call_slots < 1:
+            raise ValueError(f"call_slots must be >= 1, got {self.call_slots}")
         self._interaction: LocalModelServer | None = None
         self._background: LocalModelServer | None = None
         if interaction_model is not None:
@@ -147,6 +171,7 @@ class LocalStack:
                     cpus=plan.interaction_cpus,
                     n_ctx=n_ctx,
                     name="interaction",
+                    slots=self.call_slots,
                 )
             )
         if background_model is not None:

@@ -80,7 +80,19 @@ def _fresh_services(services: Any) -> Any:
 
 
 class SessionBusyError(SessionRefusedError):
-    """The services are held by another call (the embedded models serve one at a time)."""
+    """Every call the loaded models can serve at once is taken."""
+
+
+def _call_capacity(services: Any) -> int:
+    """Calls ``services`` serve at once: the local stack's slots, else one.
+
+    The local stack says what its models can serve (one call per core, see
+    ``LocalStack.call_slots``). Services without one declare nothing, so they
+    keep the safe limit of one call at a time.
+    """
+    local = getattr(services, "local", None)
+    slots = getattr(local, "call_slots", None)
+    return slots if isinstance(slots, int) and slots >= 1 else 1
 
 
 class TandemSessionFactory:
@@ -117,12 +129,18 @@ class TandemSessionFactory:
         self.perception = perception
         self._pipeline_kwargs = dict(pipeline_kwargs or {})
         self._services: Any = None
-        self._busy = False
+        self._calls = 0
+        self.capacity = 1
 
     @property
     def busy(self) -> bool:
-        """Whether a call holds the services (read by the server's ``/healthz``)."""
-        return self._busy
+        """Whether every call the models can serve is taken (read by ``/healthz``)."""
+        return self._calls >= self.capacity
+
+    @property
+    def calls(self) -> int:
+        """Calls holding the services now."""
+        return self._calls
 
     async def warm(self, progress: ProgressFn) -> dict[str, Any]:
         """Assemble the models (reporting each step) and warm them."""
@@ -137,6 +155,7 @@ class TandemSessionFactory:
             self._services = await asyncio.to_thread(_resolve_services, *specs, True)
         else:
             self._services = await asyncio.to_thread(self._build_services, *specs)
+        self.capacity = _call_capacity(self._services)
         progress(f"models assembled in {time.monotonic() - started:.1f}s; warming up")
         warm = getattr(self._services, "warm", None)
         if callable(warm):
@@ -154,17 +173,19 @@ class TandemSessionFactory:
 
         Raises:
             RuntimeError: If the models are not warm.
-            SessionBusyError: If another call holds the services.
+            SessionBusyError: If the models serve as many calls as they can.
         """
         if self._services is None:
             raise RuntimeError("models are not warm yet")
-        if self._busy:
-            raise SessionBusyError("the models are serving another call; try again later")
-        self._busy = True
+        if self.busy:
+            raise SessionBusyError(
+                f"the models are serving all the calls they can ({self._calls}); try again later"
+            )
+        self._calls += 1
         try:
             worker = await self._build_worker(transport, session)
         except Exception:
-            self._busy = False
+            self._calls -= 1
             raise
         return worker
 
@@ -225,7 +246,7 @@ class TandemSessionFactory:
 
         @worker.event_handler("on_pipeline_finished")
         async def _release(worker: PipelineWorker, frame: Any) -> None:
-            self._busy = False
+            self._calls = max(0, self._calls - 1)
             event_log.close()
 
         return worker

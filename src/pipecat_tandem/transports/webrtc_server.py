@@ -344,10 +344,10 @@ class TandemServer:
         evictable = bool(self._unconnected_sessions())
         if self.sessions.active >= self.sessions.max_sessions and not evictable:
             return f"server is at its session limit ({self.sessions.max_sessions})"
-        # A factory may serve one call at a time (the embedded models do).
+        # A factory may serve fewer calls than the session limit (the embedded models do).
         busy = getattr(self._factory, "busy", False)
         if isinstance(busy, bool) and busy and not evictable:
-            return "the models are serving another call"
+            return "the models are serving all the calls they can"
         return None
 
     async def _healthz(self, request: web.Request) -> web.Response:
@@ -365,6 +365,10 @@ class TandemServer:
             "max_sessions": self.sessions.max_sessions,
             "uptime_s": round(time.monotonic() - self._started_at, 1),
         }
+        capacity = getattr(self._factory, "capacity", None)
+        if isinstance(capacity, int):
+            # Calls the loaded models serve at once (the embedded ones: one per core).
+            body["model_calls"] = capacity
         if reason is not None:
             body["reason"] = reason
         if not ready:
@@ -437,7 +441,7 @@ class TandemServer:
             except Exception as e:
                 logger.exception(f"tandem: could not start a session: {e}")
                 return self._error(500, f"could not start a session: {e}")
-        return self._error(503, "the models are serving another call; try again later")
+        return self._error(503, "the models are serving all the calls they can; try again later")
 
     async def _evict_unconnected(self) -> bool:
         """End sessions whose client never connected, so a new caller gets the models.

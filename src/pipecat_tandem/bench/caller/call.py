@@ -53,10 +53,18 @@ class Caller:
             self._clips[turn.say] = self._voice.utterance(list(turn.say), SENTENCE_PAUSE_S)
         return self._clips[turn.say]
 
+    def prepare(self, conversation: Conversation) -> None:
+        """Synthesize every clip of ``conversation`` now (blocking; cached).
+
+        Calls placed at once must not synthesize while another call is on the
+        line: synthesis blocks the loop that paces their audio.
+        """
+        for turn in conversation.turns:
+            self._clip(turn)
+
     async def call(self, conversation: Conversation) -> CallRecord:
         """Speak ``conversation`` to the bot over a new call; hang up when it is done."""
-        for turn in conversation.turns:  # synthesize before dialling: no gaps mid-call
-            self._clip(turn)
+        self.prepare(conversation)  # before dialling: no gaps mid-call
         mic = ScriptedMic()
         peer = CallerPeer(self.base_url, mic)
         record = CallRecord(conversation, peer=peer)
