@@ -248,7 +248,7 @@ def build_services(
             return b_cloud()
         return stack.background_llm(system_instruction=background_prompt)
 
-    from pipecat.audio.vad.silero import SileroVADAnalyzer
+    from pipecat_tandem.turns.silence_skipping_vad import SilenceSkippingVADAnalyzer
 
     turn_analyzer: BaseTurnAnalyzer | None = None
     if smart_turn:
@@ -263,7 +263,7 @@ def build_services(
         tts=tts,
         interaction_llm=interaction_llm,
         background_llm_factory=background_llm_factory,
-        vad_analyzer=SileroVADAnalyzer(),
+        vad_analyzer=SilenceSkippingVADAnalyzer(),
         turn_analyzer=turn_analyzer,
         warm=stack.warm,
         router=RuleRouter() if i_spec.is_local else None,
