@@ -11,10 +11,17 @@ after the first measurement (unseen tasks of the weak kinds): the summary gives 
 original set's score and the whole set's apart (``--set original|added|all``).
 
 Optional ``--load``: a second thread keeps the interaction model (0.5B) generating
-on its own, as a call would, while the jobs run.
+without pause, the worst case a call could be.
+
+Optional ``--call``: a real call runs on this machine while the jobs do, as it
+would in use: ``tandem run`` (the embedded default, in its own process) and an
+aiortc caller speaking the suite's chit-chat conversation again and again with
+piper's joe voice. The call's reply latencies at the caller are reported too,
+so a slow job set can't hide a starved call. The jobs keep the offline
+default's placement (the 1.5B on CPU 1 at nice 19, see ``LocalStack``).
 
 Run: .venv/bin/python benchmarks/bench_background.py [--model 1.5b|0.5b] [--limit N]
-     [--kinds dates,units] [--set original|added|all] [--load] [--json out.json]
+     [--kinds dates,units] [--set original|added|all] [--load | --call] [--json out.json]
 """
 
 from __future__ import annotations
@@ -97,13 +104,51 @@ async def load_interaction(stack: LocalStack, stop: asyncio.Event) -> None:
                 break
 
 
+async def keep_a_call_going(
+    ready: asyncio.Event, stop: asyncio.Event
+) -> tuple[list[float | None], int]:
+    """Call ``tandem run`` with chit-chat until ``stop``.
+
+    Returns:
+        Each turn's reply latency at the caller (``None``: never answered), and
+        how many replies were off topic.
+    """
+    from pipecat_tandem.bench.caller import CONVERSATIONS
+    from pipecat_tandem.bench.caller.call import Caller
+    from pipecat_tandem.bench.caller.ears import CallerEars
+    from pipecat_tandem.bench.caller.server import tandem_run
+    from pipecat_tandem.bench.caller.voice import CallerVoice
+
+    (chat,) = (c for c in CONVERSATIONS if c.name == "chit_chat")
+    records = []
+    async with tandem_run(["--documents", str(DOCS)]) as base:
+        caller = Caller(base, CallerVoice(), CallerEars())
+        caller.prepare(chat)
+        ready.set()
+        while not stop.is_set():
+            call = asyncio.ensure_future(caller.call(chat))
+            halt = asyncio.ensure_future(stop.wait())
+            await asyncio.wait({call, halt}, return_when=asyncio.FIRST_COMPLETED)
+            if call.done():
+                records.append(call.result())
+                halt.cancel()
+            else:  # the jobs are done: a call cut short is not graded
+                call.cancel()
+                await asyncio.gather(call, return_exceptions=True)
+    # Transcribed after the set, so the caller's Whisper never competes with the jobs.
+    graded = [r for record in records for r in caller.grade(record, caller.hear(record))]
+    return [r.latency_s for r in graded], sum(1 for r in graded if not r.on_topic)
+
+
 async def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--model", choices=["1.5b", "0.5b"], default="1.5b")
     ap.add_argument("--limit", type=int, default=0)
     ap.add_argument("--kinds", default="")
     ap.add_argument("--set", choices=["original", "added", "all"], default="all")
-    ap.add_argument("--load", action="store_true")
+    load = ap.add_mutually_exclusive_group()
+    load.add_argument("--load", action="store_true", help="the 0.5B generating nonstop")
+    load.add_argument("--call", action="store_true", help="a real call running meanwhile")
     ap.add_argument("--json", type=Path)
     args = ap.parse_args()
     data = json.loads(DATA.read_text())
@@ -124,6 +169,14 @@ async def main() -> None:
     )
     stop = asyncio.Event()
     loader = asyncio.create_task(load_interaction(stack, stop)) if args.load else None
+    call_ready = asyncio.Event()
+    call = asyncio.create_task(keep_a_call_going(call_ready, stop)) if args.call else None
+    if call is not None:
+        waiting = asyncio.create_task(call_ready.wait())
+        await asyncio.wait({call, waiting}, return_when=asyncio.FIRST_COMPLETED)
+        if call.done():  # the server failed to start: say why
+            waiting.cancel()
+            call.result()
     rows = []
     for i, item in enumerate(tasks):
         events: list[tuple[float, JobEvent]] = []
@@ -165,9 +218,16 @@ async def main() -> None:
     stop.set()
     if loader is not None:
         await loader
+    latencies, off_topic = await call if call is not None else ([], 0)
     unspeakable = sum(1 for r in rows if r["answer"] and not r["speakable"])
-    print(f"\nmodel {args.model}, load {args.load}: answers not speakable {unspeakable}, "
-          f"failed jobs {sum(1 for r in rows if r['error'])}")  # fmt: skip
+    print(f"\nmodel {args.model}, load {args.load}, call {args.call}: answers not speakable "
+          f"{unspeakable}, failed jobs {sum(1 for r in rows if r['error'])}")  # fmt: skip
+    answered = sorted(x for x in latencies if x is not None)
+    if answered:
+        p90 = answered[min(len(answered) - 1, math.ceil(0.9 * len(answered)) - 1)]
+        print(f"the call meanwhile: {len(latencies)} turns, {len(latencies) - len(answered)} "
+              f"unanswered, {off_topic} off topic; reply at the caller p50 "
+              f"{statistics.median(answered):.2f} s, p90 {p90:.2f} s")  # fmt: skip
     print(summary([r for r in rows if not r["added"]], "original set"))
     if any(r["added"] for r in rows):
         print(summary([r for r in rows if r["added"]], "added tasks"))

@@ -21,6 +21,7 @@ import json
 import statistics
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +33,7 @@ ROOT = Path(__file__).resolve().parents[1]
 from pipecat_tandem.bench.caller import CONVERSATIONS  # noqa: E402
 from pipecat_tandem.bench.caller.call import Caller  # noqa: E402
 from pipecat_tandem.bench.caller.ears import CallerEars  # noqa: E402
+from pipecat_tandem.bench.caller.script import Conversation  # noqa: E402
 from pipecat_tandem.bench.caller.server import tandem_run  # noqa: E402
 from pipecat_tandem.bench.caller.voice import CallerVoice  # noqa: E402
 
@@ -66,12 +68,28 @@ async def _extra_caller(base: str) -> dict[str, Any]:
         await pc.close()
 
 
-async def _round(caller: Caller, n: int, stagger_s: float, probe: bool) -> dict[str, Any]:
-    (chat,) = (c for c in CONVERSATIONS if c.name == "chit_chat")
+def _script(i: int, independent: bool) -> Conversation:
+    """The chit-chat script of call ``i``.
 
+    Lockstep (the default): every call says the same turns, so with a short
+    stagger their turns collide all call long (the worst case). Independent:
+    call ``i`` starts ``i`` half-scripts later in the list, so its turns and
+    replies differ in length and its collisions fall where they may, as two
+    unrelated callers' would.
+    """
+    (chat,) = (c for c in CONVERSATIONS if c.name == "chit_chat")
+    if not independent or i == 0:
+        return chat
+    shift = (i * len(chat.turns) // 2) % len(chat.turns)
+    return replace(chat, turns=chat.turns[shift:] + chat.turns[:shift])
+
+
+async def _round(
+    caller: Caller, n: int, stagger_s: float, probe: bool, independent: bool
+) -> dict[str, Any]:
     async def one(i: int) -> Any:
         await asyncio.sleep(i * stagger_s)
-        return await caller.call(chat)
+        return await caller.call(_script(i, independent))
 
     tasks = [asyncio.ensure_future(one(i)) for i in range(n)]
     extra = None
@@ -102,12 +120,11 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     rounds = []
     async with tandem_run(server_args, log=Path(args.log) if args.log else None) as base:
         caller = Caller(base, caller_voice, ears)
-        (chat,) = (c for c in CONVERSATIONS if c.name == "chit_chat")
-        caller.prepare(chat)  # every clip before any call: no synthesis mid-call
+        caller.prepare(_script(0, False))  # every clip before any call: none mid-call
         for r in range(args.rounds):
             for n in (1, args.calls):
                 started = time.monotonic()
-                result = await _round(caller, n, args.stagger, probe=n > 1)
+                result = await _round(caller, n, args.stagger, n > 1, args.independent)
                 result["seconds"] = round(time.monotonic() - started, 1)
                 rounds.append(result)
                 p50s = [c["p50_s"] for c in result["calls"]]
@@ -137,7 +154,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         "unanswered": sum(c["unanswered"] for rd in rounds for c in rd["calls"]),
         "extra_callers": [rd["extra_caller"] for rd in rounds if rd["extra_caller"]],
     }
-    return {"summary": summary, "rounds": rounds}
+    return {"summary": summary, "rounds": rounds, "independent": args.independent}
 
 
 def main() -> None:
@@ -145,6 +162,11 @@ def main() -> None:
     p.add_argument("--calls", type=int, default=2, help="calls at once (default 2)")
     p.add_argument("--rounds", type=int, default=2, help="alone/together pairs (default 2)")
     p.add_argument("--stagger", type=float, default=0.7, help="seconds between call starts")
+    p.add_argument(
+        "--independent",
+        action="store_true",
+        help="each further call speaks the turns in another order (not in lockstep)",
+    )
     p.add_argument("--out", default="concurrent_calls.json", help="JSON report path")
     p.add_argument("--log", help="write the server's log here")
     p.add_argument("--server-arg", action="append", default=[], help="extra `tandem run` argument")

@@ -205,6 +205,27 @@ async def test_stt_bad_audio(stt):
     assert len(frames) == 1 and isinstance(frames[0], ErrorFrame)
 
 
+@pytest.mark.parametrize("kwargs", [{"cpu_threads": 0}, {"beam_size": 0}, {"num_workers": 0}])
+def test_stt_bad_settings_are_refused(kwargs):
+    with pytest.raises(ValueError, match="must be >= 1"):
+        LocalWhisperSTTService(**kwargs)
+
+
+async def test_the_stacks_whisper_transcribes_two_calls_at_once():
+    # Two calls' utterances ending together are transcribed side by side by
+    # one loaded model (a CTranslate2 worker per call slot).
+    local = LocalStack(interaction_model=None, background_model=None, call_slots=2)
+    first, second = local.stt(), local.new_stt()
+    assert second.whisper_model is first.whisper_model
+    chunks = await asyncio.to_thread(local.tts().synthesize, "Hello there, how are you?")
+    speech = await to_16k(b"".join(float_to_pcm16(c) for c in chunks))
+    texts = await asyncio.gather(
+        asyncio.to_thread(first.transcribe_pcm, speech),
+        asyncio.to_thread(second.transcribe_pcm, speech),
+    )
+    assert texts[0] == texts[1] and "hello" in texts[0].lower(), texts
+
+
 async def test_tts_bad_text():
     tts = HibariTTSService()
     assert [f async for f in tts.run_tts("", "ctx")] == []

@@ -131,11 +131,42 @@ def test_a_dropped_reply_leaves_nothing_held():
     assert not hold.holding and not hold.should_release(t + 5)
 
 
+def test_a_reply_ready_in_a_short_pause_waits_for_the_pause_to_end():
+    # 0.6 s after the caller's first sentence the reply is ready; the caller is
+    # silent but may go on (people pause 0.6-0.8 s within one thought).
+    hold = ReplyHold(CallerSound(), min_quiet_s=0.8)
+    t = feed(hold.sound, 3000.0, 0.0, 1.0)
+    t = feed(hold.sound, 0.0, t, 0.6)
+    assert hold.on_bot_audio(t) is True and hold.holds == 1
+    assert hold.next_check_in(t) == pytest.approx(0.8 - 0.62)  # last sound at 0.98 s
+    assert not hold.should_release(t + 0.1)
+    # The caller goes on: still held, then their turn drops it.
+    t = feed(hold.sound, 3000.0, t + 0.1, 0.2)
+    assert not hold.should_release(t)
+    hold.dropped()
+    assert not hold.holding
+    # A caller who stays quiet gets the reply once the pause is 0.8 s long.
+    t = feed(hold.sound, 0.0, t, 0.5)
+    assert hold.on_bot_audio(t) is True
+    assert not hold.should_release(t + 0.2) and hold.should_release(t + 0.32)
+
+
+def test_a_reply_after_a_long_enough_pause_is_not_held():
+    hold = ReplyHold(CallerSound(), min_quiet_s=0.8)
+    t = feed(hold.sound, 3000.0, 0.0, 1.0)
+    t = feed(hold.sound, 0.0, t, 0.84)
+    assert hold.on_bot_audio(t) is False and hold.holds == 0
+
+
 def test_reply_hold_refuses_nonsense():
     with pytest.raises(ValueError):
         ReplyHold(CallerSound(), quiet_s=0)
     with pytest.raises(ValueError):
         ReplyHold(CallerSound(), quiet_s=0.5, max_hold_s=0.2)
+    with pytest.raises(ValueError):
+        ReplyHold(CallerSound(), min_quiet_s=-0.1)
+    with pytest.raises(ValueError):
+        ReplyHold(CallerSound(), min_quiet_s=2.0, max_hold_s=1.0)
 
 
 # -- ReplyHoldGate in a pipeline -------------------------------------------------
@@ -200,3 +231,14 @@ def test_after_the_bot_stops_the_next_reply_can_be_held():
     frames = [mic(0.0), bot(0), BotStoppedSpeakingFrame(), mic(3000.0), bot(1), SleepFrame(0.5)]
     down = run(gate, frames)
     assert kinds(down).count("TTSAudioRawFrame") == 2 and gate.holds == 1
+
+
+def test_a_caller_going_on_after_a_short_pause_never_hears_the_reply_start():
+    # The spoke-over case of the 2026-12-05 suite: the reply to the first sentence
+    # is ready 0.6 s into a 0.7 s pause; the caller goes on and takes the turn.
+    gate = ReplyHoldGate(min_quiet_s=0.8)
+    frames = [mic(3000.0) for _ in range(5)] + [SleepFrame(0.6), bot(0), bot(1)]
+    frames += [SleepFrame(0.1), mic(3000.0), SleepFrame(0.2), InterruptionFrame(), SleepFrame(1.0)]
+    down = run(gate, frames)
+    assert not any(isinstance(f, OutputAudioRawFrame) for f in down), kinds(down)
+    assert gate.holds == 1

@@ -228,6 +228,7 @@ class LocalStack:
         shared = self._stt.whisper_model if self._stt is not None else None
         return LocalWhisperSTTService(
             cpu_threads=self._stt_threads,
+            num_workers=self.call_slots,  # calls' utterances transcribed at once
             short_window=self._stt_short_window,
             early=self._stt_early,
             model=shared,

@@ -79,6 +79,7 @@ class LocalWhisperSTTService(WhisperSTTService):
         short_window: bool = True,
         early: bool = True,
         model: WhisperModel | None = None,
+        num_workers: int = 1,
         transcribe_timeout_s: float = 15.0,
         **kwargs: Any,
     ) -> None:
@@ -98,6 +99,10 @@ class LocalWhisperSTTService(WhisperSTTService):
             model: An already loaded ``WhisperModel`` to use instead of loading
                 one: a server's calls share one (CTranslate2 models are
                 thread-safe, and each copy costs tens of MB and its threads).
+            num_workers: Transcriptions the loaded model runs at once (a
+                CTranslate2 replica each, ~40 MB for tiny.en); with one, two
+                calls' utterances ending together are transcribed one after
+                the other.
             transcribe_timeout_s: Give up on an utterance whose transcription takes
                 longer (a hung model): pipecat transcribes segments one at a time, so
                 one that never ends would leave every later turn unheard and the
@@ -109,12 +114,13 @@ class LocalWhisperSTTService(WhisperSTTService):
             ValueError: Non-positive ``cpu_threads``, ``beam_size`` or
                 ``transcribe_timeout_s``.
         """
-        if cpu_threads < 1 or beam_size < 1:
-            raise ValueError("cpu_threads and beam_size must be >= 1")
+        if cpu_threads < 1 or beam_size < 1 or num_workers < 1:
+            raise ValueError("cpu_threads, beam_size and num_workers must be >= 1")
         if not transcribe_timeout_s > 0:  # also refuses NaN
             raise ValueError(f"transcribe_timeout_s must be > 0, got {transcribe_timeout_s!r}")
         self._transcribe_timeout_s = transcribe_timeout_s
         self._cpu_threads = cpu_threads
+        self._num_workers = num_workers
         self._shared_model = model
         self._beam_size = beam_size
         self._short_window = short_window
@@ -148,6 +154,7 @@ class LocalWhisperSTTService(WhisperSTTService):
                 device=self._device,
                 compute_type=self._compute_type,
                 cpu_threads=self._cpu_threads,
+                num_workers=self._num_workers,
                 local_files_only=True,
             )
         language = self._whisper_settings.language

@@ -41,15 +41,20 @@ class ReplyHoldGate(FrameProcessor):
     """Holds the start of a reply while the caller is sounding; releases or drops it.
 
     When the bot is silent and its next reply's first audio frame arrives while the
-    caller is making sound, that frame and every downstream frame after it wait
-    here. They go out, in order, once the caller has been quiet for ``quiet_s`` or
-    after ``max_hold_s``; an interruption (the caller's turn began) drops them,
-    except frames marked not interruptible. Audio of a reply already playing is
+    caller is making sound or has been quiet less than ``min_quiet_s``, that frame
+    and every downstream frame after it wait here. They go out, in order, once the
+    caller has been quiet for ``quiet_s`` (and ``min_quiet_s``) or after
+    ``max_hold_s``; an interruption (the caller's turn began) drops them, except
+    frames marked not interruptible. Audio of a reply already playing is
     never held.
 
     Args:
         quiet_s: Caller quiet this long releases a held reply.
         max_hold_s: The longest a reply is held.
+        min_quiet_s: A reply's first audio waits until the caller has been quiet
+            this long (off by default: 0.8 s, against people's 0.6-0.8 s pauses,
+            did not remove the spoke-over turns in a caller suite and added
+            ~0.05 s to the reply p50; see ``docs/benchmarks.md``).
         clock: The session clock (a loop clock by default).
         event_log: Where holds are recorded (``reply_held``, ``reply_released``).
         **kwargs: Passed to ``FrameProcessor``.
@@ -60,6 +65,7 @@ class ReplyHoldGate(FrameProcessor):
         *,
         quiet_s: float = 0.25,
         max_hold_s: float = 1.0,
+        min_quiet_s: float = 0.0,
         clock: SessionClock | None = None,
         event_log: EventLog | None = None,
         **kwargs: Any,
@@ -67,7 +73,9 @@ class ReplyHoldGate(FrameProcessor):
         super().__init__(**kwargs)
         self._clock = clock or LoopClock()
         self._log = event_log
-        self._hold = ReplyHold(CallerSound(), quiet_s=quiet_s, max_hold_s=max_hold_s)
+        self._hold = ReplyHold(
+            CallerSound(), quiet_s=quiet_s, max_hold_s=max_hold_s, min_quiet_s=min_quiet_s
+        )
         self._tap = CallerSoundTap(self._hold.sound, clock=self._clock)
         self._queue: list[Frame] = []
         self._release: asyncio.Task[None] | None = None

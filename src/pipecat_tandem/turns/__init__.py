@@ -18,6 +18,10 @@ When the user has stopped, when the bot may speak, and when both are quiet:
   the words said after the user's last pause, not on earlier ones (the default).
 - :mod:`~pipecat_tandem.turns.speculative_turn_stop_strategy`: pipecat's user-turn
   stop strategy that lets the reply start before the turn is final.
+- :mod:`~pipecat_tandem.turns.silence_skipping_vad`: pipecat's Silero VAD, without
+  inference on digital silence (a muted mic), state for state the same as pipecat's.
+- :mod:`~pipecat_tandem.turns.reply_hold`: a reply whose first audio is ready while
+  the caller is sounding again waits until they are quiet or take the turn. Pure.
 - :mod:`~pipecat_tandem.turns.gap`: the *natural turn gap* (nobody speaking, nothing
   in flight, quiet long enough) at which background results are delivered. Pure.
 """

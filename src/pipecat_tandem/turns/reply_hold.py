@@ -19,7 +19,13 @@ it: only while the caller is sounding and the bot has not started this reply. A
 held reply goes out once the caller has been quiet for ``quiet_s`` (a cough, a
 click, a breath) or after ``max_hold_s`` (sound the VAD never calls speech), and is
 dropped by the interruption that the VAD's user turn brings when it was speech.
-A reply that starts while the caller is silent, the normal case, is never delayed.
+
+A pause is not the end of a thought either: with ``min_quiet_s`` a reply's first
+audio also waits until the caller has been quiet that long since their last
+sound. A reply ready 0.7 s into a 0.7 s pause between two sentences would
+otherwise start just as the caller goes on (the two spoke-over turns of the
+2026-12-05 suite had ready replies, not sounding callers). A reply that starts
+after the caller has been quiet that long, the normal case, is never delayed.
 
 Pure: no I/O, no event loop; times are session seconds passed in.
 """
@@ -127,13 +133,25 @@ class ReplyHold:
         sound: The caller's loudness.
         quiet_s: Caller quiet this long releases a held reply.
         max_hold_s: The longest a reply is held whatever the caller does.
+        min_quiet_s: A reply's first audio waits until the caller has been quiet
+            this long since their last sound (0: only while they are sounding).
     """
 
-    def __init__(self, sound: CallerSound, *, quiet_s: float = 0.25, max_hold_s: float = 1.0):
-        if quiet_s <= 0 or max_hold_s < quiet_s:
-            raise ValueError("need quiet_s > 0 and max_hold_s >= quiet_s")
+    def __init__(
+        self,
+        sound: CallerSound,
+        *,
+        quiet_s: float = 0.25,
+        max_hold_s: float = 1.0,
+        min_quiet_s: float = 0.0,
+    ):
+        if quiet_s <= 0 or max_hold_s < quiet_s or not 0 <= min_quiet_s <= max_hold_s:
+            raise ValueError(
+                "need quiet_s > 0, max_hold_s >= quiet_s and 0 <= min_quiet_s <= max_hold_s"
+            )
         self.sound = sound
         self.quiet_s = quiet_s
+        self.min_quiet_s = min_quiet_s
         self.max_hold_s = max_hold_s
         self._speaking = False
         self._held_since: float | None = None
@@ -150,7 +168,7 @@ class ReplyHold:
             return True
         if self._speaking:
             return False
-        if self.sound.sounding(now):
+        if self.sound.sounding(now) or self.sound.quiet_for(now) < self.min_quiet_s:
             self._held_since = now
             self.holds += 1
             return True
@@ -161,7 +179,7 @@ class ReplyHold:
         """Whether a held reply goes out now (the caller went quiet, or held too long)."""
         if self._held_since is None:
             return False
-        if self.sound.quiet_for(now) >= self.quiet_s or now - self._held_since >= self.max_hold_s:
+        if self.sound.quiet_for(now) >= self._needed or now - self._held_since >= self.max_hold_s:
             self._held_since = None
             self._speaking = True
             return True
@@ -171,9 +189,14 @@ class ReplyHold:
         """Seconds until a held reply could next be released (at least 10 ms)."""
         if self._held_since is None:
             return self.quiet_s
-        quiet_left = self.quiet_s - self.sound.quiet_for(now)
+        quiet_left = self._needed - self.sound.quiet_for(now)
         hold_left = self.max_hold_s - (now - self._held_since)
         return max(0.01, min(quiet_left, hold_left))
+
+    @property
+    def _needed(self) -> float:
+        """Caller quiet that releases a held reply."""
+        return max(self.quiet_s, self.min_quiet_s)
 
     def dropped(self) -> None:
         """The held reply was interrupted (the caller's turn began): nothing to release."""
