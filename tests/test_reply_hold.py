@@ -236,9 +236,23 @@ def test_after_the_bot_stops_the_next_reply_can_be_held():
 def test_a_caller_going_on_after_a_short_pause_never_hears_the_reply_start():
     # The spoke-over case of the 2026-12-05 suite: the reply to the first sentence
     # is ready 0.6 s into a 0.7 s pause; the caller goes on and takes the turn.
-    gate = ReplyHoldGate(min_quiet_s=0.8)
+    gate = ReplyHoldGate()  # the default waits out a pause inside one thought
     frames = [mic(3000.0) for _ in range(5)] + [SleepFrame(0.6), bot(0), bot(1)]
     frames += [SleepFrame(0.1), mic(3000.0), SleepFrame(0.2), InterruptionFrame(), SleepFrame(1.0)]
     down = run(gate, frames)
     assert not any(isinstance(f, OutputAudioRawFrame) for f in down), kinds(down)
     assert gate.holds == 1
+
+
+def test_a_reply_after_a_pause_longer_than_a_thought_goes_out_at_once():
+    gate = ReplyHoldGate()
+    frames = [mic(3000.0) for _ in range(5)] + [SleepFrame(0.9), bot(0), bot(1)]
+    down = run(gate, frames)
+    assert kinds(down) == ["TTSAudioRawFrame"] * 2 and gate.holds == 0
+
+
+def test_a_reply_ready_inside_the_pause_waits_for_its_end_when_the_caller_stays_quiet():
+    gate = ReplyHoldGate()
+    frames = [mic(3000.0) for _ in range(5)] + [SleepFrame(0.5), bot(0), SleepFrame(0.6)]
+    down = run(gate, frames)
+    assert kinds(down) == ["TTSAudioRawFrame"] and gate.holds == 1

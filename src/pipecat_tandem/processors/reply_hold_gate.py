@@ -34,7 +34,7 @@ from pipecat.processors.frame_processor import FrameDirection, FrameProcessor
 from pipecat_tandem.clock import LoopClock, SessionClock
 from pipecat_tandem.observe.event_log import EventLog
 from pipecat_tandem.processors.caller_sound_tap import CallerSoundTap
-from pipecat_tandem.turns.reply_hold import CallerSound, ReplyHold
+from pipecat_tandem.turns.reply_hold import THOUGHT_PAUSE_S, CallerSound, ReplyHold
 
 
 class ReplyHoldGate(FrameProcessor):
@@ -52,9 +52,8 @@ class ReplyHoldGate(FrameProcessor):
         quiet_s: Caller quiet this long releases a held reply.
         max_hold_s: The longest a reply is held.
         min_quiet_s: A reply's first audio waits until the caller has been quiet
-            this long (off by default: 0.8 s, against people's 0.6-0.8 s pauses,
-            did not remove the spoke-over turns in a caller suite and added
-            ~0.05 s to the reply p50; see ``docs/benchmarks.md``).
+            this long (:data:`~pipecat_tandem.turns.reply_hold.THOUGHT_PAUSE_S`:
+            longer than a pause between two sentences; 0 turns it off).
         clock: The session clock (a loop clock by default).
         event_log: Where holds are recorded (``reply_held``, ``reply_released``).
         **kwargs: Passed to ``FrameProcessor``.
@@ -65,7 +64,7 @@ class ReplyHoldGate(FrameProcessor):
         *,
         quiet_s: float = 0.25,
         max_hold_s: float = 1.0,
-        min_quiet_s: float = 0.0,
+        min_quiet_s: float = THOUGHT_PAUSE_S,
         clock: SessionClock | None = None,
         event_log: EventLog | None = None,
         **kwargs: Any,

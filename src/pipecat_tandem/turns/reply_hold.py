@@ -26,6 +26,10 @@ sound. A reply ready 0.7 s into a 0.7 s pause between two sentences would
 otherwise start just as the caller goes on (the two spoke-over turns of the
 2026-12-05 suite had ready replies, not sounding callers). A reply that starts
 after the caller has been quiet that long, the normal case, is never delayed.
+:data:`THOUGHT_PAUSE_S` (0.85 s) covers people's 0.6-0.8 s pauses plus the 20 ms the
+caller's sound takes to register. (0.8 s did not help in a suite whose caller's
+"0.7 s" pauses were 0.9 s as heard, piper's own padding added; the caller's pauses
+are now what they say.)
 
 Pure: no I/O, no event loop; times are session seconds passed in.
 """
@@ -35,6 +39,10 @@ from __future__ import annotations
 import math
 
 import numpy as np
+
+#: How long a caller must have been quiet before a reply's first audio goes out:
+#: longer than the 0.6-0.8 s people pause between two sentences of one thought.
+THOUGHT_PAUSE_S = 0.85
 
 
 class CallerSound:

@@ -13,7 +13,7 @@ from pipecat_tandem.bench.caller.ears import CallerEars, Heard
 from pipecat_tandem.bench.caller.grading import TurnResult, grade_turn
 from pipecat_tandem.bench.caller.mic import ScriptedMic, Spoken
 from pipecat_tandem.bench.caller.peer import CallerPeer
-from pipecat_tandem.bench.caller.script import SENTENCE_PAUSE_S, Conversation, Turn
+from pipecat_tandem.bench.caller.script import SENTENCE_PAUSES_S, Conversation, Turn
 from pipecat_tandem.bench.caller.voice import CallerVoice, cough
 
 #: The bot has stopped talking when nothing loud arrived for this long.
@@ -50,7 +50,7 @@ class Caller:
         if not turn.say:
             return np.zeros(960, np.int16)
         if turn.say not in self._clips:
-            self._clips[turn.say] = self._voice.utterance(list(turn.say), SENTENCE_PAUSE_S)
+            self._clips[turn.say] = self._voice.utterance(list(turn.say), SENTENCE_PAUSES_S)
         return self._clips[turn.say]
 
     def prepare(self, conversation: Conversation) -> None:

@@ -19,8 +19,9 @@ Kind = Literal[
 ]
 Wait = Literal["reply", "ack", "result", "none"]
 
-#: The pause between two sentences of one utterance (people pause 0.6-0.8 s).
-SENTENCE_PAUSE_S = 0.7
+#: The pauses between two sentences of one utterance, as heard, taken in turn
+#: (people pause 0.6-0.8 s inside one thought).
+SENTENCE_PAUSES_S = (0.7, 0.6, 0.8)
 
 
 @dataclass(frozen=True)
@@ -31,7 +32,7 @@ class Turn:
         kind: What the turn exercises (the report groups by it); ``busy_chat`` is a
             chat question asked while the caller's own job runs; ``monologue`` is a
             long turn of many sentences (one reply, at its end).
-        say: Sentences of one utterance, joined by :data:`SENTENCE_PAUSE_S`; empty
+        say: Sentences of one utterance, joined by :data:`SENTENCE_PAUSES_S`; empty
             for a noise or a silence.
         expect: A reply is on topic when its transcript holds any of these
             (case-insensitive, numbers compared as numbers); empty = anything.

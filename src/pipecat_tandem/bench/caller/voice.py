@@ -7,6 +7,8 @@ the two.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 
 from pipecat_tandem.errors import ModelUnavailableError
@@ -15,6 +17,10 @@ from pipecat_tandem.errors import ModelUnavailableError
 PEER_RATE = 48000
 
 _CALLER_EXTRA = "pip install 'pipecat-tandem[caller]'"
+
+#: A 10 ms window of the caller's voice quieter than this (float RMS, -50 dBFS: the
+#: server's floor for "the caller is sounding") is silence.
+SILENCE_RMS = 100 / 32767
 
 
 def resample(x: np.ndarray, src: int, dst: int) -> np.ndarray:
@@ -57,16 +63,61 @@ class CallerVoice:
         audio = np.concatenate(parts) if parts else np.zeros(0, np.float32)
         return resample(audio, rate, PEER_RATE)
 
-    def utterance(self, sentences: list[str], pause_s: float) -> np.ndarray:
-        """Sentences joined by ``pause_s`` of silence, as int16 at :data:`PEER_RATE`."""
-        gap = np.zeros(int(pause_s * PEER_RATE), np.float32)
-        pieces: list[np.ndarray] = []
-        for i, text in enumerate(sentences):
-            if i:
-                pieces.append(gap)
-            pieces.append(self.sentence(text))
-        audio = np.concatenate(pieces) if pieces else np.zeros(0, np.float32)
-        return to_int16(audio)
+    def utterance(self, sentences: list[str], pause_s: float | Sequence[float]) -> np.ndarray:
+        """Sentences joined by pauses of silence, as int16 at :data:`PEER_RATE`.
+
+        Args:
+            sentences: What the caller says, one sentence each.
+            pause_s: The silence between two sentences as heard, in seconds; a
+                sequence gives the pauses in turn (cycled).
+        """
+        return to_int16(join_sentences([self.sentence(t) for t in sentences], pause_s))
+
+
+def trim_silence(audio: np.ndarray, rate: int = PEER_RATE) -> np.ndarray:
+    """``audio`` without the silence before its first and after its last sound.
+
+    piper pads a sentence with ~0.05 s of silence before it and 0.1-0.2 s after it:
+    joined as they come, two sentences "0.7 s apart" were ~0.9 s apart as heard,
+    longer than the 0.6-0.8 s people pause inside one thought.
+
+    Args:
+        audio: Float samples in -1..1.
+        rate: Their sample rate.
+    """
+    win = max(1, rate // 100)
+    n = len(audio) // win
+    if n == 0:
+        return audio[:0]
+    frames = audio[: n * win].astype(np.float32).reshape(n, win)
+    loud = np.flatnonzero(np.sqrt(np.mean(frames * frames, axis=1)) >= SILENCE_RMS)
+    if loud.size == 0:
+        return audio[:0]
+    return audio[loud[0] * win : (loud[-1] + 1) * win]
+
+
+def join_sentences(
+    sentences: Sequence[np.ndarray], pause_s: float | Sequence[float], rate: int = PEER_RATE
+) -> np.ndarray:
+    """Float sentences joined so that the silence between two is exactly a pause.
+
+    Args:
+        sentences: Float samples of each sentence (their own padding is trimmed).
+        pause_s: Seconds of silence between two sentences; a sequence is cycled.
+        rate: The sample rate.
+
+    Raises:
+        ValueError: A pause is negative, or the sequence of pauses is empty.
+    """
+    pauses = [float(pause_s)] if isinstance(pause_s, (int, float)) else [float(p) for p in pause_s]
+    if not pauses or min(pauses) < 0:
+        raise ValueError(f"pauses must be >= 0 s and at least one, got {pause_s!r}")
+    pieces: list[np.ndarray] = []
+    for i, audio in enumerate(sentences):
+        if i:
+            pieces.append(np.zeros(int(pauses[(i - 1) % len(pauses)] * rate), np.float32))
+        pieces.append(trim_silence(audio, rate).astype(np.float32))
+    return np.concatenate(pieces) if pieces else np.zeros(0, np.float32)
 
 
 def to_int16(audio: np.ndarray) -> np.ndarray:
