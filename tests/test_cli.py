@@ -113,6 +113,17 @@ def test_extra_commands_hook(monkeypatch):
     assert cli.main(["bench", "--n", "3"]) == 0 and calls == [3]
 
 
+def test_help_lists_every_subcommand(capsys):
+    # argparse lists a subcommand only when it has a help text: `bench` and `worker`
+    # were missing from `tandem --help`.
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(["--help"])
+    assert exit_info.value.code == 0
+    listed = capsys.readouterr().out.split("options:")[0]
+    for name in ("run", "timeline", "bench", "worker"):
+        assert any(line.split()[:1] == [name] for line in listed.splitlines()), name
+
+
 @pytest.mark.e2e
 async def test_python_dash_m_exits_when_the_models_cannot_start(tmp_path):
     """The real entry point: a warm-up that fails ends the command with 1 and one line.

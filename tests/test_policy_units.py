@@ -6,7 +6,7 @@ from pipecat_tandem.background.jobs import JobRegistry, content_words
 from pipecat_tandem.errors import DelegationError, JobStateError, UnknownJobError
 from pipecat_tandem.frames import DeliveryPolicy, JobState
 from pipecat_tandem.policy.delivery import DeliveryScheduler
-from pipecat_tandem.policy.topic import TopicTracker
+from pipecat_tandem.policy.topic import TopicTracker, is_pastime
 from pipecat_tandem.turns.gap import GapDetector
 
 # --- GapDetector ---------------------------------------------------------------------------
@@ -252,8 +252,55 @@ def test_topic_cancellation_and_moving_on():
     t = TopicTracker()
     assert t.observe("never mind", r.active()).cancel == [job.job_id]
     assert t.observe("ok thanks", r.active()).stale == []
-    assert t.observe("tell me a joke about penguins please", r.active()).stale == []
+    assert t.observe("which city has the best museums", r.active()).stale == []
     assert t.observe("what's a good recipe for pancakes", r.active()).stale == [job.job_id]
+
+
+def test_topic_waiting_room_talk_is_not_moving_away():
+    # pipecat's async_tool_deferred_delivery_audio: a story and a joke while the weather
+    # is looked up made the look-up stale, and the answer was offered instead of said.
+    r = JobRegistry()
+    job = r.create("what's the weather in San Francisco? Use Fahrenheit.", now=0)
+    t = TopicTracker()
+    for utterance in (
+        "Tell me a short story about a sea turtle.",
+        "Actually, I've changed my mind. Tell me a joke instead.",
+        "Do you know any good riddles?",
+        "sing me a song about the ocean",
+    ):
+        verdict = t.observe(utterance, r.active())
+        assert verdict.stale == [] and verdict.cancel == [], utterance
+    # A pastime neither resets the count: two real topics in between still move away.
+    assert t.observe("what's a good recipe for pancakes", r.active()).stale == []
+    assert t.observe("tell me a joke about pancakes", r.active()).stale == []
+    assert t.observe("how long should the batter rest", r.active()).stale == [job.job_id]
+
+
+def test_topic_a_pastime_with_a_switch_or_cancel_still_counts():
+    r = JobRegistry()
+    job = r.create("opening hours of the British Museum", now=0)
+    t = TopicTracker()
+    verdict = t.observe("let's talk about something else, tell me a joke", r.active())
+    assert verdict.stale == [job.job_id]
+    other = r.create("weather in Paris", now=1)
+    verdict = t.observe("never mind the weather. Tell me a joke instead.", r.active())
+    assert verdict.cancel == [other.job_id]
+
+
+@pytest.mark.parametrize(
+    ("utterance", "pastime"),
+    [
+        ("Tell me a short story about a sea turtle.", True),
+        ("Actually, tell me a joke instead.", True),
+        ("make me laugh", True),
+        ("Write me a report about sea turtles.", False),
+        ("tell me the story of the Roman empire in detail", False),
+        ("Can you tell me what the capital of France is?", False),
+        ("What's a good recipe for pancakes?", False),
+    ],
+)
+def test_is_pastime(utterance, pastime):
+    assert is_pastime(utterance) is pastime
 
 
 def test_topic_related_utterance_resets_and_switch_phrase_is_immediate():

@@ -44,6 +44,9 @@ from typing import Any, NoReturn
 COMMANDS: dict[
     str, tuple[Callable[[argparse.ArgumentParser], None], Callable[[argparse.Namespace], int]]
 ] = {}
+#: The line each extra subcommand gets in ``tandem --help`` (argparse lists a
+#: subcommand there only when it has a help text).
+COMMAND_HELP: dict[str, str] = {}
 
 
 def _port(value: str) -> int:
@@ -173,7 +176,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
 
     for name, (add_arguments, _) in COMMANDS.items():
-        add_arguments(sub.add_parser(name))
+        add_arguments(sub.add_parser(name, help=COMMAND_HELP.get(name, f"see `tandem {name} -h`")))
     return parser
 
 
@@ -668,6 +671,9 @@ def _register_bench() -> None:
     from pipecat_tandem.bench.cli import add_bench_arguments, run_bench
 
     COMMANDS.setdefault("bench", (add_bench_arguments, run_bench))
+    COMMAND_HELP.setdefault(
+        "bench", "scenario benchmark: pipecat-tandem vs pipecat's LLMWithBackend"
+    )
 
 
 def _register_worker() -> None:
@@ -675,6 +681,7 @@ def _register_worker() -> None:
     from pipecat_tandem.worker_command import add_worker_arguments, run_worker
 
     COMMANDS.setdefault("worker", (add_worker_arguments, run_worker))
+    COMMAND_HELP.setdefault("worker", "run background jobs for `tandem run --redis URL`")
 
 
 _register_bench()

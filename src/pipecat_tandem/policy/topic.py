@@ -16,6 +16,14 @@ Two signals make a background request stale:
   ``moved_after`` consecutive substantive utterances (at least ``min_words`` content
   words) sharing no content word with the task. The job keeps running; its result
   is offered briefly instead of being read out as current.
+
+Waiting-room talk is not moving away: a request for a pastime ("tell me a joke",
+"a short story about a sea turtle", "sing me a song") is how people fill the wait
+for an answer they still want, and carries no need of its own that the answer
+would interrupt. Such an utterance neither counts toward ``moved_after`` nor resets
+it (like "ok thanks"); an explicit switch or cancel in it still counts. In
+pipecat's ``async_tool_deferred_delivery_audio`` eval a weather look-up went stale
+after a story and a joke and was offered ("want it?") instead of said.
 """
 
 from __future__ import annotations
@@ -75,6 +83,30 @@ _SWITCH = re.compile(
 )
 
 
+# A request for something to pass the time: a verb asking for it, then (a few words
+# on) the pastime itself. Its topic words ("about a sea turtle") are the pastime's,
+# not a new need.
+_PASTIME = re.compile(
+    # "the story of the Roman empire" asks for history, not a pastime: no "the" between.
+    r"\b(tell|give|read|recite|sing|share|make up|write|know|hear)\b"
+    r"(\W+(?!the\b|of\b|about\b)\w+){0,4}?\W+"
+    r"(jokes?|story|stories|poems?|riddles?|limericks?|songs?|fun facts?|tongue twisters?|"
+    r"puns?|haikus?)\b"
+    r"|\bmake me (laugh|smile)\b|\bentertain me\b",
+    re.IGNORECASE,
+)
+
+
+def is_pastime(utterance: str) -> bool:
+    """Whether the utterance asks for a pastime (a joke, a story, a song...).
+
+    "Tell me a short story about a sea turtle.", "Actually, tell me a joke
+    instead.", "Do you know any good riddles?" are; "What's a good recipe for
+    pancakes?" and "Write me a report about sea turtles." are not.
+    """
+    return bool(_PASTIME.search(utterance or ""))
+
+
 @dataclass
 class TopicVerdict:
     """What one utterance means for the jobs in flight.
@@ -131,6 +163,7 @@ class TopicTracker:
                 verdict.cancel.append(target)
             return verdict
         switch = bool(_SWITCH.search(text))
+        pastime = is_pastime(text)
         words = content_words(text)
         for job in active:
             if job.stale_reason:
@@ -138,8 +171,8 @@ class TopicTracker:
             if switch:
                 verdict.stale.append(job.job_id)
                 continue
-            if len(words) < self._min_words or new_task:
-                continue  # "ok", "thanks", "hmm" say nothing about the topic
+            if len(words) < self._min_words or new_task or pastime:
+                continue  # "ok", "thanks", "hmm", "tell me a joke" say nothing about the topic
             if words & job.keywords:
                 self._unrelated[job.job_id] = 0
                 continue
