@@ -49,8 +49,9 @@ def _fresh_services(services: Any) -> Any:
 
     The local stack shares its loaded models (LLMs, Whisper, the voice)
     between service instances, and smart-turn shares its onnx session; only
-    per-call state is new. The VAD is rebuilt (Silero keeps its recurrent state
-    in the model object; it is 2 MB). A cloud interaction model gets a new
+    per-call state is new. The VAD is rebuilt: Silero keeps its recurrent state
+    in the model object, over the process's one onnx session (nothing is
+    loaded per call, see ``silence_skipping_vad``). A cloud interaction model gets a new
     service from the presets' cloud factory.
     """
     import dataclasses

@@ -56,12 +56,18 @@ comparison in ``tests/test_silence_skipping_vad.py`` fails if they change.
 
 from __future__ import annotations
 
-from typing import ClassVar
+import threading
+from importlib import resources
+from typing import Any, ClassVar
 
 import numpy as np
 from pipecat.audio.utils import exp_smoothing
-from pipecat.audio.vad.silero import _MODEL_RESET_INTERVAL_SECS, SileroVADAnalyzer
-from pipecat.audio.vad.vad_analyzer import VADParams, VADState
+from pipecat.audio.vad.silero import (
+    _MODEL_RESET_INTERVAL_SECS,
+    SileroOnnxModel,
+    SileroVADAnalyzer,
+)
+from pipecat.audio.vad.vad_analyzer import VADAnalyzer, VADParams, VADState
 from pipecat.audio.volume import VOLUME_WINDOW_SECS
 
 # Largest |sample| (int16 LSB) of a window that is digital silence. Exact zeros
@@ -86,6 +92,37 @@ def is_digital_silence(samples: np.ndarray, max_abs: int = DIGITAL_SILENCE_MAX_A
     return int(samples.max()) <= max_abs and int(samples.min()) >= -max_abs
 
 
+_session_lock = threading.Lock()
+_shared_session: Any = None
+
+
+def shared_silero_session() -> Any:
+    """The process's one onnxruntime session of pipecat's bundled Silero model.
+
+    Loaded on first use (~100 ms and ~10 MB, measured by
+    ``benchmarks/bench_call_setup.py``), then shared by every analyzer. An
+    ``InferenceSession`` holds only the weights and is safe to run from several
+    threads at once; Silero's recurrent state and audio context are inputs and
+    outputs of each run, kept per analyzer in its ``SileroOnnxModel``.
+    """
+    global _shared_session
+    with _session_lock:
+        if _shared_session is None:
+            path = resources.files("pipecat.audio.vad.data").joinpath("silero_vad.onnx")
+            # pipecat's own options (one thread, CPU provider), loaded its way.
+            _shared_session = SileroOnnxModel(str(path), force_onnx_cpu=True).session
+        return _shared_session
+
+
+def _model_over(session: Any) -> SileroOnnxModel:
+    """A ``SileroOnnxModel`` with fresh state over an already loaded session."""
+    model = SileroOnnxModel.__new__(SileroOnnxModel)  # its __init__ only loads + resets
+    model.session = session
+    model.sample_rates = [8000, 16000]
+    model.reset_states()
+    return model
+
+
 # Per sample rate: the model's recurrent state and score after k windows of
 # zeros from a reset, k = 0.. until pipecat's next reset is due. Deterministic
 # (same model, CPU provider, one thread), so one table serves every call.
@@ -96,8 +133,10 @@ class SilenceSkippingVADAnalyzer(SileroVADAnalyzer):
     """``SileroVADAnalyzer`` that does not run the model on digital silence.
 
     Drop-in: same constructor, parameters and states; the server builds one
-    with no arguments per call, like the class it replaces. ``inferences``
-    and ``skipped`` count the windows scored by the model and skipped.
+    with no arguments per call, like the class it replaces. Unlike it, every
+    analyzer runs the process's one Silero session (:func:`shared_silero_session`)
+    with its own recurrent state, so a call's set-up loads nothing.
+    ``inferences`` and ``skipped`` count the windows scored by the model and skipped.
 
     Example::
 
@@ -114,15 +153,26 @@ class SilenceSkippingVADAnalyzer(SileroVADAnalyzer):
         sample_rate: int | None = None,
         params: VADParams | None = None,
         max_abs: int = DIGITAL_SILENCE_MAX_ABS,
+        share_model: bool = True,
     ):
-        """Load the bundled Silero model.
+        """Set up over the bundled Silero model.
 
         Args:
             sample_rate: 8000 or 16000 Hz; None to take the pipeline's.
             params: VAD thresholds and timings (pipecat's defaults if None).
             max_abs: Largest |int16 sample| of a window that is digital silence.
+            share_model: Run the process's shared session (default); False loads
+                a session of its own, as pipecat's analyzer does.
         """
-        super().__init__(sample_rate=sample_rate, params=params)
+        if share_model:
+            # SileroVADAnalyzer.__init__ is VADAnalyzer's plus a model load and
+            # two counters: keep the rest, take the model over the shared session.
+            VADAnalyzer.__init__(self, sample_rate=sample_rate, params=params)
+            self._model = _model_over(shared_silero_session())
+            self._windows_since_reset = 0
+            self._low_confidence_windows = 0
+        else:
+            super().__init__(sample_rate=sample_rate, params=params)
         self._max_abs = max_abs
         self.inferences = 0
         self.skipped = 0

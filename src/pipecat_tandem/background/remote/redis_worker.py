@@ -204,6 +204,8 @@ class RedisJobWorker(BaseObject, BusSubscriber):
             return
         run = _Running(job.entry_id, wire_id, reply_to, JobReporter(wire_id, self._sink(wire_id)))
         self._running[wire_id] = run
+        # One line per job at each end: where a job ran is an operator's first question.
+        logger.info(f"{self.name}: running job {wire_id} (delivery {job.deliveries})")
         run.task = self.create_task(self._run(run, packet), f"{self.name}-{wire_id}")
 
     async def _refuse(
@@ -252,6 +254,7 @@ class RedisJobWorker(BaseObject, BusSubscriber):
             await self._send(response_message(self.name, run.reply_to, run.wire_id, status, text))
             await self._queue.finish(run.entry_id)
             self.finished += 1
+            logger.info(f"{self.name}: job {run.wire_id} {status.value}")
         except Exception as e:  # Redis away: the job stays pending and is run again
             logger.warning(f"{self.name}: could not report {run.wire_id}: {e}")
 
