@@ -44,6 +44,8 @@ from pipecat_tandem.bench.release_evals.rule_judge import RuleJudgeClassifier  #
 from pipecat_tandem.bench.release_evals.run import (  # noqa: E402
     ASYNC_SCENARIOS,
     CONTROL_SCENARIOS,
+    expects_greeting,
+    load_scenario,
     run_scenario,
 )
 
@@ -56,13 +58,16 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def start_bot(log: Path, record: Path | None = None) -> tuple[subprocess.Popen[str], int]:
+def start_bot(
+    log: Path, record: Path | None = None, *, greeting: bool = True
+) -> tuple[subprocess.Popen[str], int]:
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("TANDEM_")}
     env["TANDEM_BOT_SERVICES"] = SERVICES
     if record is not None:
         env["TANDEM_RECORD_DIR"] = str(record)  # each call's JSONL event log: the why of a fail
-    env["TANDEM_BOT_GREETING"] = "1"  # pipecat's scenarios wait for the bot to speak first
+    # Only for the scenarios that wait for the bot to speak first (expects_greeting).
+    env["TANDEM_BOT_GREETING"] = "1" if greeting else "0"
     cmd = [sys.executable, "-m", "pipecat_tandem.bot", "--host", "127.0.0.1", "--port", str(port)]
     # A log file, never a pipe nobody reads (a full pipe blocks the bot).
     sink = log.open("w")
@@ -111,35 +116,55 @@ async def scenarios_report(
     partial: Path | None,
     judge: str,
 ) -> list[dict[str, Any]]:
-    proc, port = start_bot(log, record)
-    url = f"ws://127.0.0.1:{port}/ws"
+    # A bot that greets for the scenarios that wait for a greeting, one that does not
+    # for the others (see expects_greeting); each bot serves its scenarios round by round.
+    groups: dict[bool, list[str]] = {}
+    for name in names:
+        groups.setdefault(expects_greeting(load_scenario(name, ROOT)), []).append(name)
     cache = tempfile.mkdtemp(prefix="tandem-evals-tts-")
     rows: list[dict[str, Any]] = []
-    try:
-        # Round by round, so a cut-short session still has every scenario.
-        for run in range(1, runs + 1):
-            for name in names:
-                try:
-                    outcome = await run_scenario(name, url, root=ROOT, cache_dir=cache, judge=judge)
-                    row = outcome.__dict__
-                except Exception as e:  # a crashed run is a failed run, reported
-                    row = {"name": name, "passed": False, "seconds": 0.0, "turns": []}
-                    row["failures"] = [f"{type(e).__name__}: {e}"[:300]]
-                    row["debug_tail"] = []
-                row["run"] = run
-                rows.append(row)
-                mark = "PASS" if row["passed"] else "FAIL"
-                print(f"{name} run {run}: {mark} in {row['seconds']:.0f} s {row['turns']}")
-                for failure in row["failures"]:
-                    print(f"    {failure}")
-                sys.stdout.flush()
-                if partial is not None:
-                    text = json.dumps(rows, indent=1, default=str)
-                    await asyncio.to_thread(partial.write_text, text)
-                await asyncio.sleep(2.0)  # the bot releases the call's services
-    finally:
-        stop_bot(proc)
+    for greeting in sorted(groups, reverse=True):
+        bot_log = log if greeting else log.with_name(log.stem + "-no-greeting" + log.suffix)
+        proc, port = start_bot(bot_log, record, greeting=greeting)
+        url = f"ws://127.0.0.1:{port}/ws"
+        try:
+            # Round by round, so a cut-short session still has every scenario.
+            for run in range(1, runs + 1):
+                for name in groups[greeting]:
+                    row = await run_once(name, url, cache, judge)
+                    row["run"] = run
+                    row["greeting"] = greeting
+                    rows.append(row)
+                    report_row(row)
+                    if partial is not None:
+                        text = json.dumps(rows, indent=1, default=str)
+                        await asyncio.to_thread(partial.write_text, text)
+                    await asyncio.sleep(2.0)  # the bot releases the call's services
+        finally:
+            stop_bot(proc)
     return rows
+
+
+async def run_once(name: str, url: str, cache: str, judge: str) -> dict[str, Any]:
+    try:
+        outcome = await run_scenario(name, url, root=ROOT, cache_dir=cache, judge=judge)
+        row = dict(outcome.__dict__)
+    except Exception as e:  # a crashed run is a failed run, reported
+        row = {"name": name, "passed": False, "seconds": 0.0, "turns": []}
+        row["failures"] = [f"{type(e).__name__}: {e}"[:300]]
+        row["debug_tail"] = []
+    return row
+
+
+def report_row(row: dict[str, Any]) -> None:
+    mark = "PASS" if row["passed"] else "FAIL"
+    greeting = "" if row["greeting"] else " (no greeting)"
+    print(
+        f"{row['name']} run {row['run']}{greeting}: {mark} in {row['seconds']:.0f} s {row['turns']}"
+    )
+    for failure in row["failures"]:
+        print(f"    {failure}")
+    sys.stdout.flush()
 
 
 def main() -> None:

@@ -116,8 +116,7 @@ async def test_two_reports_then_the_named_one_cancelled_through_the_processor():
     assert jobs[TURTLES].state is JobState.CANCELLED
     # Cancelled or not, the session's end settles it; what matters is which one the user stopped.
     assert jobs[VOLCANOES].detail != "user cancelled"
-    # The interaction model is told which job was cancelled, in the user's own turn.
+    # The interaction model reads the user's own words, no note: a bracketed "job is now
+    # cancelled" before them made the 0.5B refuse the joke (pipecat's async_tool_cancellation).
     turns = [f.messages[0]["content"] for f in down if isinstance(f, LLMMessagesAppendFrame)]
-    # Before the user's words, so what they ask next is what the model reads last.
-    assert turns[2].startswith(f"[Background job {jobs[TURTLES].job_id} is now cancelled")
-    assert turns[2].endswith("Actually, never mind the sea turtle report. Tell me a joke instead.")
+    assert turns[2] == "Actually, never mind the sea turtle report. Tell me a joke instead."

@@ -180,3 +180,20 @@ def test_the_rule_judge_refuses_a_criterion_it_has_no_rule_for():
         verdict("orders a pizza with extra cheese", "One pizza, extra cheese.")
     assert verdict("tells a joke", "Let me think of one.") == "continue"
     assert verdict("tells a joke", "Let me think of one.", ["yes", "no"]) == "no"
+
+
+def test_only_the_scenarios_that_wait_for_a_greeting_get_one():
+    # interruption_audio opens with the user speaking: a greeting there raced its first
+    # turn (send_after llm_started + 2 s fired on the greeting's llm_started).
+    from pipecat_tandem.bench.release_evals.run import (
+        ASYNC_SCENARIOS,
+        CONTROL_SCENARIOS,
+        expects_greeting,
+        load_scenario,
+    )
+
+    greets = {
+        n: expects_greeting(load_scenario(n, ROOT)) for n in ASYNC_SCENARIOS + CONTROL_SCENARIOS
+    }
+    assert greets.pop("interruption_audio") is False
+    assert all(greets.values()), greets

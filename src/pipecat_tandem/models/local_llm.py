@@ -59,6 +59,7 @@ from pipecat_tandem.models.tool_calls import (
 )
 from pipecat_tandem.policy.injection import EchoGuard
 from pipecat_tandem.policy.now_view import is_now_message
+from pipecat_tandem.policy.turn_notes import drop_answered_notes
 
 _call_ids = itertools.count(1)
 _SAMPLING_KEYS = ("temperature", "top_p", "top_k", "seed", "frequency_penalty", "presence_penalty")
@@ -190,6 +191,8 @@ class LocalLLMService(LLMService):
         # An empty user turn after the reply puts the next turn's opening
         # ("<|im_end|>", "<|im_start|>user") in the cache too.
         messages += [{"role": "assistant", "content": reply}, {"role": "user", "content": ""}]
+        # As the next turn's request will read them: the answered turn without its note.
+        messages = drop_answered_notes(messages)
         # Same tools as the turn: they are rendered into the system prompt.
         refill = {k: v for k, v in request.items() if k in ("tools", "tool_choice")}
         refill.update(messages=messages, max_tokens=1, temperature=0)
@@ -300,7 +303,8 @@ class LocalLLMService(LLMService):
             # llama.cpp's templates know system/user/assistant/tool only.
             convert_developer_to_user=True,
         )
-        request: dict[str, Any] = {"messages": list(params["messages"])}
+        # The machinery's notes in earlier user turns were for those turns' replies.
+        request: dict[str, Any] = {"messages": drop_answered_notes(list(params["messages"]))}
         tools = params.get("tools")
         if self._use_tools and isinstance(tools, list) and tools:
             request["tools"] = tools

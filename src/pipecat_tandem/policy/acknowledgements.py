@@ -40,7 +40,6 @@ __all__ = [
     "InferenceVerdict",
     "acknowledge",
     "acknowledge_job",
-    "cancelled_job_note",
     "needs_video",
 ]
 
@@ -98,26 +97,6 @@ def acknowledge_job(reason: str, *, variant: int = 0) -> str:
     work = _JOB_WORK.get(reason, "work on that")
     opener = _JOB_OPENERS[variant % len(_JOB_OPENERS)]
     return f"{opener} I'll {work}."
-
-
-def cancelled_job_note(job_id: str) -> str:
-    """The note put before a user turn that cancelled a job, for the interaction model.
-
-    Without it the 0.5B model saw "never mind the report. Tell me a joke instead."
-    after its own "On it." and answered "I'm sorry, but I can't help with that." (in
-    pipecat's ``async_tool_cancellation`` eval). The note goes *before* the user's
-    words: appended, with "say it is cancelled if nothing else is asked", the 0.5B
-    answered only "Cancelled." and never told the joke; the words it reads last
-    should be the user's. The task is not quoted: a model shown the request again
-    may delegate it again.
-
-    Args:
-        job_id: The cancelled job.
-
-    Returns:
-        One bracketed note, to put before the user's words.
-    """
-    return f"[Background job {job_id} is now cancelled, as the user asks; do not start it again.]"
 
 
 def needs_video(spec: InterjectionSpec) -> bool:

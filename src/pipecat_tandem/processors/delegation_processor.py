@@ -51,11 +51,12 @@ from pipecat_tandem.frames import (
     JobState,
 )
 from pipecat_tandem.observe.event_log import EventLog
-from pipecat_tandem.policy.acknowledgements import acknowledge_job, cancelled_job_note
+from pipecat_tandem.policy.acknowledgements import acknowledge_job
 from pipecat_tandem.policy.injection import EchoGuard
 from pipecat_tandem.policy.job_limits import JobLimits
 from pipecat_tandem.policy.routing import resolve_follow_up
 from pipecat_tandem.policy.topic import TopicTracker
+from pipecat_tandem.policy.turn_notes import delegated_job_note
 
 DELEGATE_DESCRIPTION = (
     "Hand a task to a slower, more capable background assistant that sees the whole "
@@ -420,11 +421,10 @@ class DelegationProcessor(FrameProcessor):
             new_task=decision is not None and decision.needs_background,
         )
         for job_id in verdict.cancel:
+            # No note for the model: the user's own words say it ("never mind the
+            # report"). A bracketed "job-1 is now cancelled" before them made the 0.5B
+            # refuse "Tell me a joke instead." in most samples (see turn_notes).
             await self.cancel(job_id, reason="user cancelled")
-            # Told in the user's own turn, as a delegation is, but before the user's
-            # words: the model then answers what they ask next ("tell me a joke
-            # instead") instead of guessing what became of the job.
-            frame.text = f"{cancelled_job_note(job_id)} {frame.text}"
         for job_id in verdict.stale:
             job = self.registry.mark_stale(job_id, "user moved on")
             self._log.emit(
@@ -450,11 +450,8 @@ class DelegationProcessor(FrameProcessor):
         # Said inside the user's own turn, where even a small model reads it, so the
         # interaction model acknowledges instead of guessing the answer itself (it
         # runs when this turn had other words too, or when nothing else answers).
-        frame.text = (
-            f"{frame.text} [Background job {job_id} is working this out. Reply only with a "
-            "short acknowledgement such as 'On it.'; do not answer it yourself and do not "
-            "delegate it again.]"
-        )
+        # (Only for this turn's reply: later requests leave it out, see turn_notes.)
+        frame.text = f"{frame.text} {delegated_job_note(job_id)}"
         # A turn that was only this request is acknowledged by the machinery: at
         # once, and with no model run that could guess the answer or delegate again.
         reply = acknowledge_job(getattr(decision, "reason", ""), variant=self._acks)

@@ -65,6 +65,29 @@ def load_scenario(name: str, root: Path) -> Any:
     return scenario
 
 
+def expects_greeting(scenario: Any) -> bool:
+    """Whether the scenario waits for the bot to speak first (its first turn only observes).
+
+    pipecat's scenarios that open with an observing turn ("Wait for the bot's
+    on-connect greeting before speaking") need a bot that greets; one that opens
+    with the user speaking (``interruption_audio``) has no turn for a greeting, and
+    a greeting there races the first turn: its ``llm_started`` is taken for the
+    reply's, and ``send_after: llm_started + 2000 ms`` barges into the greeting.
+    pipecat's example bots greet in both, and get away with it because a cloud
+    LLM's greeting has started before the harness's handshake is over; the
+    embedded 0.5B's greeting starts seconds later. So the evals' bot greets only
+    for scenarios that wait for it (``TANDEM_BOT_GREETING``, set per bot process).
+
+    Args:
+        scenario: pipecat's parsed scenario (:func:`load_scenario`).
+    """
+    turns = list(getattr(scenario, "turns", None) or [])
+    if not turns:
+        return False
+    first = turns[0]
+    return getattr(first, "user", None) is None and getattr(first, "dtmf", None) is None
+
+
 def local_judge(kind: str = "rule") -> Any:
     """An ``EvalJudge`` on an offline classifier, with no explainer (it would be an LLM too).
 
