@@ -48,8 +48,20 @@ def proc_status(pid: int) -> tuple[float, int]:
 
 def thread_names(pid: int) -> Counter[str]:
     """How many threads of a process carry each name."""
-    tasks = Path(f"/proc/{pid}/task")
-    return Counter((t / "comm").read_text().strip() for t in tasks.iterdir())
+    names: Counter[str] = Counter()
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            names[(task / "comm").read_text().strip()] += 1
+        except FileNotFoundError:  # the thread ended while we listed them
+            pass
+    return names
+
+
+def snapshot(pid: int, prefix: Path) -> None:
+    """Save the process's memory map (``smaps``) and thread names, to diff by mapping."""
+    prefix.parent.mkdir(parents=True, exist_ok=True)
+    prefix.with_suffix(".smaps").write_text(Path(f"/proc/{pid}/smaps").read_text())
+    prefix.with_suffix(".threads").write_text(json.dumps(thread_names(pid).most_common()))
 
 
 def slope(ys: list[float]) -> float:
@@ -124,6 +136,8 @@ async def soak(args: argparse.Namespace) -> dict[str, object]:
             samples.append(proc_status(proc.pid))
             rss, threads = samples[-1]
             print(f"call {i + 1}: rss {rss:.0f} MB, threads {threads}", flush=True)
+            if args.snapshots:
+                snapshot(proc.pid, args.snapshots / f"call{i + 1:03d}")
         # An operator's server sits idle between busy hours: does it give back?
         idle: list[tuple[float, int]] = []
         for _ in range(int(args.idle // 30)):
@@ -169,6 +183,12 @@ def main() -> None:
     parser.add_argument("--log", type=Path, default=None, help="server log file")
     parser.add_argument(
         "--idle", type=float, default=0.0, help="seconds to watch the idle server after the calls"
+    )
+    parser.add_argument(
+        "--snapshots",
+        type=Path,
+        default=None,
+        help="directory: save smaps and thread names after each call (to find growth)",
     )
     args = parser.parse_args()
     print(json.dumps(asyncio.run(soak(args))))

@@ -64,6 +64,13 @@ class ServerConfig:
             with ``n_ctx`` tokens of cache (one call's conversation stays
             cached while another call's turn runs). With one slot, requests
             are served one at a time.
+        prompt_cache_mib: Host memory llama.cpp may keep for the prompt states of
+            requests a slot has moved on from (its ``--cache-ram``; 0 = off).
+            llama.cpp's default is 8 GiB: every call's conversation was copied
+            there when its slot took the next call, ~2 MB a conversation on the
+            0.5B, kept while the server lived (issue 13). A call keeps its own
+            conversation in its slot, and a new call still reuses the system
+            prompt's prefix from the slot, so the copy buys a voice server nothing.
     """
 
     model_path: Path
@@ -73,6 +80,7 @@ class ServerConfig:
     name: str = "local"
     nice: int = 0
     slots: int = 1
+    prompt_cache_mib: int = 0
 
     def __post_init__(self) -> None:
         if self.n_threads < 1:
@@ -81,6 +89,8 @@ class ServerConfig:
             raise ValueError(f"slots must be in 1..16, got {self.slots}")
         if not 0 <= self.nice <= 19:
             raise ValueError(f"nice must be in 0..19, got {self.nice}")
+        if self.prompt_cache_mib < 0:
+            raise ValueError(f"prompt_cache_mib must be >= 0, got {self.prompt_cache_mib}")
         if self.n_ctx < 256:
             raise ValueError(f"n_ctx must be >= 256, got {self.n_ctx}")
 
@@ -209,6 +219,7 @@ class LocalModelServer:
             params.n_parallel = slots
             params.kv_unified = slots > 1
             params.offline = True  # never let llama.cpp reach for a hub
+            params.cache_ram_mib = self._config.prompt_cache_mib
             params.cpuparams.n_threads = self._config.n_threads
             params.cpuparams_batch.n_threads = self._config.n_threads
             params.verbosity = 0
