@@ -49,12 +49,12 @@ def free_port() -> int:
 
 
 async def serve(port: int, max_sessions: int) -> None:
-    from tests.support.fake_services import FakeSessionFactory
+    from tests.support.fake_services import serving_factory
 
     from pipecat_tandem.transports.webrtc_server import TandemServer
 
     server = TandemServer(
-        factory=FakeSessionFactory(reply="Sure, here is a short answer for you."),
+        factory=serving_factory(),
         port=port,
         max_sessions=max_sessions,
     )
@@ -312,7 +312,9 @@ def main() -> None:
             "--max-sessions",
             str(per_worker),
             "--factory",
-            "tests.support.fake_services:FakeSessionFactory",
+            # Not FakeSessionFactory: it keeps every ended call for the tests, which
+            # grew each worker ~13 MB and ~2 threads a call over a --sessions sweep.
+            "tests.support.fake_services:serving_factory",
         ],
         cwd=ROOT,
         stdout=subprocess.DEVNULL,

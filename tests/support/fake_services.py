@@ -115,6 +115,10 @@ class FakeSessionFactory:
             (a registry, tools, ``speech_timeout_s``...).
         on_event_log: Called with each session's event log once it is made (to
             break its disk, for instance).
+        keep_pipelines: Keep every session's pipeline in ``tandems`` for the test
+            to inspect (default). Off for benchmarks: an ended call's pipeline
+            holds its codecs, VAD and their native threads (~13 MB and ~2
+            threads a call), which a server run would have freed.
     """
 
     def __init__(
@@ -132,6 +136,7 @@ class FakeSessionFactory:
         tts: Callable[[], FrameProcessor] | None = None,
         options: Callable[[], dict[str, Any]] | None = None,
         on_event_log: Callable[[Any], None] | None = None,
+        keep_pipelines: bool = True,
     ):
         self.reply = reply
         self.interaction = interaction
@@ -145,6 +150,7 @@ class FakeSessionFactory:
         self.warm_delay_s = warm_delay_s
         self.warm_error = warm_error
         self.vad = vad
+        self.keep_pipelines = keep_pipelines
         self.warm_gate: asyncio.Event | None = None
         self.progress: list[str] = []
         self.tandems: list[Any] = []
@@ -205,7 +211,8 @@ class FakeSessionFactory:
             event_log=log,
             **(self.options() if self.options else {}),
         )
-        self.tandems.append(tandem)
+        if self.keep_pipelines:
+            self.tandems.append(tandem)
         worker = PipelineWorker(
             tandem.pipeline,
             params=PipelineParams(audio_in_sample_rate=16000, audio_out_sample_rate=16000),
@@ -230,3 +237,8 @@ class FakeSessionFactory:
 def failing_factory() -> FakeSessionFactory:
     """A factory whose warm-up fails (``tandem run --factory`` start-up failure tests)."""
     return FakeSessionFactory(warm_error=ValueError("the fake models refuse to load"))
+
+
+def serving_factory() -> FakeSessionFactory:
+    """Fake models for measuring the server (``--factory``): keeps no ended call."""
+    return FakeSessionFactory(reply="Sure, here is a short answer for you.", keep_pipelines=False)
