@@ -3,17 +3,15 @@
 llama.cpp's server copies a slot's prompt state into a host-memory cache (its
 ``--cache-ram``, 8 GiB by default) whenever the slot moves on to a different
 prompt. On a voice server every call is a new conversation, so each call left
-its conversation's KV state behind: ~2 MB a conversation on the 0.5B, up to the
-cache's token limit (~100 MB), which was most of what the 100-call soak kept.
+its conversation's KV state behind: ~2 MB a 3-turn conversation on the 0.5B,
+linear over 12 conversations, which was most of what the 100-call soak kept.
 """
 
 from __future__ import annotations
 
-import ctypes
-import gc
-from pathlib import Path
-
 import pytest
+
+from tests.support.memory import settled_rss_mb
 
 pytest.importorskip("xllamacpp")
 
@@ -25,22 +23,6 @@ pytestmark = pytest.mark.slow
 
 CONVERSATIONS = 10
 TURNS = 3
-
-
-def _rss_mb() -> float:
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    raise AssertionError("no VmRSS in /proc/self/status")
-
-
-def _settled_rss_mb() -> float:
-    gc.collect()
-    try:
-        ctypes.CDLL("libc.so.6").malloc_trim(0)
-    except (OSError, AttributeError):  # not glibc: RSS is read as it is
-        pass
-    return _rss_mb()
 
 
 def test_the_stack_turns_llama_cpps_host_prompt_cache_off():
@@ -68,7 +50,7 @@ def test_finished_conversations_do_not_pile_up_in_memory():
             messages.append(
                 {"role": "assistant", "content": reply["choices"][0]["message"]["content"]}
             )
-        levels.append(_settled_rss_mb())
+        levels.append(settled_rss_mb())
     # Before the fix: ~2 MB per conversation (16 MB over these 8); after it, flat.
     grown = levels[-1] - levels[1]
     assert grown < 6, f"RSS grew {grown:.1f} MB over {CONVERSATIONS - 2} conversations: {levels}"

@@ -7,12 +7,11 @@ every new length its replies had (+31 MB over 30 syntheses of 3-30 words).
 
 from __future__ import annotations
 
-import ctypes
-import gc
 import random
-from pathlib import Path
 
 import pytest
+
+from tests.support.memory import settled_rss_mb
 
 pytest.importorskip("hibari")
 
@@ -24,18 +23,6 @@ WORDS = (
     "the capital of italy is rome and it is a lovely city with old streets that many people "
     "visit every year"
 ).split()
-
-
-def _settled_rss_mb() -> float:
-    gc.collect()
-    try:
-        ctypes.CDLL("libc.so.6").malloc_trim(0)
-    except (OSError, AttributeError):  # not glibc: RSS is read as it is
-        pass
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    raise AssertionError("no VmRSS in /proc/self/status")
 
 
 @pytest.fixture(scope="module")
@@ -50,10 +37,10 @@ def test_the_voice_runs_without_onnxruntimes_memory_arena(voice):
 def test_sentences_of_new_lengths_do_not_grow_the_voice(voice):
     rnd = random.Random(1)
     voice.synthesize("Hello there.", 0)
-    before = _settled_rss_mb()
+    before = settled_rss_mb()
     for _ in range(30):
         words = [rnd.choice(WORDS) for _ in range(rnd.randint(3, 30))]
         assert voice.synthesize(" ".join(words).capitalize() + ".", 0)
-    grown = _settled_rss_mb() - before
+    grown = settled_rss_mb() - before
     # With the arena: +31 MB here; without: +4 MB (the first long sentence's buffers).
     assert grown < 12, f"RSS grew {grown:.1f} MB over 30 syntheses"
