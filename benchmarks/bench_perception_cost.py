@@ -13,7 +13,13 @@ Reported: per-call server CPU (% of one core) on each side, medians over the
 pairs, and their difference. Interleaving the pairs keeps the shared machine's
 noise out of the difference.
 
+With ``--camera-arm`` each round also calls the ``--no-perception`` server with
+no camera at all (``novideo``): ``off`` − ``novideo`` is what receiving the
+camera costs (VP8 decoding, and the transport's conversion of every decoded
+frame to RGB), paid whether or not perception runs.
+
     .venv/bin/python benchmarks/bench_perception_cost.py --pairs 3 --hold 20
+    .venv/bin/python benchmarks/bench_perception_cost.py --size 1280 720 --camera-arm
 """
 
 from __future__ import annotations
@@ -37,14 +43,14 @@ from bench_server import cpu_seconds, free_port, wait_healthy  # noqa: E402
 from tests.support.media import TestPeer  # noqa: E402
 
 
-async def one_call(base: str, pid: int, args: argparse.Namespace) -> float:
-    """% of one core the server used during one held call."""
+async def one_call(base: str, pid: int, args: argparse.Namespace, video: bool = True) -> float:
+    """% of one core the server used during one held call (with a camera or not)."""
     # A quiet microphone: 1 s of digital silence looped.
     peer = TestPeer(
         base,
         pcm=bytes(32000),
         loop_audio=True,
-        video=True,
+        video=video,
         video_fps=args.fps,
         video_size=tuple(args.size),
     )
@@ -73,11 +79,15 @@ async def run(args: argparse.Namespace) -> dict[str, object]:
         for base, proc in servers.values():
             await wait_healthy(base, 600.0, proc)
         results: dict[str, list[float]] = {"on": [], "off": []}
+        if args.camera_arm:
+            results["novideo"] = []
         for i in range(args.pairs):
-            order = ("on", "off") if i % 2 == 0 else ("off", "on")
+            order = ["on", "off"] if i % 2 == 0 else ["off", "on"]
+            if args.camera_arm:
+                order.insert(i % 3, "novideo")  # its place in the round rotates too
             for side in order:
-                base, proc = servers[side]
-                pct = await one_call(base, proc.pid, args)
+                base, proc = servers["off" if side == "novideo" else side]
+                pct = await one_call(base, proc.pid, args, video=side != "novideo")
                 results[side].append(round(pct, 2))
                 print(f"pair {i + 1} {side}: {pct:.1f}% of a core", flush=True)
     finally:
@@ -87,7 +97,7 @@ async def run(args: argparse.Namespace) -> dict[str, object]:
             proc.wait(30)
     on, off = statistics.median(results["on"]), statistics.median(results["off"])
     diffs = [a - b for a, b in zip(results["on"], results["off"], strict=True)]
-    return {
+    out: dict[str, object] = {
         "video": f"{args.size[0]}x{args.size[1]} @ {args.fps} fps (VP8)",
         "hold_s": args.hold,
         "cpu_pct_per_call": results,
@@ -95,6 +105,11 @@ async def run(args: argparse.Namespace) -> dict[str, object]:
         "median_off": round(off, 2),
         "perception_pct_of_a_core_median_pair_diff": round(statistics.median(diffs), 2),
     }
+    if args.camera_arm:
+        cam = [a - b for a, b in zip(results["off"], results["novideo"], strict=True)]
+        out["median_novideo"] = round(statistics.median(results["novideo"]), 2)
+        out["camera_pct_of_a_core_median_round_diff"] = round(statistics.median(cam), 2)
+    return out
 
 
 def main() -> None:
@@ -103,6 +118,11 @@ def main() -> None:
     parser.add_argument("--hold", type=float, default=20.0, help="seconds measured per call")
     parser.add_argument("--fps", type=int, default=15)
     parser.add_argument("--size", type=int, nargs=2, default=[640, 480], metavar=("W", "H"))
+    parser.add_argument(
+        "--camera-arm",
+        action="store_true",
+        help="also call the --no-perception server without a camera (what the camera costs)",
+    )
     args = parser.parse_args()
     print(json.dumps(asyncio.run(run(args))))
 

@@ -45,24 +45,35 @@ class RepetitionCounter:
     result is randomly projected to ``dims`` numbers (inner products survive, by
     Johnson–Lindenstrauss). Motion energy is the mean of the top 2 % patch distances to
     the previous image minus their median, which ignores sensor noise. An image is
-    *moving* when the energy exceeds ``motion_threshold`` **and** the moving patches
-    (distance above the median by ``motion_delta``) cover at least ``min_moving_share``
-    of the frame (and ``min_moving_patches``): a small object moving in a corner, or a
-    compression artefact, moves one or two patches of a 640×480 frame, a waving arm
-    three to seven, a body many more (measured on VP8-decoded frames, see
+    *moving* when the energy exceeds ``motion_threshold`` **and** at least
+    ``min_moving_patches`` patches moved (distance above the median by
+    ``motion_delta``): a small object moving in a corner, or a compression artefact,
+    moves one or two patches of a 640×480 frame, a waving arm three to seven, a body
+    many more (measured on VP8-decoded frames, see
     ``docs/bench/cues-caller-section.md``). Patches are counted in the cues' view
     (:class:`~pipecat_tandem.fusion.cue_view.CueView`: every frame 480 pixels high),
     where the codec's clean-up after a still body's pixel shift moves up to three
     patches by 0.035-0.04 for two or three images in a row at every sender size, and
     a wave moves three or more by over 0.04: hence ``motion_delta`` 0.04 and three
-    patches at least. A motion segment starts at a moving image
+    patches at least. *Starting* motion also needs ``min_moving_share`` of the frame's
+    patches: the view's height is fixed, so a wider camera adds patches at its sides,
+    and at 1280×720 (12×21 patches, where 1.5 % is four) the codec's clean-up after a
+    still body's shift moved three or four patches for four images in a row. Once
+    started, ``min_moving_patches`` is enough, at any width: an arm covers as many
+    patches in a 16:9 view as in a 4:3 one, and a 1.2 Hz low-contrast wave at
+    1280×720 moves two to four (asked for four throughout, it never had the six
+    strong images a period is looked for at, and was never seen). A motion segment
+    starts at a moving image
     and ends after ``still_secs`` without one that moves *strongly* (energy at least
     ``strong_share`` of the segment's peak, and as many moving patches as
     ``strong_share`` of the median of its recent strong images: a still body's pixel
     shift after the squats moves 6 patches where a squat moves 25, but its energy,
     which saturates, reached half the peak and kept the count going). Its period is
     only looked for while at least half of its recent images moved strongly. Motion
-    starts at ``onset_images`` moving images in a row; within a segment, motion after
+    starts at ``onset_images`` moving images, in a row but for at most ``onset_gap``
+    images between them that did not move enough (a fast wave sampled at 5 fps moves
+    few patches at its turning points: 1.6 Hz at 480×360 alternated 2-7 moving
+    patches and never had three moving images in a row); within a segment, motion after
     ``restart_secs`` of stillness with nothing counted yet restarts the count's clock.
 
     Inside a segment (at most ``max_secs`` buffered) the period is the lowest strong
@@ -107,6 +118,7 @@ class RepetitionCounter:
         seed: int = 0,
         refresh: int = 8,
         count_at: float = 0.65,
+        onset_gap: int = 1,
     ) -> None:
         """Create a counter (see the class docstring).
 
@@ -120,6 +132,7 @@ class RepetitionCounter:
         self.min_moving_patches, self.strong_share = min_moving_patches, strong_share
         self.onset_images, self.restart_secs = onset_images, restart_secs
         self.count_at = count_at
+        self.onset_gap, self._gaps = onset_gap, 0
         self._peak = 0.0  # the segment's strongest motion energy
         self._areas: deque[int] = deque(maxlen=25)  # moving patches of recent strong images
         self._strong: deque[bool] = deque(maxlen=12)  # recent images: moved strongly?
@@ -173,17 +186,24 @@ class RepetitionCounter:
         energy, area = _motion_energy(d, self.motion_delta)
         self.last_energy, self.last_moving_patches = energy, area
         out: list[Cue] = []
-        need = max(self.min_moving_patches, math.ceil(self.min_moving_share * d.size))
-        moving = energy > self.motion_threshold and area >= need
+        moving = energy > self.motion_threshold and area >= self.min_moving_patches
+        # Starting takes a share of the frame too: a wider view's codec clean-up moves
+        # more patches (see the class docstring); a wave once started does not grow.
+        starts = moving and area >= math.ceil(self.min_moving_share * d.size)
         if not self.in_motion:
-            if not moving:
-                self._candidate = []
+            if not starts:
+                if not self._candidate or self._gaps >= self.onset_gap:
+                    self._candidate, self._gaps = [], 0
+                    return out
+                self._gaps += 1
+                self._candidate.append((prev, prev_t, energy))
                 return out
             # A moving image or two is a twitch (a body shifting by a pixel, the
             # codec's refresh after it); motion starts at the ``onset_images``-th in a row.
             self._candidate.append((prev, prev_t, energy))
-            if len(self._candidate) < self.onset_images:
+            if len(self._candidate) - self._gaps < self.onset_images:
                 return out
+            self._gaps = 0
             run, self._candidate = self._candidate, []
             self.in_motion, self._still_since = True, None
             self.count, self.period, self.periodicity = 0, None, 0.0
@@ -198,7 +218,7 @@ class RepetitionCounter:
             for image, when, _ in run:
                 self._series.append(self._project(image), when)
         elif (
-            moving
+            starts
             and self.count == 0
             and self._still_since is not None
             and t - self._still_since >= self.restart_secs
