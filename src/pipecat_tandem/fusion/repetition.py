@@ -70,10 +70,10 @@ class RepetitionCounter:
     shift after the squats moves 6 patches where a squat moves 25, but its energy,
     which saturates, reached half the peak and kept the count going). Its period is
     only looked for while at least half of its recent images moved strongly. Motion
-    starts at ``onset_images`` moving images, in a row but for at most ``onset_gap``
-    images between them that did not move enough (a fast wave sampled at 5 fps moves
-    few patches at its turning points: 1.6 Hz at 480×360 alternated 2-7 moving
-    patches and never had three moving images in a row); within a segment, motion after
+    starts at ``onset_images`` moving images in a row (allowing one still image among
+    them started a 1.6 Hz wave at 480×360, which alternates 2-7 moving patches, but
+    also a still person at 320×240 / 250 kbit/s, whose compression noise moves 1-7);
+    within a segment, motion after
     ``restart_secs`` of stillness with nothing counted yet restarts the count's clock.
 
     Inside a segment (at most ``max_secs`` buffered) the period is the lowest strong
@@ -118,7 +118,6 @@ class RepetitionCounter:
         seed: int = 0,
         refresh: int = 8,
         count_at: float = 0.65,
-        onset_gap: int = 1,
     ) -> None:
         """Create a counter (see the class docstring).
 
@@ -132,7 +131,6 @@ class RepetitionCounter:
         self.min_moving_patches, self.strong_share = min_moving_patches, strong_share
         self.onset_images, self.restart_secs = onset_images, restart_secs
         self.count_at = count_at
-        self.onset_gap, self._gaps = onset_gap, 0
         self._peak = 0.0  # the segment's strongest motion energy
         self._areas: deque[int] = deque(maxlen=25)  # moving patches of recent strong images
         self._strong: deque[bool] = deque(maxlen=12)  # recent images: moved strongly?
@@ -192,18 +190,13 @@ class RepetitionCounter:
         starts = moving and area >= math.ceil(self.min_moving_share * d.size)
         if not self.in_motion:
             if not starts:
-                if not self._candidate or self._gaps >= self.onset_gap:
-                    self._candidate, self._gaps = [], 0
-                    return out
-                self._gaps += 1
-                self._candidate.append((prev, prev_t, energy))
+                self._candidate = []
                 return out
             # A moving image or two is a twitch (a body shifting by a pixel, the
             # codec's refresh after it); motion starts at the ``onset_images``-th in a row.
             self._candidate.append((prev, prev_t, energy))
-            if len(self._candidate) - self._gaps < self.onset_images:
+            if len(self._candidate) < self.onset_images:
                 return out
-            self._gaps = 0
             run, self._candidate = self._candidate, []
             self.in_motion, self._still_since = True, None
             self.count, self.period, self.periodicity = 0, None, 0.0
