@@ -13,11 +13,12 @@ harness's reply questions for exactly those criteria and refuses any other
 (``ClassifierError``: the harness fails the turn rather than guess).
 
 Outcomes follow the harness: ``continue`` for a reply that only holds the floor
-("let me check", "on it") and gives nothing the criterion could judge, else
-``yes`` or ``no``. Its accuracy is measured on the same labeled verdicts as the
-model judge (``tests/data/release_evals/judge_labels.jsonl``); the rules were
-written after those labels, by the same person, so the measure is optimistic
-and is no substitute for a second labeler.
+("let me check", "on it", "Sure, here's a joke:") or is on its way to a ``yes``
+(:data:`PENDING`: the joke told, the weather still to come), else ``yes`` or
+``no``. Its accuracy is measured on the same labeled verdicts as the model judge
+(``tests/data/release_evals/judge_labels.jsonl``); the rules were written after
+those labels, by the same person, so the measure is optimistic and is no
+substitute for a second labeler.
 """
 
 from __future__ import annotations
@@ -39,6 +40,13 @@ def _has(pattern: str) -> Callable[[str], bool]:
 _HOLDING = _has(
     r"^\W*(sure|ok(ay)?|alright|on it|one moment|just a (moment|sec)|let me|i'?ll|"
     r"i am|i'm)\b[^.!?]*(check|look|think|work|get back|find|moment|on it)[^.!?]*[.!?]?\s*$"
+)
+#: A lead-in that announces what comes next and says nothing else ("Sure, here's a
+#: joke about a sea turtle:"): the harness hears it as a response of its own when the
+#: bot pauses before the punchline's sentence, so it holds the floor like "let me check".
+_LEAD_IN = _has(
+    r"^\W*((sure|ok(ay)?|alright|of course|absolutely)\W+)?here'?s (a|an|one|the|my|another)\b"
+    r"[^.!?]*[.!?:]?\s*$"
 )
 _GREETING = _has(
     r"\b(hello|hi|hey|welcome|greetings|good (morning|afternoon|evening)|how can i|"
@@ -65,6 +73,15 @@ def _joke_then_weather(text: str) -> bool:
     weather = re.search(r"\b(75|seventy[- ]five)\b", text, re.I)
     return bool(joke and weather and joke.start() < weather.start())
 
+
+#: Criterion → what a reply that is on its way to ``yes`` looks like (``continue``).
+PENDING: dict[str, Callable[[str], bool]] = {
+    # The joke first, the weather in a later response: pipecat's audio harness judges
+    # each stretch of the bot's speech as it ends, so the joke alone is not yet a "no".
+    "first, tells a joke, then informs that the weather": lambda t: bool(
+        _JOKE(t) and not _SEVENTY_FIVE(t)
+    ),
+}
 
 #: Criterion (as the scenarios write it) → the rule deciding ``yes``.
 RULES: dict[str, Callable[[str], bool]] = {
@@ -108,11 +125,18 @@ def verdict(criterion: str, reply: str, options: Sequence[str] = ("yes", "no", "
     rule = rule_for(criterion)
     if rule is None:
         raise ClassifierError(f"the rule judge has no rule for {criterion[:80]!r}")
+    if "continue" in options and _LEAD_IN(reply):
+        return "continue"  # before the rule: "here's a joke" names a joke, tells none
     if rule(reply):
         return "yes"
-    if "continue" in options and _HOLDING(reply):
+    if "continue" in options and (_HOLDING(reply) or _pending(criterion, reply)):
         return "continue"
     return "no"
+
+
+def _pending(criterion: str, reply: str) -> bool:
+    text = criterion.lower()
+    return any(key in text and rule(reply) for key, rule in PENDING.items())
 
 
 class RuleJudgeClassifier(LabelClassifier):
