@@ -70,8 +70,8 @@ class RepetitionCounter:
     shift after the squats moves 6 patches where a squat moves 25, but its energy,
     which saturates, reached half the peak and kept the count going). Its period is
     only looked for while at least half of its recent images moved strongly. Motion
-    starts at ``onset_images`` moving images in a row (allowing one still image among
-    them started a 1.6 Hz wave at 480×360, which alternates 2-7 moving patches, but
+    starts at ``onset_images`` moving images in a row (one still image allowed among
+    them did start a 1.6 Hz wave at 480×360, which alternates 2-7 moving patches, but
     also a still person at 320×240 / 250 kbit/s, whose compression noise moves 1-7);
     within a segment, motion after
     ``restart_secs`` of stillness with nothing counted yet restarts the count's clock.
