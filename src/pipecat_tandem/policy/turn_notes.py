@@ -41,7 +41,7 @@ __all__ = ["NOTE_PREFIX", "delegated_job_note", "drop_answered_notes", "strip_no
 #: How every note the machinery puts in a user turn begins.
 NOTE_PREFIX = "[Background job "
 
-_NOTE = re.compile(r"\s*\[Background job [^\[\]]*\]\s*")
+_NOTE = re.compile(r"\s*" + re.escape(NOTE_PREFIX) + r"[^\[\]]*\]\s*")
 
 
 def delegated_job_note(job_id: str) -> str:
@@ -86,11 +86,12 @@ def drop_answered_notes(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """
     noted = [i for i, m in enumerate(messages) if _is_user(m) and _NOTE.search(m["content"])]
     keep = noted[-1] if noted else -1
+    dropped = set(noted)
     if any(_role(m) in ("assistant", "user") for m in messages[keep + 1 :]):
         keep = -1
     out: list[dict[str, Any]] = []
     for i, message in enumerate(messages):
-        if i in noted and i != keep:
+        if i in dropped and i != keep:
             stripped = strip_notes(message["content"])
             if stripped:
                 message = {**message, "content": stripped}
