@@ -45,6 +45,7 @@ from loguru import logger
 
 from pipecat_tandem.errors import ModelUnavailableError
 from pipecat_tandem.models.weights import LOCAL_EXTRA_HINT
+from pipecat_tandem.thread_pools import prestart
 
 
 @dataclass(frozen=True)
@@ -137,10 +138,15 @@ class LocalModelServer:
         self._request_gate = threading.BoundedSemaphore(config.slots)
         self._ready = threading.Event()
         # Own threads for blocking calls: requests queued on the lock must not
-        # starve the loop's default executor (STT and TTS run there).
+        # starve the loop's default executor (STT and TTS run there). Two per
+        # slot: one running, one waiting for it (a call's next turn, a cache
+        # refill, a cancelled request still finishing its prompt); more would
+        # only wait on the gate. All are started at warm-up (thread_pools):
+        # a pool that grew on the first calls read as a leak in the soak.
         self._executor = ThreadPoolExecutor(
-            max_workers=8, thread_name_prefix=f"tandem-{config.name}"
+            max_workers=2 * config.slots, thread_name_prefix=f"tandem-{config.name}"
         )
+        self._threads_started = False
         self.load_seconds: float | None = None
         #: Requests queued on the request gate or running (read by /metrics).
         self.in_flight = 0
@@ -235,9 +241,14 @@ class LocalModelServer:
         return await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
 
     async def start(self) -> None:
-        """Load the model off the event loop (idempotent)."""
+        """Load the model off the event loop and start the request threads (idempotent)."""
         await self._call(self.load)
+        await self._start_threads()
         self._ready.set()
+
+    async def _start_threads(self) -> None:
+        if not self._threads_started:
+            self._threads_started = await prestart(self._executor)
 
     async def warm(self, messages: list[dict[str, Any]] | None = None) -> None:
         """Load, then run one tiny request so the first real turn is not cold.
@@ -251,6 +262,7 @@ class LocalModelServer:
         await self._call(
             self.complete, {"messages": warm_messages, "max_tokens": 1, "temperature": 0}
         )
+        await self._start_threads()
         self._ready.set()
 
     async def complete_async(self, request: dict[str, Any]) -> dict[str, Any]:

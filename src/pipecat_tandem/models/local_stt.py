@@ -25,6 +25,7 @@ usual, so a speculation can cost CPU but never words.
 from __future__ import annotations
 
 import asyncio
+import time
 from collections import deque
 from collections.abc import AsyncGenerator
 from dataclasses import dataclass
@@ -147,8 +148,12 @@ class LocalWhisperSTTService(WhisperSTTService):
     def _load(self) -> None:
         model_name = require_given(self._whisper_settings.model, "Whisper model")
         if self._shared_model is not None:
+            # Every call's service shares the server's model: "loaded" here,
+            # once a call, told an operator the model was loaded again.
             self._model = self._shared_model
+            logger.debug(f"{self}: uses the shared Whisper model")
         else:
+            started = time.perf_counter()
             self._model = WhisperModel(
                 model_name,
                 device=self._device,
@@ -157,9 +162,12 @@ class LocalWhisperSTTService(WhisperSTTService):
                 num_workers=self._num_workers,
                 local_files_only=True,
             )
+            logger.info(
+                f"{self}: loaded {model_name} in {time.perf_counter() - started:.1f} s "
+                f"({self._cpu_threads} thread(s), {self._num_workers} worker(s))"
+            )
         language = self._whisper_settings.language
         self._windowed = WindowedWhisper(self._model, language=_language_code(language))
-        logger.debug(f"{self}: loaded {model_name} ({self._cpu_threads} thread(s))")
         unsupported = self._unsupported_language()
         if unsupported:
             raise ValueError(unsupported)

@@ -51,6 +51,7 @@ from pipecat.transports.smallwebrtc.transport import SmallWebRTCTransport
 
 from pipecat_tandem.clock import SessionClock
 from pipecat_tandem.observe.prometheus import CONTENT_TYPE, render
+from pipecat_tandem.thread_pools import install_default_executor, limit_opencv_threads
 from pipecat_tandem.transports.admission import OfferAdmission, OfferLimits, client_key
 from pipecat_tandem.transports.client_event_observer import ClientEventObserver, send_through
 from pipecat_tandem.transports.ice import (
@@ -305,6 +306,10 @@ class TandemServer:
 
         try:
             started = time.monotonic()
+            # Before anything runs in them: the pools' threads are all there
+            # before the first call, so the count an operator sees stays flat.
+            limit_opencv_threads()
+            await install_default_executor(asyncio.get_running_loop())
             self._models = dict(await self._factory.warm(report) or {})
             self._warm_state = "ready"
             self._warm_detail = f"ready in {time.monotonic() - started:.1f}s"
