@@ -13,6 +13,7 @@ from pipecat.frames.frames import (
 )
 from pipecat.turns.user_stop import TurnAnalyzerUserTurnStopStrategy
 
+from pipecat_tandem.turns import SpeculativeTurnStopStrategy
 from pipecat_tandem.turns.fresh_transcript_turn_stop_strategy import (
     FreshTranscriptTurnStopStrategy,
 )
@@ -74,6 +75,36 @@ async def test_words_of_one_stretch_end_the_turn_at_once():
         c.analyzer.answer(COMPLETE)
         await asyncio.wait_for(c.out.replies.wait(), 5.0)
         assert c.out.spoken() == "You said: Tell me a joke."
+
+
+@pytest.mark.parametrize(
+    "strategy",
+    [
+        FreshTranscriptTurnStopStrategy,
+        # No speculation: its early start on the first sentence is a context of its own.
+        functools.partial(SpeculativeTurnStopStrategy, speculate=False),
+    ],
+)
+async def test_a_slow_verdict_still_waits_for_the_last_stretchs_words(strategy):
+    # A loaded machine (issue 13 soak, 41 calls of 100): smart-turn answered after
+    # the words' wait had run out, its "complete" ended the turn on the first
+    # sentence, and the question's words, a few ms later, opened a new turn.
+    quick = functools.partial(strategy, late_transcript_s=0.2)
+    async with call(strategy_cls=quick) as c:
+        await c.speak(FIRST)
+        await c.until(lambda: c.analyzer.analyzing.is_set())
+        c.analyzer.answer(INCOMPLETE)
+        await c.until(lambda: not c.analyzer.analyzing.is_set())
+        await c.send(VADUserStartedSpeakingFrame(), *[c.audio()] * 3)
+        await c.send(VADUserStoppedSpeakingFrame(stop_secs=0.2), c.audio())
+        await c.until(lambda: c.analyzer.analyzing.is_set())
+        await asyncio.sleep(0.4)  # the analyzer is slow: longer than the words' wait
+        c.analyzer.answer(COMPLETE)
+        await c.until(lambda: not c.analyzer.analyzing.is_set())
+        await c.send(TranscriptionFrame(LAST, "user", "now"))
+        await asyncio.wait_for(c.out.replies.wait(), 5.0)
+        assert LAST in str(c.llm.contexts[0])  # old code: the first sentence alone
+        assert len(c.llm.contexts) == 1
 
 
 @pytest.mark.parametrize("bad", [-0.1, float("nan")])

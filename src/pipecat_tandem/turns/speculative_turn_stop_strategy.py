@@ -112,7 +112,7 @@ class SpeculativeTurnStopStrategy(FreshTranscriptTurnStopStrategy):
 
     async def _handle_vad_user_stopped_speaking(self, frame: VADUserStoppedSpeakingFrame) -> None:
         """Analyze in a task; frames arriving meanwhile wait for its answer."""
-        await self._expect_words()
+        await self._cancel_fallback()
         self._vad_user_speaking = False
         self._stop_secs = frame.stop_secs
         self._vad_stopped = True
@@ -135,6 +135,8 @@ class SpeculativeTurnStopStrategy(FreshTranscriptTurnStopStrategy):
             self._turn_complete = state == EndOfTurnState.COMPLETE and not self._voice_came_back
             if not self._turn_complete:
                 await self._withdraw("the turn goes on")
+            # The last stretch's words get their time from now (see the base class).
+            await self._expect_words()
             self._timeout_task = self.task_manager.create_task(
                 self._timeout_handler(max(0.0, stt_deadline - time.time())),
                 f"{self}::_timeout_handler",
