@@ -23,9 +23,10 @@ FIRST = "So let me tell you about my week."
 LAST = "What should I do this weekend?"
 
 
-async def _two_stretches(c: Call) -> None:
+async def _two_stretches(c: Call, verdict_after_s: float = 0.0) -> None:
     """A first stretch with its words ("go on", says the analyzer), then a last one
-    the analyzer calls complete before its words (if any) are transcribed."""
+    the analyzer calls complete (after ``verdict_after_s``: a loaded machine) before
+    its words (if any) are transcribed."""
     await c.speak(FIRST)
     await c.until(lambda: c.analyzer.analyzing.is_set())
     c.analyzer.answer(INCOMPLETE)
@@ -33,6 +34,7 @@ async def _two_stretches(c: Call) -> None:
     await c.send(VADUserStartedSpeakingFrame(), *[c.audio()] * 3)
     await c.send(VADUserStoppedSpeakingFrame(stop_secs=0.2), c.audio())
     await c.until(lambda: c.analyzer.analyzing.is_set())
+    await asyncio.sleep(verdict_after_s)
     c.analyzer.answer(COMPLETE)
     await c.until(lambda: not c.analyzer.analyzing.is_set())
     await asyncio.sleep(0.1)  # the STT is still working on the last words
@@ -91,16 +93,7 @@ async def test_a_slow_verdict_still_waits_for_the_last_stretchs_words(strategy):
     # sentence, and the question's words, a few ms later, opened a new turn.
     quick = functools.partial(strategy, late_transcript_s=0.2)
     async with call(strategy_cls=quick) as c:
-        await c.speak(FIRST)
-        await c.until(lambda: c.analyzer.analyzing.is_set())
-        c.analyzer.answer(INCOMPLETE)
-        await c.until(lambda: not c.analyzer.analyzing.is_set())
-        await c.send(VADUserStartedSpeakingFrame(), *[c.audio()] * 3)
-        await c.send(VADUserStoppedSpeakingFrame(stop_secs=0.2), c.audio())
-        await c.until(lambda: c.analyzer.analyzing.is_set())
-        await asyncio.sleep(0.4)  # the analyzer is slow: longer than the words' wait
-        c.analyzer.answer(COMPLETE)
-        await c.until(lambda: not c.analyzer.analyzing.is_set())
+        await _two_stretches(c, verdict_after_s=0.4)  # longer than the words' wait
         await c.send(TranscriptionFrame(LAST, "user", "now"))
         await asyncio.wait_for(c.out.replies.wait(), 5.0)
         assert LAST in str(c.llm.contexts[0])  # old code: the first sentence alone
