@@ -64,6 +64,35 @@ def snapshot(pid: int, prefix: Path) -> None:
     prefix.with_suffix(".threads").write_text(json.dumps(thread_names(pid).most_common()))
 
 
+def calls_from_log(path: Path) -> dict[str, object]:
+    """Per call, from the server's log: was a reply voiced (TTS began before the hang-up)?
+
+    Also counts the calls whose turn was ended and opened again by a late
+    transcript (pipecat's transcription turn start), the soak's main cause of
+    unanswered calls before the turn fix (issue 13).
+    """
+    calls: list[dict[str, bool]] = []
+    current: dict[str, bool] | None = None
+    for line in path.read_text(errors="replace").splitlines():
+        if "_new_session" in line and " started " in line:
+            current = {"replied": False, "reopened": False}
+        elif current is None:
+            continue
+        elif "Generating TTS" in line:
+            current["replied"] = True
+        elif "TranscriptionUserTurnStartStrategy" in line:
+            current["reopened"] = True
+        elif "session_manager:_teardown" in line:
+            calls.append(current)
+            current = None
+    return {
+        "calls_in_log": len(calls),
+        "replied": sum(c["replied"] for c in calls),
+        "unanswered_calls": [i + 1 for i, c in enumerate(calls) if not c["replied"]],
+        "reopened_turns": sum(c["reopened"] for c in calls),
+    }
+
+
 def slope(ys: list[float]) -> float:
     """Least-squares slope of ``ys`` against 0, 1, 2…"""
     n = len(ys)
@@ -149,7 +178,9 @@ async def soak(args: argparse.Namespace) -> dict[str, object]:
         os.killpg(proc.pid, signal.SIGTERM)
         proc.wait(30)
     after_first = [s[0] for s in samples[1:]]
+    by_log = calls_from_log(args.log) if args.log else {}
     return {
+        **by_log,
         "models": "fake" if args.fake else "embedded",
         "calls": args.calls,
         "rss_mb": [round(s[0]) for s in samples],
