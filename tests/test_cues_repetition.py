@@ -147,6 +147,27 @@ def test_speech_detector_hysteresis_and_validation():
     assert det.update(np.full((5, 80), 15, np.uint8), np.zeros(5)) == []  # out of order: ignored
 
 
+def test_speech_loud_in_a_few_low_channels_over_room_noise_is_speech_at_once():
+    # A voiced "l" or "m" (or a soft vowel) is loud in the lowest quarter of the speech
+    # band while the rest stays at the room's level: the band's mean code rises by
+    # ~1.5 levels (under the onset margin of 3), its power by ~5.
+    rng = np.random.default_rng(5)
+    det = SpeechEnergyDetector()
+    lo = 6  # the first of the detector's 150-4000 Hz channels (80 mels at 16 kHz)
+    codes = (5 + rng.integers(0, 2, (300, 80))).astype(np.uint8)  # 3 s of room noise
+    codes[100:130, lo : lo + 14] = 11  # 0.3 s of voicing from 1.0 s
+    times = np.arange(300) * 0.01
+    cues = []
+    for i in range(0, 300, 20):
+        cues += det.update(codes[i : i + 20], times[i : i + 20])
+    assert [(c.kind, round(c.time, 2)) for c in cues] == [
+        ("speech_onset", 1.0),
+        ("speech_offset", 1.3),
+    ]
+    with pytest.raises(ValueError):
+        SpeechEnergyDetector(code_db=0.0)
+
+
 def test_cue_detector_rejects_mismatched_lists():
     with pytest.raises(ValueError):
         CueDetector().update(np.zeros((0, 80), np.uint8), np.zeros(0), [np.zeros((1, 4))], [])
