@@ -10,6 +10,7 @@ worst moment could, and counts again: on the old code every count grew.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import os
 import subprocess
@@ -129,14 +130,17 @@ def test_the_default_executor_keeps_asyncio_s_size():
 @pytest.mark.slow
 async def test_a_warm_model_server_does_not_start_threads_later():
     pytest.importorskip("xllamacpp")
+    from pipecat_tandem.models.local_server import LocalModelServer
     from pipecat_tandem.models.local_stack import LocalStack
     from pipecat_tandem.models.requantize import QWEN_05B_Q4_0
 
     stack = LocalStack(interaction_model=QWEN_05B_Q4_0, background_model=None, call_slots=2)
-    server = stack.interaction_server
-    assert server is not None
+    assert stack.interaction_server is not None
+    # Its own name: other tests' servers in this process have "interaction" threads too.
+    config = dataclasses.replace(stack.interaction_server.config, name="pool-test")
+    server = LocalModelServer(config)
     await server.warm()
-    before = _pool_threads("tandem-interaction")
+    before = _pool_threads("tandem-pool-test")
     # More requests at once than the server has slots: two calls' turns, a
     # cache refill and a cancelled stream, all wanting a thread.
     request = {"messages": [{"role": "user", "content": "Hi."}], "max_tokens": 1}
@@ -148,7 +152,7 @@ async def test_a_warm_model_server_does_not_start_threads_later():
     await asyncio.gather(
         *(server.complete_async(request) for _ in range(3)), *(stream_one() for _ in range(3))
     )
-    after = _pool_threads("tandem-interaction")
+    after = _pool_threads("tandem-pool-test")
     # Old code: two threads after warm-up, then more with each request at once.
     assert after == before, (before, after)
     assert before == 4  # two per slot
