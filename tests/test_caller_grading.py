@@ -216,3 +216,12 @@ def test_the_caller_waits_for_its_own_job_not_any_delivery():
         {"type": "delivery"},  # malformed: no ids
     ]
     assert owed_jobs(messages) == set()
+
+
+def test_a_reply_that_yields_to_a_caller_going_on_is_a_brief_overlap() -> None:
+    turn = Turn("chat", ("Let's talk about something else.", "What is the capital of Spain?"))
+    rec = recording((2.6, 2.75))  # started in the caller's pause, stopped as they went on
+    r = grade_turn("c", 0, turn, Spoken(1.0, 4.5), 10.0, rec, [])
+    assert r.spoke_over_user is False
+    assert 0 < r.over_user_s < 0.3
+    assert summarize([r])["brief_overlaps"] == 1

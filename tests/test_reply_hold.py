@@ -6,6 +6,7 @@ gate in a real pipecat pipeline on virtual time.
 
 from __future__ import annotations
 
+import asyncio
 import math
 
 import numpy as np
@@ -19,9 +20,10 @@ from pipecat.frames.frames import (
     TTSTextFrame,
 )
 from pipecat.pipeline.pipeline import Pipeline
+from pipecat.processors.frame_processor import FrameProcessor
 from pipecat.tests.utils import SleepFrame, run_test
 
-from pipecat_tandem.processors.reply_hold_gate import ReplyHoldGate
+from pipecat_tandem.processors.reply_hold_gate import ReplyHoldGate, audio_seconds
 from pipecat_tandem.turns.reply_hold import CallerSound, ReplyHold
 from tests.support.virtual_time import run_virtual
 
@@ -105,13 +107,52 @@ def test_a_reply_over_a_sounding_caller_waits_until_they_are_quiet():
     assert not hold.holding and hold.holds == 1
 
 
-def test_audio_of_a_reply_already_playing_is_never_held():
+def test_audio_past_a_replys_start_is_never_held():
+    hold = ReplyHold(CallerSound(), yield_s=0.5)
+    assert hold.on_bot_audio(0.0) is True and hold.pacing  # the start is paced
+    assert hold.audio_wait(0.0) == 0.0
+    hold.sent(0.5)
+    assert not hold.pacing and hold.on_bot_audio(0.1) is False
+    t = feed(hold.sound, 3000.0, 0.1, 0.3)
+    assert hold.on_bot_audio(t) is False and hold.audio_wait(t) == 0.0
+    hold.bot_stopped()
+    assert hold.on_bot_audio(t) is True and hold.holding  # the next reply, over the caller
+
+
+def test_without_a_yield_window_a_released_reply_is_never_held():
     hold = ReplyHold(CallerSound())
     assert hold.on_bot_audio(0.0) is False
     t = feed(hold.sound, 3000.0, 0.0, 0.3)
-    assert hold.on_bot_audio(t) is False
-    hold.bot_stopped()
-    assert hold.on_bot_audio(t) is True  # the next reply, over the caller
+    assert hold.on_bot_audio(t) is False and hold.yields == 0
+
+
+def test_a_replys_start_goes_out_at_most_lead_s_ahead_of_the_clock():
+    hold = ReplyHold(CallerSound(), yield_s=1.0, lead_s=0.1)
+    assert hold.on_bot_audio(0.0)
+    sent = 0.0
+    while hold.audio_wait(0.0) == 0.0:
+        hold.sent(0.02)
+        sent += 0.02
+    assert sent == pytest.approx(0.12)  # sent while at most 0.1 s ahead
+    assert hold.audio_wait(0.0) == pytest.approx(0.02)
+    assert hold.audio_wait(0.05) == 0.0  # the clock caught up
+    for _ in range(45):
+        hold.sent(0.02)
+    assert not hold.pacing  # one second paced: the rest goes out as it comes
+
+
+def test_a_caller_going_on_pauses_the_start_of_a_reply_and_quiet_resumes_it():
+    hold = ReplyHold(CallerSound(), quiet_s=0.25, yield_s=1.0)
+    t = feed(hold.sound, 3000.0, 0.0, 0.5)
+    t = feed(hold.sound, 0.0, t, 0.7)  # a long pause: the reply starts
+    assert hold.on_bot_audio(t) and hold.pacing and hold.holds == 0
+    hold.sent(0.1)
+    t = feed(hold.sound, 3000.0, t + 0.1, 0.04)  # the caller goes on
+    assert hold.audio_wait(t) > 0 and hold.holding and hold.yields == 1
+    t = feed(hold.sound, 0.0, t, 0.3)  # a cough, not a turn: quiet again
+    assert hold.audio_wait(t) == 0.0 and hold.pacing
+    hold.sent(0.9)
+    assert not hold.pacing and not hold.holding  # its first second is out
 
 
 def test_a_reply_is_held_at_most_max_hold_s():
@@ -167,6 +208,10 @@ def test_reply_hold_refuses_nonsense():
         ReplyHold(CallerSound(), min_quiet_s=-0.1)
     with pytest.raises(ValueError):
         ReplyHold(CallerSound(), min_quiet_s=2.0, max_hold_s=1.0)
+    with pytest.raises(ValueError):
+        ReplyHold(CallerSound(), yield_s=-1.0)
+    with pytest.raises(ValueError):
+        ReplyHold(CallerSound(), lead_s=0.0)
 
 
 # -- ReplyHoldGate in a pipeline -------------------------------------------------
@@ -176,8 +221,9 @@ def mic(rms: float) -> InputAudioRawFrame:
     return InputAudioRawFrame(audio=pcm(rms), sample_rate=RATE, num_channels=1)
 
 
-def bot(n: int = 0) -> TTSAudioRawFrame:
-    return TTSAudioRawFrame(audio=pcm(2000.0, seed=n), sample_rate=24000, num_channels=1)
+def bot(n: int = 0, seconds: float = 0.02) -> TTSAudioRawFrame:
+    audio = pcm(2000.0, seconds * 24000 / RATE, seed=n)
+    return TTSAudioRawFrame(audio=audio, sample_rate=24000, num_channels=1)
 
 
 def run(gate: ReplyHoldGate, frames: list) -> list:
@@ -186,6 +232,31 @@ def run(gate: ReplyHoldGate, frames: list) -> list:
         return down
 
     return run_virtual(go())
+
+
+class Stamp(FrameProcessor):
+    """Records when each bot audio frame passes (virtual time)."""
+
+    def __init__(self):
+        super().__init__()
+        self.seen: list[tuple[float, OutputAudioRawFrame]] = []
+
+    async def process_frame(self, frame, direction):
+        await super().process_frame(frame, direction)
+        if isinstance(frame, OutputAudioRawFrame):
+            self.seen.append((asyncio.get_running_loop().time(), frame))
+        await self.push_frame(frame, direction)
+
+
+def timed_run(gate: ReplyHoldGate, frames: list) -> list[tuple[float, OutputAudioRawFrame]]:
+    """Bot audio out of ``gate``, with the virtual time each frame left it."""
+    stamp = Stamp()
+
+    async def go():
+        await run_test(Pipeline([gate.tap, gate, stamp]), frames_to_send=frames)
+
+    run_virtual(go())
+    return stamp.seen
 
 
 def kinds(frames) -> list[str]:
@@ -218,12 +289,12 @@ def test_the_caller_taking_the_turn_drops_the_held_reply():
     assert gate.holds == 1
 
 
-def test_the_gate_never_holds_audio_of_a_reply_already_playing():
-    gate = ReplyHoldGate()
+def test_the_gate_never_holds_audio_past_a_replys_start():
+    gate = ReplyHoldGate(yield_s=0.04)
     # The caller's audio is a system frame (it overtakes queued ones): sleep to order.
-    frames = [mic(0.0), bot(0), SleepFrame(0.02), mic(3000.0), mic(3000.0), bot(1), bot(2)]
+    frames = [mic(0.0), bot(0), bot(1), SleepFrame(0.1), mic(3000.0), mic(3000.0), bot(2)]
     down = run(gate, frames)
-    assert kinds(down) == ["TTSAudioRawFrame"] * 3 and gate.holds == 0
+    assert kinds(down) == ["TTSAudioRawFrame"] * 3 and gate.holds == 0 and gate.yields == 0
 
 
 def test_after_the_bot_stops_the_next_reply_can_be_held():
@@ -234,14 +305,49 @@ def test_after_the_bot_stops_the_next_reply_can_be_held():
 
 
 def test_a_caller_going_on_after_a_short_pause_never_hears_the_reply_start():
-    # The spoke-over case of the 2026-12-05 suite: the reply to the first sentence
-    # is ready 0.6 s into a 0.7 s pause; the caller goes on and takes the turn.
-    gate = ReplyHoldGate()  # the default waits out a pause inside one thought
-    frames = [mic(3000.0) for _ in range(5)] + [SleepFrame(0.6), bot(0), bot(1)]
+    # The reply to the first sentence is ready 0.4 s into a 0.5 s pause; the caller
+    # goes on and takes the turn.
+    gate = ReplyHoldGate()
+    frames = [mic(3000.0) for _ in range(5)] + [SleepFrame(0.4), bot(0), bot(1)]
     frames += [SleepFrame(0.1), mic(3000.0), SleepFrame(0.2), InterruptionFrame(), SleepFrame(1.0)]
     down = run(gate, frames)
     assert not any(isinstance(f, OutputAudioRawFrame) for f in down), kinds(down)
     assert gate.holds == 1
+
+
+def test_a_caller_going_on_after_a_longer_pause_hears_at_most_a_tenth_of_a_second():
+    # The spoke-over case of the 2026-12-05 suites: a one-second reply starts 0.7 s
+    # into a 0.8 s pause; the caller goes on, the VAD's turn comes 0.2 s later.
+    gate = ReplyHoldGate()
+    frames = [mic(3000.0) for _ in range(5)] + [SleepFrame(0.7), bot(0, seconds=1.0)]
+    frames += [SleepFrame(0.1), mic(3000.0), SleepFrame(0.2), InterruptionFrame(), SleepFrame(1.0)]
+    heard = timed_run(gate, frames)
+    assert sum(audio_seconds(f) for _, f in heard) <= 0.1 + 0.12 + 0.02 + 1e-9
+    assert gate.yields == 1 and gate.holds == 0
+
+
+def test_a_replys_start_is_paced_and_the_rest_goes_out_as_it_comes():
+    gate = ReplyHoldGate()
+    frames = [mic(0.0), bot(0, seconds=3.0), SleepFrame(3.0)]
+    heard = timed_run(gate, frames)
+    assert b"".join(f.audio for _, f in heard) == bot(0, seconds=3.0).audio  # all, in order
+    start, sent = heard[0][0], 0.0
+    for t, f in heard:
+        assert sent <= (t - start) + 0.12 + 0.02 + 1e-6  # at most lead_s + a chunk ahead
+        sent += audio_seconds(f)
+    rest = [t for t, f in heard if audio_seconds(f) > 1.0]
+    assert rest and rest[0] - start == pytest.approx(1.0 - 0.12 - 0.02, abs=0.03)
+
+
+def test_a_cough_pauses_the_start_of_a_reply_and_loses_none_of_it():
+    gate = ReplyHoldGate()
+    frames = [mic(0.0), bot(0, seconds=1.5), SleepFrame(0.3), mic(3000.0), mic(3000.0)]
+    frames += [SleepFrame(2.0)]
+    heard = timed_run(gate, frames)
+    assert b"".join(f.audio for _, f in heard) == bot(0, seconds=1.5).audio
+    assert gate.yields == 1
+    gaps = [b[0] - a[0] for a, b in zip(heard, heard[1:], strict=False)]
+    assert max(gaps) >= 0.25  # it waited for the caller's quiet
 
 
 def test_a_reply_after_a_pause_longer_than_a_thought_goes_out_at_once():

@@ -238,9 +238,11 @@ def build_tandem_pipeline(
             that." instead of being dropped like a cough (:class:`TranscriptWatch`).
             ``None``: no watch.
         reply_hold: With a transport and a TTS, a reply whose first audio is ready
-            while the caller is making sound again (they paused between two
-            sentences) waits for them to go quiet or take the turn
-            (:class:`ReplyHoldGate`), so the bot does not start over them.
+            while the caller is making sound again, or within a pause shorter than
+            people make between two sentences, waits for them to go quiet or take
+            the turn, and the first second of a reply pauses for a caller who goes
+            on after a longer pause (:class:`ReplyHoldGate`), so the bot does not
+            start over them.
         **interleaver_args: More :class:`ResultInterleaver` options
             (``max_redeliveries``, ``confirm_timeout_s``, ``wording``, ``name``).
 

@@ -21,7 +21,8 @@ When the user has stopped, when the bot may speak, and when both are quiet:
 - :mod:`~pipecat_tandem.turns.silence_skipping_vad`: pipecat's Silero VAD, without
   inference on digital silence (a muted mic), state for state the same as pipecat's.
 - :mod:`~pipecat_tandem.turns.reply_hold`: a reply whose first audio is ready while
-  the caller is sounding again waits until they are quiet or take the turn. Pure.
+  the caller is sounding again, or early in a pause, waits until they are quiet or
+  take the turn; its first second pauses for a caller who goes on. Pure.
 - :mod:`~pipecat_tandem.turns.gap`: the *natural turn gap* (nobody speaking, nothing
   in flight, quiet long enough) at which background results are delivered. Pure.
 """

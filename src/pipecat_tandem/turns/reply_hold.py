@@ -20,16 +20,23 @@ held reply goes out once the caller has been quiet for ``quiet_s`` (a cough, a
 click, a breath) or after ``max_hold_s`` (sound the VAD never calls speech), and is
 dropped by the interruption that the VAD's user turn brings when it was speech.
 
-A pause is not the end of a thought either: with ``min_quiet_s`` a reply's first
-audio also waits until the caller has been quiet that long since their last
-sound. A reply ready 0.7 s into a 0.7 s pause between two sentences would
-otherwise start just as the caller goes on (the two spoke-over turns of the
-2026-12-05 suite had ready replies, not sounding callers). A reply that starts
-after the caller has been quiet that long, the normal case, is never delayed.
-:data:`THOUGHT_PAUSE_S` (0.85 s) covers people's 0.6-0.8 s pauses plus the 20 ms the
-caller's sound takes to register. (0.8 s did not help in a suite whose caller's
-"0.7 s" pauses were 0.9 s as heard, piper's own padding added; the caller's pauses
-are now what they say.)
+A pause is not the end of a thought either. People pause 0.6-0.8 s between two
+sentences of one thought, and a turn's reply is ready ~0.9 s after the voice
+stopped, so a reply can start just as the caller goes on (the two spoke-over turns
+of the 2026-12-05 suite had ready replies, not sounding callers). Two rules:
+
+* a reply's first audio waits until the caller has been quiet ``min_quiet_s``
+  (:data:`MIN_QUIET_S`, the shortest such pause) since their last sound;
+* its first ``yield_s`` (:data:`YIELD_S`) seconds go out paced to real time, and
+  the caller's sound pauses them: a caller who goes on after a longer pause hears
+  at most ~0.1 s of the reply, which then yields, the way people do when they
+  start at the same time. Waiting out the longest pause instead (0.85 s) made every
+  reply ~0.1 s later (chit-chat p50 1.04 s at the caller) and still spoke over a
+  caller twice: the caller's sound is measured from its last loud frame, so the
+  soft end of a sentence already counts as quiet.
+
+A reply that starts after the caller has been quiet that long, the normal case, is
+never delayed.
 
 Pure: no I/O, no event loop; times are session seconds passed in.
 """
@@ -41,8 +48,13 @@ import math
 import numpy as np
 
 #: How long a caller must have been quiet before a reply's first audio goes out:
-#: longer than the 0.6-0.8 s people pause between two sentences of one thought.
-THOUGHT_PAUSE_S = 0.85
+#: the shortest of the 0.6-0.8 s pauses people make between two sentences.
+MIN_QUIET_S = 0.6
+
+#: How much of a reply's start pauses for a caller who goes on (its first words).
+YIELD_S = 1.0
+
+_IDLE, _HELD, _STARTING, _SPEAKING = "idle", "held", "starting", "speaking"
 
 
 class CallerSound:
@@ -131,18 +143,32 @@ class CallerSound:
 
 
 class ReplyHold:
-    """Whether a reply's audio waits for a caller who is sounding (pure).
+    """When a reply's audio may go out, around a caller who may go on (pure).
 
-    Call :meth:`on_bot_audio` for each frame of bot audio before it goes out,
-    :meth:`should_release` while holding, and :meth:`bot_stopped` /
-    :meth:`dropped` when the bot's speech ends or the held reply is interrupted.
+    A reply moves through four states. *Idle*: no reply. *Held*: its first audio
+    waits (the caller is sounding, or quiet less than ``min_quiet_s``). *Starting*:
+    its first ``yield_s`` seconds of audio go out paced to real time (never more than
+    ``lead_s`` ahead of the clock), so that a caller who goes on after all is heard
+    over at most ``lead_s`` of it: their sound pauses the reply (held again) and the
+    VAD's user turn, 0.2 s later, drops it. *Speaking*: the rest goes out as it
+    comes. Without pacing, a sentence's audio is in the transport's queue at once and
+    plays out over the caller until the VAD interrupts it.
+
+    Call :meth:`on_bot_audio` for a frame of bot audio arriving when nothing is
+    queued before it, :meth:`audio_wait` before sending each queued audio frame and
+    :meth:`sent` after, :meth:`bot_stopped` / :meth:`dropped` when the bot's speech
+    ends or the reply is interrupted.
 
     Args:
         sound: The caller's loudness.
         quiet_s: Caller quiet this long releases a held reply.
-        max_hold_s: The longest a reply is held whatever the caller does.
+        max_hold_s: The longest a reply is held at a time whatever the caller does.
         min_quiet_s: A reply's first audio waits until the caller has been quiet
             this long since their last sound (0: only while they are sounding).
+        yield_s: How much of a reply's start is paced and pauses for the caller
+            (0: none; the reply goes out as it comes once released).
+        lead_s: How far paced audio may run ahead of the clock (the transport's
+            own buffer: less risks gaps, more is heard over a caller who goes on).
     """
 
     def __init__(
@@ -152,50 +178,86 @@ class ReplyHold:
         quiet_s: float = 0.25,
         max_hold_s: float = 1.0,
         min_quiet_s: float = 0.0,
+        yield_s: float = 0.0,
+        lead_s: float = 0.12,
     ):
         if quiet_s <= 0 or max_hold_s < quiet_s or not 0 <= min_quiet_s <= max_hold_s:
             raise ValueError(
                 "need quiet_s > 0, max_hold_s >= quiet_s and 0 <= min_quiet_s <= max_hold_s"
             )
+        if yield_s < 0 or lead_s <= 0:
+            raise ValueError("need yield_s >= 0 and lead_s > 0")
         self.sound = sound
         self.quiet_s = quiet_s
         self.min_quiet_s = min_quiet_s
         self.max_hold_s = max_hold_s
-        self._speaking = False
-        self._held_since: float | None = None
-        self.holds = 0
+        self.yield_s = yield_s
+        self.lead_s = lead_s
+        self._state = _IDLE
+        self._held_since = 0.0
+        self._window_left = 0.0  # seconds of the reply's start still to pace
+        self._paced_from = 0.0  # when pacing (re)started
+        self._paced_s = 0.0  # audio sent since then
+        self.holds = 0  # replies whose start waited
+        self.yields = 0  # replies paused after they started
 
     @property
     def holding(self) -> bool:
-        """Whether a reply is being held."""
-        return self._held_since is not None
+        """Whether a reply is being held (before its start, or paused)."""
+        return self._state == _HELD
+
+    @property
+    def pacing(self) -> bool:
+        """Whether a reply's start is going out paced to real time."""
+        return self._state == _STARTING
 
     def on_bot_audio(self, now: float) -> bool:
-        """A frame of bot audio is ready at ``now``: True to hold it (and all after it)."""
-        if self._held_since is not None:
-            return True
-        if self._speaking:
-            return False
+        """Bot audio is ready at ``now`` with nothing queued: True to queue it."""
+        if self._state != _IDLE:
+            return self._state != _SPEAKING
+        self._window_left = self.yield_s
         if self.sound.sounding(now) or self.sound.quiet_for(now) < self.min_quiet_s:
-            self._held_since = now
+            self._state, self._held_since = _HELD, now
             self.holds += 1
             return True
-        self._speaking = True
-        return False
+        self._start(now)
+        return self._state == _STARTING
+
+    def audio_wait(self, now: float) -> float:
+        """Seconds to wait before the next queued audio frame goes out (0: now)."""
+        if self._state == _HELD:
+            if not self.should_release(now):
+                return self.next_check_in(now)
+        if self._state == _STARTING:
+            if self.sound.sounding(now):
+                self._state, self._held_since = _HELD, now
+                self.yields += 1
+                return self.next_check_in(now)
+            ahead = self._paced_s - (now - self._paced_from)
+            if ahead > self.lead_s:
+                return max(0.01, ahead - self.lead_s)
+        return 0.0
+
+    def sent(self, seconds: float) -> None:
+        """``seconds`` of the reply's audio went out."""
+        if self._state == _STARTING:
+            self._paced_s += seconds
+            self._window_left -= seconds
+            if self._window_left <= 1e-9:
+                self._state = _SPEAKING
 
     def should_release(self, now: float) -> bool:
         """Whether a held reply goes out now (the caller went quiet, or held too long)."""
-        if self._held_since is None:
+        if self._state != _HELD:
             return False
         if self.sound.quiet_for(now) >= self._needed or now - self._held_since >= self.max_hold_s:
-            self._held_since = None
-            self._speaking = True
+            self._start(now)
             return True
         return False
 
     def next_check_in(self, now: float) -> float:
         """Seconds until a held reply could next be released (at least 10 ms)."""
-        if self._held_since is None:
+        if self._state != _HELD:
             return self.quiet_s
         quiet_left = self._needed - self.sound.quiet_for(now)
         hold_left = self.max_hold_s - (now - self._held_since)
@@ -206,12 +268,15 @@ class ReplyHold:
         """Caller quiet that releases a held reply."""
         return max(self.quiet_s, self.min_quiet_s)
 
+    def _start(self, now: float) -> None:
+        self._state = _STARTING if self._window_left > 0 else _SPEAKING
+        self._paced_from, self._paced_s = now, 0.0
+
     def dropped(self) -> None:
-        """The held reply was interrupted (the caller's turn began): nothing to release."""
-        self._held_since = None
-        self._speaking = False
+        """The reply was interrupted (the caller's turn began): nothing to send."""
+        self._state = _IDLE
 
     def bot_stopped(self) -> None:
-        """The bot finished speaking: the next audio starts a new reply."""
-        if self._held_since is None:
-            self._speaking = False
+        """The bot finished speaking with nothing queued: the next audio starts a reply."""
+        if self._state != _HELD:
+            self._state = _IDLE

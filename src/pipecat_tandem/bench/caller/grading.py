@@ -98,6 +98,7 @@ class TurnResult:
     heard: str = ""  # the caller's transcript of the reply
     on_topic: bool | None = None
     spoke_over_user: bool = False
+    over_user_s: float = 0.0  # bot audio heard while the caller was talking (or pausing)
     result_s: float | None = None  # end of the request → start of the spoken answer
     answer_spoken: bool | None = None
     not_an_answer: bool = False  # a plan or a tool call was read out
@@ -153,6 +154,7 @@ def grade_turn(
         # Speech the bot started before the caller did is a barge-in, not talking over.
         started_before = recording.loud_between(spoken.voice_start - 0.1, spoken.voice_start) > 0
         over = recording.loud_between(spoken.voice_start + 0.3, spoken.voice_end)
+        r.over_user_s = 0.0 if started_before else over
         r.spoke_over_user = not started_before and over >= 0.3
     if turn.barge_in_s is not None:
         last = _last_loud_in(recording, spoken.voice_start, spoken.voice_end)

@@ -52,6 +52,8 @@ def summarize(results: list[TurnResult]) -> dict[str, Any]:
         "job_result_p90_s": _pct(job_times, 0.9),
         "not_an_answer": sum(1 for r in results if r.not_an_answer),
         "spoke_over_user": sum(1 for r in results if r.spoke_over_user),
+        # A reply that started in a pause and yielded when the caller went on.
+        "brief_overlaps": sum(1 for r in results if 0 < r.over_user_s < 0.3),
         "timer_errors_s": [
             None if r.fired_s is None else round(r.fired_s - _due(r), 2) for r in timers
         ],
