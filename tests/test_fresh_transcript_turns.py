@@ -12,6 +12,7 @@ from pipecat.frames.frames import (
     VADUserStoppedSpeakingFrame,
 )
 from pipecat.turns.user_stop import TurnAnalyzerUserTurnStopStrategy
+from pipecat.utils.time import time_now_iso8601
 
 from pipecat_tandem.turns import SpeculativeTurnStopStrategy
 from pipecat_tandem.turns.fresh_transcript_turn_stop_strategy import (
@@ -98,6 +99,32 @@ async def test_a_slow_verdict_still_waits_for_the_last_stretchs_words(strategy):
         await asyncio.wait_for(c.out.replies.wait(), 5.0)
         assert LAST in str(c.llm.contexts[0])  # old code: the first sentence alone
         assert len(c.llm.contexts) == 1
+
+
+async def test_earlier_words_overtaken_by_the_vads_start_do_not_end_the_turn():
+    # The VAD's frames are system frames: under load the first sentence's transcript,
+    # made before the user spoke again, reached the strategy after the VAD's start.
+    async with call(strategy_cls=FreshTranscriptTurnStopStrategy) as c:
+        await c.speak(None)
+        await c.until(lambda: c.analyzer.analyzing.is_set())
+        c.analyzer.answer(INCOMPLETE)
+        await c.until(lambda: not c.analyzer.analyzing.is_set())
+        made_before = TranscriptionFrame(FIRST, "user", time_now_iso8601())
+        await asyncio.sleep(0.01)
+        await c.send(VADUserStartedSpeakingFrame(), *[c.audio()] * 3)
+        await c.until(lambda: c.strategy._vad_user_speaking)
+        await c.send(made_before)
+        await c.until(lambda: FIRST in (c.strategy._text, c.strategy._said_before))
+        await c.send(VADUserStoppedSpeakingFrame(stop_secs=0.2), c.audio())
+        await c.until(lambda: c.analyzer.analyzing.is_set())
+        c.analyzer.answer(COMPLETE)
+        await c.until(lambda: not c.analyzer.analyzing.is_set())
+        await asyncio.sleep(0.1)  # the STT is still working on the last words
+        assert c.llm.contexts == []  # old code: answered on the first sentence alone
+        await c.send(TranscriptionFrame(LAST, "user", time_now_iso8601()))
+        await asyncio.wait_for(c.out.replies.wait(), 5.0)
+        assert len(c.llm.contexts) == 1
+        assert user_messages(c.context) == [f"{FIRST} {LAST}"]
 
 
 @pytest.mark.parametrize("bad", [-0.1, float("nan")])

@@ -31,14 +31,28 @@ ms later and opened a new turn that interrupted the reply. In the 100-call
 soak at load 6-9 that happened in 41 calls of 100 ("Hello there." ended the
 turn, "What is the capital of Italy?" opened another), and 12 of the 14
 unanswered calls were among them: the reopened turn's reply came too late.
+
+A transcript can also arrive *after* the user spoke again although it was
+made before: the VAD's frames are system frames and overtake the data
+frames queued in each processor between the STT and the aggregator. Such a
+transcript holds the earlier stretch's words; taken for the last stretch's,
+it ended the turn at the analyzer's "complete" before the last words came.
+A transcript made before the VAD's last start is therefore counted as the
+earlier words (its text still reaches the context: the aggregator keeps it).
 """
 
 from __future__ import annotations
 
 import asyncio
+from datetime import datetime
 from typing import Any
 
-from pipecat.frames.frames import VADUserStartedSpeakingFrame, VADUserStoppedSpeakingFrame
+from loguru import logger
+from pipecat.frames.frames import (
+    TranscriptionFrame,
+    VADUserStartedSpeakingFrame,
+    VADUserStoppedSpeakingFrame,
+)
 from pipecat.turns.user_stop import TurnAnalyzerUserTurnStopStrategy
 
 #: How long to wait for a stretch's words when the STT states no p99 latency.
@@ -73,6 +87,7 @@ class FreshTranscriptTurnStopStrategy(TurnAnalyzerUserTurnStopStrategy):
         super().__init__(turn_analyzer=turn_analyzer, **kwargs)
         self._late_transcript_s = late_transcript_s
         self._said_before = ""  # the turn's words before the user's last pause
+        self._stretch_started: float | None = None  # time.time() of the VAD's last start
         self._fallback: asyncio.Task[None] | None = None
 
     def _wait_for_words_s(self) -> float:
@@ -86,7 +101,21 @@ class FreshTranscriptTurnStopStrategy(TurnAnalyzerUserTurnStopStrategy):
         if self._text:
             self._said_before = self._text
         self._text = ""
+        self._stretch_started = frame.timestamp
         await self._cancel_fallback()
+
+    async def _handle_transcription(self, frame: TranscriptionFrame) -> None:
+        made = _made_at(frame.timestamp)
+        if made is not None and self._stretch_started is not None and made < self._stretch_started:
+            # Overtaken by the VAD's start: these are the words before the pause.
+            logger.debug(
+                f"{self}: words made {self._stretch_started - made:.2f} s before the user "
+                f"spoke again count as the earlier ones: [{frame.text}]"
+            )
+            if frame.text.strip():
+                self._said_before = frame.text
+            return
+        await super()._handle_transcription(frame)
 
     async def _handle_vad_user_stopped_speaking(self, frame: VADUserStoppedSpeakingFrame) -> None:
         await self._cancel_fallback()
@@ -116,6 +145,7 @@ class FreshTranscriptTurnStopStrategy(TurnAnalyzerUserTurnStopStrategy):
     async def _reset(self) -> None:
         await super()._reset()
         self._said_before = ""
+        self._stretch_started = None
         await self._cancel_fallback()
 
     async def _cancel_fallback(self) -> None:
@@ -127,3 +157,12 @@ class FreshTranscriptTurnStopStrategy(TurnAnalyzerUserTurnStopStrategy):
         """Stop a pending fallback, then clean up as pipecat does."""
         await self._cancel_fallback()
         await super().cleanup()
+
+
+def _made_at(timestamp: str) -> float | None:
+    """A transcript's ISO 8601 creation time (pipecat's ``time_now_iso8601``) as ``time.time()``."""
+    try:
+        made = datetime.fromisoformat(timestamp)
+    except (TypeError, ValueError):
+        return None  # a service's own format: taken as fresh, as before
+    return made.timestamp() if made.tzinfo is not None else None
