@@ -186,3 +186,25 @@ def test_job_acknowledgement_says_the_work_started_never_an_answer():
     assert len({texts["arithmetic"], texts["lookup"], texts["planning"]}) == 3
     openers = {acknowledge_job("arithmetic", variant=i).split()[0] for i in range(8)}
     assert len(openers) > 1  # a run of jobs does not sound canned
+
+
+def test_words_with_nothing_of_their_own_transcribed_apart_keep_a_turn_handled():
+    # "Actually..." and "Never mind" came as two transcriptions of one turn in a call.
+    turns = HandledTurns()
+    turns.add("Never mind", "Okay, I've stopped that.")
+    written = "Actually... Never mind"
+    turns.turn_written(written)
+    assert turns.on_inference(written, speculative=False) == InferenceVerdict(
+        True, "Okay, I've stopped that."
+    )
+    other = HandledTurns()
+    other.add("Never mind", "Okay, I've stopped that.")
+    other.turn_written("Never mind, tell me a joke")
+    assert not other.on_inference("Never mind, tell me a joke", speculative=False).skip
+
+
+def test_job_cancel_acknowledgement_says_it_stopped_never_that_it_is_done():
+    from pipecat_tandem.policy.acknowledgements import acknowledge_job_cancel
+
+    texts = {acknowledge_job_cancel(variant=i) for i in range(6)}
+    assert len(texts) > 1 and all("stopped" in t or "dropped" in t for t in texts)

@@ -6,7 +6,7 @@ from pipecat_tandem.background.jobs import JobRegistry, content_words
 from pipecat_tandem.errors import DelegationError, JobStateError, UnknownJobError
 from pipecat_tandem.frames import DeliveryPolicy, JobState
 from pipecat_tandem.policy.delivery import DeliveryScheduler
-from pipecat_tandem.policy.topic import TopicTracker, is_pastime
+from pipecat_tandem.policy.topic import TopicTracker, cancel_only, is_pastime
 from pipecat_tandem.turns.gap import GapDetector
 
 # --- GapDetector ---------------------------------------------------------------------------
@@ -254,6 +254,28 @@ def test_topic_cancellation_and_moving_on():
     assert t.observe("ok thanks", r.active()).stale == []
     assert t.observe("which city has the best museums", r.active()).stale == []
     assert t.observe("what's a good recipe for pancakes", r.active()).stale == [job.job_id]
+
+
+def test_a_turn_that_only_cancels_is_told_apart_from_one_asking_more():
+    r = JobRegistry()
+    r.create("write a report about sea turtles", now=0)
+    active = r.active()
+    for only in (
+        "Actually, never mind.",
+        "Never mind",
+        "Never mind the sea turtle report.",
+        "No, cancel that. Thanks.",
+        "Okay, don't bother.",
+    ):
+        assert cancel_only(only, active), only
+    for more in (
+        "Never mind. Tell me a joke instead.",
+        "Never mind, what's the capital of Spain?",
+        "Forget the report and find the opening hours of the museum.",
+        "What is the capital of Spain?",  # no cancel at all
+        "",
+    ):
+        assert not cancel_only(more, active), more
 
 
 def test_topic_waiting_room_talk_is_not_moving_away():

@@ -119,3 +119,28 @@ def test_mental_arithmetic_stays_with_the_interaction_model():
         assert not router.route(text).needs_background, text
     for text in ("What is thirteen times fourteen?", "What is 2 plus 2 plus 2 times 9?"):
         assert router.route(text).needs_background, text
+
+
+def test_a_turn_that_only_cancels_a_job_is_acknowledged_by_the_machinery():
+    from pipecat_tandem.policy.acknowledgements import acknowledge_job_cancel
+
+    model = Model()
+    script = say(1.0, "Please work out 1234 times 5678.") + say(3.0, "Actually, never mind.")
+    r = run(script, model, until=6)
+    assert [e["state"] for e in r.of_kind("job_state") if e["state"] == "cancelled"] == [
+        "cancelled"
+    ]
+    spoken = r.spoken_texts()
+    assert spoken[-1] in {acknowledge_job_cancel(variant=i) for i in range(3)}
+    assert model.user_turns == []  # neither turn went to the model
+    assert all("5040" not in text and "42" not in text for text in spoken)
+
+
+def test_a_cancel_with_a_new_request_leaves_the_request_to_the_model():
+    model = Model()
+    script = say(1.0, "Please work out 1234 times 5678.") + say(
+        3.0, "Never mind. Tell me a joke instead."
+    )
+    r = run(script, model, until=6)
+    assert any(e["state"] == "cancelled" for e in r.of_kind("job_state"))
+    assert len(model.user_turns) == 1 and "joke" in model.user_turns[0]

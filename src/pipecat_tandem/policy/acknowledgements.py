@@ -32,6 +32,7 @@ from collections import deque
 from dataclasses import dataclass
 
 from pipecat_tandem.policy.interjections import InterjectionSpec, spoken_duration
+from pipecat_tandem.policy.topic import FILLER_WORDS
 
 __all__ = [
     "NO_CAMERA",
@@ -97,6 +98,26 @@ def acknowledge_job(reason: str, *, variant: int = 0) -> str:
     work = _JOB_WORK.get(reason, "work on that")
     opener = _JOB_OPENERS[variant % len(_JOB_OPENERS)]
     return f"{opener} I'll {work}."
+
+
+#: Said when the user's words only stopped a background job (never that it is done).
+_JOB_CANCELLED = (
+    "Okay, I've stopped that.",
+    "Sure, I've dropped that.",
+    "Alright, I've stopped it.",
+)
+
+
+def acknowledge_job_cancel(*, variant: int = 0) -> str:
+    """The sentence that acknowledges a background job the user called off.
+
+    Args:
+        variant: Picks the wording (any int; e.g. how many acknowledgements were said).
+
+    Returns:
+        One short sentence.
+    """
+    return _JOB_CANCELLED[variant % len(_JOB_CANCELLED)]
 
 
 def needs_video(spec: InterjectionSpec) -> bool:
@@ -169,6 +190,10 @@ def _reminder(task: str) -> str:
 _NORM = re.compile(r"[^\w']+")
 
 
+def _beyond_filler(text: str) -> list[str]:
+    return [w for w in text.split() if w not in FILLER_WORDS]
+
+
 def _norm(text: str) -> str:
     return " ".join(_NORM.sub(" ", text.lower().replace("’", "'")).split())
 
@@ -234,8 +259,14 @@ class HandledTurns:
         return bool(self._pending) or self._owed is not None
 
     def _matches_pending(self, turn: str) -> bool:
-        # The aggregator joins a turn's transcriptions with spaces.
-        return bool(self._pending) and turn == " ".join(h.text for h in self._pending)
+        # The aggregator joins a turn's transcriptions with spaces. Words with nothing
+        # of their own transcribed apart ("Actually..." then "Never mind") don't make
+        # the turn the model's.
+        if not self._pending:
+            return False
+        joined = " ".join(h.text for h in self._pending)
+        words = _beyond_filler(joined)
+        return turn == joined or (bool(words) and _beyond_filler(turn) == words)
 
     def turn_written(self, text: str) -> str:
         """The user aggregator wrote a turn: the acknowledgement to speak now, or "".

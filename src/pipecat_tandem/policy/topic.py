@@ -76,6 +76,33 @@ def cancel_target(utterance: str, active: list[BackgroundJob]) -> str | None:
     return best.job_id
 
 
+#: Words that say nothing of their own around a cancel ("Actually, never mind.").
+FILLER_WORDS = frozenset(
+    "actually okay alright right oh oops um uh umm erm hmm well wait sorry no yes yeah "
+    "thanks thank instead then after all now".split()
+)
+
+
+def cancel_only(utterance: str, active: list[BackgroundJob]) -> bool:
+    """Whether the utterance only cancels, with nothing else for anyone to answer.
+
+    "Actually, never mind.", "Forget about the report." (naming an active job) and
+    "No, cancel that. Thanks." are; "Never mind. Tell me a joke instead." and "Never
+    mind, what's the capital of Spain?" are not: their other words are for the
+    interaction model. Such a turn is answered by the machinery, not the model.
+
+    Args:
+        utterance: The user's words.
+        active: The jobs in flight (their words may name what is cancelled).
+    """
+    text = utterance or ""
+    if not _CANCEL.search(text):
+        return False
+    named = {_stem(w) for job in active for w in job.keywords}
+    left = content_words(_CANCEL.sub(" ", text)) - FILLER_WORDS
+    return all(_stem(w) in named for w in left)
+
+
 _SWITCH = re.compile(
     r"\b(something else|change (of )?(the )?subject|different topic|new topic|moving on|"
     r"on another note|unrelated question)\b",

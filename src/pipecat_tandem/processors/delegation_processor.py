@@ -51,11 +51,11 @@ from pipecat_tandem.frames import (
     JobState,
 )
 from pipecat_tandem.observe.event_log import EventLog
-from pipecat_tandem.policy.acknowledgements import acknowledge_job
+from pipecat_tandem.policy.acknowledgements import acknowledge_job, acknowledge_job_cancel
 from pipecat_tandem.policy.injection import EchoGuard
 from pipecat_tandem.policy.job_limits import JobLimits
 from pipecat_tandem.policy.routing import resolve_follow_up
-from pipecat_tandem.policy.topic import TopicTracker
+from pipecat_tandem.policy.topic import TopicTracker, cancel_only
 from pipecat_tandem.policy.turn_notes import delegated_job_note
 
 DELEGATE_DESCRIPTION = (
@@ -415,9 +415,10 @@ class DelegationProcessor(FrameProcessor):
         self._packets.add_utterance("user", text, self._turn_start or now, now)
         self._log.emit("transcript", t=now, role="user", text=text)
         decision = self._router.route(text) if self._router is not None and routable else None
+        active = self.registry.active()
         verdict = self._topic.observe(
             text,
-            self.registry.active(),
+            active,
             new_task=decision is not None and decision.needs_background,
         )
         for job_id in verdict.cancel:
@@ -425,6 +426,15 @@ class DelegationProcessor(FrameProcessor):
             # report"). A bracketed "job-1 is now cancelled" before them made the 0.5B
             # refuse "Tell me a joke instead." in most samples (see turn_notes).
             await self.cancel(job_id, reason="user cancelled")
+        if verdict.cancel and gated and self.answerer is not None and cancel_only(text, active):
+            # Only a cancel: the machinery says so. Left to the 0.5B, "Actually, never
+            # mind." got "Alright, I'll work that out." 2.4-4 s later (the suite).
+            reply = acknowledge_job_cancel(variant=self._acks)
+            if self.answerer.handle(frame.text, reply):
+                self._acks += 1
+                self._log.emit(
+                    "acknowledged", t=now, job_id=verdict.cancel[0], text=reply, gated=True
+                )
         for job_id in verdict.stale:
             job = self.registry.mark_stale(job_id, "user moved on")
             self._log.emit(
