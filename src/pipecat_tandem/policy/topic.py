@@ -86,7 +86,7 @@ FILLER_WORDS = frozenset(
 def cancel_only(utterance: str, active: list[BackgroundJob]) -> bool:
     """Whether the utterance only cancels, with nothing else for anyone to answer.
 
-    "Actually, never mind.", "Forget about the report." (naming an active job) and
+    "Actually, never mind.", "Never mind the report." (naming an active job) and
     "No, cancel that. Thanks." are; "Never mind. Tell me a joke instead." and "Never
     mind, what's the capital of Spain?" are not: their other words are for the
     interaction model. Such a turn is answered by the machinery, not the model.
