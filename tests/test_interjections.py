@@ -38,6 +38,7 @@ LABELED = [
     # What the bot's tiny.en heard a real caller say "Tell me when I wave." as.
     ("Tell me when I wait.", "cue", "periodic_motion", INT),
     ("tell me when I weigh", "cue", "periodic_motion", INT),
+    ("Tell me when I waste.", "cue", "periodic_motion", INT),
     ("let me know when you see me waving", "cue", "periodic_motion", INT),
     ("tell me whenever I stop moving", "cue", "motion_offset", INT),
     ("let me know when I start moving", "cue", "motion_onset", INT),
@@ -58,6 +59,7 @@ UNPARSEABLE = [
     "remind me to call mom",  # no time
     "tell me when",
     "tell me when I wait for the bus",  # a wait with more after it is not a wave
+    "tell me when I waste time",
     "I ran 5 minutes ago",
     "remind me in 400 hours to renew",  # beyond 24 h
     "remind me in zero seconds",
