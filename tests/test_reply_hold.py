@@ -23,6 +23,7 @@ from pipecat.pipeline.pipeline import Pipeline
 from pipecat.processors.frame_processor import FrameProcessor
 from pipecat.tests.utils import SleepFrame, run_test
 
+from pipecat_tandem.observe.event_log import EventLog
 from pipecat_tandem.processors.reply_hold_gate import ReplyHoldGate, audio_seconds
 from pipecat_tandem.turns.reply_hold import CallerSound, ReplyHold
 from tests.support.virtual_time import run_virtual
@@ -199,6 +200,61 @@ def test_a_reply_after_a_long_enough_pause_is_not_held():
     assert hold.on_bot_audio(t) is False and hold.holds == 0
 
 
+def test_a_caller_who_went_on_teaches_the_hold_their_pause():
+    # The monologue of the 2026-12-06 suite: a reply starts 0.6 s into a pause, the
+    # caller goes on after 0.8 s and takes the turn; the next pause of theirs is
+    # waited out instead of started over.
+    hold = ReplyHold(CallerSound(), min_quiet_s=0.6, yield_s=1.0, learn_up_to_s=1.0)
+    t = feed(hold.sound, 3000.0, 0.0, 1.0)
+    t = feed(hold.sound, 0.0, t, 0.6)
+    assert hold.on_bot_audio(t) and hold.pacing and hold.holds == 0  # quiet 0.62 s: starts
+    hold.sent(0.18)
+    t = feed(hold.sound, 3000.0, round(t + 0.18, 6), 0.04)  # the caller goes on
+    assert hold.audio_wait(t) > 0 and hold.yields == 1
+    assert hold.sound.last_pause == pytest.approx(0.8)  # last loud frame at 0.98 s
+    hold.dropped()  # their turn: the pause was theirs
+    assert hold.learned == 1 and hold.min_quiet_s == pytest.approx(0.8 + 0.05)
+    # Next sentence, the same pause: the reply ready at 0.62 s waits for its end.
+    t = feed(hold.sound, 3000.0, t, 1.0)
+    t = feed(hold.sound, 0.0, t, 0.6)
+    assert hold.on_bot_audio(t) is True and hold.holding and hold.holds == 1
+    t = feed(hold.sound, 3000.0, round(t + 0.2, 6), 0.1)  # they go on: never started
+    assert not hold.should_release(t)
+    hold.dropped()
+    assert hold.learned == 1  # held, not yielded: nothing new to learn
+
+
+def reply_then_caller_sounds(hold: ReplyHold, t: float, pause: float) -> float:
+    """A sentence, ``pause`` of quiet, a reply that starts, the caller's sound 0.1 s in."""
+    t = feed(hold.sound, 3000.0, t, 1.0)
+    t = feed(hold.sound, 0.0, t, pause)
+    assert hold.on_bot_audio(t) and hold.pacing
+    t = feed(hold.sound, 3000.0, round(t + 0.1, 6), 0.04)
+    assert hold.audio_wait(t) > 0 and hold.holding  # yielded
+    return t
+
+
+def test_a_cough_over_a_reply_teaches_nothing_and_learning_is_capped():
+    hold = ReplyHold(CallerSound(), min_quiet_s=0.6, yield_s=1.0, learn_up_to_s=1.0)
+    t = reply_then_caller_sounds(hold, 0.0, 0.7)  # a cough
+    t = feed(hold.sound, 0.0, t, 0.7)
+    assert hold.audio_wait(t) == 0.0  # quiet again: the reply goes on
+    hold.dropped()  # interrupted later, for whatever reason
+    assert hold.learned == 0 and hold.min_quiet_s == 0.6
+    # A very long pause before going on teaches at most learn_up_to_s.
+    hold.bot_stopped()
+    reply_then_caller_sounds(hold, t, 1.4)
+    hold.dropped()
+    assert hold.learned == 1 and hold.min_quiet_s == 1.0
+
+
+def test_without_learning_the_hold_never_grows():
+    hold = ReplyHold(CallerSound(), min_quiet_s=0.6, yield_s=1.0)
+    reply_then_caller_sounds(hold, 0.0, 0.7)
+    hold.dropped()
+    assert hold.yields == 1 and hold.learned == 0 and hold.min_quiet_s == 0.6
+
+
 def test_reply_hold_refuses_nonsense():
     with pytest.raises(ValueError):
         ReplyHold(CallerSound(), quiet_s=0)
@@ -212,6 +268,12 @@ def test_reply_hold_refuses_nonsense():
         ReplyHold(CallerSound(), yield_s=-1.0)
     with pytest.raises(ValueError):
         ReplyHold(CallerSound(), lead_s=0.0)
+    with pytest.raises(ValueError):
+        ReplyHold(CallerSound(), learn_up_to_s=1.5, max_hold_s=1.0)
+    with pytest.raises(ValueError):
+        ReplyHold(CallerSound(), learn_up_to_s=-0.1)
+    with pytest.raises(ValueError):
+        ReplyHold(CallerSound(), learn_margin_s=-0.1)
 
 
 # -- ReplyHoldGate in a pipeline -------------------------------------------------
@@ -362,3 +424,21 @@ def test_a_reply_ready_inside_the_pause_waits_for_its_end_when_the_caller_stays_
     frames = [mic(3000.0) for _ in range(5)] + [SleepFrame(0.5), bot(0), SleepFrame(0.6)]
     down = run(gate, frames)
     assert kinds(down) == ["TTSAudioRawFrame"] and gate.holds == 1
+
+
+def test_the_gate_waits_out_the_pauses_of_a_caller_who_went_on():
+    # Two sentences of a monologue, each followed by a 0.8 s pause and more words:
+    # the first reply starts and yields, the second is never heard.
+    log = EventLog(None)
+    gate = ReplyHoldGate(event_log=log)
+    frames: list = []
+    for n in range(2):
+        frames += [mic(3000.0) for _ in range(5)] + [SleepFrame(0.7), bot(n, seconds=1.0)]
+        frames += [SleepFrame(0.1), mic(3000.0), SleepFrame(0.2), InterruptionFrame()]
+        frames += [SleepFrame(0.5), BotStoppedSpeakingFrame()]
+    heard = timed_run(gate, frames + [SleepFrame(1.0)])
+    assert gate.yields == 1 and gate.holds == 1
+    assert sum(audio_seconds(f) for _, f in heard) <= 0.1 + 0.12 + 0.02 + 1e-9  # the first
+    assert [e["kind"] for e in log.events if e["kind"] == "reply_hold_learned"] == [
+        "reply_hold_learned"
+    ]

@@ -35,7 +35,13 @@ from pipecat.processors.frame_processor import FrameDirection, FrameProcessor
 from pipecat_tandem.clock import LoopClock, SessionClock
 from pipecat_tandem.observe.event_log import EventLog
 from pipecat_tandem.processors.caller_sound_tap import CallerSoundTap
-from pipecat_tandem.turns.reply_hold import MIN_QUIET_S, YIELD_S, CallerSound, ReplyHold
+from pipecat_tandem.turns.reply_hold import (
+    LEARN_UP_TO_S,
+    MIN_QUIET_S,
+    YIELD_S,
+    CallerSound,
+    ReplyHold,
+)
 
 #: Paced audio goes out in pieces this long (the caller's sound can stop it
 #: between two).
@@ -61,9 +67,11 @@ class ReplyHoldGate(FrameProcessor):
             this long (0 turns it off).
         yield_s: How much of a reply's start pauses for a caller who goes on
             (0 turns it off).
+        learn_up_to_s: How far ``min_quiet_s`` grows to the pauses of a caller who
+            went on after a reply had started (0 turns learning off).
         clock: The session clock (a loop clock by default).
         event_log: Where holds are recorded (``reply_held``, ``reply_yielded``,
-            ``reply_released``, ``reply_dropped``).
+            ``reply_released``, ``reply_dropped``, ``reply_hold_learned``).
         **kwargs: Passed to ``FrameProcessor``.
     """
 
@@ -74,6 +82,7 @@ class ReplyHoldGate(FrameProcessor):
         max_hold_s: float = 1.0,
         min_quiet_s: float = MIN_QUIET_S,
         yield_s: float = YIELD_S,
+        learn_up_to_s: float = LEARN_UP_TO_S,
         clock: SessionClock | None = None,
         event_log: EventLog | None = None,
         **kwargs: Any,
@@ -87,6 +96,7 @@ class ReplyHoldGate(FrameProcessor):
             max_hold_s=max_hold_s,
             min_quiet_s=min_quiet_s,
             yield_s=yield_s,
+            learn_up_to_s=learn_up_to_s,
         )
         self._tap = CallerSoundTap(self._hold.sound, clock=self._clock)
         self._queue: list[Frame] = []
@@ -185,7 +195,10 @@ class ReplyHoldGate(FrameProcessor):
             self._queue = []
             for frame in kept:
                 await self.push_frame(frame)
+        learned = self._hold.learned
         self._hold.dropped()
+        if self._hold.learned != learned:
+            self._emit("reply_hold_learned", min_quiet_s=round(self._hold.min_quiet_s, 3))
 
     async def _stop_pump(self) -> None:
         if self._pump is not None:

@@ -38,6 +38,14 @@ of the 2026-12-05 suite had ready replies, not sounding callers). Two rules:
 A reply that starts after the caller has been quiet that long, the normal case, is
 never delayed.
 
+People differ, and a monologue has many such pauses: in the 2026-12-06 suite a
+caller telling about their week was started over five times, each start yielding
+within 0.25 s, 0.8 s of bot audio in all. So the hold learns the caller's pauses:
+when a reply that yielded is then dropped (the caller did go on: the VAD's user
+turn came), the pause they made is one of theirs, and ``min_quiet_s`` grows to it
+plus a margin, up to ``learn_up_to_s``. A cough that pauses a reply releases it
+again and teaches nothing; a caller who never goes on mid-thought never waits more.
+
 Pure: no I/O, no event loop; times are session seconds passed in.
 """
 
@@ -53,6 +61,10 @@ MIN_QUIET_S = 0.6
 
 #: How much of a reply's start pauses for a caller who goes on (its first words).
 YIELD_S = 1.0
+
+#: The longest pause the hold learns to wait out for a caller who goes on after
+#: pauses (beyond it, a pause is the end of a turn and the yield handles the rest).
+LEARN_UP_TO_S = 1.0
 
 _IDLE, _HELD, _STARTING, _SPEAKING = "idle", "held", "starting", "speaking"
 
@@ -106,6 +118,12 @@ class CallerSound:
         self._floor = min_rms / noise_ratio
         self._fed_at: float | None = None
         self._last_sound = -math.inf
+        self._pause = math.inf
+
+    @property
+    def last_pause(self) -> float:
+        """How long the caller was quiet before their latest sound began (inf: never)."""
+        return self._pause
 
     @property
     def last_sound(self) -> float:
@@ -139,6 +157,8 @@ class CallerSound:
         self._peak = max(self._peak, rms)
         threshold = max(self._min_rms, self._relative * self._peak, self._noise_ratio * self._floor)
         if rms >= threshold and rms > 0:
+            if now - self._last_sound > self.HANGOVER_S:
+                self._pause = now - self._last_sound
             self._last_sound = now
 
 
@@ -169,6 +189,9 @@ class ReplyHold:
             (0: none; the reply goes out as it comes once released).
         lead_s: How far paced audio may run ahead of the clock (the transport's
             own buffer: less risks gaps, more is heard over a caller who goes on).
+        learn_up_to_s: How far ``min_quiet_s`` may grow to the pauses of a caller
+            who went on after a reply had started (0: it never grows).
+        learn_margin_s: Added to a learned pause (its soft end counts as quiet).
     """
 
     def __init__(
@@ -180,6 +203,8 @@ class ReplyHold:
         min_quiet_s: float = 0.0,
         yield_s: float = 0.0,
         lead_s: float = 0.12,
+        learn_up_to_s: float = 0.0,
+        learn_margin_s: float = 0.05,
     ):
         if quiet_s <= 0 or max_hold_s < quiet_s or not 0 <= min_quiet_s <= max_hold_s:
             raise ValueError(
@@ -187,19 +212,25 @@ class ReplyHold:
             )
         if yield_s < 0 or lead_s <= 0:
             raise ValueError("need yield_s >= 0 and lead_s > 0")
+        if not 0 <= learn_up_to_s <= max_hold_s or learn_margin_s < 0:
+            raise ValueError("need 0 <= learn_up_to_s <= max_hold_s and learn_margin_s >= 0")
         self.sound = sound
         self.quiet_s = quiet_s
         self.min_quiet_s = min_quiet_s
         self.max_hold_s = max_hold_s
         self.yield_s = yield_s
         self.lead_s = lead_s
+        self.learn_up_to_s = learn_up_to_s
+        self.learn_margin_s = learn_margin_s
         self._state = _IDLE
+        self._yield_pause: float | None = None  # the caller's pause that paused a reply
         self._held_since = 0.0
         self._window_left = 0.0  # seconds of the reply's start still to pace
         self._paced_from = 0.0  # when pacing (re)started
         self._paced_s = 0.0  # audio sent since then
         self.holds = 0  # replies whose start waited
         self.yields = 0  # replies paused after they started
+        self.learned = 0  # times min_quiet_s grew to the caller's pauses
 
     @property
     def holding(self) -> bool:
@@ -232,6 +263,7 @@ class ReplyHold:
             if self.sound.sounding(now):
                 self._state, self._held_since = _HELD, now
                 self.yields += 1
+                self._yield_pause = self.sound.last_pause
                 return self.next_check_in(now)
             ahead = self._paced_s - (now - self._paced_from)
             if ahead > self.lead_s:
@@ -251,6 +283,7 @@ class ReplyHold:
         if self._state != _HELD:
             return False
         if self.sound.quiet_for(now) >= self._needed or now - self._held_since >= self.max_hold_s:
+            self._yield_pause = None  # the caller stopped again: a cough, not a thought
             self._start(now)
             return True
         return False
@@ -273,10 +306,20 @@ class ReplyHold:
         self._paced_from, self._paced_s = now, 0.0
 
     def dropped(self) -> None:
-        """The reply was interrupted (the caller's turn began): nothing to send."""
+        """The reply was interrupted (the caller's turn began): nothing to send.
+
+        A reply that had started and yielded to the caller teaches their pause.
+        """
+        pause, self._yield_pause = self._yield_pause, None
+        if self._state == _HELD and pause is not None and math.isfinite(pause):
+            wanted = min(self.learn_up_to_s, pause + self.learn_margin_s)
+            if wanted > self.min_quiet_s:
+                self.min_quiet_s = wanted
+                self.learned += 1
         self._state = _IDLE
 
     def bot_stopped(self) -> None:
         """The bot finished speaking with nothing queued: the next audio starts a reply."""
         if self._state != _HELD:
             self._state = _IDLE
+            self._yield_pause = None
