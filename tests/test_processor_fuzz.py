@@ -486,8 +486,10 @@ def test_speech_guard_apologizes_for_a_stt_fault_after_junk(builders):
     guard = SpeechGuard(stt=stt, event_log=EventLog(LoopClock()))
     probe: list[Frame] = [UserStoppedSpeakingFrame(), TextFrame("FAIL")]
     run = run_virtual(_drive(Pipeline([guard, _FailsOnCue(stt)]), frames, probe))
-    said = [f.text for f in run.probe_down if isinstance(f, TTSSpeakFrame)]
+    # A response of its own, so a text client sees it too (not a speech-only TTSSpeakFrame).
+    said = [f.text for f in run.probe_down if isinstance(f, LLMTextFrame)]
     assert said == ["Sorry, I didn't catch that."]
+    assert not any(isinstance(f, TTSSpeakFrame) for f in run.probe_down)
     assert [e.error for e in run.errors] == ["stt model broke"]  # passed on upstream
 
 

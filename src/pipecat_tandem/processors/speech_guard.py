@@ -34,7 +34,6 @@ from loguru import logger
 from pipecat.frames.frames import (
     ErrorFrame,
     Frame,
-    TTSSpeakFrame,
     UserStartedSpeakingFrame,
     UserStoppedSpeakingFrame,
 )
@@ -46,6 +45,7 @@ from pipecat.services.tts_service import TTSService
 from pipecat_tandem.clock import LoopClock, SessionClock
 from pipecat_tandem.observe.event_log import EventLog
 from pipecat_tandem.policy.speech_faults import SPEECH_KINDS, SpeechFaultNotices, SpeechKind
+from pipecat_tandem.processors.result_interleaver import reply_frames
 
 #: Marks a service whose requests :func:`limit_speech_time` already bounds.
 _LIMITED = "_tandem_speech_time_limit"
@@ -104,8 +104,11 @@ class SpeechGuard(FrameProcessor):
 
     Place it before the STT: the services push their errors upstream, so it sees
     them all (background jobs run in pipelines of their own; their failures are
-    the interleaver's to tell); the apology goes downstream as a ``TTSSpeakFrame`` (not added to the
-    context). Every other frame passes untouched.
+    the interleaver's to tell); the apology goes downstream as an LLM response of its own
+    (:func:`~pipecat_tandem.processors.result_interleaver.reply_frames`), not a
+    ``TTSSpeakFrame``: that is speech only, so a text client (RTVI ``bot-llm-*``
+    messages, pipecat's eval harness in text mode) never learned that its turn had
+    failed, and with a dead TTS nobody did. Every other frame passes untouched.
 
     Example::
 
@@ -187,4 +190,5 @@ class SpeechGuard(FrameProcessor):
         if text is not None:
             if self._log is not None:
                 self._log.emit("speech_apology", t=now, text=text)
-            await self.push_frame(TTSSpeakFrame(text=text, append_to_context=False))
+            for reply in reply_frames(text):
+                await self.push_frame(reply)
