@@ -11,7 +11,8 @@
 * :class:`MicroTurnAssembler`: aligned micro-turn windowing of timed audio and images.
 * :class:`StreamResampler`: seamless streaming conversion to 16 kHz.
 * Cues: :class:`CueDetector` and its parts :class:`SpeechEnergyDetector`,
-  :class:`VisualChangeDetector`, :class:`RepetitionCounter`; :class:`Cue` values.
+  :class:`VisualChangeDetector`, :class:`RepetitionCounter` (with its per-patch
+  habituation, :class:`PatchBaseline`); :class:`Cue` values.
 """
 
 from pipecat_tandem.fusion.cues import (
@@ -23,6 +24,7 @@ from pipecat_tandem.fusion.cues import (
     patch_distances,
 )
 from pipecat_tandem.fusion.dmel import DMelEncoder, DMelStream
+from pipecat_tandem.fusion.habituation import PatchBaseline
 from pipecat_tandem.fusion.micro_turns import IngestStats, MicroTurn, MicroTurnAssembler
 from pipecat_tandem.fusion.patches import PatchEmbedder
 from pipecat_tandem.fusion.resample import StreamResampler, to_mono
@@ -35,6 +37,7 @@ __all__ = [
     "IngestStats",
     "MicroTurn",
     "MicroTurnAssembler",
+    "PatchBaseline",
     "PatchEmbedder",
     "RepetitionCounter",
     "SpeechEnergyDetector",

@@ -25,6 +25,7 @@ import numpy as np
 import numpy.typing as npt
 
 from pipecat_tandem.fusion.cue_core import Cue, patch_distances
+from pipecat_tandem.fusion.habituation import PatchBaseline
 from pipecat_tandem.fusion.periodicity import (
     N_COMPONENTS,
     Series,
@@ -62,7 +63,18 @@ class RepetitionCounter:
     started, ``min_moving_patches`` is enough, at any width: an arm covers as many
     patches in a 16:9 view as in a 4:3 one, and a 1.2 Hz low-contrast wave at
     1280×720 moves two to four (asked for four throughout, it never had the six
-    strong images a period is looked for at, and was never seen). A motion segment
+    strong images a period is looked for at, and was never seen).
+
+    Weak motion that is *new where it happens* counts too
+    (:class:`~pipecat_tandem.fusion.habituation.PatchBaseline`, ``habituate``): a
+    low-contrast or 1.6-2.0 Hz wave moves its arm's patches only 0.01-0.03 above the
+    median, under ``motion_delta``, where they had moved under 0.005 for seconds;
+    a patch moving 2.25 times its own habitual level (and at least 0.012) three
+    images in a row is counted as moving. The corner object's patches (always
+    moving) and the sway's (a spike every ~2 s, then the codec's clean-up) have a
+    habitual level that their motion does not exceed that much. The patches that
+    kept moving before a segment began are left out of its feature series, so the
+    corner object's motion does not drown a small arm's period. A motion segment
     starts at a moving image
     and ends after ``still_secs`` without one that moves *strongly* (energy at least
     ``strong_share`` of the segment's peak, and as many moving patches as
@@ -118,8 +130,14 @@ class RepetitionCounter:
         seed: int = 0,
         refresh: int = 8,
         count_at: float = 0.65,
+        baseline: PatchBaseline | None = None,
+        habituate: bool = True,
     ) -> None:
         """Create a counter (see the class docstring).
+
+        ``baseline`` is the per-patch habituation (a default
+        :class:`~pipecat_tandem.fusion.habituation.PatchBaseline` when not given);
+        ``habituate=False`` counts only patches above ``motion_delta``, as before it.
 
         Raises:
             ValueError: If ``dims`` or ``refresh`` is below 1.
@@ -131,6 +149,10 @@ class RepetitionCounter:
         self.min_moving_patches, self.strong_share = min_moving_patches, strong_share
         self.onset_images, self.restart_secs = onset_images, restart_secs
         self.count_at = count_at
+        self.baseline = (baseline or PatchBaseline()) if habituate else None
+        # Patches left out of the segment's feature series (habituated when it began).
+        self._quiet_out: np.ndarray | None = None
+        self._habitual: np.ndarray | None = None
         self._peak = 0.0  # the segment's strongest motion energy
         self._areas: deque[int] = deque(maxlen=25)  # moving patches of recent strong images
         self._strong: deque[bool] = deque(maxlen=12)  # recent images: moved strongly?
@@ -162,7 +184,11 @@ class RepetitionCounter:
             self._proj2 = (rng.standard_normal((flat, self.dims)) / np.sqrt(self.dims)).astype(
                 np.float32
             )
-        return np.asarray((x @ self._proj).reshape(-1) @ self._proj2, dtype=np.float64)
+        y = x @ self._proj
+        out = self._quiet_out
+        if out is not None and out.shape[0] == y.shape[0]:
+            y[out] = 0.0  # the corner object's motion would drown a small arm's period
+        return np.asarray(y.reshape(-1) @ self._proj2, dtype=np.float64)
 
     def update(self, emb: npt.ArrayLike, t: float) -> list[Cue]:
         """Feed the next image's patch embeddings; returns new cues."""
@@ -181,7 +207,17 @@ class RepetitionCounter:
             return []
         if prev is None or prev_t is None or d is None:
             return self._end_segment(t) if self.in_motion else []
-        energy, area = _motion_energy(d, self.motion_delta)
+        energy, area, median = _motion_energy(d, self.motion_delta)
+        if self.baseline is not None:
+            # Weak motion new where it happens (an arm still for seconds) counts too;
+            # patches above ``motion_delta`` are counted already.
+            excess = d - median
+            if not self.in_motion and not self._candidate:
+                # What kept moving before this image: if motion starts here, its
+                # own patches are not among them.
+                self._habitual = self.baseline.habituated()
+            new = self.baseline.update(excess, t)
+            area += int(np.count_nonzero(new & (excess <= self.motion_delta)))
         self.last_energy, self.last_moving_patches = energy, area
         out: list[Cue] = []
         moving = energy > self.motion_threshold and area >= self.min_moving_patches
@@ -201,6 +237,9 @@ class RepetitionCounter:
             self.in_motion, self._still_since = True, None
             self.count, self.period, self.periodicity = 0, None, 0.0
             self._onset = run[0][1]
+            # Fixed for the whole segment: a patch dropped or added halfway would be a
+            # step in every feature, which the spectrum would read as motion.
+            self._quiet_out = self._habitual
             self._basis = None
             self._peak = 0.0
             self._strong.clear()
@@ -302,8 +341,8 @@ class RepetitionCounter:
         return np.asarray((series.feats @ basis - mean @ basis).T)
 
 
-def _motion_energy(d: np.ndarray, delta: float) -> tuple[float, int]:
-    """Mean of the top 2 % distances minus the median, and how many exceed it by ``delta``.
+def _motion_energy(d: np.ndarray, delta: float) -> tuple[float, int, float]:
+    """The top 2 % distances' mean minus the median, how many exceed it by ``delta``, the median.
 
     One sort for all three: a full sort of a frame's few hundred distances is ~5×
     faster than a partition at three positions (numpy's multi-``kth`` partition has a
@@ -315,4 +354,4 @@ def _motion_energy(d: np.ndarray, delta: float) -> tuple[float, int]:
     p = np.sort(d)
     median = 0.5 * (float(p[lo]) + float(p[hi]))
     moving = size - int(np.searchsorted(p, median + delta, side="right"))
-    return float(p[size - k :].mean()) - median, moving
+    return float(p[size - k :].mean()) - median, moving, median
