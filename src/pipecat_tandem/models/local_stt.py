@@ -20,6 +20,14 @@ service notices the quiet itself after 0.1 s
 transcribing then; when the VAD's stop comes and no voice was heard since, that
 transcript is used. Otherwise (the user went on) the segment is transcribed as
 usual, so a speculation can cost CPU but never words.
+
+Segment boundaries: pipecat cuts a segment where the VAD's stop reaches the
+service and starts the next one from an empty buffer. When the user goes on
+after a short pause ("Hi there. How are you today?"), the VAD stops while the
+next word's first frames come in; the next segment then started mid-word ("ow
+are you today?"), Whisper judged it no speech and the turn had no words (issue
+12). The segment now ends in its last pause and what follows is kept as the
+start of the next one (:func:`~pipecat_tandem.turns.speech_end.next_segment_start`).
 """
 
 from __future__ import annotations
@@ -51,7 +59,7 @@ from pipecat.utils.time import time_now_iso8601
 from pipecat.utils.types import require_given
 
 from pipecat_tandem.models.weights import whisper_model_dir
-from pipecat_tandem.turns.speech_end import SpeechEndTracker
+from pipecat_tandem.turns.speech_end import SpeechEndTracker, next_segment_start
 from pipecat_tandem.turns.whisper_window import WindowedWhisper
 
 
@@ -269,7 +277,14 @@ class LocalWhisperSTTService(WhisperSTTService):
         )
         if self.is_usable:  # otherwise pipecat drops the segment without queueing it
             self._segment_speculations.append(spec if usable else None)
+        # pipecat's segment is everything up to the VAD's stop, and the buffer starts
+        # empty after it; the next word's first frames may already be in it.
+        audio = bytes(self._audio_buffer)
+        cut = 2 * next_segment_start(np.frombuffer(audio, "<i2", len(audio) // 2), self.sample_rate)
+        carried = audio[cut:]
+        del self._audio_buffer[cut:]
         await super()._handle_user_stopped_speaking(frame)
+        self._audio_buffer[:0] = carried  # the start of the next segment's lead-in
 
     async def run_stt(self, audio: bytes) -> AsyncGenerator[Frame, None]:
         """Transcribe one VAD-segmented utterance off the event loop."""

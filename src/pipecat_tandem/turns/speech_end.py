@@ -53,6 +53,59 @@ def sound_onset(
     return max(0, int(loud[0]) * window - int(keep_s * sample_rate))
 
 
+def next_segment_start(
+    samples: np.ndarray,
+    sample_rate: int,
+    *,
+    min_pause_s: float = 0.1,
+    relative_level: float = 0.05,
+) -> int:
+    """Where the audio of a segment the VAD has just ended starts to belong to the next one.
+
+    The VAD ends a segment after ``stop_secs`` of what it takes for quiet. When the
+    user goes on after a short pause ("Hi there. How are you today?", ~0.15 s
+    apart), it decides so while the next word's first frames, still too soft or
+    too short for it, are coming in: a segmented STT that cuts there gives them to
+    the ended segment and starts the next one mid-word ("ow are you today?"),
+    which Whisper takes for no speech. The cut belongs in the segment's last
+    pause: what follows it is carried over to the next segment.
+
+    A pause is ``min_pause_s`` or more of 10 ms windows below ``relative_level``
+    of the loudest one, after the segment's first sound (the quiet kept before the
+    speech is not one). The cut is its middle, so a soft onset at its end goes
+    with the next segment and a trailing pause is shared (quiet costs nothing).
+
+    Args:
+        samples: The segment's mono samples (any numeric dtype).
+        sample_rate: Samples per second.
+        min_pause_s: The shortest quiet that separates two stretches of speech.
+        relative_level: A window is sound at this fraction of the loudest (0.05 = -26 dB).
+
+    Returns:
+        A sample index: ``samples.size`` when nothing is to be carried over (no
+        sound, or no pause after it).
+
+    Raises:
+        ValueError: Bad ``sample_rate``, ``min_pause_s`` or ``relative_level``.
+    """
+    if sample_rate <= 0 or not min_pause_s > 0 or not 0 < relative_level < 1:
+        raise ValueError("need sample_rate > 0, min_pause_s > 0 and 0 < relative_level < 1")
+    window = max(1, sample_rate // 100)
+    rms = window_rms(samples, window)
+    peak = float(rms.max(initial=0.0))
+    loud = np.flatnonzero(rms >= relative_level * peak) if peak > 0 else np.array([], int)
+    if loud.size == 0:
+        return int(samples.size)
+    # Quiet runs after the first sound: between two sounds, and the trailing one.
+    starts = [*(loud[:-1] + 1), loud[-1] + 1]
+    ends = [*loud[1:], rms.size]
+    min_windows = min_pause_s * sample_rate / window
+    for start, end in zip(reversed(starts), reversed(ends), strict=True):
+        if end - start >= min_windows:
+            return int((start + end) // 2 * window)
+    return int(samples.size)
+
+
 class SpeechEndTracker:
     """Loudness bookkeeping for one utterance of 16-bit mono PCM (no I/O).
 
