@@ -97,13 +97,13 @@ def next_segment_start(
     if loud.size == 0:
         return int(samples.size)
     # Quiet runs after the first sound: between two sounds, and the trailing one.
-    starts = [*(loud[:-1] + 1), loud[-1] + 1]
-    ends = [*loud[1:], rms.size]
-    min_windows = min_pause_s * sample_rate / window
-    for start, end in zip(reversed(starts), reversed(ends), strict=True):
-        if end - start >= min_windows:
-            return int((start + end) // 2 * window)
-    return int(samples.size)
+    starts = np.append(loud[:-1] + 1, loud[-1] + 1)
+    ends = np.append(loud[1:], rms.size)
+    pauses = np.flatnonzero(ends - starts >= min_pause_s * sample_rate / window)
+    if pauses.size == 0:
+        return int(samples.size)
+    last = pauses[-1]
+    return int((starts[last] + ends[last]) // 2 * window)
 
 
 class SpeechEndTracker:
