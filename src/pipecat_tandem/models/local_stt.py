@@ -60,7 +60,7 @@ from pipecat.utils.types import require_given
 
 from pipecat_tandem.models.weights import whisper_model_dir
 from pipecat_tandem.turns.speech_end import SpeechEndTracker, next_segment_start
-from pipecat_tandem.turns.whisper_window import WindowedWhisper
+from pipecat_tandem.turns.whisper_window import WindowedWhisper, is_no_speech
 
 
 def _language_code(language: Any) -> str | None:
@@ -207,7 +207,9 @@ class LocalWhisperSTTService(WhisperSTTService):
             and not settings.initial_prompt
         ):
             result = windowed.transcribe(samples)
-            if isinstance(threshold, float) and result.no_speech_prob >= threshold:
+            if isinstance(threshold, float) and is_no_speech(
+                result.text, result.no_speech_prob, result.avg_logprob, threshold
+            ):
                 return ""
             return result.text
         language = settings.language
@@ -223,7 +225,8 @@ class LocalWhisperSTTService(WhisperSTTService):
         kept = [
             s.text
             for s in segments
-            if not isinstance(threshold, float) or s.no_speech_prob < threshold
+            if not isinstance(threshold, float)
+            or not is_no_speech(s.text, s.no_speech_prob, s.avg_logprob, threshold)
         ]
         return " ".join(t.strip() for t in kept if t.strip())
 

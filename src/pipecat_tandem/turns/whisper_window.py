@@ -25,10 +25,18 @@ length and, when the result looks like a loop or never ended, looks again with
 the speech shifted by 0.5 s (loops depend on where the speech sits in the
 window) and, if that loops too, on the full 30 s window. The decision is the
 pure :func:`looks_like_a_loop`.
+
+"No speech" is Whisper's own rule (:func:`is_no_speech`): a high no-speech
+probability *and* an unsure decode. On a fitted window the probability alone is
+a poor judge: correct, confident transcripts of the conversation suite's caller
+came with 0.41-0.45 ("Tell me a short joke.", average log-probability -0.23), over
+pipecat's 0.4, and were dropped as silence, so the turn had no words; coughs,
+breaths and silence score 0.82-0.98 with log-probabilities of -1.36 to -2.0.
 """
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass
 from typing import Any
@@ -42,6 +50,9 @@ FRAMES_PER_SECOND = 100
 FULL_WINDOW_FRAMES = 3000
 #: Silence put before the speech for the second short look at a looping phrase.
 SECOND_LOOK_SHIFT = 8000
+#: A decode at or below this average log-probability is unsure (Whisper's and
+#: faster-whisper's ``log_prob_threshold``).
+LOG_PROB_THRESHOLD = -1.0
 
 _WORD = re.compile(r"[\w']+")
 
@@ -111,6 +122,24 @@ def looks_like_a_loop(text: str) -> bool:
     return False
 
 
+def is_no_speech(
+    text: str,
+    no_speech_prob: float,
+    avg_logprob: float,
+    threshold: float,
+    log_prob_threshold: float = LOG_PROB_THRESHOLD,
+) -> bool:
+    """Whether a decode is of no speech: no words, or likely silence *and* unsure.
+
+    Whisper's (and faster-whisper's) rule: a high ``no_speech_prob`` is overruled
+    by a confident decode, whose words are kept. A decode without a word (". . .",
+    which Whisper writes for 2 s of digital silence, confidently) is never speech.
+    """
+    if not _WORD.search(text):
+        return True
+    return no_speech_prob >= threshold and avg_logprob <= log_prob_threshold
+
+
 @dataclass(frozen=True)
 class WindowedResult:
     """One transcription.
@@ -120,13 +149,17 @@ class WindowedResult:
         window_frames: Frames encoded (3000 = the full window).
         fell_back: Whether the first short window's result was discarded (for a
             second look with the speech shifted, or the full window).
-        no_speech_prob: Whisper's probability that the window holds no speech.
+        no_speech_prob: Whisper's probability that the window holds no speech
+            (of several phrases: the lowest).
+        avg_logprob: The decode's average log-probability per token (of several
+            phrases: the highest).
     """
 
     text: str
     window_frames: int
     fell_back: bool
     no_speech_prob: float
+    avg_logprob: float
 
 
 class WindowedWhisper:
@@ -180,7 +213,7 @@ class WindowedWhisper:
         if samples.ndim != 1 or not np.issubdtype(samples.dtype, np.floating):
             raise ValueError("samples must be a 1-D float array")
         if samples.size == 0:
-            return WindowedResult("", 0, False, 1.0)
+            return WindowedResult("", 0, False, 1.0, -math.inf)
         onset = sound_onset(samples, 16000, level=0.01, relative=True, keep_s=self._lead_seconds)
         samples = samples[onset:]
         phrases = [self._transcribe_phrase(samples[a:b]) for a, b in phrase_spans(samples)]
@@ -189,6 +222,7 @@ class WindowedWhisper:
             sum(p.window_frames for p in phrases),
             any(p.fell_back for p in phrases),
             min(p.no_speech_prob for p in phrases),
+            max(p.avg_logprob for p in phrases),
         )
 
     def _transcribe_phrase(self, samples: np.ndarray) -> WindowedResult:
@@ -197,24 +231,28 @@ class WindowedWhisper:
         seconds = samples.size / 16000
         features = self._model.feature_extractor(samples)
         frames = window_frames(features.shape[1], self._pad_seconds)
-        text, no_speech = self._decode(features, frames, max_decode_tokens(seconds))
+        text, no_speech, logprob = self._decode(features, frames, max_decode_tokens(seconds))
         if frames >= FULL_WINDOW_FRAMES or not (text is None or looks_like_a_loop(text)):
-            return WindowedResult(text or "", frames, False, no_speech)
+            return WindowedResult(text or "", frames, False, no_speech, logprob)
         # A loop depends on where the speech sits in the window: a second short
         # look with the speech shifted is ~5x cheaper than the full window.
         shifted = np.concatenate([np.zeros(SECOND_LOOK_SHIFT, np.float32), samples])
         features = self._model.feature_extractor(shifted)
         frames = window_frames(features.shape[1], self._pad_seconds)
-        text, no_speech = self._decode(features, frames, max_decode_tokens(seconds + 0.5))
+        text, no_speech, logprob = self._decode(features, frames, max_decode_tokens(seconds + 0.5))
         if frames < FULL_WINDOW_FRAMES and not (text is None or looks_like_a_loop(text)):
-            return WindowedResult(text or "", frames, True, no_speech)
-        full_text, no_speech = self._decode(features, FULL_WINDOW_FRAMES, 224)
-        return WindowedResult(full_text or "", FULL_WINDOW_FRAMES, True, no_speech)
+            return WindowedResult(text or "", frames, True, no_speech, logprob)
+        full_text, no_speech, logprob = self._decode(features, FULL_WINDOW_FRAMES, 224)
+        return WindowedResult(full_text or "", FULL_WINDOW_FRAMES, True, no_speech, logprob)
 
     def _decode(
         self, features: np.ndarray, frames: int, max_tokens: int
-    ) -> tuple[str | None, float]:
-        """Encode ``frames`` and decode greedily; text is None if it never ended."""
+    ) -> tuple[str | None, float, float]:
+        """Encode ``frames`` and decode greedily.
+
+        Returns the text (None if it never ended), the no-speech probability and
+        the average log-probability per token, as faster-whisper reckons it.
+        """
         import ctranslate2
 
         window = self._silence(frames)
@@ -229,12 +267,15 @@ class WindowedWhisper:
             beam_size=1,
             max_length=max_tokens,
             return_no_speech_prob=True,
+            return_scores=True,
             suppress_blank=True,
         )[0]
         tokens = result.sequences_ids[0]
         text = self._tokenizer.decode([t for t in tokens if t < self._tokenizer.eot]).strip()
         ended = len(tokens) < max_tokens - len(self._prompt)
-        return (text if ended else None), float(result.no_speech_prob)
+        # The score is the sum of log-probabilities over the length (length_penalty 1).
+        logprob = float(result.scores[0]) * len(tokens) / (len(tokens) + 1)
+        return (text if ended else None), float(result.no_speech_prob), logprob
 
     @staticmethod
     def _silence(frames: int) -> np.ndarray:
