@@ -12,9 +12,10 @@ them and grades them with :func:`~pipecat_tandem.bench.caller.calibration.check`
     nice -n 10 .venv/bin/python benchmarks/bench_cue_replay.py replay --seeds 6 7 8 9 10 11
     nice -n 10 .venv/bin/python benchmarks/bench_cue_replay.py replay --no-habituation  # before it
 
-``--senders`` index ``bench_cues_vp8.GRID``. ``replay`` prints every wrong clip and a
-markdown table (right / clips per kind and sender); ``--no-habituation`` replays the
-motion counter without its per-patch baseline (the counter as before issue 16's fix).
+``--senders`` index ``bench_cues_vp8.GRID``. ``replay`` prints every wrong clip, a
+markdown table (right / clips per kind and sender) and the detectors' CPU per image;
+``--no-habituation`` replays the motion counter without its per-patch baseline (the
+counter as before issue 16's fix).
 """
 
 from __future__ import annotations
@@ -76,6 +77,7 @@ def replay(args: argparse.Namespace) -> None:
     """The working tree's cues on every cached clip of ``args.seeds``, graded."""
     silence = np.zeros((0, 80), np.uint8)
     right: dict[tuple[str, str], list[bool]] = defaultdict(list)
+    cpu, images = 0.0, 0
     for sender in sorted(p for p in args.cache.iterdir() if p.is_dir()):
         for seed in args.seeds:
             for clip in clips(seed):
@@ -87,8 +89,10 @@ def replay(args: argparse.Namespace) -> None:
                 counter = RepetitionCounter(habituate=not args.no_habituation)
                 det = CueDetector(repetition=counter)
                 cues = []
+                t0 = time.process_time()
                 for t, e in zip(times, embs, strict=True):
                     cues += det.update(silence, np.zeros(0), [e], [t])
+                cpu, images = cpu + time.process_time() - t0, images + len(times)
                 problems = check(clip, [c for c in cues if c.kind in _VIDEO])
                 right[(sender.name, _kind(clip.name))].append(not problems)
                 if problems:
@@ -100,6 +104,10 @@ def replay(args: argparse.Namespace) -> None:
             f"{sum(right[(s, k)])}/{len(right[(s, k)])}" if right[(s, k)] else "–" for k in _KINDS
         ]
         print(f"| {s} | " + " | ".join(cells) + " |")
+    if images:
+        print(
+            f"\nthe cue detectors: {1e6 * cpu / images:.0f} µs of CPU per image ({images} images)"
+        )
 
 
 def main() -> None:
