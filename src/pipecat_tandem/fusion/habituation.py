@@ -80,15 +80,18 @@ class PatchBaseline:
             weak_delta: Least excess that can be new motion (compression noise of a
                 still patch stays under 0.01).
             ratio: How many times its habitual level a patch must move to move
-                newly (2 let a still person's sway through at 640×480).
+                newly (1.75-2.5 gave the same cues on the calibration clips; 1.5
+                let still persons' sway through at 320×240 and 640×480).
             persist: Images in a row a patch must move newly to count (a sway's
-                spike is one image; 1 started motion on still persons).
+                spike is one image; 2 started motion on still persons at
+                320×240 and 480×360, where the codec's clean-up lasts longer).
             warmup: Seconds after the first image before anything is new.
             cap: Excess above this counts as ``cap`` in the level (a scene cut
                 does not make every patch habitual).
-            habituated: Level above which a patch keeps moving (the corner
-                object's patches are at 0.02-0.04; a sway's 0.01-0.02 and an
-                arm's before a wave under 0.005).
+            habituated: Level above which a patch keeps moving, and is left out
+                of a motion segment's series (the corner object's patches are at
+                0.02-0.04, a sway's at 0.01-0.02, an arm's before a wave under
+                0.005; 0.008-0.015 gave the same cues on the calibration clips).
 
         Raises:
             ValueError: If a time or threshold is not positive, ``ratio`` is below
