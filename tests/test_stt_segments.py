@@ -7,17 +7,27 @@ and Whisper's no-speech probability for "ow are you today?" (0.41) was over
 pipecat's 0.4, so the words were dropped as silence. Segments now end in their
 last pause (:func:`next_segment_start`), and a confident decode is not silence
 whatever its no-speech probability (:func:`is_no_speech`, Whisper's own rule:
-"Tell me a short joke." came with 0.45 in the suite). The service tests run the
-real Whisper on the bot's own voice (hibari, seeded: the same audio every run).
+"Tell me a short joke." came with 0.45 in the suite). With all its audio, the
+second sentence was still "Are you today?" on the fitted window: a segment that
+goes on from the last one is now decoded after its words (Whisper's previous
+text), unless the decode only copies them (:func:`repeats_the_prompt`). The
+service tests run the real Whisper on the bot's own voice (hibari, seeded: the
+same audio every run) and on the recorded segment.
 """
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import numpy as np
 import pytest
 
 from pipecat_tandem.turns.speech_end import next_segment_start
-from pipecat_tandem.turns.whisper_window import LOG_PROB_THRESHOLD, is_no_speech
+from pipecat_tandem.turns.whisper_window import (
+    LOG_PROB_THRESHOLD,
+    is_no_speech,
+    repeats_the_prompt,
+)
 
 RATE = 16000
 
@@ -109,6 +119,21 @@ def test_the_log_probability_bound_is_whispers():
     assert not is_no_speech("Yes.", 0.5, -0.99, 0.4)
 
 
+@pytest.mark.parametrize(
+    ("previous", "text", "copy"),
+    [
+        ("What is the capital of France?", "What is the capital of France?", True),
+        ("Hi there. What is the capital of France?", "the capital of France", True),
+        ("Hi there.", "How are you today?", False),
+        ("Hi there.", "Hi there, how are you?", False),
+        ("Hi there.", "", False),
+        ("", "Hi there.", False),
+    ],
+)
+def test_a_decode_that_repeats_its_prompt_is_told_apart(previous, text, copy):
+    assert repeats_the_prompt(previous, text) is copy
+
+
 # --- the real Whisper on the turn that lost its second sentence --------------------
 
 
@@ -186,7 +211,6 @@ async def test_a_confident_transcript_is_kept_over_the_no_speech_threshold():
     pytest.importorskip("hibari")
     from pipecat.services.whisper.stt import WhisperSTTService
 
-    from pipecat_tandem.bench.caller.voice import cough, resample
     from pipecat_tandem.models.local_stt import LocalWhisperSTTService
 
     # A threshold any speech is over (the suite's own were 0.41-0.45 against 0.4).
@@ -197,5 +221,35 @@ async def test_a_confident_transcript_is_kept_over_the_no_speech_threshold():
     assert "joke" in stt.transcribe_pcm(lead + await _speech("Tell me a short joke.")).lower()
     # Silence and a cough are still not words.
     assert stt.transcribe_pcm(bytes(_at_frame(2.0))) == ""
-    burst = resample(cough().astype(np.float32) / 32767, 48000, RATE)
-    assert stt.transcribe_pcm(lead + (burst * 32767).astype(np.int16).tobytes() + lead) == ""
+    assert stt.transcribe_pcm(_cough_pcm()) == ""
+
+
+def _cough_pcm() -> bytes:
+    """The suite's cough (seed 1) at 16 kHz between 0.5 s of quiet."""
+    from pipecat_tandem.bench.caller.voice import cough, resample
+
+    burst = resample(cough(seed=1).astype(np.float32) / 32767, 48000, RATE)
+    quiet = bytes(_at_frame(0.5))
+    return quiet + (burst * 32767).astype(np.int16).tobytes() + quiet
+
+
+#: What the server's STT got for "How are you today?" in a suite call after the
+#: segment fix (16 kHz mono s16le; the caller's piper voice through Opus): the
+#: fitted window alone heard "Are you today?".
+SECOND_SENTENCE = (
+    Path(__file__).parent / "data" / "audio" / "second_sentence_after_a_short_pause.pcm"
+)
+
+
+@pytest.mark.slow
+def test_a_segment_that_goes_on_from_the_last_is_heard_after_its_words():
+    pytest.importorskip("faster_whisper")
+    from pipecat_tandem.models.local_stt import LocalWhisperSTTService
+
+    stt = LocalWhisperSTTService(cpu_threads=1)
+    pcm = SECOND_SENTENCE.read_bytes() + bytes(_at_frame(0.5))
+    assert "how are you today" in stt.transcribe_pcm(pcm, previous="Hi there.").lower()
+    # A cough just after a question is not the question again (the decoder can copy
+    # its prompt), nor anything else.
+    burst = _cough_pcm()
+    assert stt.transcribe_pcm(burst, previous="What is the capital of France?") == ""

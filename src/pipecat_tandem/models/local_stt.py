@@ -28,6 +28,9 @@ next word's first frames come in; the next segment then started mid-word ("ow
 are you today?"), Whisper judged it no speech and the turn had no words (issue
 12). The segment now ends in its last pause and what follows is kept as the
 start of the next one (:func:`~pipecat_tandem.turns.speech_end.next_segment_start`).
+A segment that starts within :data:`CONTINUATION_S` of audio after the last one
+is decoded after the last one's words (Whisper's previous-text prompt): with its
+first word back, the fitted window still heard "Are you today?" on its own.
 """
 
 from __future__ import annotations
@@ -61,6 +64,11 @@ from pipecat.utils.types import require_given
 from pipecat_tandem.models.weights import whisper_model_dir
 from pipecat_tandem.turns.speech_end import SpeechEndTracker, next_segment_start
 from pipecat_tandem.turns.whisper_window import WindowedWhisper, is_no_speech
+
+#: A segment that starts this soon after the last one ended (in audio) continues
+#: it: Whisper hears it after the last one's words (people pause 0.6-0.8 s
+#: between two sentences of one thought; the VAD adds its delays).
+CONTINUATION_S = 1.5
 
 
 def _language_code(language: Any) -> str | None:
@@ -137,8 +145,12 @@ class LocalWhisperSTTService(WhisperSTTService):
         self._early = early
         self._tracker: SpeechEndTracker | None = None
         self._speculation: _Speculation | None = None
-        # One entry per queued segment, in queue order: its speculation, if usable.
-        self._segment_speculations: deque[_Speculation | None] = deque()
+        # One entry per queued segment, in queue order: its speculation, if usable,
+        # and whether it continues the segment before it.
+        self._segments: deque[tuple[_Speculation | None, bool]] = deque()
+        self._quiet_bytes: int | None = None  # audio since the VAD's last stop
+        self._continues = False  # the segment in progress continues the last one
+        self._previous = ""  # the last segment's words
         self._early_tasks: set[asyncio.Task[str]] = set()
         #: Utterances whose early transcript was used (for tests and metrics).
         self.early_transcripts = 0
@@ -185,8 +197,10 @@ class LocalWhisperSTTService(WhisperSTTService):
         """The loaded model (to share with the next session's service)."""
         return cast("WhisperModel | None", self._model)
 
-    def transcribe_pcm(self, audio: bytes) -> str:
+    def transcribe_pcm(self, audio: bytes, previous: str = "") -> str:
         """Transcribe 16 kHz mono int16 PCM (blocking); returns the text ("" for silence).
+
+        ``previous``: words said just before (the fitted window is conditioned on them).
 
         Raises:
             ValueError: The audio is not a whole number of int16 samples.
@@ -206,7 +220,7 @@ class LocalWhisperSTTService(WhisperSTTService):
             and not settings.hotwords
             and not settings.initial_prompt
         ):
-            result = windowed.transcribe(samples)
+            result = windowed.transcribe(samples, previous)
             if isinstance(threshold, float) and is_no_speech(
                 result.text, result.no_speech_prob, result.avg_logprob, threshold
             ):
@@ -233,6 +247,8 @@ class LocalWhisperSTTService(WhisperSTTService):
     async def process_audio_frame(self, frame: InputAudioRawFrame, direction: Any) -> None:
         """Buffer the audio and, once the voice has gone quiet, start transcribing early."""
         await super().process_audio_frame(frame, direction)
+        if not self._user_speaking and self._quiet_bytes is not None:
+            self._quiet_bytes += len(frame.audio)
         if not (self._early and self._user_speaking and self._model is not None):
             return
         if self._tracker is None:
@@ -244,10 +260,13 @@ class LocalWhisperSTTService(WhisperSTTService):
         ):
             # The segment as pipecat will hand it over, padded with pipecat's own silence.
             audio = bytes(self._audio_buffer) + self._trailing_silence()
-            task = self.create_task(asyncio.to_thread(self.transcribe_pcm, audio), "stt-early")
+            previous = self._previous if self._continues else ""
+            task = self.create_task(
+                asyncio.to_thread(self.transcribe_pcm, audio, previous), "stt-early"
+            )
             self._early_tasks.add(task)
             task.add_done_callback(self._early_tasks.discard)
-            self._speculation = _Speculation(self._tracker.voiced_end, task)
+            self._speculation = _Speculation(self._tracker.voiced_end, task, previous)
 
     async def stop(self, frame: EndFrame) -> None:
         """Finish queued segments (they may await early transcripts), then drop the rest."""
@@ -267,6 +286,8 @@ class LocalWhisperSTTService(WhisperSTTService):
 
     async def _handle_user_started_speaking(self, frame: VADUserStartedSpeakingFrame) -> None:
         await super()._handle_user_started_speaking(frame)
+        gap = self._quiet_bytes
+        self._continues = gap is not None and gap <= CONTINUATION_S * self.sample_rate * 2
         if self._tracker is not None:
             self._tracker.reset()
         self._speculation = None  # a transcription still running finishes unused
@@ -279,7 +300,7 @@ class LocalWhisperSTTService(WhisperSTTService):
             and spec.voiced_end == self._tracker.voiced_end  # no voice since it started
         )
         if self.is_usable:  # otherwise pipecat drops the segment without queueing it
-            self._segment_speculations.append(spec if usable else None)
+            self._segments.append((spec if usable else None, self._continues))
         # pipecat's segment is everything up to the VAD's stop, and the buffer starts
         # empty after it; the next word's first frames may already be in it.
         audio = bytes(self._audio_buffer)
@@ -288,16 +309,21 @@ class LocalWhisperSTTService(WhisperSTTService):
         del self._audio_buffer[cut:]
         await super()._handle_user_stopped_speaking(frame)
         self._audio_buffer[:0] = carried  # the start of the next segment's lead-in
+        self._quiet_bytes = len(carried)
 
     async def run_stt(self, audio: bytes) -> AsyncGenerator[Frame, None]:
         """Transcribe one VAD-segmented utterance off the event loop."""
-        spec = self._segment_speculations.popleft() if self._segment_speculations else None
+        spec, continues = self._segments.popleft() if self._segments else (None, False)
+        segment = _Segment(spec, self._previous if continues else "")
+        self._previous = ""  # until this segment has words
         if self._model is None:
             yield ErrorFrame("Whisper model not available")
             return
         await self.start_processing_metrics()
         try:
-            text = await asyncio.wait_for(self._transcribe(spec, audio), self._transcribe_timeout_s)
+            text = await asyncio.wait_for(
+                self._transcribe(segment, audio), self._transcribe_timeout_s
+            )
         except TimeoutError:
             yield ErrorFrame(
                 f"speech recognition took over {self._transcribe_timeout_s:g} s; "
@@ -310,16 +336,19 @@ class LocalWhisperSTTService(WhisperSTTService):
         finally:
             await self.stop_processing_metrics()
         if text:
+            self._previous = text
             logger.debug(f"{self}: transcription [{text}]{' (early)' if spec else ''}")
             yield TranscriptionFrame(text, self._user_id, time_now_iso8601(), Language.EN)
 
-    async def _transcribe(self, spec: _Speculation | None, audio: bytes) -> str:
+    async def _transcribe(self, segment: _Segment, audio: bytes) -> str:
         """The early transcript when it can be used, else a transcription of ``audio``."""
-        text = await spec.task if spec is not None else None
+        spec = segment.speculation
+        # Made before the previous segment's words were known: they may change it.
+        text = await spec.task if spec is not None and spec.previous == segment.previous else None
         if text is not None:
             self.early_transcripts += 1
             return text
-        return await asyncio.to_thread(self.transcribe_pcm, audio)
+        return await asyncio.to_thread(self.transcribe_pcm, audio, segment.previous)
 
 
 @dataclass(frozen=True)
@@ -328,3 +357,12 @@ class _Speculation:
 
     voiced_end: int
     task: asyncio.Task[str]
+    previous: str  # the words it was conditioned on
+
+
+@dataclass(frozen=True)
+class _Segment:
+    """A segment to transcribe: its usable early transcription, and the words it follows."""
+
+    speculation: _Speculation | None
+    previous: str

@@ -50,6 +50,8 @@ FRAMES_PER_SECOND = 100
 FULL_WINDOW_FRAMES = 3000
 #: Silence put before the speech for the second short look at a looping phrase.
 SECOND_LOOK_SHIFT = 8000
+#: The most of the previous words a decode is conditioned on (Whisper allows 223).
+MAX_PREVIOUS_TOKENS = 48
 #: A decode at or below this average log-probability is unsure (Whisper's and
 #: faster-whisper's ``log_prob_threshold``).
 LOG_PROB_THRESHOLD = -1.0
@@ -140,6 +142,17 @@ def is_no_speech(
     return no_speech_prob >= threshold and avg_logprob <= log_prob_threshold
 
 
+def repeats_the_prompt(previous: str, text: str) -> bool:
+    """Whether ``text`` is the end of ``previous`` again, word for word.
+
+    Conditioned on the previous words, the decoder can copy them: a cough 0.5 s
+    after "What is the capital of France?" came back as that question, confidently.
+    """
+    said = [w.lower() for w in _WORD.findall(previous)]
+    heard = [w.lower() for w in _WORD.findall(text)]
+    return bool(heard) and len(heard) <= len(said) and said[-len(heard) :] == heard
+
+
 @dataclass(frozen=True)
 class WindowedResult:
     """One transcription.
@@ -204,8 +217,15 @@ class WindowedWhisper:
         self._tokenizer = tokenizer
         self._prompt = [*tokenizer.sot_sequence, tokenizer.no_timestamps]
 
-    def transcribe(self, samples: np.ndarray) -> WindowedResult:
+    def transcribe(self, samples: np.ndarray, previous: str = "") -> WindowedResult:
         """Transcribe 16 kHz mono float32 samples in [-1, 1].
+
+        Args:
+            samples: The audio.
+            previous: Words said just before it (Whisper's previous-text prompt):
+                on its own the fitted window dropped the soft first word of a
+                sentence said 0.15 s after another ("Are you today?"), and
+                conditioned on "Hi there." heard "How are you today?".
 
         Raises:
             ValueError: The samples are not a 1-D float array.
@@ -215,8 +235,18 @@ class WindowedWhisper:
         if samples.size == 0:
             return WindowedResult("", 0, False, 1.0, -math.inf)
         onset = sound_onset(samples, 16000, level=0.01, relative=True, keep_s=self._lead_seconds)
-        samples = samples[onset:]
-        phrases = [self._transcribe_phrase(samples[a:b]) for a, b in phrase_spans(samples)]
+        result = self._transcribe_phrases(samples[onset:], previous)
+        if previous and repeats_the_prompt(previous, result.text):
+            # The decoder copied its prompt: what the audio says, it says without it.
+            result = self._transcribe_phrases(samples[onset:], "")
+        return result
+
+    def _transcribe_phrases(self, samples: np.ndarray, previous: str) -> WindowedResult:
+        """Each phrase on its own window, conditioned on the words before it."""
+        phrases: list[WindowedResult] = []
+        for a, b in phrase_spans(samples):
+            said = " ".join([previous, *(p.text for p in phrases)]).strip()
+            phrases.append(self._transcribe_phrase(samples[a:b], self._prompt_after(said)))
         return WindowedResult(
             " ".join(p.text for p in phrases if p.text),
             sum(p.window_frames for p in phrases),
@@ -225,13 +255,22 @@ class WindowedWhisper:
             max(p.avg_logprob for p in phrases),
         )
 
-    def _transcribe_phrase(self, samples: np.ndarray) -> WindowedResult:
+    def _prompt_after(self, said: str) -> list[int]:
+        """The decoder's prompt, conditioned on the last words of ``said`` if any."""
+        if not said:
+            return self._prompt
+        words = self._tokenizer.encode(" " + said)[-MAX_PREVIOUS_TOKENS:]
+        return [self._tokenizer.sot_prev, *words, *self._prompt]
+
+    def _transcribe_phrase(self, samples: np.ndarray, prompt: list[int]) -> WindowedResult:
         """One phrase on a fitted window, or the full one if the result loops."""
         samples = samples.astype(np.float32, copy=False)
         seconds = samples.size / 16000
         features = self._model.feature_extractor(samples)
         frames = window_frames(features.shape[1], self._pad_seconds)
-        text, no_speech, logprob = self._decode(features, frames, max_decode_tokens(seconds))
+        text, no_speech, logprob = self._decode(
+            features, frames, max_decode_tokens(seconds), prompt
+        )
         if frames >= FULL_WINDOW_FRAMES or not (text is None or looks_like_a_loop(text)):
             return WindowedResult(text or "", frames, False, no_speech, logprob)
         # A loop depends on where the speech sits in the window: a second short
@@ -239,14 +278,16 @@ class WindowedWhisper:
         shifted = np.concatenate([np.zeros(SECOND_LOOK_SHIFT, np.float32), samples])
         features = self._model.feature_extractor(shifted)
         frames = window_frames(features.shape[1], self._pad_seconds)
-        text, no_speech, logprob = self._decode(features, frames, max_decode_tokens(seconds + 0.5))
+        text, no_speech, logprob = self._decode(
+            features, frames, max_decode_tokens(seconds + 0.5), prompt
+        )
         if frames < FULL_WINDOW_FRAMES and not (text is None or looks_like_a_loop(text)):
             return WindowedResult(text or "", frames, True, no_speech, logprob)
-        full_text, no_speech, logprob = self._decode(features, FULL_WINDOW_FRAMES, 224)
+        full_text, no_speech, logprob = self._decode(features, FULL_WINDOW_FRAMES, 224, prompt)
         return WindowedResult(full_text or "", FULL_WINDOW_FRAMES, True, no_speech, logprob)
 
     def _decode(
-        self, features: np.ndarray, frames: int, max_tokens: int
+        self, features: np.ndarray, frames: int, max_tokens: int, prompt: list[int]
     ) -> tuple[str | None, float, float]:
         """Encode ``frames`` and decode greedily.
 
@@ -263,9 +304,9 @@ class WindowedWhisper:
         )
         result = self._model.model.generate(
             encoded,
-            [self._prompt],
+            [prompt],
             beam_size=1,
-            max_length=max_tokens,
+            max_length=max_tokens + len(prompt) - len(self._prompt),
             return_no_speech_prob=True,
             return_scores=True,
             suppress_blank=True,
