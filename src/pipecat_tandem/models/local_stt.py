@@ -200,7 +200,9 @@ class LocalWhisperSTTService(WhisperSTTService):
     def transcribe_pcm(self, audio: bytes, previous: str = "") -> str:
         """Transcribe 16 kHz mono int16 PCM (blocking); returns the text ("" for silence).
 
-        ``previous``: words said just before (the fitted window is conditioned on them).
+        Args:
+            audio: The PCM.
+            previous: Words said just before (the fitted window is conditioned on them).
 
         Raises:
             ValueError: The audio is not a whole number of int16 samples.
@@ -320,6 +322,7 @@ class LocalWhisperSTTService(WhisperSTTService):
             yield ErrorFrame("Whisper model not available")
             return
         await self.start_processing_metrics()
+        early = self.early_transcripts
         try:
             text = await asyncio.wait_for(
                 self._transcribe(segment, audio), self._transcribe_timeout_s
@@ -337,7 +340,8 @@ class LocalWhisperSTTService(WhisperSTTService):
             await self.stop_processing_metrics()
         if text:
             self._previous = text
-            logger.debug(f"{self}: transcription [{text}]{' (early)' if spec else ''}")
+            was_early = self.early_transcripts > early
+            logger.debug(f"{self}: transcription [{text}]{' (early)' if was_early else ''}")
             yield TranscriptionFrame(text, self._user_id, time_now_iso8601(), Language.EN)
 
     async def _transcribe(self, segment: _Segment, audio: bytes) -> str:
