@@ -39,7 +39,7 @@ A reply that starts after the caller has been quiet that long, the normal case, 
 never delayed.
 
 People differ, and a monologue has many such pauses: in the 2026-12-06 suite a
-caller telling about their week was started over five times, each start yielding
+reply started in three pauses of a caller telling about their week, each yielding
 within 0.25 s, 0.8 s of bot audio in all. So the hold learns the caller's pauses:
 when a reply that yielded is then dropped (the caller did go on: the VAD's user
 turn came), the pause they made is one of theirs, and ``min_quiet_s`` grows to it
