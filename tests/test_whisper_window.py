@@ -71,7 +71,8 @@ def words(text: str) -> list[str]:
 
 
 @pytest.mark.slow
-def test_fitted_window_hears_what_the_full_window_hears():
+@pytest.mark.parametrize("beam", [1, 5])
+def test_fitted_window_hears_what_the_full_window_hears(beam):
     pytest.importorskip("faster_whisper")
     hibari = pytest.importorskip("hibari")
     from faster_whisper import WhisperModel
@@ -82,7 +83,7 @@ def test_fitted_window_hears_what_the_full_window_hears():
     model = WhisperModel(
         str(whisper_model_dir()), compute_type="int8", cpu_threads=2, local_files_only=True
     )
-    windowed = WindowedWhisper(model)
+    windowed = WindowedWhisper(model, beam_size=beam)
     tts = hibari.Hibari()
     for sentence in ("What is the capital of France?", "Never mind.", "Tell me a joke."):
         audio24 = tts(sentence)
@@ -90,7 +91,7 @@ def test_fitted_window_hears_what_the_full_window_hears():
         # As pipecat hands over a segment: pre-roll silence, speech, trailing silence.
         segment = np.concatenate([np.zeros(16000), audio, np.zeros(11200)]).astype(np.float32)
         result = windowed.transcribe(segment)
-        full, _ = model.transcribe(segment, language="en", beam_size=1, without_timestamps=True)
+        full, _ = model.transcribe(segment, language="en", beam_size=beam, without_timestamps=True)
         # The same words (a short window may drop a final period, as here "Never mind").
         assert words(result.text) == words(" ".join(s.text for s in full))
         assert not looks_like_a_loop(result.text)
@@ -101,6 +102,8 @@ def test_fitted_window_hears_what_the_full_window_hears():
         windowed.transcribe(np.zeros((2, 100), dtype=np.float32))
     with pytest.raises(ValueError):
         windowed.transcribe(np.zeros(100, dtype=np.int16))
+    with pytest.raises(ValueError, match="beam_size"):
+        WindowedWhisper(model, beam_size=0)
 
 
 def test_speech_end_tracker_follows_voice_and_quiet():

@@ -208,6 +208,7 @@ class LocalLLMService(LLMService):
     async def _process_context(self, context: LLMContext) -> None:
         request = await self._build_request(context)
         tools = request.get("tools") or []
+        logger.trace(f"{self}: messages {request['messages']!r}")
         # Sniff even without tools: a small model imitates the tool calls in its
         # history, and a voice must never read a call's JSON aloud.
         sniffer = ToolCallSniffer()

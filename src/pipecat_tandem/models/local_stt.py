@@ -107,10 +107,9 @@ class LocalWhisperSTTService(WhisperSTTService):
             cpu_threads: CTranslate2 intra-op threads.
             beam_size: Decoding beam width (1 = greedy).
             compute_type: CTranslate2 compute type (``int8`` is fastest on CPU).
-            short_window: Encode a window fitted to the utterance (greedy only;
-                falls back to the full window on a looping result). Off, or
-                with ``beam_size`` > 1, ``hotwords`` or ``initial_prompt``, the
-                standard faster-whisper path runs.
+            short_window: Encode a window fitted to the utterance (falls back to
+                the full window on a looping result). Off, or with ``hotwords``
+                or ``initial_prompt``, the standard faster-whisper path runs.
             early: Start transcribing after 0.1 s of quiet, before the VAD's
                 stop (see the module docstring).
             model: An already loaded ``WhisperModel`` to use instead of loading
@@ -187,7 +186,9 @@ class LocalWhisperSTTService(WhisperSTTService):
                 f"({self._cpu_threads} thread(s), {self._num_workers} worker(s))"
             )
         language = self._whisper_settings.language
-        self._windowed = WindowedWhisper(self._model, language=_language_code(language))
+        self._windowed = WindowedWhisper(
+            self._model, language=_language_code(language), beam_size=self._beam_size
+        )
         unsupported = self._unsupported_language()
         if unsupported:
             raise ValueError(unsupported)
@@ -218,7 +219,6 @@ class LocalWhisperSTTService(WhisperSTTService):
         if (
             self._short_window
             and windowed is not None
-            and self._beam_size == 1
             and not settings.hotwords
             and not settings.initial_prompt
         ):

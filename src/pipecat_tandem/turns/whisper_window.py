@@ -178,7 +178,7 @@ class WindowedResult:
 
 
 class WindowedWhisper:
-    """Greedy Whisper transcription on a window fitted to the audio (blocking).
+    """Whisper transcription on a window fitted to the audio (blocking).
 
     Args:
         model: A loaded ``faster_whisper.WhisperModel``.
@@ -187,6 +187,7 @@ class WindowedWhisper:
             likelier, more costs encoder time.
         lead_seconds: Quiet kept before the first sound (any 10 ms within 40 dB
             of the loudest); the rest of the quiet before it is not encoded.
+        beam_size: Decoding beam width (1 = greedy).
 
     Example::
 
@@ -201,9 +202,13 @@ class WindowedWhisper:
         language: str | None = "en",
         pad_seconds: float = 2.0,
         lead_seconds: float = 0.5,
+        beam_size: int = 1,
     ):
         if pad_seconds < 0 or lead_seconds < 0:
             raise ValueError("pad_seconds and lead_seconds must be >= 0")
+        if beam_size < 1:
+            raise ValueError(f"beam_size must be >= 1, got {beam_size}")
+        self._beam_size = beam_size
         from faster_whisper.tokenizer import Tokenizer
 
         self._model = model
@@ -291,7 +296,7 @@ class WindowedWhisper:
     def _decode(
         self, features: np.ndarray, frames: int, max_tokens: int, prompt: list[int]
     ) -> tuple[str | None, float, float]:
-        """Encode ``frames`` and decode greedily.
+        """Encode ``frames`` and decode (greedy unless ``beam_size`` > 1).
 
         Returns the text (None if it never ended), the no-speech probability and
         the average log-probability per token, as faster-whisper reckons it.
@@ -307,7 +312,7 @@ class WindowedWhisper:
         result = self._model.model.generate(
             encoded,
             [prompt],
-            beam_size=1,
+            beam_size=self._beam_size,
             max_length=max_tokens + len(prompt) - len(self._prompt),
             return_no_speech_prob=True,
             return_scores=True,
