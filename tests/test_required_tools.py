@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from pipecat_tandem.background.agent import BackgroundAgent
+from pipecat_tandem.background.agent import BackgroundAgent, tool_choice_for
 from pipecat_tandem.background.packet import ContextPacket
 from pipecat_tandem.background.runner import JobEvent, JobReporter
 from pipecat_tandem.background.steps import required_tools, step_schema, tools_for_task
@@ -118,3 +118,84 @@ async def test_a_weather_question_heard_wrong_still_calls_the_weather_tool(monke
     answer, _ = await _run(llm, "What's the weather in San Francisco? You're fair in height.")
     assert _choices(llm.schemas[0]) == ["get_current_weather"]
     assert "75" in answer
+
+
+async def _no_extra_tools(llm) -> list:
+    return []  # as an MCP client's register_tools, with a server that offers none
+
+
+async def _cloud_job(task: str, brain, **agent_kwargs) -> tuple[str, list[dict]]:
+    """One job in pipecat's tool loop on its real OpenAI service, over HTTP to a loopback stand-in.
+
+    ``steps=False`` or MCP-style ``setup_llm`` tools put a job in pipecat's own
+    function-calling loop instead of the step protocol.
+    """
+    from pipecat.services.openai.llm import OpenAILLMService
+
+    from tests.support.fake_openai import FakeOpenAI
+
+    async def sink(e: JobEvent) -> None:
+        pass
+
+    async with FakeOpenAI(brain) as server:
+        agent = BackgroundAgent(
+            llm_factory=lambda: OpenAILLMService(
+                api_key="test",
+                base_url=server.url,
+                settings=OpenAILLMService.Settings(model="cloud"),
+            ),
+            tools=TOOLS,
+            prefetch=False,
+            **agent_kwargs,
+        )
+        packet = ContextPacket(job_id="j", task=task, messages=[{"role": "user", "content": task}])
+        answer = await agent.run(packet, JobReporter("j", sink))
+    bodies = server.chat_bodies()
+    assert not any("response_format" in b for b in bodies)  # the tool loop, not steps
+    return answer, bodies
+
+
+def _weather_brain(body: dict) -> FakeReply:
+    if any(m.get("role") == "tool" for m in body["messages"]):
+        return FakeReply(text="It is 75 degrees and sunny in San Francisco.")
+    if body.get("tool_choice"):  # made to call: it does
+        return FakeReply(tool_calls=[("get_current_weather", {"location": "San Francisco"})])
+    return FakeReply(text="It is probably about 60 degrees.")  # left free, it guesses
+
+
+@pytest.mark.parametrize("loop", [{"steps": False}, {"setup_llm": _no_extra_tools}])
+async def test_a_cloud_model_on_function_calling_is_made_to_call_the_named_tool(monkeypatch, loop):
+    monkeypatch.setattr(eval_tools_module, "WEATHER_DELAY_S", 0.0)
+    answer, bodies = await _cloud_job(
+        "What's the weather in San Francisco?", _weather_brain, **loop
+    )
+    assert bodies[0]["tool_choice"] == {
+        "type": "function",
+        "function": {"name": "get_current_weather"},
+    }
+    # Once the tool has run the model answers freely (a forced choice would loop).
+    assert len(bodies) == 2 and "tool_choice" not in bodies[1]
+    assert "75" in answer
+
+
+async def test_a_cloud_job_naming_no_tool_domain_gets_no_tool_choice():
+    answer, bodies = await _cloud_job(
+        "Give me three tips for a job interview.",
+        lambda body: FakeReply(text="Prepare, be on time and ask questions."),
+        steps=False,
+    )
+    assert "tool_choice" not in bodies[0] and len(bodies) == 1
+    assert answer == "Prepare, be on time and ask questions."
+
+
+def test_tool_choice_names_one_tool_and_requires_a_call_among_several():
+    by_name = {t.name: t for t in TOOLS}
+    assert tool_choice_for([by_name["write_report"]]) == {
+        "type": "function",
+        "function": {"name": "write_report"},
+    }
+    assert tool_choice_for([by_name["write_report"], by_name["get_current_weather"]]) == (
+        "required"
+    )
+    with pytest.raises(ValueError):
+        tool_choice_for([])

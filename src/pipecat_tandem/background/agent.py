@@ -42,7 +42,11 @@ from pipecat.frames.frames import (
 )
 from pipecat.pipeline.pipeline import Pipeline
 from pipecat.pipeline.worker import PipelineParams, PipelineWorker
-from pipecat.processors.aggregators.llm_context import LLMContext
+from pipecat.processors.aggregators.llm_context import (
+    NOT_GIVEN,
+    LLMContext,
+    LLMContextToolChoice,
+)
 from pipecat.processors.aggregators.llm_response_universal import (
     LLMContextAggregatorPair,
     LLMUserAggregatorParams,
@@ -61,7 +65,7 @@ from pipecat_tandem.background.answer import (
 from pipecat_tandem.background.packet import ContextPacket
 from pipecat_tandem.background.runner import JobReporter
 from pipecat_tandem.background.step_agent import StepLoop, StepLoopError
-from pipecat_tandem.background.steps import ToolStep
+from pipecat_tandem.background.steps import ToolStep, required_tools
 from pipecat_tandem.background.tools.base import Tool, ToolEnv
 from pipecat_tandem.background.tools.calculator import task_arithmetic
 
@@ -188,6 +192,7 @@ class _AgentTap(FrameProcessor):
         self.tool_results: list[str] = []  # calculator results of this job
         self.other_results: list[str] = []  # other tools' results (their numbers are known)
         self.on_finished: Callable[[], Any] | None = None
+        self.on_first_call: Callable[[], Any] | None = None
 
     async def process_frame(self, frame: Frame, direction: FrameDirection) -> None:
         await super().process_frame(frame, direction)
@@ -201,6 +206,9 @@ class _AgentTap(FrameProcessor):
             self._text.append(frame.text)
         elif isinstance(frame, FunctionCallsStartedFrame | FunctionCallInProgressFrame):
             self._calls_in_response = True
+            if self.on_first_call is not None:
+                first, self.on_first_call = self.on_first_call, None
+                first()
         elif isinstance(frame, FunctionCallResultFrame):
             result = (
                 frame.result
@@ -229,6 +237,22 @@ class _AgentTap(FrameProcessor):
         self.answer, self.error = answer if error is None else "", error
         if self.on_finished is not None:
             await self.on_finished()
+
+
+def tool_choice_for(required: Sequence[Tool]) -> LLMContextToolChoice:
+    """OpenAI's ``tool_choice`` that makes a function-calling model call one of ``required``.
+
+    One tool is named (``{"type": "function", ...}``); several leave the pick to
+    the model but still require a call (``"required"``).
+
+    Raises:
+        ValueError: ``required`` is empty (nothing to require).
+    """
+    if not required:
+        raise ValueError("no tool to require")
+    if len(required) == 1:
+        return {"type": "function", "function": {"name": required[0].name}}
+    return "required"
 
 
 def _calls_pending(llm: LLMService) -> bool:
@@ -433,6 +457,11 @@ class BackgroundAgent:
         context = LLMContext(messages=self.build_messages(packet, reporter.take_follow_ups()))  # type: ignore[arg-type]
         if schemas:
             context.set_tools(ToolsSchema(standard_tools=schemas))
+        required = required_tools(packet.task, self._tools)
+        if required:
+            # As the step protocol's answer-less first step: a task that names a tool's
+            # domain (a report, the weather) must call it before anything is answered.
+            context.set_tool_choice(tool_choice_for(required))
         # No user speaks in a job's pipeline. pipecat's default turn strategies load a
         # smart-turn ONNX session per aggregator: 40-60 ms on the event loop (and its
         # threads and memory) for every job; at 50 sessions that stalled the loop.
@@ -441,6 +470,9 @@ class BackgroundAgent:
             user_params=LLMUserAggregatorParams(user_turn_strategies=ExternalUserTurnStrategies()),
         )
         tap = _AgentTap(reporter, self._max_rounds, llm)
+        if required:
+            # Once called, the model may answer (a forced choice would call forever).
+            tap.on_first_call = lambda: context.set_tool_choice(NOT_GIVEN)
         for message in await self._prefetched(packet, reporter, tap):
             context.add_message(message)  # type: ignore[arg-type]
         worker = PipelineWorker(
