@@ -40,7 +40,9 @@ __all__ = [
     "HandledTurns",
     "InferenceVerdict",
     "acknowledge",
+    "acknowledge_follow_up",
     "acknowledge_job",
+    "acknowledge_job_cancel",
     "needs_video",
 ]
 
@@ -118,6 +120,26 @@ def acknowledge_job_cancel(*, variant: int = 0) -> str:
         One short sentence.
     """
     return _JOB_CANCELLED[variant % len(_JOB_CANCELLED)]
+
+
+#: Said when the user's next words only added to the job just started.
+_JOB_FOLLOW_UPS = (
+    "Got it, I'll include that.",
+    "Okay, I'll take that into account.",
+    "Noted, I'll add that.",
+)
+
+
+def acknowledge_follow_up(*, variant: int = 0) -> str:
+    """The sentence that acknowledges words added to the job the user just asked for.
+
+    Args:
+        variant: Picks the wording (any int; e.g. how many acknowledgements were said).
+
+    Returns:
+        One short sentence.
+    """
+    return _JOB_FOLLOW_UPS[variant % len(_JOB_FOLLOW_UPS)]
 
 
 def needs_video(spec: InterjectionSpec) -> bool:

@@ -31,6 +31,8 @@ from pipecat.frames.frames import (
     StartFrame,
     TranscriptionFrame,
     UserStartedSpeakingFrame,
+    VADUserStartedSpeakingFrame,
+    VADUserStoppedSpeakingFrame,
 )
 from pipecat.processors.aggregators.llm_context import LLMContext
 from pipecat.processors.frame_processor import FrameDirection, FrameProcessor
@@ -51,12 +53,17 @@ from pipecat_tandem.frames import (
     JobState,
 )
 from pipecat_tandem.observe.event_log import EventLog
-from pipecat_tandem.policy.acknowledgements import acknowledge_job, acknowledge_job_cancel
+from pipecat_tandem.policy.acknowledgements import (
+    acknowledge_follow_up,
+    acknowledge_job,
+    acknowledge_job_cancel,
+)
 from pipecat_tandem.policy.injection import EchoGuard
 from pipecat_tandem.policy.job_limits import JobLimits
 from pipecat_tandem.policy.routing import resolve_follow_up
 from pipecat_tandem.policy.topic import TopicTracker, cancel_only
 from pipecat_tandem.policy.turn_notes import delegated_job_note
+from pipecat_tandem.turns.follow_on import FollowOn
 
 DELEGATE_DESCRIPTION = (
     "Hand a task to a slower, more capable background assistant that sees the whole "
@@ -159,6 +166,7 @@ class DelegationProcessor(FrameProcessor):
         self._started = False
         self._closed = False
         self._turn_start: float | None = None
+        self._follow_on = FollowOn()
         if llm is not None:
             self.register_tools(llm)
 
@@ -362,6 +370,11 @@ class DelegationProcessor(FrameProcessor):
             await self._shutdown()
         elif isinstance(frame, UserStartedSpeakingFrame):
             self._turn_start = self._clock.now()
+        elif isinstance(frame, VADUserStartedSpeakingFrame):
+            # The VAD reports a start start_secs late, and a stop stop_secs late.
+            self._follow_on.speech_started(self._clock.now() - _seconds(frame, "start_secs"))
+        elif isinstance(frame, VADUserStoppedSpeakingFrame):
+            self._follow_on.speech_stopped(self._clock.now() - _seconds(frame, "stop_secs"))
         elif isinstance(frame, TranscriptionFrame) and direction is FrameDirection.DOWNSTREAM:
             # An utterance the awareness processor turned into a timed/cue job is not
             # routed again.
@@ -414,6 +427,10 @@ class DelegationProcessor(FrameProcessor):
         self.echo_guard.user_spoke(now=now)
         self._packets.add_utterance("user", text, self._turn_start or now, now)
         self._log.emit("transcript", t=now, role="user", text=text)
+        # Typed turns have no voice timing: they never go on with a spoken request.
+        follows = self._follow_on.utterance(now) if gated else None
+        if not gated:
+            self._follow_on.close()
         decision = self._router.route(text) if self._router is not None and routable else None
         active = self.registry.active()
         verdict = self._topic.observe(
@@ -436,11 +453,18 @@ class DelegationProcessor(FrameProcessor):
                     "acknowledged", t=now, job_id=verdict.cancel[0], text=reply, gated=True
                 )
         for job_id in verdict.stale:
+            if job_id == follows:
+                continue  # the same thought goes on: it does not move away from its request
             job = self.registry.mark_stale(job_id, "user moved on")
             self._log.emit(
                 "job_state", job_id=job_id, state="stale_pending", detail=job.stale_reason
             )
             await self._push_state(job_id, JobState.STALE, "stale: user moved on")
+        new_task = decision is not None and decision.needs_background
+        # (A timer or cue in those words is the awareness processor's, not the job's.)
+        if follows is not None and routable and not verdict.cancel and not new_task:
+            if await self._go_on_with(follows, frame, now, gated=gated):
+                return
         if decision is None or verdict.cancel or not decision.needs_background:
             return
         # "Also write one about volcanoes": the background sees the task alone, so the
@@ -457,6 +481,8 @@ class DelegationProcessor(FrameProcessor):
             if gated and self.answerer is not None:
                 self.answerer.handle(frame.text, f"Sorry, I can't take that on right now: {e}.")
             return
+        if gated:
+            self._follow_on.delegated(job_id, now)
         # Said inside the user's own turn, where even a small model reads it, so the
         # interaction model acknowledges instead of guessing the answer itself (it
         # runs when this turn had other words too, or when nothing else answers).
@@ -468,6 +494,30 @@ class DelegationProcessor(FrameProcessor):
         if gated and self.answerer is not None and self.answerer.handle(frame.text, reply):
             self._acks += 1
             self._log.emit("acknowledged", t=now, job_id=job_id, text=reply, gated=True)
+
+    async def _go_on_with(
+        self, job_id: str, frame: TranscriptionFrame, now: float, *, gated: bool
+    ) -> bool:
+        """Add words said in the same breath as a delegated request to its job.
+
+        See :mod:`pipecat_tandem.turns.follow_on`. Returns False (the turn is then
+        handled as any other) if the job has ended or the words are refused.
+        """
+        text = frame.text.strip()
+        try:
+            await self.follow_up(job_id, text)
+        except (DelegationError, JobStateError, UnknownJobError):
+            self._follow_on.close()
+            return False
+        self._log.emit("follow_on", t=now, job_id=job_id, text=text)
+        reply = acknowledge_follow_up(variant=self._acks)
+        if gated and self.answerer is not None and self.answerer.handle(frame.text, reply):
+            self._acks += 1
+            self._log.emit("acknowledged", t=now, job_id=job_id, text=reply, gated=True)
+        else:
+            # No stage answers for the model: it is told, in the turn, that a job has it.
+            frame.text = f"{frame.text} {delegated_job_note(job_id)}"
+        return True
 
     async def _on_job_event(self, event: JobEvent) -> None:
         now = self._clock.now()
@@ -539,3 +589,9 @@ class DelegationProcessor(FrameProcessor):
         """Cancel every job still running (a session that ends leaks no tasks)."""
         await super().cleanup()
         await self._shutdown()
+
+
+def _seconds(frame: object, name: str) -> float:
+    """A VAD frame's delay field (0 when absent or not a number)."""
+    value = getattr(frame, name, 0.0)
+    return float(value) if isinstance(value, int | float) else 0.0
