@@ -131,14 +131,7 @@ _JOB_FOLLOW_UPS = (
 
 
 def acknowledge_follow_up(*, variant: int = 0) -> str:
-    """The sentence that acknowledges words added to the job the user just asked for.
-
-    Args:
-        variant: Picks the wording (any int; e.g. how many acknowledgements were said).
-
-    Returns:
-        One short sentence.
-    """
+    """One short sentence taking words added to the job just asked for (``variant`` as above)."""
     return _JOB_FOLLOW_UPS[variant % len(_JOB_FOLLOW_UPS)]
 
 
