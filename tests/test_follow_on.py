@@ -187,3 +187,28 @@ async def test_a_new_request_in_the_same_breath_is_a_job_of_its_own():
     assert [j.task for j in delegation.registry.jobs][0] == WEATHER
     assert len(delegation.registry.jobs) == 2
     assert delegation.registry.jobs[0].follow_ups == []
+
+
+async def test_the_added_words_do_not_count_as_moving_away_from_the_request():
+    # The eval's run: the fragment, then the story heard as "Tell me the short story ..."
+    # (not a pastime with "the"): counted as two unrelated turns the look-up went stale
+    # and its answer was offered ("want it?") instead of said.
+    delegation, _, _ = await _call(
+        [
+            _vad_start(),
+            SleepFrame(0.2),
+            _said(WEATHER),
+            SleepFrame(0.5),
+            _said("You stare in height."),
+            SleepFrame(0.1),
+            _vad_stop(),
+            SleepFrame(2.0),
+            _vad_start(),
+            SleepFrame(0.3),
+            _said("Tell me the short story about a sea turtle."),
+            SleepFrame(0.2),
+        ]
+    )
+    [job] = delegation.registry.jobs
+    assert job.task == WEATHER and job.follow_ups == ["You stare in height."]
+    assert not job.stale_reason

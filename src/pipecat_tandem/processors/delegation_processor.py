@@ -436,7 +436,8 @@ class DelegationProcessor(FrameProcessor):
         verdict = self._topic.observe(
             text,
             active,
-            new_task=decision is not None and decision.needs_background,
+            # Words of the same breath as a request are that request's, not a move away.
+            new_task=(decision is not None and decision.needs_background) or follows is not None,
         )
         for job_id in verdict.cancel:
             # No note for the model: the user's own words say it ("never mind the
@@ -453,16 +454,16 @@ class DelegationProcessor(FrameProcessor):
                     "acknowledged", t=now, job_id=verdict.cancel[0], text=reply, gated=True
                 )
         for job_id in verdict.stale:
-            if job_id == follows:
-                continue  # the same thought goes on: it does not move away from its request
             job = self.registry.mark_stale(job_id, "user moved on")
             self._log.emit(
                 "job_state", job_id=job_id, state="stale_pending", detail=job.stale_reason
             )
             await self._push_state(job_id, JobState.STALE, "stale: user moved on")
+        # Not the job's: a new request in the same breath (a job of its own), a timer or
+        # cue (the awareness processor's), a cancel or an explicit switch of topic.
         new_task = decision is not None and decision.needs_background
-        # (A timer or cue in those words is the awareness processor's, not the job's.)
-        if follows is not None and routable and not verdict.cancel and not new_task:
+        fold = follows is not None and routable and not new_task
+        if fold and follows is not None and not verdict.cancel and not verdict.stale:
             if await self._go_on_with(follows, frame, now, gated=gated):
                 return
         if decision is None or verdict.cancel or not decision.needs_background:
