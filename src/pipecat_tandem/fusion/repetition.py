@@ -84,8 +84,17 @@ class RepetitionCounter:
     only looked for while at least half of its recent images moved strongly. Motion
     starts at ``onset_images`` moving images in a row (one still image allowed among
     them did start a 1.6 Hz wave at 480×360, which alternates 2-7 moving patches, but
-    also a still person at 320×240 / 250 kbit/s, whose compression noise moves 1-7);
-    within a segment, motion after
+    also a still person at 320×240 / 250 kbit/s, whose compression noise moves 1-7),
+    or at ``sustained_images`` in a row counting the patches that moved in the image
+    *or the one before*: a live 1280×720 sender updates a waving arm's patches
+    unevenly (0.03-0.045, then 0.013-0.016, image after image), so a 16:9 view's count
+    went 7, 3, 7, 2, 5, 1 and a 1.2 Hz wave started motion late or never (6 of 12
+    loopback calls seen); a standing person's sway and its clean-up last under a
+    second (four in a row started motion on one in live 640×480 calls, six did not).
+    No motion starts in the first ``warmup`` seconds of a stream: a live sender's
+    bitrate ramp sharpens the picture, which moved four to eight patches for a second
+    and started motion in 4 of 12 calls; motion still going when the warm-up ends
+    counts from its start. Within a segment, motion after
     ``restart_secs`` of stillness with nothing counted yet restarts the count's clock.
 
     Inside a segment (at most ``max_secs`` buffered) the period is the lowest strong
@@ -121,6 +130,7 @@ class RepetitionCounter:
         min_moving_patches: int = 3,
         strong_share: float = 0.5,
         onset_images: int = 3,
+        sustained_images: int = 6,
         restart_secs: float = 0.8,
         still_secs: float = 1.5,
         max_secs: float = 120.0,
@@ -132,12 +142,18 @@ class RepetitionCounter:
         count_at: float = 0.65,
         baseline: PatchBaseline | None = None,
         habituate: bool = True,
+        warmup: float = 2.0,
     ) -> None:
         """Create a counter (see the class docstring).
 
         ``baseline`` is the per-patch habituation (a default
         :class:`~pipecat_tandem.fusion.habituation.PatchBaseline` when not given);
         ``habituate=False`` counts only patches above ``motion_delta``, as before it.
+        ``warmup``: no motion starts within this many seconds of a stream's first
+        image (or of a new frame size; in loopback calls the start-up started motion
+        1.0-1.2 s after the first image). ``sustained_images``: how many images in a
+        row, counting the patches that moved in the image or the one before, also
+        start motion (4 started it on a sway in live 640×480 calls).
 
         Raises:
             ValueError: If ``dims`` or ``refresh`` is below 1.
@@ -148,7 +164,9 @@ class RepetitionCounter:
         self.motion_delta, self.min_moving_share = motion_delta, min_moving_share
         self.min_moving_patches, self.strong_share = min_moving_patches, strong_share
         self.onset_images, self.restart_secs = onset_images, restart_secs
-        self.count_at = count_at
+        self.sustained_images = sustained_images
+        self.count_at, self.warmup = count_at, warmup
+        self._stream_t0 = 0.0  # the current stream's first image
         self.baseline = (baseline or PatchBaseline()) if habituate else None
         # Patches left out of the segment's feature series (habituated when it began).
         self._quiet_out: np.ndarray | None = None
@@ -157,6 +175,9 @@ class RepetitionCounter:
         self._areas: deque[int] = deque(maxlen=25)  # moving patches of recent strong images
         self._strong: deque[bool] = deque(maxlen=12)  # recent images: moved strongly?
         self._candidate: list[tuple[np.ndarray, float, float]] = []  # moving images before onset
+        self._raw_run = 0  # images in a row that moved on their own (the end of the candidates)
+        self._prev_mask: np.ndarray | None = None  # the patches that moved in the last image
+        self._prev_energy = 0.0
         self.max_secs, self.min_periodicity = max_secs, min_periodicity
         self.n_proj, self.dims, self.seed, self.refresh = n_proj, dims, seed, refresh
         self._proj: np.ndarray | None = None
@@ -206,32 +227,53 @@ class RepetitionCounter:
         if x.ndim != 2 or x.shape[0] == 0:
             return []
         if prev is None or prev_t is None or d is None:
+            self._stream_t0 = t
             return self._end_segment(t) if self.in_motion else []
         energy, area, median = _motion_energy(d, self.motion_delta)
+        excess = d - median
+        mask = excess > self.motion_delta
         if self.baseline is not None:
             # Weak motion new where it happens (an arm still for seconds) counts too;
             # patches above ``motion_delta`` are counted already.
-            excess = d - median
             if not self.in_motion and not self._candidate:
                 # What kept moving before this image: if motion starts here, its
                 # own patches are not among them.
                 self._habitual = self.baseline.habituated()
             new = self.baseline.update(excess, t)
             area += int(np.count_nonzero(new & (excess <= self.motion_delta)))
+            mask |= new
+        # The patches that moved in this image or the one before: a live encoder
+        # updates a moving arm's patches in one image and barely in the next.
+        prev_mask, prev_energy = self._prev_mask, self._prev_energy
+        self._prev_mask, self._prev_energy = mask, energy
+        pooled = area
+        if prev_mask is not None and prev_mask.shape == mask.shape:
+            pooled = int(np.count_nonzero(mask | prev_mask))
         self.last_energy, self.last_moving_patches = energy, area
         out: list[Cue] = []
         moving = energy > self.motion_threshold and area >= self.min_moving_patches
         # Starting takes a share of the frame too: a wider view's codec clean-up moves
         # more patches (see the class docstring); a wave once started does not grow.
-        starts = moving and area >= math.ceil(self.min_moving_share * d.size)
+        least = max(self.min_moving_patches, math.ceil(self.min_moving_share * d.size))
+        starts = moving and area >= least
         if not self.in_motion:
-            if not starts:
-                self._candidate = []
+            sustained = max(energy, prev_energy) > self.motion_threshold and pooled >= least
+            if not (starts or sustained):
+                self._candidate, self._raw_run = [], 0
                 return out
             # A moving image or two is a twitch (a body shifting by a pixel, the
-            # codec's refresh after it); motion starts at the ``onset_images``-th in a row.
+            # codec's refresh after it); motion starts at the ``onset_images``-th in
+            # a row, or once it kept moving, over pairs of images, for
+            # ``sustained_images`` in a row.
             self._candidate.append((prev, prev_t, energy))
-            if len(self._candidate) < self.onset_images:
+            self._raw_run = self._raw_run + 1 if starts else 0
+            if t - self._stream_t0 < self.warmup:
+                return out  # the encoder's start-up: motion must outlast it
+            if self._candidate[0][1] - self._stream_t0 < self.warmup:
+                pass  # moving since the start-up: it counts from its start
+            elif self._raw_run >= self.onset_images:
+                self._candidate = self._candidate[-self.onset_images :]
+            if self._raw_run < self.onset_images and len(self._candidate) < self.sustained_images:
                 return out
             run, self._candidate = self._candidate, []
             self.in_motion, self._still_since = True, None

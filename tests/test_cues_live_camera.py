@@ -1,0 +1,155 @@
+#
+# Copyright (c) 2026, pipecat-tandem contributors
+#
+# SPDX-License-Identifier: BSD 2-Clause License
+#
+"""Motion on a live camera's stream: start-up, and a wave updated every other image (issue 16).
+
+A live aiortc sender starts at a low bitrate and ramps it up: for about a second
+after the first frame the picture sharpens, which moves four to eight patches of
+the cues' view by 0.04-0.08 at every image. In 4 of 10 loopback calls at 1280×720
+that started motion 1.0-1.2 s after the stream's first image, and the segment it
+opened then held the wave that came later, whose period drowned in it. Pure logic:
+patch embeddings made here, fed to the counter image by image (no codec, no clock).
+
+The same live 1280×720 stream updates a waving arm's patches unevenly: most of them
+move 0.03-0.045 in one image and 0.013-0.016 in the next, so the counter saw two to
+seven moving patches from image to image, never the four a 16:9 view needs three
+times in a row, and started motion late or never (6 of 12 calls seen). Motion now
+also starts once the patches moving in an image *or the one before* reach the count
+for six images in a row (1.2 s): a sway and its clean-up last under a second.
+"""
+
+import math
+
+import numpy as np
+
+from tests.test_cues_habituation import _cues
+
+_DIM = 16
+_FPS = 5.0
+_SHARPEN = [30, 31, 44, 45, 70, 71, 90, 91]  # textured patches the start-up sharpens
+_ARM = [40, 41, 53, 54, 66]  # a forearm
+
+
+def _still(cols, seed):
+    """A generator, a 12×``cols`` view's patch embeddings, and zero offsets for them."""
+    rng = np.random.default_rng(seed)
+    base = rng.normal(0.0, 1.0, (12 * cols, _DIM)).astype(np.float32)
+    return rng, base, np.zeros_like(base)
+
+
+def _pose(wave, t, u, v):
+    """The arm's offsets at ``t`` going round the ``u``, ``v`` circle, or ``None``."""
+    if wave is None or not wave[1] <= t < wave[2]:
+        return None
+    theta = 2 * math.pi * wave[0] * (t - wave[1])
+    return math.cos(theta) * u + math.sin(theta) * v
+
+
+def _noisy(rng, x):
+    """``x`` with sensor and codec noise (~0.007 as a patch distance)."""
+    return x + rng.normal(0.0, 0.01, x.shape).astype(np.float32)
+
+
+def _stream(cols, total, *, seed, t0=1.4, startup=1.2, wave=None):
+    """``(time, embeddings)`` of a 12×``cols`` view from ``t0`` for ``total`` s, 5 a second.
+
+    Args:
+        cols: Patches across (21: a 16:9 camera in the cues' view).
+        total: Seconds of stream.
+        seed: Seeds the embeddings and the noise.
+        t0: The stream's first image (a 1280×720 sender's first frame arrives 1.2-1.6 s
+            into a loopback call).
+        startup: Seconds during which the ``_SHARPEN`` patches move by ~0.06 at
+            every image (the encoder's bitrate ramp).
+        wave: ``(hz, start, end)``: the ``_ARM`` patches go round a circle (~0.1 a
+            step at 5 images a second).
+    """
+    rng, base, offsets = _still(cols, seed)
+    u, v = rng.normal(0.0, 0.5, (2, len(_ARM), _DIM)).astype(np.float32)
+    out = []
+    for t in t0 + np.arange(int(total * _FPS)) / _FPS:
+        if t - t0 < startup:
+            step = rng.normal(0.0, 1.0, (len(_SHARPEN), _DIM)).astype(np.float32)
+            offsets[_SHARPEN] += 0.5 * step / np.linalg.norm(step, axis=1, keepdims=True)
+        pose = _pose(wave, t, u, v)
+        if pose is not None:
+            offsets[_ARM] = pose
+        out.append((t, _noisy(rng, base + offsets)))
+    return out
+
+
+def test_the_encoders_start_up_is_not_motion():
+    for seed in range(3):
+        assert _cues(_stream(21, 12.0, seed=seed)) == [], seed
+
+
+def test_the_start_up_was_motion_without_the_warmup():
+    # What the counter did before: the sharpening started motion at once.
+    cues = _cues(_stream(21, 12.0, seed=0), warmup=0.0)
+    assert cues and cues[0][0] == "motion_onset" and cues[0][1] < 3.0, cues
+
+
+def test_a_wave_after_the_start_up_is_seen_and_a_new_frame_size_warms_up_again():
+    frames = _stream(21, 10.0, seed=4, wave=(1.2, 5.0, 9.0))
+    # The camera switches to 4:3 (12×16 in the cues' view): its encoder starts over.
+    frames += _stream(16, 8.0, seed=5, t0=11.4)
+    cues = _cues(frames)
+    periodic = [c for c in cues if c[0] == "periodic_motion"]
+    assert periodic and 5.0 <= periodic[0][1] <= 9.5, cues
+    assert not [c for c in cues if c[1] < 5.0 or c[1] > 11.4], cues
+
+
+def _skipping(cols, total, *, seed, wave=None, burst=None):
+    """A still view in which moving patches are updated only every other image.
+
+    Args:
+        cols: Patches across.
+        total: Seconds from 0, 5 images a second.
+        seed: Seeds the embeddings and the noise.
+        wave: ``(hz, start, end)``: six arm patches go round a circle; four of them
+            are updated in even images only (a live encoder skipping their blocks),
+            two in every image, so two or six move from one image to the next.
+        burst: ``(start, images)``: two pairs of patches jump by ~0.06 in turn for
+            that many images (a sway and the codec's clean-up after it: two moving
+            patches an image, four over two).
+    """
+    rng, base, offsets = _still(cols, seed)
+    arm = [40, 41, 61, 62, 82, 83]
+    u, v = rng.normal(0.0, 1.0, (2, len(arm), _DIM)).astype(np.float32)
+    u *= 0.35 / np.linalg.norm(u, axis=1, keepdims=True)
+    v *= 0.35 / np.linalg.norm(v, axis=1, keepdims=True)
+    groups = ([100, 101], [121, 122])
+    out = []
+    for k in range(int(total * _FPS)):
+        t = k / _FPS
+        pose = _pose(wave, t, u, v)
+        if pose is not None:
+            fresh = range(len(arm)) if k % 2 == 0 else range(4, len(arm))
+            for i in fresh:
+                offsets[arm[i]] = pose[i]
+        if burst is not None and 0 <= k - int(burst[0] * _FPS) < burst[1]:
+            for p in groups[k % 2]:
+                step = rng.normal(0.0, 1.0, _DIM).astype(np.float32)
+                offsets[p] += 0.5 * step / np.linalg.norm(step)
+        out.append((t, _noisy(rng, base + offsets)))
+    return out
+
+
+def test_a_wave_whose_patches_move_every_other_image_is_seen():
+    for seed in range(3):
+        cues = _cues(_skipping(21, 12.0, seed=seed, wave=(1.2, 5.0, 9.0)))
+        periodic = [c for c in cues if c[0] == "periodic_motion"]
+        assert periodic and 5.0 <= periodic[0][1] <= 9.5, (seed, cues)
+        assert abs(periodic[0][2] - 1 / 1.2) < 0.15, (seed, cues)
+        assert not [c for c in cues if c[1] < 5.0], (seed, cues)
+
+
+def test_a_burst_of_alternating_patches_under_six_images_is_not_motion():
+    # Five images (1 s) of two patches each, in turn: four over pairs of images,
+    # but not for six in a row. Asked for four in a row, the counter starts motion
+    # (as it did on a standing person's sway at 4.1 s in live 640×480 calls).
+    burst = _skipping(21, 10.0, seed=7, burst=(4.0, 5))
+    assert _cues(burst) == []
+    assert _cues(burst, sustained_images=4)
