@@ -11,16 +11,20 @@ them and grades them with :func:`~pipecat_tandem.bench.caller.calibration.check`
     nice -n 10 .venv/bin/python benchmarks/bench_cue_replay.py cache --senders 0 3 4 5 --seeds 0 1 2
     nice -n 10 .venv/bin/python benchmarks/bench_cue_replay.py replay --seeds 6 7 8 9 10 11
     nice -n 10 .venv/bin/python benchmarks/bench_cue_replay.py replay --no-habituation  # before it
+    nice -n 10 .venv/bin/python benchmarks/bench_cue_replay.py replay \
+        --counter '{"warmup": 0, "sustained_images": 1000}'  # before the live-camera onset rules
 
 ``--senders`` index ``bench_cues_vp8.GRID``. ``replay`` prints every wrong clip, a
 markdown table (right / clips per kind and sender) and the detectors' CPU per image;
 ``--no-habituation`` replays the motion counter without its per-patch baseline (the
-counter as before issue 16's fix).
+counter as before issue 16's fix); ``--counter`` passes other keyword arguments to
+:class:`~pipecat_tandem.fusion.repetition.RepetitionCounter` (a JSON object).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import time
 import zlib
@@ -86,7 +90,7 @@ def replay(args: argparse.Namespace) -> None:
                     continue
                 with np.load(f) as z:
                     times, embs = z["t"].tolist(), z["e"]
-                counter = RepetitionCounter(habituate=not args.no_habituation)
+                counter = RepetitionCounter(habituate=not args.no_habituation, **args.counter)
                 det = CueDetector(repetition=counter)
                 cues = []
                 t0 = time.process_time()
@@ -118,6 +122,7 @@ def main() -> None:
     p.add_argument("--senders", type=int, nargs="*", default=[0, 3, 4, 5], help="GRID indices")
     p.add_argument("--only", nargs="*", choices=_KINDS, help="cache only these clip kinds")
     p.add_argument("--no-habituation", action="store_true", help="the counter without it")
+    p.add_argument("--counter", type=json.loads, default={}, help="RepetitionCounter kwargs, JSON")
     args = p.parse_args()
     with threadpool_limits(limits=1):
         cache(args) if args.what == "cache" else replay(args)
