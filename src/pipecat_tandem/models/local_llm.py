@@ -59,9 +59,12 @@ from pipecat_tandem.models.tool_calls import (
 )
 from pipecat_tandem.policy.injection import EchoGuard
 from pipecat_tandem.policy.now_view import is_now_message
+from pipecat_tandem.policy.refusals import RefusalSniffer, RefusalVerdict
 from pipecat_tandem.policy.turn_notes import drop_answered_notes
 
 _call_ids = itertools.count(1)
+#: How long a second opinion may take to its first token before the refusal is said after all.
+SECOND_OPINION_FIRST_TOKEN_S = 6.0
 _SAMPLING_KEYS = ("temperature", "top_p", "top_k", "seed", "frequency_penalty", "presence_penalty")
 
 
@@ -94,6 +97,7 @@ class LocalLLMService(LLMService):
         use_tools: bool = True,
         volatile: Callable[[dict[str, Any]], bool] | None = is_now_message,
         refill_cache: bool = True,
+        second_opinion: LocalModelServer | None = None,
         **kwargs: Any,
     ) -> None:
         """Create the service.
@@ -112,6 +116,9 @@ class LocalLLMService(LLMService):
                 the tandem's "now" view); the cache refill leaves them out.
             refill_cache: After each reply, prefill the stable history plus the
                 reply so the next turn reuses it (see the module docstring).
+            second_opinion: A larger model asked the same request when this one's
+                reply opens with a refusal (see :mod:`pipecat_tandem.policy.refusals`);
+                its reply is spoken instead. None: refusals are spoken as they come.
             **kwargs: Passed to pipecat's ``LLMService``.
         """
         defaults = LLMSettings(
@@ -135,6 +142,7 @@ class LocalLLMService(LLMService):
         self._use_tools = use_tools
         self._volatile = volatile
         self._refill_cache = refill_cache
+        self._second_opinion = second_opinion
         self._refill_task: asyncio.Task[None] | None = None
         #: (new, cached) prompt tokens of the last completion, as llama.cpp reported.
         self.last_prompt_tokens: tuple[int, int] | None = None
@@ -212,11 +220,13 @@ class LocalLLMService(LLMService):
         # Sniff even without tools: a small model imitates the tool calls in its
         # history, and a voice must never read a call's JSON aloud.
         sniffer = ToolCallSniffer()
+        refusal = RefusalSniffer() if self._second_opinion is not None else None
         await self.start_ttfb_metrics()
-        reply = await self._stream(request, sniffer)
+        reply = await self._stream(request, sniffer, refusal)
         held = sniffer.finish()
         if not held:
-            self._schedule_refill(request, reply)
+            if not await self._settle_refusal(request, refusal):
+                self._schedule_refill(request, reply)
             return
         if sniffer.verdict is not SniffVerdict.HOLD:
             await self._push_llm_text(held)  # an undecided (blank) reply
@@ -249,7 +259,59 @@ class LocalLLMService(LLMService):
         elif held:
             await self._push_llm_text(held)
 
-    async def _stream(self, request: dict[str, Any], sniffer: ToolCallSniffer | None) -> str:
+    async def _settle_refusal(
+        self, request: dict[str, Any], refusal: RefusalSniffer | None
+    ) -> bool:
+        """Speak what the refusal check still holds, or a second opinion instead of a refusal.
+
+        Returns:
+            True when the second opinion's reply was spoken in place of this model's.
+        """
+        if refusal is None:
+            return False
+        rest = refusal.finish()
+        if refusal.verdict is RefusalVerdict.REFUSAL and await self._ask_second_opinion(request):
+            return True
+        if rest:
+            await self._push_llm_text(rest)
+        return False
+
+    async def _ask_second_opinion(self, request: dict[str, Any]) -> bool:
+        """Stream the larger model's reply to ``request``; False if it said nothing in time."""
+        server = self._second_opinion
+        if server is None:
+            return False
+        logger.info(
+            f"{self}: the reply opened with a refusal; asking {server} for a second opinion"
+        )
+        body = {k: v for k, v in request.items() if k not in ("tools", "tool_choice")}
+        chunks = server.stream_chat(body).__aiter__()
+        spoke = False
+        try:
+            while True:
+                wait = None if spoke else SECOND_OPINION_FIRST_TOKEN_S
+                try:
+                    chunk = await asyncio.wait_for(chunks.__anext__(), wait)
+                except StopAsyncIteration:
+                    break
+                delta = _delta_text(chunk)
+                if delta:
+                    await self._push_llm_text(delta)
+                    spoke = True
+        except TimeoutError:
+            logger.warning(f"{self}: no second opinion within {SECOND_OPINION_FIRST_TOKEN_S} s")
+        except Exception as e:  # the refusal is still there to be said
+            logger.warning(f"{self}: the second opinion failed: {e}")
+        finally:
+            await chunks.aclose()  # type: ignore[attr-defined]
+        return spoke
+
+    async def _stream(
+        self,
+        request: dict[str, Any],
+        sniffer: ToolCallSniffer | None,
+        refusal: RefusalSniffer | None = None,
+    ) -> str:
         """Stream one completion, pushing released text; returns all the text generated."""
         first = True
         generated: list[str] = []
@@ -272,6 +334,8 @@ class LocalLLMService(LLMService):
                 await self.stop_ttfb_metrics()
                 first = False
             released = sniffer.feed(delta) if sniffer else delta
+            if released and refusal is not None:
+                released = refusal.feed(released)
             if released:
                 await self._push_llm_text(released)
         return "".join(generated)

@@ -251,7 +251,9 @@ class LocalStack:
 
         By default the small interaction model is not offered tools: it calls
         them unreliably, and :class:`~pipecat_tandem.policy.routing.RuleRouter`
-        decides delegation for it (``TandemServices.router``).
+        decides delegation for it (``TandemServices.router``). A reply of its that
+        opens with a refusal gets a second opinion from the local background model
+        (``second_opinion=None`` in ``kwargs`` turns that off).
 
         Raises:
             ValueError: The interaction role is not local in this stack.
@@ -266,6 +268,12 @@ class LocalStack:
                 max_tokens=120,
             ),
             use_tools=use_tools,
+            # A refusal from the small model is usually a request it did not follow;
+            # the background model answers it instead (policy/refusals.py).
+            second_opinion=kwargs.pop(
+                "second_opinion",
+                self._background if self._background is not self._interaction else None,
+            ),
             **kwargs,
         )
         if self._warm_llm is None and not self._is_ready:

@@ -1,0 +1,134 @@
+"""A small model's refusal caught before it is spoken, and a second opinion in its place."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+from pipecat.frames.frames import LLMContextFrame, LLMTextFrame
+from pipecat.processors.aggregators.llm_context import LLMContext
+from pipecat.tests.utils import SleepFrame, run_test
+
+from pipecat_tandem.models import local_llm
+from pipecat_tandem.models.local_llm import LocalLLMService
+from pipecat_tandem.policy.refusals import RefusalSniffer, RefusalVerdict, is_refusal
+
+REFUSAL = "I'm sorry, but I can't assist with that."
+JOKE = "Sure, here's a joke: why was the sea turtle sad? It had no shell!"
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        REFUSAL,
+        "I apologize, but I can't help with that request.",
+        "I cannot help with that.",
+        "Sorry, I'm not able to provide that.",
+        "Oh, I'm sorry, but I can\u2019t assist with that.",
+        "Oh, hello! I'm sorry, but I can't help with that.",  # the 0.5B, in a release eval
+    ],
+)
+def test_refusals_are_recognised(text):
+    assert is_refusal(text)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "I'm sorry to hear that.",
+        "I can't wait to hear about it!",
+        "Sorry, could you say that again?",
+        "The capital of France is Paris.",
+        "Unfortunately it rained all day.",
+        "",
+    ],
+)
+def test_other_replies_are_not_refusals(text):
+    assert not is_refusal(text)
+
+
+def _feed(deltas: list[str]) -> tuple[RefusalSniffer, str]:
+    sniffer = RefusalSniffer()
+    return sniffer, "".join(sniffer.feed(d) for d in deltas)
+
+
+def test_an_ordinary_reply_is_released_at_its_first_words():
+    sniffer, spoken = _feed(["The", " capital", " of France is Paris."])
+    assert sniffer.verdict is RefusalVerdict.TEXT
+    assert spoken == "The capital of France is Paris."
+    # "I" could open "I'm sorry": held for one more word only.
+    sniffer = RefusalSniffer()
+    assert sniffer.feed("I") == ""
+    assert sniffer.feed("'m fine") == "I'm fine"
+    sniffer, spoken = _feed(["Okay", ",", " I'll", " work that out."])
+    assert spoken == "Okay, I'll work that out." and sniffer.verdict is RefusalVerdict.TEXT
+    sniffer, spoken = _feed(["Oh", ", hello!", " I'm sorry", ", but I can't help with that."])
+    assert spoken == "" and sniffer.verdict is RefusalVerdict.REFUSAL
+
+
+def test_a_refusal_is_held_whole_and_sympathy_is_released_at_its_sentence_end():
+    sniffer, spoken = _feed(["I'm sorry", ", but I", " can't assist", " with that.", " Bye."])
+    assert spoken == "" and sniffer.verdict is RefusalVerdict.REFUSAL
+    assert sniffer.finish() == REFUSAL + " Bye."
+    sniffer, spoken = _feed(["I'm sorry", " to hear that.", " Get well soon."])
+    assert spoken == "I'm sorry to hear that. Get well soon."
+    assert sniffer.finish() == ""
+
+
+def test_a_reply_that_ends_while_undecided_is_decided_whole():
+    sniffer, spoken = _feed(["Sorry, I can't help with that"])  # no final stop
+    assert spoken == "" and sniffer.finish() == "Sorry, I can't help with that"
+    assert sniffer.verdict is RefusalVerdict.REFUSAL
+    sniffer, spoken = _feed(["I"])
+    assert spoken == "" and sniffer.finish() == "I"
+    assert sniffer.verdict is RefusalVerdict.UNDECIDED
+
+
+class _Server:
+    """Test support: stands in for a model server, streaming one scripted reply in pieces."""
+
+    def __init__(self, reply: str, *, delay_s: float = 0.0) -> None:
+        self.config = SimpleNamespace(model_path=Path("fake.gguf"))
+        self.reply = reply
+        self.delay_s = delay_s
+        self.requests: list[dict] = []
+
+    async def stream_chat(self, request):
+        import asyncio
+
+        self.requests.append(request)
+        if self.delay_s:
+            await asyncio.sleep(self.delay_s)
+        for word in self.reply.split(" "):
+            yield {"choices": [{"delta": {"content": word + " "}}]}
+
+
+async def _reply(small: _Server, large: _Server | None) -> str:
+    llm = LocalLLMService(server=small, second_opinion=large, refill_cache=False)  # type: ignore[arg-type]
+    context = LLMContext(messages=[{"role": "user", "content": "Tell me they joke instead."}])
+    down, _ = await run_test(
+        llm, frames_to_send=[LLMContextFrame(context), SleepFrame(0.3)], expected_down_frames=None
+    )
+    return "".join(f.text for f in down if isinstance(f, LLMTextFrame)).strip()
+
+
+async def test_a_refusal_gets_the_larger_models_reply_instead():
+    small, large = _Server(REFUSAL), _Server(JOKE)
+    assert await _reply(small, large) == JOKE
+    # The same request, minus tools: the larger model sees what the small one saw.
+    assert large.requests[0]["messages"] == small.requests[0]["messages"]
+
+
+async def test_without_a_second_opinion_or_for_other_replies_nothing_changes():
+    assert await _reply(_Server(REFUSAL), None) == REFUSAL
+    large = _Server(JOKE)
+    assert await _reply(_Server("The capital of France is Paris."), large) == (
+        "The capital of France is Paris."
+    )
+    assert large.requests == []
+
+
+async def test_a_second_opinion_too_slow_to_start_leaves_the_refusal(monkeypatch):
+    monkeypatch.setattr(local_llm, "SECOND_OPINION_FIRST_TOKEN_S", 0.05)
+    assert await _reply(_Server(REFUSAL), _Server(JOKE, delay_s=0.2)) == REFUSAL
