@@ -85,6 +85,33 @@ def test_a_reply_that_ends_while_undecided_is_decided_whole():
     assert sniffer.verdict is RefusalVerdict.UNDECIDED
 
 
+STORY = "A sea turtle, a marine creature, is a marine organism that lives in the ocean."
+
+
+def test_a_reply_that_starts_the_previous_one_again_is_held_whole():
+    # The eval: interrupted in its story and asked for a joke, the 0.5B began the story again.
+    sniffer = RefusalSniffer(previous=STORY)
+    spoken = "".join(
+        sniffer.feed(d) for d in ["A sea", " turtle, a", " marine creature,", " is a", " marine"]
+    )
+    assert spoken == "" and sniffer.verdict is RefusalVerdict.REPEAT
+    # A reply that shares only its first words is released where it parts.
+    sniffer = RefusalSniffer(previous=STORY)
+    assert sniffer.feed("A sea turtle") == ""
+    assert sniffer.feed(" joke? Why did it cross") == "A sea turtle joke? Why did it cross"
+    # A short previous reply ("Yes.") is not something a reply can repeat.
+    sniffer = RefusalSniffer(previous="Yes, I am.")
+    assert sniffer.feed("Yes, I am here to help.") == "Yes, I am here to help."
+    # A whole reply equal to a long previous one, decided at its end.
+    sniffer = RefusalSniffer(previous=STORY)
+    assert "".join(sniffer.feed(w + " ") for w in STORY.split(" ")[:7]) == ""
+    assert sniffer.finish() and sniffer.verdict is RefusalVerdict.UNDECIDED  # 7 words: too few
+    sniffer = RefusalSniffer(previous=STORY)
+    for word in STORY.split(" ")[:8]:
+        sniffer.feed(word + " ")
+    assert sniffer.verdict is RefusalVerdict.REPEAT
+
+
 class _Server:
     """Test support: stands in for a model server, streaming one scripted reply in pieces."""
 
@@ -104,9 +131,10 @@ class _Server:
             yield {"choices": [{"delta": {"content": word + " "}}]}
 
 
-async def _reply(small: _Server, large: _Server | None) -> str:
+async def _reply(small: _Server, large: _Server | None, history: list | None = None) -> str:
     llm = LocalLLMService(server=small, second_opinion=large, refill_cache=False)  # type: ignore[arg-type]
-    context = LLMContext(messages=[{"role": "user", "content": "Tell me they joke instead."}])
+    asked = {"role": "user", "content": "Tell me they joke instead."}
+    context = LLMContext(messages=[*(history or []), asked])
     down, _ = await run_test(
         llm, frames_to_send=[LLMContextFrame(context), SleepFrame(0.3)], expected_down_frames=None
     )
@@ -118,6 +146,16 @@ async def test_a_refusal_gets_the_larger_models_reply_instead():
     assert await _reply(small, large) == JOKE
     # The same request, minus tools: the larger model sees what the small one saw.
     assert large.requests[0]["messages"] == small.requests[0]["messages"]
+
+
+async def test_a_repeat_of_the_previous_reply_gets_the_larger_models_reply_instead():
+    history = [
+        {"role": "user", "content": "Tell me a short story about a sea turtle."},
+        {"role": "assistant", "content": STORY},
+    ]
+    large = _Server(JOKE)
+    assert await _reply(_Server(STORY), large, history) == JOKE
+    assert len(large.requests) == 1
 
 
 async def test_without_a_second_opinion_or_for_other_replies_nothing_changes():

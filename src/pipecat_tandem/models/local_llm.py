@@ -220,7 +220,11 @@ class LocalLLMService(LLMService):
         # Sniff even without tools: a small model imitates the tool calls in its
         # history, and a voice must never read a call's JSON aloud.
         sniffer = ToolCallSniffer()
-        refusal = RefusalSniffer() if self._second_opinion is not None else None
+        refusal = (
+            RefusalSniffer(previous=_last_assistant_text(request["messages"]))
+            if self._second_opinion is not None
+            else None
+        )
         await self.start_ttfb_metrics()
         reply = await self._stream(request, sniffer, refusal)
         held = sniffer.finish()
@@ -270,20 +274,20 @@ class LocalLLMService(LLMService):
         if refusal is None:
             return False
         rest = refusal.finish()
-        if refusal.verdict is RefusalVerdict.REFUSAL and await self._ask_second_opinion(request):
+        unusable = refusal.verdict in (RefusalVerdict.REFUSAL, RefusalVerdict.REPEAT)
+        if unusable and await self._ask_second_opinion(request, refusal.verdict):
             return True
         if rest:
             await self._push_llm_text(rest)
         return False
 
-    async def _ask_second_opinion(self, request: dict[str, Any]) -> bool:
+    async def _ask_second_opinion(self, request: dict[str, Any], why: str) -> bool:
         """Stream the larger model's reply to ``request``; False if it said nothing in time."""
         server = self._second_opinion
         if server is None:
             return False
-        logger.info(
-            f"{self}: the reply opened with a refusal; asking {server} for a second opinion"
-        )
+        name = server.config.model_path.name
+        logger.info(f"{self}: the reply was a {why}; asking {name} for a second opinion")
         body = {k: v for k, v in request.items() if k not in ("tools", "tool_choice")}
         chunks = server.stream_chat(body).__aiter__()
         spoke = False
@@ -490,6 +494,15 @@ def _drop_echoed(calls: list[ParsedToolCall], context: LLMContext) -> list[Parse
         else:
             logger.warning(f"refused a tool call from text ({call.name}): {reason}")
     return kept
+
+
+def _last_assistant_text(messages: list[Any]) -> str:
+    """The text of the last assistant message ("" if none or not text)."""
+    for message in reversed(messages):
+        if isinstance(message, dict) and message.get("role") == "assistant":
+            content = message.get("content")
+            return content if isinstance(content, str) else ""
+    return ""
 
 
 def _tool_name(tool: Any) -> str:

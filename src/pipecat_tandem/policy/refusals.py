@@ -1,4 +1,4 @@
-"""A small model's refusal of a harmless request, caught before it is spoken. No I/O.
+"""A small model's reply not worth speaking, caught before it is spoken. No I/O.
 
 The embedded 0.5B refuses what it does not understand: "You stare in height."
 (tiny.en for "Use Fahrenheit.") and "Actually. I change my mind. Tell me they joke
@@ -9,6 +9,10 @@ that opens with a refusal is held back until its first sentence is complete and,
 when that sentence is a refusal, the same request gets a second opinion from the
 larger model (see :class:`~pipecat_tandem.models.local_llm.LocalLLMService`). A
 refusal the larger model repeats is spoken: it was meant.
+
+The same goes for a reply that starts the previous one again word for word: the
+0.5B, interrupted in a story and asked for a joke, began the story's spoken part
+anew (see :class:`RefusalSniffer`).
 
 :class:`RefusalSniffer` holds only what could still become a refusal: a reply
 whose first words cannot open one ("The capital ...", "Why did ...") is released
@@ -64,19 +68,34 @@ def is_refusal(sentence: str) -> bool:
     return opening.startswith(_OPENERS) and _REFUSAL.search(opening) is not None
 
 
+#: A reply that opens with this many words of the previous reply repeats it.
+REPEAT_WORDS = 8
+
+
+def _words(text: str) -> list[str]:
+    return re.findall(r"[a-z0-9']+", text.replace("\u2019", "'").lower())
+
+
 class RefusalVerdict(StrEnum):
     """What the opening of a streamed reply says about it."""
 
-    UNDECIDED = "undecided"  # it may still open a refusal: held
+    UNDECIDED = "undecided"  # it may still open a refusal or a repeat: held
     TEXT = "text"  # an ordinary reply: released
     REFUSAL = "refusal"  # its first sentence refuses: held to the end
+    REPEAT = "repeat"  # it opens with the previous reply's words: held to the end
 
 
 class RefusalSniffer:
-    """Holds a streamed reply's opening while it may be a refusal.
+    """Holds a streamed reply's opening while it may be a refusal or a repeat.
 
     Feed each text delta to :meth:`feed`: it returns what may be spoken now. Once
-    the verdict is ``REFUSAL`` nothing more is released; :attr:`held` has it all.
+    the verdict is ``REFUSAL`` or ``REPEAT`` nothing more is released; :attr:`held`
+    has it all. A repeat is a reply that opens with :data:`REPEAT_WORDS` words of
+    the previous one: interrupted in a story about a sea turtle and asked for a joke,
+    the 0.5B began the story's spoken part again, word for word (the same eval).
+
+    Args:
+        previous: The model's previous reply in this conversation ("" if none).
 
     Example::
 
@@ -86,9 +105,10 @@ class RefusalSniffer:
         sniffer.verdict                 # RefusalVerdict.REFUSAL
     """
 
-    def __init__(self) -> None:
+    def __init__(self, previous: str = "") -> None:
         self._buffer: list[str] = []
         self._verdict = RefusalVerdict.UNDECIDED
+        self._previous = _words(previous)
 
     @property
     def verdict(self) -> RefusalVerdict:
@@ -105,27 +125,57 @@ class RefusalSniffer:
         if self._verdict is RefusalVerdict.TEXT:
             return delta
         self._buffer.append(delta)
-        if self._verdict is RefusalVerdict.REFUSAL:
+        if self._verdict is not RefusalVerdict.UNDECIDED:
             return ""
-        opening = _opening(self.held)
-        if not opening:
-            return ""  # nothing yet but interjections ("Oh, hello! I'm sorry, ...")
-        if not opening.startswith(_OPENERS):
-            if any(o.startswith(opening) for o in _OPENERS):
-                return ""  # "I", "I'm", "Sor": it may still open one
-            return self._release()
-        end = _SENTENCE_END.search(opening)
-        if end is None:
+        repeat = self._repeat_state()
+        if repeat == "yes":
+            self._verdict = RefusalVerdict.REPEAT
             return ""
-        if is_refusal(opening[: end.end()]):
+        refusal = self._refusal_state()
+        if refusal == "yes":
             self._verdict = RefusalVerdict.REFUSAL
+            return ""
+        if "maybe" in (repeat, refusal):
             return ""
         return self._release()
 
+    def _refusal_state(self) -> str:
+        """``yes``, ``no`` or ``maybe`` (the opening may still become a refusal)."""
+        opening = _opening(self.held)
+        if not opening:
+            return "maybe"  # nothing yet but interjections ("Oh, hello! I'm sorry, ...")
+        if not opening.startswith(_OPENERS):
+            # "I", "I'm", "Sor": it may still open one.
+            return "maybe" if any(o.startswith(opening) for o in _OPENERS) else "no"
+        end = _SENTENCE_END.search(opening)
+        if end is None:
+            return "maybe"
+        return "yes" if is_refusal(opening[: end.end()]) else "no"
+
+    def _repeat_state(self, *, ended: bool = False) -> str:
+        """``yes``, ``no`` or ``maybe`` (still word for word the previous reply's opening)."""
+        said = _words(self.held)
+        if len(self._previous) < REPEAT_WORDS or not said:
+            return "no"
+        # The last word may still be growing unless the text has moved past it.
+        whole = ended or not re.search(r"[\w']$", self.held)
+        done, last = (said, "") if whole else (said[:-1], said[-1])
+        n = len(done)
+        if done != self._previous[:n] or (last and not self._previous[n:][:1]):
+            return "no"
+        if last and not self._previous[n].startswith(last):
+            return "no"
+        if n >= REPEAT_WORDS:
+            return "yes"
+        return "no" if ended else "maybe"
+
     def finish(self) -> str:
         """The reply ended: what is still held (a refusal decided on the whole of it)."""
-        if self._verdict is RefusalVerdict.UNDECIDED and is_refusal(self.held):
-            self._verdict = RefusalVerdict.REFUSAL
+        if self._verdict is RefusalVerdict.UNDECIDED:
+            if is_refusal(self.held):
+                self._verdict = RefusalVerdict.REFUSAL
+            elif self._repeat_state(ended=True) == "yes":
+                self._verdict = RefusalVerdict.REPEAT
         return self.held if self._verdict is not RefusalVerdict.TEXT else ""
 
     def _release(self) -> str:
