@@ -117,8 +117,9 @@ class LocalLLMService(LLMService):
             refill_cache: After each reply, prefill the stable history plus the
                 reply so the next turn reuses it (see the module docstring).
             second_opinion: A larger model asked the same request when this one's
-                reply opens with a refusal (see :mod:`pipecat_tandem.policy.refusals`);
-                its reply is spoken instead. None: refusals are spoken as they come.
+                reply opens with a refusal or starts its previous reply again (see
+                :mod:`pipecat_tandem.policy.refusals`); its reply is spoken instead.
+                None: such replies are spoken as they come.
             **kwargs: Passed to pipecat's ``LLMService``.
         """
         defaults = LLMSettings(
