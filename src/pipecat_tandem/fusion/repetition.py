@@ -269,9 +269,9 @@ class RepetitionCounter:
             self._raw_run = self._raw_run + 1 if starts else 0
             if t - self._stream_t0 < self.warmup:
                 return out  # the encoder's start-up: motion must outlast it
-            if self._candidate[0][1] - self._stream_t0 < self.warmup:
-                pass  # moving since the start-up: it counts from its start
-            elif self._raw_run >= self.onset_images:
+            # Moving since the start-up: it counts from its start.
+            since_startup = self._candidate[0][1] - self._stream_t0 < self.warmup
+            if not since_startup and self._raw_run >= self.onset_images:
                 self._candidate = self._candidate[-self.onset_images :]
             if self._raw_run < self.onset_images and len(self._candidate) < self.sustained_images:
                 return out

@@ -432,12 +432,13 @@ class DelegationProcessor(FrameProcessor):
         if not gated:
             self._follow_on.close()
         decision = self._router.route(text) if self._router is not None and routable else None
+        new_task = decision is not None and decision.needs_background
         active = self.registry.active()
         verdict = self._topic.observe(
             text,
             active,
             # Words of the same breath as a request are that request's, not a move away.
-            new_task=(decision is not None and decision.needs_background) or follows is not None,
+            new_task=new_task or follows is not None,
         )
         for job_id in verdict.cancel:
             # No note for the model: the user's own words say it ("never mind the
@@ -461,12 +462,14 @@ class DelegationProcessor(FrameProcessor):
             await self._push_state(job_id, JobState.STALE, "stale: user moved on")
         # Not the job's: a new request in the same breath (a job of its own), a timer or
         # cue (the awareness processor's), a cancel or an explicit switch of topic.
-        new_task = decision is not None and decision.needs_background
-        fold = follows is not None and routable and not new_task
-        if fold and follows is not None and not verdict.cancel and not verdict.stale:
-            if await self._go_on_with(follows, frame, now, gated=gated):
-                return
-        if decision is None or verdict.cancel or not decision.needs_background:
+        fold = routable and not new_task and not verdict.cancel and not verdict.stale
+        if (
+            follows is not None
+            and fold
+            and await self._go_on_with(follows, frame, now, gated=gated)
+        ):
+            return
+        if decision is None or verdict.cancel or not new_task:
             return
         # "Also write one about volcanoes": the background sees the task alone, so the
         # thing "one" stands for is named from the requests before it.
