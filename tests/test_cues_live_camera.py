@@ -18,6 +18,10 @@ seven moving patches from image to image, never the four a 16:9 view needs three
 times in a row, and started motion late or never (6 of 12 calls seen). Motion now
 also starts once the patches moving in an image *or the one before* reach the count
 for six images in a row (1.2 s): a sway and its clean-up last under a second.
+
+A camera that stops and resumes at the same frame size is a new stream too: its
+sender ramps up again, so the warm-up restarts after a second without an image (a
+frame or two dropped is not a resume), and a wave through a freeze stays one wave.
 """
 
 import math
@@ -153,3 +157,53 @@ def test_a_burst_of_alternating_patches_under_six_images_is_not_motion():
     burst = _skipping(21, 10.0, seed=7, burst=(4.0, 5))
     assert _cues(burst) == []
     assert _cues(burst, sustained_images=4)
+
+
+def _resumed(seed, *, stop=7.2, resume=10.0, total=10.0, wave=None):
+    """A 16:9 stream from 1.4 s that stops at ``stop`` and resumes at ``resume``.
+
+    The resumed stream has the same view and starts over like a new one: its
+    encoder's bitrate ramp sharpens the ``_SHARPEN`` patches for 1.2 s again.
+    """
+    first = [f for f in _stream(21, stop - 1.4, seed=seed) if f[0] < stop]
+    return first + _stream(21, total, seed=seed, t0=resume, wave=wave)
+
+
+def test_a_camera_that_resumes_at_the_same_size_warms_up_again():
+    # The same view stopped for 2.8 s, then the sender's start-up again: no motion.
+    # Before the warm-up restarted on a resume it ran from the first image only, and
+    # the resumed sender's ramp started motion ~0.4 s after the resume.
+    for seed in range(3):
+        assert _cues(_resumed(seed)) == [], seed
+
+
+def test_a_wave_after_a_resume_is_seen():
+    cues = _cues(_resumed(4, resume=9.0, wave=(1.2, 12.5, 16.5)))
+    periodic = [c for c in cues if c[0] == "periodic_motion"]
+    assert periodic and 12.5 <= periodic[0][1] <= 17.0, cues
+    assert not [c for c in cues if c[1] < 12.5], cues
+
+
+def test_a_dropped_frame_or_two_is_not_a_resume():
+    # A wave from 3.6 s, just after the warm-up, with no image between 3.8 and 4.6 s
+    # (three frames dropped or late): motion starts as it would without the hole.
+    # Were that a resume, nothing could start before 6.6 s.
+    frames = _stream(21, 10.0, seed=1, wave=(1.2, 3.6, 8.0))
+    frames = [f for f in frames if not 3.9 < f[0] < 4.5]
+    for gap, late in ((1.0, False), (0.5, True)):
+        cues = _cues(frames, resume_gap=gap)
+        onsets = [c[1] for c in cues if c[0] == "motion_onset"]
+        assert onsets and (onsets[0] >= 6.6) == late, (gap, cues)
+        assert [c for c in cues if c[0] == "periodic_motion"], (gap, cues)
+
+
+def test_a_wave_goes_on_through_a_freeze():
+    # 1.5 s without an image in the middle of a wave is one wave: no motion_offset
+    # at the resume, and no second onset after it.
+    frames = _stream(21, 16.0, seed=2, wave=(1.2, 4.0, 13.0))
+    frames = [f for f in frames if not 8.0 < f[0] < 9.5]
+    cues = _cues(frames)
+    kinds = [c[0] for c in cues]
+    assert kinds.count("motion_onset") == 1 and "periodic_motion" in kinds, cues
+    offsets = [c[1] for c in cues if c[0] == "motion_offset"]
+    assert offsets and offsets[0] >= 13.0, cues

@@ -94,7 +94,11 @@ class RepetitionCounter:
     No motion starts in the first ``warmup`` seconds of a stream: a live sender's
     bitrate ramp sharpens the picture, which moved four to eight patches for a second
     and started motion in 4 of 12 calls; motion still going when the warm-up ends
-    counts from its start. Within a segment, motion after
+    counts from its start. A stream starts at the first image, at a new frame size,
+    and when the camera resumes after ``resume_gap`` seconds without an image (its
+    encoder starts over); the image after the gap is not compared with the one before
+    it (what happened in between was not seen), and a segment in motion goes on with
+    it. Within a segment, motion after
     ``restart_secs`` of stillness with nothing counted yet restarts the count's clock.
 
     Inside a segment (at most ``max_secs`` buffered) the period is the lowest strong
@@ -143,6 +147,7 @@ class RepetitionCounter:
         baseline: PatchBaseline | None = None,
         habituate: bool = True,
         warmup: float = 2.0,
+        resume_gap: float = 1.0,
     ) -> None:
         """Create a counter (see the class docstring).
 
@@ -150,10 +155,15 @@ class RepetitionCounter:
         :class:`~pipecat_tandem.fusion.habituation.PatchBaseline` when not given);
         ``habituate=False`` counts only patches above ``motion_delta``, as before it.
         ``warmup``: no motion starts within this many seconds of a stream's first
-        image (or of a new frame size; in loopback calls the start-up started motion
-        1.0-1.2 s after the first image). ``sustained_images``: how many images in a
-        row, counting the patches that moved in the image or the one before, also
-        start motion (4 started it on a sway in live 640×480 calls).
+        image (or of a new frame size, or of a resume; in loopback calls the start-up
+        started motion 1.0-1.2 s after the first image). ``sustained_images``: how
+        many images in a row, counting the patches that moved in the image or the one
+        before, also start motion (4 started it on a sway in live 640×480 calls).
+        ``resume_gap``: a longer time without an image is the camera stopping and
+        resuming, which warms up again. Images come every 0.2 s (the ingest keeps one
+        per 0.2 s slot), 0.4 s when a frame is dropped or late; a second without one
+        is not jitter but a stopped camera (muted, or frozen until its next key
+        frame), and a resumed sender ramps its bitrate again.
 
         Raises:
             ValueError: If ``dims`` or ``refresh`` is below 1.
@@ -165,7 +175,7 @@ class RepetitionCounter:
         self.min_moving_patches, self.strong_share = min_moving_patches, strong_share
         self.onset_images, self.restart_secs = onset_images, restart_secs
         self.sustained_images = sustained_images
-        self.count_at, self.warmup = count_at, warmup
+        self.count_at, self.warmup, self.resume_gap = count_at, warmup, resume_gap
         self._stream_t0 = 0.0  # the current stream's first image
         self.baseline = (baseline or PatchBaseline()) if habituate else None
         # Patches left out of the segment's feature series (habituated when it began).
@@ -227,8 +237,17 @@ class RepetitionCounter:
         if x.ndim != 2 or x.shape[0] == 0:
             return []
         if prev is None or prev_t is None or d is None:
-            self._stream_t0 = t
+            self._new_stream(t)  # the first image, or a new frame size
             return self._end_segment(t) if self.in_motion else []
+        if t - prev_t > self.resume_gap:
+            # The camera stopped and resumed: its encoder ramps up again, and the
+            # distance across the gap is whatever happened while nothing was seen. A
+            # segment in motion goes on (a squat set through a freeze is one set); what
+            # comes next says whether it still moves.
+            self._new_stream(t)
+            if self.in_motion:
+                self._series.append(self._project(x), t)
+            return []
         energy, area, median = _motion_energy(d, self.motion_delta)
         excess = d - median
         mask = excess > self.motion_delta
@@ -326,6 +345,12 @@ class RepetitionCounter:
         if self._still_since is not None and t - self._still_since >= self.still_secs:
             out.extend(self._end_segment(t))
         return out
+
+    def _new_stream(self, t: float) -> None:
+        """A stream starts at ``t``: warm up again, and forget motion that was starting."""
+        self._stream_t0 = t
+        self._candidate, self._raw_run = [], 0
+        self._prev_mask, self._prev_energy = None, 0.0
 
     def _end_segment(self, t: float) -> list[Cue]:
         cue = Cue("motion_offset", t, float(self.count), {"period": self.period})
