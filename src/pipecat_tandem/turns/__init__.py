@@ -16,6 +16,9 @@ When the user has stopped, when the bot may speak, and when both are quiet:
   utterance, started speculatively at the early end.
 - :mod:`~pipecat_tandem.turns.fresh_transcript_turn_stop_strategy`: a turn ends on
   the words said after the user's last pause, not on earlier ones (the default).
+- :mod:`~pipecat_tandem.turns.transcript_end`: what the words say about the end
+  ("Meanwhile." is open, a punctuated question is finished), where the voice
+  alone misleads smart-turn; the stop strategies above use it. Pure.
 - :mod:`~pipecat_tandem.turns.speculative_turn_stop_strategy`: pipecat's user-turn
   stop strategy that lets the reply start before the turn is final.
 - :mod:`~pipecat_tandem.turns.silence_skipping_vad`: pipecat's Silero VAD, without

@@ -39,11 +39,18 @@ transcript holds the earlier stretch's words; taken for the last stretch's,
 it ended the turn at the analyzer's "complete" before the last words came.
 A transcript made before the VAD's last start is therefore counted as the
 earlier words (its text still reaches the context: the aggregator keeps it).
+
+The words also move the turn's end where the voice alone misleads
+(:mod:`~pipecat_tandem.turns.transcript_end`): words that cannot end a sentence
+("Meanwhile.", "... the history of the") hold a "complete" until the voice has
+been quiet a little longer, and a question the recognizer punctuated as one ends
+the turn soon after the voice stops although the analyzer said "incomplete".
 """
 
 from __future__ import annotations
 
 import asyncio
+import time
 from datetime import datetime
 from typing import Any
 
@@ -54,6 +61,8 @@ from pipecat.frames.frames import (
     VADUserStoppedSpeakingFrame,
 )
 from pipecat.turns.user_stop import TurnAnalyzerUserTurnStopStrategy
+
+from pipecat_tandem.turns.transcript_end import TurnEndByWords
 
 #: How long to wait for a stretch's words when the STT states no p99 latency.
 DEFAULT_LATE_TRANSCRIPT_S = 1.0
@@ -67,6 +76,8 @@ class FreshTranscriptTurnStopStrategy(TurnAnalyzerUserTurnStopStrategy):
         late_transcript_s: How long after the pause a stretch of voice with no
             transcript yet may still get one; ``None`` uses the STT's p99
             latency (``STTMetadataFrame``), else :data:`DEFAULT_LATE_TRANSCRIPT_S`.
+        words: How the turn's last words move its end (``None``: the analyzer
+            alone decides, as in pipecat).
         **kwargs: Passed to ``TurnAnalyzerUserTurnStopStrategy``.
 
     Raises:
@@ -80,7 +91,12 @@ class FreshTranscriptTurnStopStrategy(TurnAnalyzerUserTurnStopStrategy):
     """
 
     def __init__(
-        self, *, turn_analyzer: Any, late_transcript_s: float | None = None, **kwargs: Any
+        self,
+        *,
+        turn_analyzer: Any,
+        late_transcript_s: float | None = None,
+        words: TurnEndByWords | None = TurnEndByWords(),  # noqa: B008 - frozen, shared
+        **kwargs: Any,
     ) -> None:
         if late_transcript_s is not None and not late_transcript_s >= 0:  # also NaN
             raise ValueError(f"late_transcript_s must be >= 0, got {late_transcript_s!r}")
@@ -89,6 +105,13 @@ class FreshTranscriptTurnStopStrategy(TurnAnalyzerUserTurnStopStrategy):
         self._said_before = ""  # the turn's words before the user's last pause
         self._stretch_started: float | None = None  # time.time() of the VAD's last start
         self._fallback: asyncio.Task[None] | None = None
+        self._words = words
+        self._voice_ended: float | None = None  # time.time() the voice went quiet
+        self._words_wait: asyncio.Task[None] | None = None
+        self._words_waited = False  # this pause's wait by the words is over
+        #: Turns whose end the words moved: held open / ended on a question (for metrics).
+        self.held_open_by_words = 0
+        self.ended_by_words = 0
 
     def _wait_for_words_s(self) -> float:
         if self._late_transcript_s is not None:
@@ -119,8 +142,74 @@ class FreshTranscriptTurnStopStrategy(TurnAnalyzerUserTurnStopStrategy):
 
     async def _handle_vad_user_stopped_speaking(self, frame: VADUserStoppedSpeakingFrame) -> None:
         await self._cancel_fallback()
+        self._note_voice_end(frame)
         await super()._handle_vad_user_stopped_speaking(frame)  # waits for the analyzer
         await self._expect_words()
+
+    def _note_voice_end(self, frame: VADUserStoppedSpeakingFrame) -> None:
+        # The VAD reports the stop stop_secs after the voice went quiet.
+        self._voice_ended = frame.timestamp - (frame.stop_secs or 0.0)
+
+    def _voice_is_back(self) -> bool:
+        """The user is speaking again (a subclass may know it before the VAD's frame)."""
+        return self._vad_user_speaking
+
+    async def _maybe_trigger_user_turn_stopped(self) -> None:
+        """End the turn as pipecat does, once the words have had their say."""
+        if self._words_wait is not None:
+            return  # the words' wait decides when it is over
+        wait = self._wait_by_words()
+        if wait is not None and wait > 0:
+            self._words_wait = self.task_manager.create_task(
+                self._end_after(wait), f"{self}::end_by_words"
+            )
+            return
+        if wait == 0 and not self._turn_complete:
+            self._end_on_the_words()
+        await super()._maybe_trigger_user_turn_stopped()
+
+    def _wait_by_words(self) -> float | None:
+        """Seconds the words still hold the turn (0: end it), ``None`` if they say nothing."""
+        if (
+            self._words is None
+            or self._words_waited
+            or not self._vad_stopped
+            or self._voice_is_back()
+            or self._voice_ended is None
+            or not self._text
+        ):
+            return None
+        return self._words.wait_s(
+            self._text,
+            voice_says_complete=self._turn_complete,
+            quiet_s=time.time() - self._voice_ended,
+        )
+
+    async def _end_after(self, delay: float) -> None:
+        try:
+            await asyncio.sleep(delay)
+        except asyncio.CancelledError:
+            return
+        self._words_wait = None
+        self._words_waited = True
+        if self._turn_complete:
+            self.held_open_by_words += 1
+            logger.debug(f"{self}: held the turn {delay:.2f} s on open words: [{self._text}]")
+        else:
+            self._end_on_the_words()
+        await self._maybe_trigger_user_turn_stopped()
+
+    def _end_on_the_words(self) -> None:
+        self._turn_complete = True
+        self.ended_by_words += 1
+        logger.debug(f"{self}: the turn ends on a finished question: [{self._text}]")
+
+    async def _discard_pending_end_of_turn(self) -> None:
+        """Voice came back (or the turn ended): the words' wait no longer applies."""
+        self._words_waited = False
+        task, self._words_wait = self._words_wait, None
+        await self._cancel(task)
+        await super()._discard_pending_end_of_turn()
 
     async def _expect_words(self) -> None:
         """The analyzer has answered: give this stretch's words time to arrive, then fall back."""
@@ -150,12 +239,18 @@ class FreshTranscriptTurnStopStrategy(TurnAnalyzerUserTurnStopStrategy):
 
     async def _cancel_fallback(self) -> None:
         task, self._fallback = self._fallback, None
+        await self._cancel(task)
+
+    async def _cancel(self, task: asyncio.Task[None] | None) -> None:
+        # A task ending the turn reaches its own cancellation through the reset.
         if task is not None and task is not asyncio.current_task():
             await self.task_manager.cancel_task(task)
 
     async def cleanup(self) -> None:
-        """Stop a pending fallback, then clean up as pipecat does."""
+        """Stop a pending fallback and wait, then clean up as pipecat does."""
         await self._cancel_fallback()
+        task, self._words_wait = self._words_wait, None
+        await self._cancel(task)
         await super().cleanup()
 
 

@@ -113,6 +113,7 @@ class SpeculativeTurnStopStrategy(FreshTranscriptTurnStopStrategy):
     async def _handle_vad_user_stopped_speaking(self, frame: VADUserStoppedSpeakingFrame) -> None:
         """Analyze in a task; frames arriving meanwhile wait for its answer."""
         await self._cancel_fallback()
+        self._note_voice_end(frame)
         self._vad_user_speaking = False
         self._stop_secs = frame.stop_secs
         self._vad_stopped = True
@@ -150,6 +151,10 @@ class SpeculativeTurnStopStrategy(FreshTranscriptTurnStopStrategy):
                 await self._process(self._held.pop(0))
             if self._generation == generation:
                 self._analysis = None
+
+    def _voice_is_back(self) -> bool:
+        # Its VAD start may still be held behind the analysis.
+        return self._voice_came_back or super()._voice_is_back()
 
     async def _maybe_speculate(self, frame: TranscriptionFrame) -> None:
         if not self._speculate or self._speculation is not None or self._voice_came_back:
