@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -11,8 +12,16 @@ from pipecat_tandem.turns.whisper_window import (
     FULL_WINDOW_FRAMES,
     looks_like_a_loop,
     max_decode_tokens,
+    restarted_tail,
     window_frames,
+    with_lead,
+    without_restarted_tail,
 )
+
+#: The caller's voice (piper joe, as the conversation suite speaks) saying "How many
+#: days are in a week?", 16 kHz mono s16le, from its first sound to its last: the
+#: fitted window heard "How many days are in a week? How many days are".
+A_WEEK = Path(__file__).parent / "data" / "audio" / "caller_how_many_days_are_in_a_week.pcm"
 
 
 @pytest.mark.parametrize(
@@ -45,6 +54,53 @@ def test_loops_are_recognised(text):
 )
 def test_ordinary_speech_is_not_a_loop(text):
     assert not looks_like_a_loop(text)
+
+
+@pytest.mark.parametrize(
+    ("text", "restarted", "kept"),
+    [
+        (
+            "How many days are in a week? How many days are in a",
+            6,
+            "How many days are in a week?",
+        ),
+        (
+            "What is the wife I password in my notes? What is the wife I password in my",
+            8,
+            "What is the wife I password in my notes?",
+        ),
+        (
+            "Hi there. How many days are in a week? How many days",
+            3,
+            "Hi there. How many days are in a week?",
+        ),
+        ("What is 3.5 times 2? What is", 2, "What is 3.5 times 2?"),
+        # A whole sentence again is looks_like_a_loop's; one word is too little.
+        ("What is it? What is it?", 0, None),
+        ("Yes. Yes", 0, None),
+        ("No. No, thanks.", 0, None),
+        ("How many days are in a week?", 0, None),
+        ("Okay. Okay, so what about Spain?", 0, None),
+        ("What is the time in London, what is the", 0, None),  # no sentence before it
+        ("", 0, None),
+    ],
+)
+def test_a_sentence_started_over_at_the_end_is_told_and_cut(text, restarted, kept):
+    assert restarted_tail(text) == restarted
+    assert without_restarted_tail(text) == (kept if kept is not None else text)
+
+
+def test_each_phrase_gets_the_same_quiet_before_its_first_sound():
+    tone = np.sin(np.arange(8000) / 3.0).astype(np.float32) * 0.3
+    for lead in (0, 800, 16000):  # none, 0.05 s, 1 s before the sound
+        audio = np.concatenate([np.zeros(lead, np.float32), tone, np.zeros(1600, np.float32)])
+        fitted = with_lead(audio, 0.5)
+        assert fitted.size == 8000 + tone.size + 1600 and fitted.dtype == np.float32
+        assert not fitted[:8000].any() and np.array_equal(fitted[8000:], audio[lead:])
+    assert np.array_equal(with_lead(tone, 0.0), tone)
+    silence = np.zeros(16000, np.float32)
+    assert with_lead(silence, 0.5) is silence  # no sound: nothing to place
+    assert with_lead(silence[:0], 0.5).size == 0
 
 
 def test_window_is_audio_plus_pad_even_and_capped():
@@ -159,8 +215,8 @@ def test_phrase_spans_cut_in_long_pauses_and_cover_everything():
 
 
 @pytest.mark.slow
-def test_the_quiet_before_the_speech_is_not_encoded():
-    """A segment's second of pre-roll is cut to 0.5 s; nothing is heard differently."""
+def test_the_quiet_before_the_speech_is_fitted_to_half_a_second():
+    """A segment's second of pre-roll is cut to 0.5 s, speech with none gets 0.5 s."""
     pytest.importorskip("faster_whisper")
     hibari = pytest.importorskip("hibari")
     from faster_whisper import WhisperModel
@@ -173,8 +229,15 @@ def test_the_quiet_before_the_speech_is_not_encoded():
     clip = np.concatenate([np.zeros(16000), speech, np.zeros(8000)]).astype(np.float32)
     model = WhisperModel(str(whisper_model_dir()), compute_type="int8", local_files_only=True)
     trimmed = WindowedWhisper(model).transcribe(clip)
-    untrimmed = WindowedWhisper(model, lead_seconds=5.0).transcribe(clip)
+    untrimmed = WindowedWhisper(model, lead_seconds=1.0).transcribe(clip)
     assert trimmed.text == untrimmed.text and "joke" in trimmed.text.lower()
     assert untrimmed.window_frames - trimmed.window_frames >= 50  # >= 0.5 s less to encode
     with pytest.raises(ValueError, match="lead_seconds"):
         WindowedWhisper(model, lead_seconds=-1)
+    # The caller's sentence from its first sound to its last (a phrase after a pause,
+    # a segment carried on from the last one start that close to their words).
+    week = np.frombuffer(A_WEEK.read_bytes(), np.int16).astype(np.float32) / 32768
+    heard = WindowedWhisper(model).transcribe(week)
+    # Old code: "How many days are in a week? How many days are".
+    assert words(heard.text) == words("How many days are in a week?"), heard.text
+    assert not heard.fell_back  # heard right the first time: no second look to pay for

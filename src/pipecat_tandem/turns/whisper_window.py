@@ -11,12 +11,19 @@ one, so a 2 s question costs as much as 30 s of audio: 1.3-1.5 s on one core of
 the 2-core machine we measure on, most of a turn's latency budget. CTranslate2's
 encoder accepts a shorter window (whisper.cpp's ``audio_ctx`` trick): a window
 of the utterance plus 2 s of silence encodes several times faster and gives the
-same words on clear speech (``benchmarks/bench_stt_window.py``). The second of
-quiet a segmented STT keeps before the speech is cut to 0.5 s first: it is
-encoder time spent on nothing.
+same words on clear speech (``benchmarks/bench_stt_window.py``).
 
-A short window has two known failures. With too little silence after the speech
-the decoder can loop ("Yes? Yes? Yes?"). And after a long pause inside the
+Each phrase (below) starts exactly 0.5 s before its first sound
+(:func:`with_lead`). The second of quiet a segmented STT keeps before the speech
+is cut to that: it is encoder time spent on nothing. Less is made up with
+silence: with the speech at the very start of the window the decoder says the
+sentence, then starts it again and stops part-way ("How many days are in a week?
+How many days are in a"). That is what a phrase after a pause and a segment
+carried on from the last one's pause begin with (0.05-0.15 s of quiet), and
+what a transcription of the bare speech got.
+
+A short window has two more known failures. With too little silence after the
+speech the decoder can loop ("Yes? Yes? Yes?"). And after a long pause inside the
 utterance it can end after the first phrase, dropping the rest ("What is the
 capital of France? ... And of Spain?" came back without Spain). The audio is
 therefore cut at pauses of 0.3 s or more (:func:`phrase_spans`) and each phrase
@@ -24,7 +31,8 @@ gets its own window. :class:`WindowedWhisper` bounds the decode by the audio's
 length and, when the result looks like a loop or never ended, looks again with
 the speech shifted by 0.5 s (loops depend on where the speech sits in the
 window) and, if that loops too, on the full 30 s window. The decision is the
-pure :func:`looks_like_a_loop`.
+pure :func:`looks_like_a_loop`, or :func:`restarted_tail` for a sentence started
+over and cut off, which the full window's result is cut of if it still has one.
 
 "No speech" is Whisper's own rule (:func:`is_no_speech`): a high no-speech
 probability *and* an unsure decode. On a fitted window the probability alone is
@@ -43,7 +51,7 @@ from typing import Any
 
 import numpy as np
 
-from pipecat_tandem.turns.speech_end import sound_onset, window_rms
+from pipecat_tandem.turns.speech_end import window_rms
 
 #: Whisper's frames per second of audio (10 ms hop) and its full window.
 FRAMES_PER_SECOND = 100
@@ -59,6 +67,8 @@ MAX_PREVIOUS_TOKENS = 16
 LOG_PROB_THRESHOLD = -1.0
 
 _WORD = re.compile(r"[\w']+")
+#: A sentence's end: its punctuation and the space after it ("3.5" is no end).
+_SENTENCE_END = re.compile(r"[.?!]+(?:\s+|$)")
 
 
 def window_frames(audio_frames: int, pad_seconds: float) -> int:
@@ -90,6 +100,28 @@ def phrase_spans(
     ]
     edges = [0, *cuts, samples.size]
     return list(zip(edges[:-1], edges[1:], strict=True))
+
+
+def with_lead(samples: np.ndarray, lead_s: float, *, sample_rate: int = 16000) -> np.ndarray:
+    """``samples`` with exactly ``lead_s`` of quiet before the first sound.
+
+    More quiet is cut (encoder time spent on nothing); less is made up with
+    zeros. Of 30 of the caller's sentences starting at their first sound, 10
+    looped or said the sentence again ("How many days are in a week? How many
+    days are in a"), 4 of them past the loop check; with 0.5 s before them, none.
+    A phrase after a pause, or a segment that goes on after a short one, starts
+    only 0.05-0.15 s before its first word. A sound is any 10 ms within 40 dB of
+    the loudest; audio without one is returned as it is.
+    """
+    window = sample_rate // 100
+    rms = window_rms(samples, window)
+    loud = np.flatnonzero(rms >= 0.01 * rms.max()) if rms.size and rms.max() > 0 else rms[:0]
+    if loud.size == 0:
+        return samples
+    start = int(loud[0]) * window - int(lead_s * sample_rate)
+    if start >= 0:
+        return samples[start:]
+    return np.concatenate([np.zeros(-start, samples.dtype), samples])
 
 
 def max_decode_tokens(audio_seconds: float) -> int:
@@ -124,6 +156,39 @@ def looks_like_a_loop(text: str) -> bool:
         ):
             return True
     return False
+
+
+def restarted_tail(text: str) -> int:
+    """How many words at the end of ``text`` start one of its sentences over (0: none).
+
+    A short window's other loop: the sentence, then its opening again, cut off
+    ("How many days are in a week? How many days are in a"). The words after the
+    last sentence end count when there are two or more and they are the first
+    words of an earlier sentence of the text, not all of it (a whole sentence
+    said twice is :func:`looks_like_a_loop`'s).
+    """
+    sentences = [_WORD.findall(part.lower()) for part in _SENTENCE_END.split(text)]
+    *said, tail = sentences
+    if len(tail) < 2:
+        return 0
+    for sentence in said:
+        if len(tail) < len(sentence) and sentence[: len(tail)] == tail:
+            return len(tail)
+    return 0
+
+
+def without_restarted_tail(text: str) -> str:
+    """``text`` without the words :func:`restarted_tail` counts (unchanged if none)."""
+    count = restarted_tail(text)
+    if not count:
+        return text
+    spans = list(_WORD.finditer(text))
+    return text[: spans[-count].start()].rstrip()
+
+
+def _suspect(text: str | None) -> bool:
+    """Whether a short window's decode never ended, loops or starts its sentence over."""
+    return text is None or looks_like_a_loop(text) or restarted_tail(text) > 0
 
 
 def is_no_speech(
@@ -185,8 +250,8 @@ class WindowedWhisper:
         language: Language code for multilingual models (ignored by ``.en`` ones).
         pad_seconds: Silence after the audio in the window; less makes loops
             likelier, more costs encoder time.
-        lead_seconds: Quiet kept before the first sound (any 10 ms within 40 dB
-            of the loudest); the rest of the quiet before it is not encoded.
+        lead_seconds: Quiet before each phrase's first sound (any 10 ms within
+            40 dB of the loudest): more is not encoded, less is made up.
         beam_size: Decoding beam width (1 = greedy).
 
     Example::
@@ -241,11 +306,10 @@ class WindowedWhisper:
             raise ValueError("samples must be a 1-D float array")
         if samples.size == 0:
             return WindowedResult("", 0, False, 1.0, -math.inf)
-        onset = sound_onset(samples, 16000, level=0.01, relative=True, keep_s=self._lead_seconds)
-        result = self._transcribe_phrases(samples[onset:], previous)
+        result = self._transcribe_phrases(samples, previous)
         if previous and repeats_the_prompt(previous, result.text):
             # The decoder copied its prompt: what the audio says, it says without it.
-            result = self._transcribe_phrases(samples[onset:], "")
+            result = self._transcribe_phrases(samples, "")
         return result
 
     def _transcribe_phrases(self, samples: np.ndarray, previous: str) -> WindowedResult:
@@ -271,15 +335,17 @@ class WindowedWhisper:
 
     def _transcribe_phrase(self, samples: np.ndarray, prompt: list[int]) -> WindowedResult:
         """One phrase on a fitted window, or the full one if the result loops."""
-        samples = samples.astype(np.float32, copy=False)
+        samples = with_lead(samples.astype(np.float32, copy=False), self._lead_seconds)
         seconds = samples.size / 16000
         features = self._model.feature_extractor(samples)
         frames = window_frames(features.shape[1], self._pad_seconds)
         text, no_speech, logprob = self._decode(
             features, frames, max_decode_tokens(seconds), prompt
         )
-        if frames >= FULL_WINDOW_FRAMES or not (text is None or looks_like_a_loop(text)):
-            return WindowedResult(text or "", frames, False, no_speech, logprob)
+        if frames >= FULL_WINDOW_FRAMES or not _suspect(text):
+            return WindowedResult(
+                without_restarted_tail(text or ""), frames, False, no_speech, logprob
+            )
         # A loop depends on where the speech sits in the window: a second short
         # look with the speech shifted is ~5x cheaper than the full window.
         shifted = np.concatenate([np.zeros(SECOND_LOOK_SHIFT, np.float32), samples])
@@ -288,10 +354,13 @@ class WindowedWhisper:
         text, no_speech, logprob = self._decode(
             features, frames, max_decode_tokens(seconds + 0.5), prompt
         )
-        if frames < FULL_WINDOW_FRAMES and not (text is None or looks_like_a_loop(text)):
+        if frames < FULL_WINDOW_FRAMES and not _suspect(text):
             return WindowedResult(text or "", frames, True, no_speech, logprob)
         full_text, no_speech, logprob = self._decode(features, FULL_WINDOW_FRAMES, 224, prompt)
-        return WindowedResult(full_text or "", FULL_WINDOW_FRAMES, True, no_speech, logprob)
+        # A sentence begun again and cut off is the decoder's, not the caller's: left
+        # in, the turn would seem to end mid-sentence.
+        text = without_restarted_tail(full_text or "")
+        return WindowedResult(text, FULL_WINDOW_FRAMES, True, no_speech, logprob)
 
     def _decode(
         self, features: np.ndarray, frames: int, max_tokens: int, prompt: list[int]
