@@ -115,19 +115,21 @@ def test_a_reply_that_starts_the_previous_one_again_is_held_whole():
 class _Server:
     """Test support: stands in for a model server, streaming one scripted reply in pieces."""
 
-    def __init__(self, reply: str, *, delay_s: float = 0.0) -> None:
-        self.config = SimpleNamespace(model_path=Path("fake.gguf"))
-        self.reply = reply
+    def __init__(self, reply: str, *later: str, delay_s: float = 0.0, busy: bool = False) -> None:
+        self.config = SimpleNamespace(model_path=Path("fake.gguf"), slots=1)
+        self.replies = [reply, *later]  # the last one again for any further request
         self.delay_s = delay_s
+        self.in_flight = 1 if busy else 0  # a background job generating on it
         self.requests: list[dict] = []
 
     async def stream_chat(self, request):
         import asyncio
 
+        reply = self.replies[min(len(self.requests), len(self.replies) - 1)]
         self.requests.append(request)
         if self.delay_s:
             await asyncio.sleep(self.delay_s)
-        for word in self.reply.split(" "):
+        for word in reply.split(" "):
             yield {"choices": [{"delta": {"content": word + " "}}]}
 
 
@@ -170,3 +172,42 @@ async def test_without_a_second_opinion_or_for_other_replies_nothing_changes():
 async def test_a_second_opinion_too_slow_to_start_leaves_the_refusal(monkeypatch):
     monkeypatch.setattr(local_llm, "SECOND_OPINION_FIRST_TOKEN_S", 0.05)
     assert await _reply(_Server(REFUSAL), _Server(JOKE, delay_s=0.2)) == REFUSAL
+
+
+STORY_HISTORY = [
+    {"role": "user", "content": "Tell me a short story about a sea turtle."},
+    {"role": "assistant", "content": STORY},
+]
+
+
+async def test_a_repeat_is_asked_again_of_the_small_model_when_the_larger_one_is_busy():
+    # Seen in pipecat's deferred-delivery eval: the 1.5B was writing a job's
+    # answer, gave no first token in 6 s, and the repeated story was spoken.
+    small, large = _Server(STORY, JOKE), _Server(JOKE, busy=True)
+    assert await _reply(small, large, STORY_HISTORY) == JOKE
+    assert large.requests == []  # not queued behind the job
+    assert len(small.requests) == 2
+    told = small.requests[1]["messages"]
+    assert told[:-1] == small.requests[0]["messages"]
+    assert told[-1]["role"] == "system" and "Do not repeat" in told[-1]["content"]
+
+
+async def test_a_repeat_is_asked_again_when_the_larger_model_is_too_slow(monkeypatch):
+    monkeypatch.setattr(local_llm, "SECOND_OPINION_FIRST_TOKEN_S", 0.05)
+    small = _Server(STORY, JOKE)
+    assert await _reply(small, _Server(JOKE, delay_s=0.2), STORY_HISTORY) == JOKE
+    assert len(small.requests) == 2
+
+
+async def test_a_repeat_asked_again_that_repeats_again_is_said_once():
+    small = _Server(STORY, STORY)
+    assert await _reply(small, _Server(JOKE, busy=True), STORY_HISTORY) == STORY
+    assert len(small.requests) == 2
+
+
+async def test_a_refusal_is_never_asked_again_of_the_small_model():
+    # Talking a model out of a refusal is not the small model's call: the larger
+    # one, when free, gives its own answer; a busy one leaves the refusal.
+    small = _Server(REFUSAL, JOKE)
+    assert await _reply(small, _Server(JOKE, busy=True)) == REFUSAL
+    assert len(small.requests) == 1

@@ -65,6 +65,12 @@ from pipecat_tandem.policy.turn_notes import drop_answered_notes
 _call_ids = itertools.count(1)
 #: How long a second opinion may take to its first token before the refusal is said after all.
 SECOND_OPINION_FIRST_TOKEN_S = 6.0
+#: Added (as the last message) when this model is asked again after starting its
+#: previous, interrupted reply anew. Only for repeats: a refusal is never talked out of.
+_NOT_AGAIN = (
+    "Your previous reply was interrupted. Do not repeat it or continue it: reply to the "
+    "user's latest message only."
+)
 _SAMPLING_KEYS = ("temperature", "top_p", "top_k", "seed", "frequency_penalty", "presence_penalty")
 
 
@@ -119,6 +125,8 @@ class LocalLLMService(LLMService):
             second_opinion: A larger model asked the same request when this one's
                 reply opens with a refusal or starts its previous reply again (see
                 :mod:`pipecat_tandem.policy.refusals`); its reply is spoken instead.
+                While it is busy (a background job on it) or slow to start, a
+                repeat is asked of this model again, told not to repeat itself.
                 None: such replies are spoken as they come.
             **kwargs: Passed to pipecat's ``LLMService``.
         """
@@ -275,12 +283,44 @@ class LocalLLMService(LLMService):
         if refusal is None:
             return False
         rest = refusal.finish()
-        unusable = refusal.verdict in (RefusalVerdict.REFUSAL, RefusalVerdict.REPEAT)
-        if unusable and await self._ask_second_opinion(request, refusal.verdict):
-            return True
+        if refusal.verdict in (RefusalVerdict.REFUSAL, RefusalVerdict.REPEAT):
+            # The larger model queues behind a background job on its server (5-30 s),
+            # so a busy one is not asked: a repeat is asked of this model again.
+            if self._second_opinion_is_free() and await self._ask_second_opinion(
+                request, refusal.verdict
+            ):
+                return True
+            if refusal.verdict is RefusalVerdict.REPEAT and await self._ask_again(request):
+                return True
         if rest:
             await self._push_llm_text(rest)
         return False
+
+    def _second_opinion_is_free(self) -> bool:
+        server = self._second_opinion
+        if server is None:
+            return False
+        slots = getattr(server.config, "slots", 1)
+        return getattr(server, "in_flight", 0) < slots
+
+    async def _ask_again(self, request: dict[str, Any]) -> bool:
+        """Ask this model once more, told not to repeat itself; False if it repeats anyway."""
+        logger.info(f"{self}: the reply was a repeat; asking again without it")
+        body = {k: v for k, v in request.items() if k not in ("tools", "tool_choice")}
+        body["messages"] = [*request["messages"], {"role": "system", "content": _NOT_AGAIN}]
+        again = RefusalSniffer(previous=_last_assistant_text(request["messages"]))
+        try:
+            await self._stream(body, None, again)
+        except Exception as e:  # the first reply is still there to be said
+            logger.warning(f"{self}: asking again failed: {e}")
+            return False
+        rest = again.finish()
+        if again.verdict in (RefusalVerdict.REFUSAL, RefusalVerdict.REPEAT):
+            logger.warning(f"{self}: asked again, the reply was a {again.verdict} too")
+            return False
+        if rest:
+            await self._push_llm_text(rest)
+        return True
 
     async def _ask_second_opinion(self, request: dict[str, Any], why: str) -> bool:
         """Stream the larger model's reply to ``request``; False if it said nothing in time."""
