@@ -91,15 +91,20 @@ class RepetitionCounter:
     went 7, 3, 7, 2, 5, 1 and a 1.2 Hz wave started motion late or never (6 of 12
     loopback calls seen); a standing person's sway and its clean-up last under a
     second (four in a row started motion on one in live 640×480 calls, six did not).
-    No motion starts in the first ``warmup`` seconds of a stream: a live sender's
-    bitrate ramp sharpens the picture, which moved four to eight patches for a second
-    and started motion in 4 of 12 calls; motion still going when the warm-up ends
-    counts from its start. A stream starts at the first image, at a new frame size,
-    and when the camera resumes after ``resume_gap`` seconds without an image (its
-    encoder starts over); the image after the gap is not compared with the one before
-    it (what happened in between was not seen), and a segment in motion goes on with
-    it. Within a segment, motion after
-    ``restart_secs`` of stillness with nothing counted yet restarts the count's clock.
+    That count leaves out the patches that kept moving before (habituated, and moved
+    within ``busy_secs``): over two images a corner object's patches and one of a
+    sway's clean-up made three, and started motion on three still persons of twelve
+    at 320×240 (a 1.2 Hz wave in 1 of 13 live 1280×720 calls had reached four only
+    with a corner patch, and is now missed). No motion starts in the first
+    ``warmup`` seconds of a stream: a live sender's bitrate ramp sharpens the
+    picture, which moved four to eight patches for a second and started motion in 4
+    of 12 calls; motion still going when the warm-up ends counts from its start. A
+    stream starts at the first image, at a new frame size, and when the camera
+    resumes after ``resume_gap`` seconds without an image (its encoder starts
+    over); the image after the gap is not compared with the one before it (what
+    happened in between was not seen), and a segment in motion goes on with it.
+    Within a segment, motion after ``restart_secs`` of stillness with nothing
+    counted yet restarts the count's clock.
 
     Inside a segment (at most ``max_secs`` buffered) the period is the lowest strong
     spectral peak of the vectors' top principal components (a frequency, so a period of
@@ -148,6 +153,7 @@ class RepetitionCounter:
         habituate: bool = True,
         warmup: float = 2.0,
         resume_gap: float = 1.0,
+        busy_secs: float = 2.0,
     ) -> None:
         """Create a counter (see the class docstring).
 
@@ -163,7 +169,10 @@ class RepetitionCounter:
         resuming, which warms up again. Images come every 0.2 s (the ingest keeps one
         per 0.2 s slot), 0.4 s when a frame is dropped or late; a second without one
         is not jitter but a stopped camera (muted, or frozen until its next key
-        frame), and a resumed sender ramps its bitrate again.
+        frame), and a resumed sender ramps its bitrate again. ``busy_secs``: a
+        habituated patch that moved this recently is left out of the count over pairs
+        of images (the corner object's patches move every second or so; those a
+        start-up sharpened, habituated for seconds after it, have stopped).
 
         Raises:
             ValueError: If ``dims`` or ``refresh`` is below 1.
@@ -176,6 +185,7 @@ class RepetitionCounter:
         self.onset_images, self.restart_secs = onset_images, restart_secs
         self.sustained_images = sustained_images
         self.count_at, self.warmup, self.resume_gap = count_at, warmup, resume_gap
+        self.busy_secs = busy_secs
         self._stream_t0 = 0.0  # the current stream's first image
         self.baseline = (baseline or PatchBaseline()) if habituate else None
         # Patches left out of the segment's feature series (habituated when it began).
@@ -187,6 +197,8 @@ class RepetitionCounter:
         self._candidate: list[tuple[np.ndarray, float, float]] = []  # moving images before onset
         self._raw_run = 0  # images in a row that moved on their own (the end of the candidates)
         self._prev_mask: np.ndarray | None = None  # the patches that moved in the last image
+        self._moved_at: np.ndarray | None = None  # when each patch last moved
+        self._busy: np.ndarray | None = None  # habitual, and moved lately (see ``busy_secs``)
         self._prev_energy = 0.0
         self.max_secs, self.min_periodicity = max_secs, min_periodicity
         self.n_proj, self.dims, self.seed, self.refresh = n_proj, dims, seed, refresh
@@ -258,6 +270,14 @@ class RepetitionCounter:
                 # What kept moving before this image: if motion starts here, its
                 # own patches are not among them.
                 self._habitual = self.baseline.habituated()
+                self._busy = self._habitual
+                moved_at = self._moved_at
+                if self._busy is not None and moved_at is not None:
+                    # Habitual *and* still moving: a start-up's sharpened patches stay
+                    # habitual for ~14 s (tau 8 s) after it, and an arm over them
+                    # would not count; the corner object moved a second ago.
+                    if moved_at.shape == self._busy.shape:
+                        self._busy = self._busy & (t - moved_at <= self.busy_secs)
             new = self.baseline.update(excess, t)
             area += int(np.count_nonzero(new & (excess <= self.motion_delta)))
             mask |= new
@@ -267,7 +287,17 @@ class RepetitionCounter:
         self._prev_mask, self._prev_energy = mask, energy
         pooled = area
         if prev_mask is not None and prev_mask.shape == mask.shape:
-            pooled = int(np.count_nonzero(mask | prev_mask))
+            either = mask | prev_mask
+            busy = self._busy
+            if busy is not None and busy.shape == either.shape:
+                # Not the patches that kept moving before: a corner object moves one or
+                # two of its four patches in an image, another one or two in the next,
+                # and with one patch of a sway's clean-up that made three.
+                either &= ~busy
+            pooled = int(np.count_nonzero(either))
+        if self._moved_at is None or self._moved_at.shape != mask.shape:
+            self._moved_at = np.full(mask.shape, -np.inf)
+        self._moved_at[mask] = t
         self.last_energy, self.last_moving_patches = energy, area
         out: list[Cue] = []
         moving = energy > self.motion_threshold and area >= self.min_moving_patches
