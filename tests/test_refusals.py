@@ -211,3 +211,11 @@ async def test_a_refusal_is_never_asked_again_of_the_small_model():
     small = _Server(REFUSAL, JOKE)
     assert await _reply(small, _Server(JOKE, busy=True)) == REFUSAL
     assert len(small.requests) == 1
+
+
+async def test_a_reply_that_loops_is_cut_at_its_first_repeat():
+    # The 0.5B in pipecat's deferred-delivery eval, with no refusal and no repeat
+    # of its previous reply for the second opinion to catch.
+    looped = "O-I-C I've changed my mind. " + "I've changed my mind. " * 8
+    small = _Server(looped)
+    assert await _reply(small, _Server(JOKE)) == "O-I-C I've changed my mind. I've changed my mind."

@@ -58,6 +58,7 @@ from pipecat_tandem.models.tool_calls import (
     parse_tool_calls,
 )
 from pipecat_tandem.policy.injection import EchoGuard
+from pipecat_tandem.policy.loops import SentenceLoopCutter
 from pipecat_tandem.policy.now_view import is_now_message
 from pipecat_tandem.policy.refusals import RefusalSniffer, RefusalVerdict
 from pipecat_tandem.policy.turn_notes import drop_answered_notes
@@ -357,32 +358,52 @@ class LocalLLMService(LLMService):
         sniffer: ToolCallSniffer | None,
         refusal: RefusalSniffer | None = None,
     ) -> str:
-        """Stream one completion, pushing released text; returns all the text generated."""
+        """Stream one completion, pushing released text; returns the text generated.
+
+        A reply that says one of its sentences again stops there (``policy/loops.py``):
+        the rest is neither generated nor spoken.
+        """
         first = True
         generated: list[str] = []
-        async for chunk in self._server.stream_chat(request):
-            timings = chunk.get("timings")
-            if isinstance(timings, dict) and "prompt_n" in timings:
-                self.last_prompt_tokens = (
-                    int(timings.get("prompt_n") or 0),
-                    int(timings.get("cache_n") or 0),
-                )
-                logger.debug(
-                    f"{self}: prompt {self.last_prompt_tokens[0]} new + "
-                    f"{self.last_prompt_tokens[1]} cached tokens"
-                )
-            delta = _delta_text(chunk)
-            if not delta:
-                continue
-            generated.append(delta)
-            if first:
-                await self.stop_ttfb_metrics()
-                first = False
-            released = sniffer.feed(delta) if sniffer else delta
-            if released and refusal is not None:
-                released = refusal.feed(released)
-            if released:
-                await self._push_llm_text(released)
+        loops = SentenceLoopCutter()
+        stream = self._server.stream_chat(request)
+        try:
+            async for chunk in stream:
+                timings = chunk.get("timings")
+                if isinstance(timings, dict) and "prompt_n" in timings:
+                    self.last_prompt_tokens = (
+                        int(timings.get("prompt_n") or 0),
+                        int(timings.get("cache_n") or 0),
+                    )
+                    logger.debug(
+                        f"{self}: prompt {self.last_prompt_tokens[0]} new + "
+                        f"{self.last_prompt_tokens[1]} cached tokens"
+                    )
+                delta = _delta_text(chunk)
+                if not delta:
+                    continue
+                generated.append(delta)
+                if first:
+                    await self.stop_ttfb_metrics()
+                    first = False
+                released = sniffer.feed(delta) if sniffer else delta
+                if released and refusal is not None:
+                    released = refusal.feed(released)
+                if released:
+                    released = loops.feed(released)
+                if released:
+                    await self._push_llm_text(released)
+                if loops.cut:
+                    logger.warning(f"{self}: the reply said a sentence again; cut: {delta!r}")
+                    break
+            else:
+                rest = loops.finish()
+                if rest:
+                    await self._push_llm_text(rest)
+                elif loops.cut:
+                    logger.warning(f"{self}: the reply ended on a sentence said before; cut")
+        finally:
+            await stream.aclose()  # type: ignore[attr-defined]  # stops the generation
         return "".join(generated)
 
     async def _dispatch(self, calls: list[ParsedToolCall], context: LLMContext) -> None:
