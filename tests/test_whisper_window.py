@@ -22,6 +22,8 @@ from pipecat_tandem.turns.whisper_window import (
 #: days are in a week?", 16 kHz mono s16le, from its first sound to its last: the
 #: fitted window heard "How many days are in a week? How many days are".
 A_WEEK = Path(__file__).parent / "data" / "audio" / "caller_how_many_days_are_in_a_week.pcm"
+#: The caller's voice (piper joe, 16 kHz int16) from its first sound to its last.
+NEVER_MIND = Path(__file__).parent / "data" / "audio" / "caller_never_mind.pcm"
 
 
 @pytest.mark.parametrize(
@@ -246,3 +248,10 @@ def test_the_quiet_before_the_speech_is_fitted_to_half_a_second():
     bare = WindowedWhisper(model, lead_seconds=0.0).transcribe(week)
     assert words(bare.text) == words("How many days are in a week?"), bare.text
     assert bare.fell_back
+    # "Actually, never mind." cut at its pause: conditioned on "Actually...", both
+    # short looks said "Never mind. Never mind." and the full window (1.2-1.4 s on
+    # the bot's path) had the answer. The second look is not conditioned on it.
+    never = np.frombuffer(NEVER_MIND.read_bytes(), np.int16).astype(np.float32) / 32768
+    cancel = WindowedWhisper(model).transcribe(never, previous="Actually...")
+    assert words(cancel.text) == ["never", "mind"], cancel.text
+    assert cancel.fell_back and cancel.window_frames < FULL_WINDOW_FRAMES  # old code: 3000
