@@ -10,7 +10,7 @@ timing from one to the next). Each line's pauses are found as the VAD would
 - smart-turn v3 (pipecat's bundled model) on the turn's audio so far plus the VAD's
   0.2 s of quiet: "complete" at p >= 0.5;
 - the bot's Whisper tiny.en on the last stretch of voice (since the previous pause),
-  given the earlier words, as the bot's STT transcribes it;
+  given the earlier words, with quiet before and after it as pipecat's segments have;
 - :class:`~pipecat_tandem.turns.transcript_end.TurnEndByWords` on those words.
 
 It counts, with smart-turn alone and with the words:
@@ -147,6 +147,7 @@ def main() -> None:
     stt._load()  # the service's own model set-up, without a pipeline
     voice = CallerVoice()
     quiet = np.zeros(int(VAD_STOP_S * RATE), np.float32)
+    silence = np.zeros(RATE // 2, np.float32)
 
     points: list[Point] = []
     for say in caller_lines():
@@ -167,8 +168,12 @@ def main() -> None:
                 kind = "end" if end else "between" if between else "inside"
                 turn = np.concatenate([audio[: int(at * RATE)], quiet])
                 p = float(smart_turn._predict_endpoint(turn)["probability"])
-                stretch = audio[int(stretch_from * RATE) : int(at * RATE)]
-                pcm = (np.clip(np.concatenate([stretch, quiet]), -1, 1) * 32767).astype(np.int16)
+                # As pipecat hands a segment over: its pre-roll (here up to 0.5 s of
+                # what came before), the VAD's quiet, then 0.5 s of zeros.
+                lead = max(0.0, stretch_from - 0.5)
+                stretch = audio[int(lead * RATE) : int(at * RATE)]
+                segment = np.concatenate([silence, stretch, quiet, silence])
+                pcm = (np.clip(segment, -1, 1) * 32767).astype(np.int16)
                 heard = stt.transcribe_pcm(pcm.tobytes(), said).strip()
                 points.append(Point(text, take, round(at, 2), kind, length, round(p, 3), heard))
                 said = f"{said} {heard}".strip()
