@@ -254,4 +254,6 @@ def test_the_quiet_before_the_speech_is_fitted_to_half_a_second():
     never = np.frombuffer(NEVER_MIND.read_bytes(), np.int16).astype(np.float32) / 32768
     cancel = WindowedWhisper(model).transcribe(never, previous="Actually...")
     assert words(cancel.text) == ["never", "mind"], cancel.text
-    assert cancel.fell_back and cancel.window_frames < FULL_WINDOW_FRAMES  # old code: 3000
+    # Heard right at the first look or the second (which one varies with the CPU's
+    # threads), never at the full window's price: the old code paid 3000 frames.
+    assert cancel.window_frames < FULL_WINDOW_FRAMES, cancel
