@@ -29,6 +29,25 @@ def window_rms(samples: np.ndarray, window: int) -> np.ndarray:
     return np.sqrt((framed**2).mean(axis=1))
 
 
+def first_sound(
+    samples: np.ndarray, sample_rate: int, *, level: float, relative: bool = False
+) -> int | None:
+    """The sample index of the first sound, or ``None`` when there is none.
+
+    A sound is any 10 ms whose RMS reaches ``level``: in the samples' own units,
+    or with ``relative``, as a fraction of the loudest 10 ms (silence has none).
+    """
+    window = max(1, sample_rate // 100)
+    rms = window_rms(samples, window)
+    if relative:
+        loudest = float(rms.max(initial=0.0))
+        if loudest <= 0.0:
+            return None
+        level *= loudest
+    loud = np.nonzero(rms >= level)[0]
+    return int(loud[0]) * window if loud.size else None
+
+
 def sound_onset(
     samples: np.ndarray,
     sample_rate: int,
@@ -39,18 +58,11 @@ def sound_onset(
 ) -> int:
     """Where to cut the quiet before the first sound, keeping ``keep_s`` of it.
 
-    A sound is any 10 ms whose RMS reaches ``level``: in the samples' own units,
-    or with ``relative``, as a fraction of the loudest 10 ms.
+    A sound is as in :func:`first_sound`.
     Returns a sample index: 0 when there is no sound, or less quiet than ``keep_s``.
     """
-    window = max(1, sample_rate // 100)
-    rms = window_rms(samples, window)
-    if relative:
-        level *= float(rms.max(initial=0.0))
-    loud = np.nonzero(rms >= level)[0]
-    if loud.size == 0:
-        return 0
-    return max(0, int(loud[0]) * window - int(keep_s * sample_rate))
+    start = first_sound(samples, sample_rate, level=level, relative=relative)
+    return 0 if start is None else max(0, start - int(keep_s * sample_rate))
 
 
 def next_segment_start(

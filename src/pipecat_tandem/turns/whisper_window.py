@@ -54,7 +54,7 @@ from typing import Any
 
 import numpy as np
 
-from pipecat_tandem.turns.speech_end import window_rms
+from pipecat_tandem.turns.speech_end import first_sound, window_rms
 
 #: Whisper's frames per second of audio (10 ms hop) and its full window.
 FRAMES_PER_SECOND = 100
@@ -119,12 +119,10 @@ def with_lead(samples: np.ndarray, lead_s: float, *, sample_rate: int = 16000) -
     only 0.05-0.15 s before its first word. A sound is any 10 ms within 40 dB of
     the loudest; audio without one is returned as it is.
     """
-    window = sample_rate // 100
-    rms = window_rms(samples, window)
-    loud = np.flatnonzero(rms >= 0.01 * rms.max()) if rms.size and rms.max() > 0 else rms[:0]
-    if loud.size == 0:
+    sound = first_sound(samples, sample_rate, level=0.01, relative=True)
+    if sound is None:
         return samples
-    start = int(loud[0]) * window - int(lead_s * sample_rate)
+    start = sound - int(lead_s * sample_rate)
     if start >= 0:
         return samples[start:]
     return np.concatenate([np.zeros(-start, samples.dtype), samples])
