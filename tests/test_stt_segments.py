@@ -17,6 +17,7 @@ same audio every run) and on the recorded segment.
 
 from __future__ import annotations
 
+from datetime import datetime
 from pathlib import Path
 
 import numpy as np
@@ -198,11 +199,19 @@ async def test_a_sentence_after_a_short_pause_keeps_its_first_word(stop_into_nex
     ]
     stt = LocalWhisperSTTService(cpu_threads=1)
     down, _ = await run_test(stt, frames_to_send=frames, expected_down_frames=None)
-    texts = [f.text.lower() for f in down if isinstance(f, TranscriptionFrame)]
+    transcripts = [f for f in down if isinstance(f, TranscriptionFrame)]
+    texts = [f.text.lower() for f in transcripts]
     # Old code: ['hi there.'] - the second segment began "ow are you" and was dropped.
     assert len(texts) == 2, texts
     assert "hi there" in texts[0] and "how" not in texts[0]
     assert "how are you today" in texts[1] and "there" not in texts[1]
+    # Each transcript is stamped when its words were said (the VAD's stop less its
+    # stop_secs), not when Whisper finished: the turn's stop strategy tells a late
+    # first transcript from the second stretch's words by it.
+    stops = [f for f in frames if isinstance(f, VADUserStoppedSpeakingFrame)]
+    for transcript, stop in zip(transcripts, stops, strict=True):
+        made = datetime.fromisoformat(transcript.timestamp).timestamp()
+        assert made == pytest.approx(stop.timestamp - stop.stop_secs, abs=0.002)
 
 
 @pytest.mark.slow

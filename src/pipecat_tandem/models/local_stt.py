@@ -31,6 +31,12 @@ start of the next one (:func:`~pipecat_tandem.turns.speech_end.next_segment_star
 A segment that starts within :data:`CONTINUATION_S` of audio after the last one
 is decoded after the last one's words (Whisper's previous-text prompt): with its
 first word back, the fitted window still heard "Are you today?" on its own.
+
+A transcript's ``timestamp`` is when its words were spoken (the end of its
+stretch of voice), not when Whisper finished: under load a stretch's words can
+come after the user has started the next one, and the turn's stop strategy
+(:class:`~pipecat_tandem.turns.fresh_transcript_turn_stop_strategy.FreshTranscriptTurnStopStrategy`)
+tells them from the next stretch's words by that time.
 """
 
 from __future__ import annotations
@@ -40,6 +46,7 @@ import time
 from collections import deque
 from collections.abc import AsyncGenerator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, cast
 
@@ -58,7 +65,6 @@ from pipecat.frames.frames import (
 )
 from pipecat.services.whisper.stt import WhisperSTTService, WhisperSTTSettings
 from pipecat.transcriptions.language import Language
-from pipecat.utils.time import time_now_iso8601
 from pipecat.utils.types import require_given
 
 from pipecat_tandem.models.weights import whisper_model_dir
@@ -145,8 +151,8 @@ class LocalWhisperSTTService(WhisperSTTService):
         self._tracker: SpeechEndTracker | None = None
         self._speculation: _Speculation | None = None
         # One entry per queued segment, in queue order: its speculation, if usable,
-        # and whether it continues the segment before it.
-        self._segments: deque[tuple[_Speculation | None, bool]] = deque()
+        # whether it continues the segment before it, and when its voice ended.
+        self._segments: deque[tuple[_Speculation | None, bool, float]] = deque()
         self._quiet_bytes: int | None = None  # audio since the VAD's last stop
         self._continues = False  # the segment in progress continues the last one
         self._previous = ""  # the last segment's words
@@ -302,7 +308,9 @@ class LocalWhisperSTTService(WhisperSTTService):
             and spec.voiced_end == self._tracker.voiced_end  # no voice since it started
         )
         if self.is_usable:  # otherwise pipecat drops the segment without queueing it
-            self._segments.append((spec if usable else None, self._continues))
+            # The VAD reports the stop stop_secs after the voice went quiet.
+            spoken_until = frame.timestamp - (frame.stop_secs or 0.0)
+            self._segments.append((spec if usable else None, self._continues, spoken_until))
         # pipecat's segment is everything up to the VAD's stop, and the buffer starts
         # empty after it; the next word's first frames may already be in it.
         audio = bytes(self._audio_buffer)
@@ -315,7 +323,9 @@ class LocalWhisperSTTService(WhisperSTTService):
 
     async def run_stt(self, audio: bytes) -> AsyncGenerator[Frame, None]:
         """Transcribe one VAD-segmented utterance off the event loop."""
-        spec, continues = self._segments.popleft() if self._segments else (None, False)
+        spec, continues, spoken_until = (
+            self._segments.popleft() if self._segments else (None, False, time.time())
+        )
         segment = _Segment(spec, self._previous if continues else "")
         self._previous = ""  # until this segment has words
         if self._model is None:
@@ -342,7 +352,7 @@ class LocalWhisperSTTService(WhisperSTTService):
             self._previous = text
             was_early = self.early_transcripts > early
             logger.debug(f"{self}: transcription [{text}]{' (early)' if was_early else ''}")
-            yield TranscriptionFrame(text, self._user_id, time_now_iso8601(), Language.EN)
+            yield TranscriptionFrame(text, self._user_id, _iso8601(spoken_until), Language.EN)
 
     async def _transcribe(self, segment: _Segment, audio: bytes) -> str:
         """The early transcript when it can be used, else a transcription of ``audio``."""
@@ -353,6 +363,11 @@ class LocalWhisperSTTService(WhisperSTTService):
             self.early_transcripts += 1
             return text
         return await asyncio.to_thread(self.transcribe_pcm, audio, segment.previous)
+
+
+def _iso8601(seconds: float) -> str:
+    """``time.time()`` seconds in pipecat's transcript format (``time_now_iso8601``)."""
+    return datetime.fromtimestamp(seconds, UTC).isoformat(timespec="milliseconds")
 
 
 @dataclass(frozen=True)

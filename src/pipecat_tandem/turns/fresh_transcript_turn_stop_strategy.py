@@ -39,6 +39,12 @@ transcript holds the earlier stretch's words; taken for the last stretch's,
 it ended the turn at the analyzer's "complete" before the last words came.
 A transcript made before the VAD's last start is therefore counted as the
 earlier words (its text still reaches the context: the aggregator keeps it).
+The embedded STT (:class:`~pipecat_tandem.models.local_stt.LocalWhisperSTTService`)
+stamps a transcript with the time its words were *said*, so a slow transcription
+(a loaded machine, several calls on one core) counts as the earlier words too:
+stamped when Whisper finished, "Actually." came after the user had started "Never
+mind." and ended the turn on its own. An STT that stamps the time it finished is
+covered only for the overtaking above.
 
 The words also move the turn's end where the voice alone misleads
 (:mod:`~pipecat_tandem.turns.transcript_end`): words that cannot end a sentence
