@@ -74,8 +74,13 @@ class RepetitionCounter:
     moving) and the sway's (a spike every ~2 s, then the codec's clean-up) have a
     habitual level that their motion does not exceed that much. The patches that
     kept moving before a segment began are left out of its feature series, so the
-    corner object's motion does not drown a small arm's period. A motion segment
-    starts at a moving image
+    corner object's motion does not drown a small arm's period; and the series has
+    only the patches that moved in the images that started the segment: in the
+    12×21 view of a 1280×720 camera a wave's arm is three to five patches, and with
+    all the others' compression noise in it a 1.2 Hz wave's period scored 0.10-0.15
+    (0.5-0.8 for the arm's patches alone) and was never found. When all of those
+    patches were habituated already (the motion went on from before the habituation
+    was looked at), they are kept. A motion segment starts at a moving image
     and ends after ``still_secs`` without one that moves *strongly* (energy at least
     ``strong_share`` of the segment's peak, and as many moving patches as
     ``strong_share`` of the median of its recent strong images: a still body's pixel
@@ -190,11 +195,14 @@ class RepetitionCounter:
         self.baseline = (baseline or PatchBaseline()) if habituate else None
         # Patches left out of the segment's feature series (habituated when it began).
         self._quiet_out: np.ndarray | None = None
+        # The patches in it: those that moved in the images that started it, less those.
+        self._keep: np.ndarray | None = None
         self._habitual: np.ndarray | None = None
         self._peak = 0.0  # the segment's strongest motion energy
         self._areas: deque[int] = deque(maxlen=25)  # moving patches of recent strong images
         self._strong: deque[bool] = deque(maxlen=12)  # recent images: moved strongly?
-        self._candidate: list[tuple[np.ndarray, float, float]] = []  # moving images before onset
+        # Moving images before onset: the image before each, its time, energy, moving patches.
+        self._candidate: list[tuple[np.ndarray, float, float, np.ndarray]] = []
         self._raw_run = 0  # images in a row that moved on their own (the end of the candidates)
         self._prev_mask: np.ndarray | None = None  # the patches that moved in the last image
         self._moved_at: np.ndarray | None = None  # when each patch last moved
@@ -219,7 +227,8 @@ class RepetitionCounter:
         self.last_energy = 0.0
         self.last_moving_patches = 0
 
-    def _project(self, x: np.ndarray) -> np.ndarray:
+    def _patch_projections(self, x: np.ndarray) -> np.ndarray:
+        """Every patch embedding projected on the ``n_proj`` fixed directions."""
         flat = x.shape[0] * self.n_proj
         if self._proj is None or self._proj2 is None or self._proj2.shape[0] != flat:
             rng = np.random.default_rng([self.seed, x.shape[0], x.shape[1]])
@@ -227,11 +236,33 @@ class RepetitionCounter:
             self._proj2 = (rng.standard_normal((flat, self.dims)) / np.sqrt(self.dims)).astype(
                 np.float32
             )
-        y = x @ self._proj
-        out = self._quiet_out
-        if out is not None and out.shape[0] == y.shape[0]:
-            y[out] = 0.0  # the corner object's motion would drown a small arm's period
+        return np.asarray(x @ self._proj)
+
+    def _feature(self, y: np.ndarray) -> np.ndarray:
+        """The feature vector of one image's patch projections: the segment's patches only."""
+        assert self._proj2 is not None
+        y = y.copy()
+        if self._keep is not None and self._keep.shape[0] == y.shape[0]:
+            y[~self._keep] = 0.0
         return np.asarray(y.reshape(-1) @ self._proj2, dtype=np.float64)
+
+    def _series_patches(self, moved: np.ndarray) -> None:
+        """The segment's series is of the patches in ``moved``, less those that kept moving."""
+        keep = moved.copy()
+        out = self._quiet_out
+        if out is not None and out.shape == keep.shape:
+            # The corner object's motion would drown a small arm's period; but if the
+            # motion is where things kept moving (it went on from before the
+            # habituation was looked at), it is all there is.
+            rest = keep & ~out
+            if np.count_nonzero(rest) >= self.min_moving_patches:
+                keep = rest
+        self._keep = keep
+        self._basis = None
+
+    def _push(self, x: np.ndarray, t: float) -> None:
+        """Add the image ``x`` taken at ``t`` to the segment's feature series."""
+        self._series.append(self._feature(self._patch_projections(x)), t)
 
     def update(self, emb: npt.ArrayLike, t: float) -> list[Cue]:
         """Feed the next image's patch embeddings; returns new cues."""
@@ -258,7 +289,7 @@ class RepetitionCounter:
             # comes next says whether it still moves.
             self._new_stream(t)
             if self.in_motion:
-                self._series.append(self._project(x), t)
+                self._push(x, t)
             return []
         energy, area, median = _motion_energy(d, self.motion_delta)
         excess = d - median
@@ -314,7 +345,7 @@ class RepetitionCounter:
             # codec's refresh after it); motion starts at the ``onset_images``-th in
             # a row, or once it kept moving, over pairs of images, for
             # ``sustained_images`` in a row.
-            self._candidate.append((prev, prev_t, energy))
+            self._candidate.append((prev, prev_t, energy, mask))
             self._raw_run = self._raw_run + 1 if starts else 0
             if t - self._stream_t0 < self.warmup:
                 return out  # the encoder's start-up: motion must outlast it
@@ -331,15 +362,19 @@ class RepetitionCounter:
             # Fixed for the whole segment: a patch dropped or added halfway would be a
             # step in every feature, which the spectrum would read as motion.
             self._quiet_out = self._habitual
-            self._basis = None
+            # Of the patches that moved in the run only: in a 1280×720 view a wave's
+            # arm is 3-5 patches of 252, and the others' compression noise drowned its
+            # period. Fixed, as the left-out ones: a patch joining halfway would be a
+            # step in every feature.
+            self._series_patches(np.logical_or.reduce([c[3] for c in run]))
             self._peak = 0.0
             self._strong.clear()
             self._areas.clear()
             out.append(Cue("motion_onset", t, energy))
             # The image before the first moving one is the pose the motion started
             # from; the images of the run follow it.
-            for image, when, _ in run:
-                self._series.append(self._project(image), when)
+            for image, when, _, _ in run:
+                self._push(image, when)
         elif (
             starts
             and self.count == 0
@@ -349,12 +384,16 @@ class RepetitionCounter:
             # Still for a while before anything was counted: what starts now is the
             # motion to count (a twitch before the first squat does not lengthen it).
             self._series.clear()
-            self._basis = None
+            # The patches of the twitch stay in (the series is only rebuilt here).
+            keep = self._keep
+            self._series_patches(
+                mask | keep if keep is not None and keep.shape == mask.shape else mask
+            )
             self._onset, self._peak = prev_t, 0.0
             self._strong.clear()
             self._areas.clear()
-            self._series.append(self._project(prev), prev_t)
-        self._series.append(self._project(x), t)
+            self._push(prev, prev_t)
+        self._push(x, t)
         self._peak = max(self._peak, energy)
         # A segment's motion is what moves strongly for it: a body standing still after
         # its squats shifts by a pixel now and then, which moves its outline's patches
