@@ -99,8 +99,12 @@ class RepetitionCounter:
     That count leaves out the patches that kept moving before (habituated, and moved
     within ``busy_secs``): over two images a corner object's patches and one of a
     sway's clean-up made three, and started motion on three still persons of twelve
-    at 320×240 (a 1.2 Hz wave in 1 of 13 live 1280×720 calls had reached four only
-    with a corner patch, and is now missed). No motion starts in the first
+    at 320×240. That count needs ``min_moving_patches`` at any width, not the
+    16:9 share: over pairs of images a live 1280×720 sender's 1.2 Hz wave moved its
+    arm's three to five patches (it missed 5 of 13 loopback calls asked for four),
+    and the share is there for the codec's clean-up after a still body's shift,
+    which lasts four images, never six (a still stretch's longest run over pairs at
+    1280×720: two images offline, three in live calls). No motion starts in the first
     ``warmup`` seconds of a stream: a live sender's bitrate ramp sharpens the
     picture, which moved four to eight patches for a second and started motion in 4
     of 12 calls; motion still going when the warm-up ends counts from its start. A
@@ -337,7 +341,12 @@ class RepetitionCounter:
         least = max(self.min_moving_patches, math.ceil(self.min_moving_share * d.size))
         starts = moving and area >= least
         if not self.in_motion:
-            sustained = max(energy, prev_energy) > self.motion_threshold and pooled >= least
+            # Over pairs of images, ``min_moving_patches`` at any width: the share is for
+            # a clean-up of four images, which never lasts the ``sustained_images``.
+            sustained = (
+                max(energy, prev_energy) > self.motion_threshold
+                and pooled >= self.min_moving_patches
+            )
             if not (starts or sustained):
                 self._candidate, self._raw_run = [], 0
                 return out
