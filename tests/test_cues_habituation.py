@@ -148,3 +148,47 @@ def test_the_baseline_starts_over_on_a_new_frame_size_and_rejects_bad_input():
         PatchBaseline(ratio=0.5)
     with pytest.raises(ValueError, match="tau"):
         PatchBaseline(tau=0.0)
+
+
+def _resumed(gap, **kwargs):
+    """A baseline's new patches: 10 s of a corner object, ``gap`` s unseen, then a ramp.
+
+    After the gap patch 5 moves weakly at every image for 1.6 s (a resumed sender's
+    bitrate ramp sharpening the picture), then from 2.4 s after it patch 7 does (an
+    arm). Returns the baseline, the resumed images' times and their new patches.
+    """
+    base = PatchBaseline(**kwargs)
+    x = np.zeros(10)
+    x[0] = 0.08  # the corner object, from the first image
+    for k in range(50):
+        base.update(x, k / _FPS)
+    times = 9.8 + gap + np.arange(20) / _FPS
+    new = []
+    for k, t in enumerate(times):
+        x[5] = 0.03 if k < 8 else 0.0
+        x[7] = 0.03 if k >= 12 else 0.0
+        new.append(base.update(x, float(t)).copy())
+    return base, times, np.array(new)
+
+
+def test_a_camera_that_resumes_warms_up_again():
+    # Nothing is new in the 2 s after a resume, as after the first image: the ramp's
+    # sharpening was new motion from its third image (``persist``) before the
+    # baseline restarted its warm-up at a resume (the counter already did).
+    base, times, new = _resumed(3.0)
+    assert not new[:10].any()
+    assert not new[:, 5].any()
+    # Warmed up: an arm moving from 2.4 s after the resume is new from its third image.
+    assert not new[12:14, 7].any() and new[14:, 7].all()
+    hab = base.habituated()  # what it knew before the gap is kept
+    assert hab is not None and hab[0] and not hab[5]
+    counter = RepetitionCounter(resume_gap=0.5)  # its baseline resumes with it
+    assert counter.baseline is not None and counter.baseline.resume_gap == 0.5
+
+
+def test_a_dropped_frame_or_two_does_not_warm_the_baseline_up_again():
+    # 0.8 s without an image (three frames dropped or late) is not a resume: the
+    # patch moving from right after it is new from its third image.
+    for gap, kwargs in ((0.8, {}), (3.0, {"resume_gap": 5.0})):
+        _, _, new = _resumed(gap, **kwargs)
+        assert not new[:2, 5].any() and new[2:8, 5].all(), gap

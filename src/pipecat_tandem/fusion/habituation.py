@@ -53,7 +53,8 @@ class PatchBaseline:
     ``[0, cap]`` with time constant ``tau``; over the first images it is their plain
     mean (the average's weight is at least ``1 / n``), so a patch that moves from
     the first image on is habitual at once. Nothing is new in the first ``warmup``
-    seconds (the codec's start-up, no history yet).
+    seconds (the codec's start-up, no history yet), nor in the first ``warmup``
+    seconds after the camera resumes (more than ``resume_gap`` without an image).
 
     Example::
 
@@ -71,6 +72,7 @@ class PatchBaseline:
         warmup: float = 2.0,
         cap: float = 0.2,
         habituated: float = 0.01,
+        resume_gap: float = 1.0,
     ) -> None:
         """Create an empty baseline.
 
@@ -92,18 +94,27 @@ class PatchBaseline:
                 of a motion segment's series (the corner object's patches are at
                 0.02-0.04, a sway's at 0.01-0.02, an arm's before a wave under
                 0.005; 0.008-0.015 gave the same cues on the calibration clips).
+            resume_gap: A longer time without an image is a camera that stopped
+                and resumed (as for the motion counter's ``resume_gap``): its
+                sender ramps up again, sharpening the picture for a second, so the
+                warm-up starts over. The habitual
+                levels are kept (the view has the same size), and the time unseen
+                does not count in them.
 
         Raises:
             ValueError: If a time or threshold is not positive, ``ratio`` is below
                 1 or ``persist`` below 1.
         """
-        if not (tau > 0 and weak_delta > 0 and cap > 0 and habituated > 0 and warmup >= 0):
-            raise ValueError("tau, weak_delta, cap and habituated must be > 0, warmup >= 0")
+        positive = tau > 0 and weak_delta > 0 and cap > 0 and habituated > 0 and resume_gap > 0
+        if not (positive and warmup >= 0):
+            raise ValueError(
+                "tau, weak_delta, cap, habituated and resume_gap must be > 0, warmup >= 0"
+            )
         if ratio < 1.0 or persist < 1:
             raise ValueError(f"ratio must be >= 1 and persist >= 1, got {ratio}, {persist}")
         self.tau, self.weak_delta, self.ratio = tau, weak_delta, ratio
         self.persist, self.warmup, self.cap = persist, warmup, cap
-        self.habituated_level = habituated
+        self.habituated_level, self.resume_gap = habituated, resume_gap
         self._level: np.ndarray | None = None
         self._run = np.zeros(0, dtype=np.int32)
         self._n = 0
@@ -143,6 +154,11 @@ class PatchBaseline:
             self._level = np.zeros(x.shape)
             self._run = np.zeros(x.shape, dtype=np.int32)
             self._t0 = self._t = t
+        elif t - self._t > self.resume_gap:
+            # The camera resumed: its start-up is not new motion, and a run of new
+            # motion does not go on across what was not seen.
+            self._t0 = self._t = t
+            self._run[:] = 0
         dt = max(t - self._t, 0.0)
         self._t = max(t, self._t)
         if self._t - self._t0 >= self.warmup - 1e-9:

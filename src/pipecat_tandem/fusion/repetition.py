@@ -196,7 +196,8 @@ class RepetitionCounter:
         self.count_at, self.warmup, self.resume_gap = count_at, warmup, resume_gap
         self.busy_secs = busy_secs
         self._stream_t0 = 0.0  # the current stream's first image
-        self.baseline = (baseline or PatchBaseline()) if habituate else None
+        default = PatchBaseline(resume_gap=resume_gap)  # resumes as the counter does
+        self.baseline = (baseline or default) if habituate else None
         # Patches left out of the segment's feature series (habituated when it began).
         self._quiet_out: np.ndarray | None = None
         # The patches in it: those that moved in the images that started it, less those.
