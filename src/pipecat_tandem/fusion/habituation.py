@@ -97,9 +97,8 @@ class PatchBaseline:
             resume_gap: A longer time without an image is a camera that stopped
                 and resumed (as for the motion counter's ``resume_gap``): its
                 sender ramps up again, sharpening the picture for a second, so the
-                warm-up starts over. The habitual
-                levels are kept (the view has the same size), and the time unseen
-                does not count in them.
+                warm-up starts over. The habitual levels are kept (the view has the
+                same size), and the time unseen does not count in them.
 
         Raises:
             ValueError: If a time or threshold is not positive, ``ratio`` is below

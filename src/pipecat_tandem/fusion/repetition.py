@@ -200,7 +200,7 @@ class RepetitionCounter:
         self.baseline = (baseline or default) if habituate else None
         # Patches left out of the segment's feature series (habituated when it began).
         self._quiet_out: np.ndarray | None = None
-        # The patches in it: those that moved in the images that started it, less those.
+        # The patches in the series: those that moved as it started, less the left-out ones.
         self._keep: np.ndarray | None = None
         self._habitual: np.ndarray | None = None
         self._peak = 0.0  # the segment's strongest motion energy
@@ -394,7 +394,8 @@ class RepetitionCounter:
             # Still for a while before anything was counted: what starts now is the
             # motion to count (a twitch before the first squat does not lengthen it).
             self._series.clear()
-            # The patches of the twitch stay in (the series is only rebuilt here).
+            # The twitch's patches stay in and the new motion's join: the series starts
+            # over here, so no feature steps halfway.
             keep = self._keep
             self._series_patches(
                 mask | keep if keep is not None and keep.shape == mask.shape else mask
