@@ -140,8 +140,8 @@ def _skipping(cols, total, *, seed, wave=None, burst=None, arm=(40, 41, 61, 62, 
         seed: Seeds the embeddings and the noise.
         wave: ``(hz, start, end)``: the ``arm`` patches go round a circle; all but
             the last two are updated in even images only (a live encoder skipping
-            their blocks), the last two in every image: two or six move from one
-            image to the next.
+            their blocks), the last two in every image: two or six of the six
+            by default move from one image to the next.
         burst: ``(start, images)``: two pairs of patches jump by ~0.06 in turn for
             that many images (a sway and the codec's clean-up after it: two moving
             patches an image, four over two).
