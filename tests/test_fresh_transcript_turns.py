@@ -127,7 +127,65 @@ async def test_earlier_words_overtaken_by_the_vads_start_do_not_end_the_turn():
         assert user_messages(c.context) == [f"{FIRST} {LAST}"]
 
 
-@pytest.mark.parametrize("bad", [-0.1, float("nan")])
-def test_a_negative_wait_is_refused(bad):
-    with pytest.raises(ValueError, match="late_transcript_s"):
-        FreshTranscriptTurnStopStrategy(turn_analyzer=object(), late_transcript_s=bad)
+@pytest.mark.parametrize("bad", [-0.1, float("nan"), float("inf"), "1"])
+@pytest.mark.parametrize("name", ["late_transcript_s", "no_words_s"])
+def test_a_bad_wait_is_refused(name, bad):
+    with pytest.raises(ValueError, match=name):
+        FreshTranscriptTurnStopStrategy(turn_analyzer=object(), **{name: bad})
+
+
+async def _turn_stops(c: Call) -> asyncio.Event:
+    stopped = asyncio.Event()
+
+    async def on_stopped(*_: object) -> None:
+        stopped.set()
+
+    c.strategy.add_event_handler("on_user_turn_stopped", on_stopped)
+    return stopped
+
+
+@pytest.mark.parametrize("verdict", [COMPLETE, INCOMPLETE])
+@pytest.mark.parametrize("strategy", [FreshTranscriptTurnStopStrategy, SpeculativeTurnStopStrategy])
+async def test_a_turn_with_no_words_ends_empty_after_no_words_s(strategy, verdict):
+    # A cough: the strategy ends the turn itself (the harness's watchdog is 30 s), so
+    # the pipeline's watchdog can be a long safety net that does not race the VAD.
+    quick = functools.partial(strategy, no_words_s=0.3)
+    async with call(strategy_cls=quick) as c:
+        stopped = await _turn_stops(c)
+        await c.speak(None)
+        await c.until(lambda: c.analyzer.analyzing.is_set())
+        c.analyzer.answer(verdict)
+        await asyncio.wait_for(stopped.wait(), 2.0)
+        # An empty turn, as the watchdog's: no user words (pipecat may ask to repeat).
+        assert user_messages(c.context) == []
+
+
+async def test_without_no_words_s_an_empty_turn_is_left_to_the_watchdog():
+    off = functools.partial(FreshTranscriptTurnStopStrategy, no_words_s=None)
+    async with call(strategy_cls=off) as c:
+        stopped = await _turn_stops(c)
+        await c.speak(None)
+        await c.until(lambda: c.analyzer.analyzing.is_set())
+        c.analyzer.answer(COMPLETE)
+        with pytest.raises(TimeoutError):
+            await asyncio.wait_for(stopped.wait(), 0.8)
+
+
+async def test_words_or_voice_before_no_words_s_keep_an_empty_turn_open():
+    quick = functools.partial(FreshTranscriptTurnStopStrategy, no_words_s=0.3)
+    async with call(strategy_cls=quick) as c:
+        stopped = await _turn_stops(c)
+        await c.speak(None)
+        await c.until(lambda: c.analyzer.analyzing.is_set())
+        c.analyzer.answer(INCOMPLETE)
+        await c.until(lambda: not c.analyzer.analyzing.is_set())
+        # The user goes on before the wait is over: the turn is not ended empty.
+        await c.send(VADUserStartedSpeakingFrame(), *[c.audio()] * 3)
+        await asyncio.sleep(0.6)
+        assert not stopped.is_set()
+        await c.send(VADUserStoppedSpeakingFrame(stop_secs=0.2), c.audio())
+        await c.until(lambda: c.analyzer.analyzing.is_set())
+        c.analyzer.answer(COMPLETE)
+        await c.send(TranscriptionFrame(LAST, "user", time_now_iso8601()))
+        await asyncio.wait_for(c.out.replies.wait(), 5.0)
+        assert user_messages(c.context) == [LAST]

@@ -310,15 +310,21 @@ def build_tandem_pipeline(
         )
     )
     if user_params is None:
-        # A turn with no words (a cough) ends after this timeout: keep it short so it
-        # cannot hold a waiting result for long.
+        # A turn with no words (a cough) must not hold a waiting result for long. Our
+        # stop strategies end it themselves, 2 s after the voice (``no_words_s``), so
+        # pipecat's watchdog is only a safety net at its default: a short watchdog
+        # can fire on a VAD stop that lands at its timeout, before the turn's words
+        # (see fresh_transcript_turn_stop_strategy). pipecat's own strategies leave
+        # the empty turn to the watchdog: keep that one short.
         strategies = (
             UserTurnStrategies(stop=[_stop_strategy(turn_analyzer, speculative_turns)])
             if turn_analyzer is not None
             else None
         )
         user_params = LLMUserAggregatorParams(
-            vad_analyzer=vad_analyzer, user_turn_strategies=strategies, user_turn_stop_timeout=2.0
+            vad_analyzer=vad_analyzer,
+            user_turn_strategies=strategies,
+            user_turn_stop_timeout=5.0 if strategies is not None else 2.0,
         )
     pair = LLMContextAggregatorPair(context, user_params=user_params)
     interleaver = ResultInterleaver(

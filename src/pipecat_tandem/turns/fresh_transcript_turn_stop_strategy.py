@@ -46,6 +46,19 @@ stamped when Whisper finished, "Actually." came after the user had started "Neve
 mind." and ended the turn on its own. An STT that stamps the time it finished is
 covered only for the overtaking above.
 
+A turn with no words at all (a cough, a click) is ended by the strategy too,
+``no_words_s`` after the voice stopped. pipecat leaves that to the user
+aggregator's stop timeout, a watchdog that ends a turn after that long without a
+VAD or transcript event while the user is quiet; but the watchdog can fire on the
+VAD's stop itself: when the stop is handled in the event loop's lag after the
+watchdog's timer ran out (``asyncio.wait_for`` then reports a timeout although its
+event was set), the turn ends before its words, which come a moment later and open
+a turn of their own that interrupts the bot. A 2 s watchdog did that to two of 44
+turns of a loaded conversation-suite run, each answered ~1 s late ("What is 15% of
+$80?", "What day of the week is Christmas this year?": the VAD's stop came 2.02 s
+after its start). With the empty turn ended here, the pipeline's watchdog is a
+5 s safety net (pipecat's default), and the coincidence is 2.5 times rarer.
+
 The words also move the turn's end where the voice alone misleads
 (:mod:`~pipecat_tandem.turns.transcript_end`): words that cannot end a sentence
 ("Meanwhile.", "... the history of the") hold a "complete" until the voice has
@@ -56,6 +69,7 @@ the turn soon after the voice stops although the analyzer said "incomplete".
 from __future__ import annotations
 
 import asyncio
+import math
 import time
 from datetime import datetime
 from typing import Any
@@ -72,6 +86,9 @@ from pipecat_tandem.turns.transcript_end import TurnEndByWords
 
 #: How long to wait for a stretch's words when the STT states no p99 latency.
 DEFAULT_LATE_TRANSCRIPT_S = 1.0
+#: A turn with no words at all ends this long after the voice stopped (the stop
+#: timeout the pipeline gave pipecat's watchdog before the strategy did it).
+DEFAULT_NO_WORDS_S = 2.0
 
 
 class FreshTranscriptTurnStopStrategy(TurnAnalyzerUserTurnStopStrategy):
@@ -84,10 +101,14 @@ class FreshTranscriptTurnStopStrategy(TurnAnalyzerUserTurnStopStrategy):
             latency (``STTMetadataFrame``), else :data:`DEFAULT_LATE_TRANSCRIPT_S`.
         words: How the turn's last words move its end (``None``: the analyzer
             alone decides, as in pipecat).
+        no_words_s: A turn with no words at all ends this long after the voice
+            stopped, whatever the analyzer said (``None``: left to the user
+            aggregator's stop timeout, as in pipecat).
         **kwargs: Passed to ``TurnAnalyzerUserTurnStopStrategy``.
 
     Raises:
-        ValueError: ``late_transcript_s`` is negative or not a number.
+        ValueError: ``late_transcript_s`` or ``no_words_s`` is negative or not a
+            number.
 
     Example::
 
@@ -102,12 +123,15 @@ class FreshTranscriptTurnStopStrategy(TurnAnalyzerUserTurnStopStrategy):
         turn_analyzer: Any,
         late_transcript_s: float | None = None,
         words: TurnEndByWords | None = TurnEndByWords(),  # noqa: B008 - frozen, shared
+        no_words_s: float | None = DEFAULT_NO_WORDS_S,
         **kwargs: Any,
     ) -> None:
-        if late_transcript_s is not None and not late_transcript_s >= 0:  # also NaN
-            raise ValueError(f"late_transcript_s must be >= 0, got {late_transcript_s!r}")
+        for name, value in (("late_transcript_s", late_transcript_s), ("no_words_s", no_words_s)):
+            if value is not None and not (isinstance(value, int | float) and 0 <= value < math.inf):
+                raise ValueError(f"{name} must be a finite number >= 0, got {value!r}")
         super().__init__(turn_analyzer=turn_analyzer, **kwargs)
         self._late_transcript_s = late_transcript_s
+        self._no_words_s = no_words_s
         self._said_before = ""  # the turn's words before the user's last pause
         self._stretch_started: float | None = None  # time.time() of the VAD's last start
         self._fallback: asyncio.Task[None] | None = None
@@ -220,10 +244,17 @@ class FreshTranscriptTurnStopStrategy(TurnAnalyzerUserTurnStopStrategy):
     async def _expect_words(self) -> None:
         """The analyzer has answered: give this stretch's words time to arrive, then fall back."""
         await self._cancel_fallback()
-        if self._said_before and not self._text:
-            self._fallback = self.task_manager.create_task(
-                self._fall_back(self._wait_for_words_s()), f"{self}::fresh_transcript"
-            )
+        if self._text:
+            return
+        if self._said_before:
+            delay = self._wait_for_words_s()
+        elif self._no_words_s is not None and self._voice_ended is not None:
+            delay = max(0.0, self._no_words_s - (time.time() - self._voice_ended))
+        else:
+            return
+        self._fallback = self.task_manager.create_task(
+            self._fall_back(delay), f"{self}::fresh_transcript"
+        )
 
     async def _fall_back(self, delay: float) -> None:
         try:
@@ -231,11 +262,18 @@ class FreshTranscriptTurnStopStrategy(TurnAnalyzerUserTurnStopStrategy):
         except asyncio.CancelledError:
             return
         self._fallback = None
-        if not self._text and self._said_before:
+        if self._text or self._vad_user_speaking:
+            return
+        if self._said_before:
             # No words came for the last stretch (a cough, a breath): the turn's
             # earlier words are what it said.
             self._text = self._said_before
             await self._maybe_trigger_user_turn_stopped()
+        else:
+            # No words in the whole turn: it ends empty, as pipecat's watchdog
+            # would end it, but at a time of its own (see the module's docstring).
+            logger.debug(f"{self}: a turn with no words ends {delay:.2f} s after the analysis")
+            await self.trigger_user_turn_stopped()
 
     async def _reset(self) -> None:
         await super()._reset()
