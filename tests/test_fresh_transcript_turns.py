@@ -134,13 +134,17 @@ def test_a_bad_wait_is_refused(name, bad):
         FreshTranscriptTurnStopStrategy(turn_analyzer=object(), **{name: bad})
 
 
-async def _turn_stops(c: Call) -> asyncio.Event:
+async def _a_cough(c: Call, verdict) -> asyncio.Event:
+    """A stretch of voice with no words, judged ``verdict``; set when the turn stops."""
     stopped = asyncio.Event()
 
     async def on_stopped(*_: object) -> None:
         stopped.set()
 
     c.strategy.add_event_handler("on_user_turn_stopped", on_stopped)
+    await c.speak(None)
+    await c.until(lambda: c.analyzer.analyzing.is_set())
+    c.analyzer.answer(verdict)
     return stopped
 
 
@@ -151,10 +155,7 @@ async def test_a_turn_with_no_words_ends_empty_after_no_words_s(strategy, verdic
     # the pipeline's watchdog can be a long safety net that does not race the VAD.
     quick = functools.partial(strategy, no_words_s=0.3)
     async with call(strategy_cls=quick) as c:
-        stopped = await _turn_stops(c)
-        await c.speak(None)
-        await c.until(lambda: c.analyzer.analyzing.is_set())
-        c.analyzer.answer(verdict)
+        stopped = await _a_cough(c, verdict)
         await asyncio.wait_for(stopped.wait(), 2.0)
         # An empty turn, as the watchdog's: no user words (pipecat may ask to repeat).
         assert user_messages(c.context) == []
@@ -163,10 +164,7 @@ async def test_a_turn_with_no_words_ends_empty_after_no_words_s(strategy, verdic
 async def test_without_no_words_s_an_empty_turn_is_left_to_the_watchdog():
     off = functools.partial(FreshTranscriptTurnStopStrategy, no_words_s=None)
     async with call(strategy_cls=off) as c:
-        stopped = await _turn_stops(c)
-        await c.speak(None)
-        await c.until(lambda: c.analyzer.analyzing.is_set())
-        c.analyzer.answer(COMPLETE)
+        stopped = await _a_cough(c, COMPLETE)
         with pytest.raises(TimeoutError):
             await asyncio.wait_for(stopped.wait(), 0.8)
 
@@ -174,10 +172,7 @@ async def test_without_no_words_s_an_empty_turn_is_left_to_the_watchdog():
 async def test_words_or_voice_before_no_words_s_keep_an_empty_turn_open():
     quick = functools.partial(FreshTranscriptTurnStopStrategy, no_words_s=0.3)
     async with call(strategy_cls=quick) as c:
-        stopped = await _turn_stops(c)
-        await c.speak(None)
-        await c.until(lambda: c.analyzer.analyzing.is_set())
-        c.analyzer.answer(INCOMPLETE)
+        stopped = await _a_cough(c, INCOMPLETE)
         await c.until(lambda: not c.analyzer.analyzing.is_set())
         # The user goes on before the wait is over: the turn is not ended empty.
         await c.send(VADUserStartedSpeakingFrame(), *[c.audio()] * 3)

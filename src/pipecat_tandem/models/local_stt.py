@@ -68,7 +68,11 @@ from pipecat.transcriptions.language import Language
 from pipecat.utils.types import require_given
 
 from pipecat_tandem.models.weights import whisper_model_dir
-from pipecat_tandem.turns.speech_end import SpeechEndTracker, next_segment_start
+from pipecat_tandem.turns.speech_end import (
+    SpeechEndTracker,
+    next_segment_start,
+    voice_ended_at,
+)
 from pipecat_tandem.turns.whisper_window import WindowedWhisper, is_no_speech
 
 #: A segment that starts this soon after the last one ended (in audio) continues
@@ -308,8 +312,7 @@ class LocalWhisperSTTService(WhisperSTTService):
             and spec.voiced_end == self._tracker.voiced_end  # no voice since it started
         )
         if self.is_usable:  # otherwise pipecat drops the segment without queueing it
-            # The VAD reports the stop stop_secs after the voice went quiet.
-            spoken_until = frame.timestamp - (frame.stop_secs or 0.0)
+            spoken_until = voice_ended_at(frame)
             self._segments.append((spec if usable else None, self._continues, spoken_until))
         # pipecat's segment is everything up to the VAD's stop, and the buffer starts
         # empty after it; the next word's first frames may already be in it.

@@ -82,6 +82,7 @@ from pipecat.frames.frames import (
 )
 from pipecat.turns.user_stop import TurnAnalyzerUserTurnStopStrategy
 
+from pipecat_tandem.turns.speech_end import voice_ended_at
 from pipecat_tandem.turns.transcript_end import TurnEndByWords
 
 #: How long to wait for a stretch's words when the STT states no p99 latency.
@@ -177,8 +178,7 @@ class FreshTranscriptTurnStopStrategy(TurnAnalyzerUserTurnStopStrategy):
         await self._expect_words()
 
     def _note_voice_end(self, frame: VADUserStoppedSpeakingFrame) -> None:
-        # The VAD reports the stop stop_secs after the voice went quiet.
-        self._voice_ended = frame.timestamp - (frame.stop_secs or 0.0)
+        self._voice_ended = voice_ended_at(frame)
 
     def _voice_is_back(self) -> bool:
         """The user is speaking again (a subclass may know it before the VAD's frame)."""

@@ -20,6 +20,12 @@ so far, which follows a quiet or a loud talker alike.
 from __future__ import annotations
 
 import numpy as np
+from pipecat.frames.frames import VADUserStoppedSpeakingFrame
+
+
+def voice_ended_at(frame: VADUserStoppedSpeakingFrame) -> float:
+    """When the voice went quiet (``time.time()``): the VAD reports it ``stop_secs`` later."""
+    return frame.timestamp - (frame.stop_secs or 0.0)
 
 
 def window_rms(samples: np.ndarray, window: int) -> np.ndarray:
