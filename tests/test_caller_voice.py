@@ -1,4 +1,4 @@
-"""The caller's pauses are what the script says, as heard (pure; no piper needed)."""
+"""The caller's pauses are what the script says, as heard; a steady voice repeats itself exactly."""
 
 import numpy as np
 import pytest
@@ -48,3 +48,15 @@ def test_bad_pauses_are_refused():
         join_sentences([_sentence(0, 0.1, 0)], [])
     with pytest.raises(ValueError, match="pauses"):
         join_sentences([_sentence(0, 0.1, 0)], -0.1)
+
+
+def test_a_steady_voice_says_a_sentence_the_same_way_every_time():
+    pytest.importorskip("piper")
+    from pipecat_tandem.bench.caller.voice import CallerVoice
+
+    steady, varied = CallerVoice(steady=True), CallerVoice()
+    line = "Please work out twelve times five."
+    assert np.array_equal(steady.sentence(line), steady.sentence(line))
+    # The benchmarks' voice keeps piper's noise: two takes differ, as a person's do.
+    a, b = varied.sentence(line), varied.sentence(line)
+    assert len(a) != len(b) or not np.array_equal(a, b)

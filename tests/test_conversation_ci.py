@@ -26,7 +26,7 @@ pytestmark = pytest.mark.slow
 
 
 async def _suite(tmp_path) -> list[TurnResult]:
-    voice, ears = CallerVoice(), CallerEars()
+    voice, ears = CallerVoice(steady=True), CallerEars()
     results: list[TurnResult] = []
     async with tandem_run(log=tmp_path / "server.log") as base:
         caller = Caller(base, voice, ears)

