@@ -6,7 +6,13 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
-from pipecat.frames.frames import LLMContextFrame, LLMTextFrame
+from pipecat.frames.frames import (
+    BotStartedSpeakingFrame,
+    BotStoppedSpeakingFrame,
+    InterruptionFrame,
+    LLMContextFrame,
+    LLMTextFrame,
+)
 from pipecat.processors.aggregators.llm_context import LLMContext
 from pipecat.tests.utils import SleepFrame, run_test
 
@@ -112,6 +118,44 @@ def test_a_reply_that_starts_the_previous_one_again_is_held_whole():
     assert sniffer.verdict is RefusalVerdict.REPEAT
 
 
+#: pipecat's deferred-delivery eval, run 2 of 2026-12-06: the story's spoken part, cut
+#: short by "Actually, I've changed my mind. Tell me a joke instead.", and the reply.
+CUT_STORY = (
+    "A sea turtle, named Bill, was born in a small island near San Francisco. Bill had a "
+    "special ability to swim underwater and he was able to swim to"
+)
+GOES_ON = (
+    "Bill was born in a small island near San Francisco, and he was always looking out "
+    "for the best weather."
+)
+
+
+def _say(previous: str, reply: str, *, cut_short: bool) -> tuple[RefusalSniffer, str]:
+    sniffer = RefusalSniffer(previous=previous, cut_short=cut_short)
+    spoken = "".join(sniffer.feed(w + " ") for w in reply.split(" "))
+    return sniffer, spoken + sniffer.finish() if sniffer.verdict is RefusalVerdict.TEXT else spoken
+
+
+def test_a_reply_that_goes_on_with_a_reply_cut_short_is_a_repeat():
+    sniffer, spoken = _say(CUT_STORY, GOES_ON, cut_short=True)
+    assert spoken == "" and sniffer.verdict is RefusalVerdict.REPEAT
+    sniffer, spoken = _say(CUT_STORY, "Well, " + GOES_ON, cut_short=True)  # after an interjection
+    assert spoken == "" and sniffer.verdict is RefusalVerdict.REPEAT
+    # A reply the user let finish is only checked from its start: a later run of it is
+    # said ("Bill was born ..." to "Where was he born again?").
+    sniffer, spoken = _say(CUT_STORY, GOES_ON, cut_short=False)
+    assert spoken.strip() == GOES_ON and sniffer.verdict is RefusalVerdict.TEXT
+    # Seven words in a row are not enough, and a new reply is released as it parts.
+    sniffer, spoken = _say(CUT_STORY, "Bill was born in a small island, too.", cut_short=True)
+    assert sniffer.verdict is RefusalVerdict.TEXT and spoken.strip().endswith("too.")
+    sniffer = RefusalSniffer(previous=CUT_STORY, cut_short=True)
+    assert sniffer.feed("Why did ") == "Why did "
+    # A run that ends where the cut story ends is still the story.
+    tail = "special ability to swim underwater and he was able to swim to"
+    sniffer, spoken = _say(CUT_STORY, tail, cut_short=True)
+    assert spoken == "" and sniffer.verdict is RefusalVerdict.REPEAT
+
+
 class _Server:
     """Test support: stands in for a model server, streaming one scripted reply in pieces."""
 
@@ -133,13 +177,14 @@ class _Server:
             yield {"choices": [{"delta": {"content": word + " "}}]}
 
 
-async def _reply(small: _Server, large: _Server | None, history: list | None = None) -> str:
+async def _reply(
+    small: _Server, large: _Server | None, history: list | None = None, before: list | None = None
+) -> str:
     llm = LocalLLMService(server=small, second_opinion=large, refill_cache=False)  # type: ignore[arg-type]
     asked = {"role": "user", "content": "Tell me they joke instead."}
     context = LLMContext(messages=[*(history or []), asked])
-    down, _ = await run_test(
-        llm, frames_to_send=[LLMContextFrame(context), SleepFrame(0.3)], expected_down_frames=None
-    )
+    frames = [*(before or []), LLMContextFrame(context), SleepFrame(0.3)]
+    down, _ = await run_test(llm, frames_to_send=frames, expected_down_frames=None)
     return "".join(f.text for f in down if isinstance(f, LLMTextFrame)).strip()
 
 
@@ -219,3 +264,26 @@ async def test_a_reply_that_loops_is_cut_at_its_first_repeat():
     looped = "O-I-C I've changed my mind. " + "I've changed my mind. " * 8
     small = _Server(looped)
     assert await _reply(small, _Server(JOKE)) == "O-I-C I've changed my mind. I've changed my mind."
+
+
+async def test_a_reply_going_on_with_the_story_the_user_cut_short_gets_the_second_opinion():
+    history = [
+        {"role": "user", "content": "Tell me a short story about a sea turtle."},
+        {"role": "assistant", "content": CUT_STORY},
+    ]
+    spoken_over = [BotStartedSpeakingFrame(), InterruptionFrame(), BotStoppedSpeakingFrame()]
+    large = _Server(JOKE)
+    assert await _reply(_Server(GOES_ON), large, history, before=spoken_over) == JOKE
+    # The user let the story end: the same reply is spoken.
+    let_finish = [BotStartedSpeakingFrame(), BotStoppedSpeakingFrame(), InterruptionFrame()]
+    large = _Server(JOKE)
+    assert await _reply(_Server(GOES_ON), large, history, before=let_finish) == GOES_ON
+    assert large.requests == []
+
+
+async def test_asked_again_after_a_cut_short_reply_the_small_model_is_told_so():
+    history = [{"role": "user", "content": "A story?"}, {"role": "assistant", "content": CUT_STORY}]
+    spoken_over = [BotStartedSpeakingFrame(), InterruptionFrame(), BotStoppedSpeakingFrame()]
+    small = _Server(GOES_ON, JOKE)
+    assert await _reply(small, _Server(JOKE, busy=True), history, before=spoken_over) == JOKE
+    assert "was interrupted" in small.requests[1]["messages"][-1]["content"]

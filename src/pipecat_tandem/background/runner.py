@@ -193,12 +193,19 @@ class InProcessRunner(BackgroundRunner):
             try:
                 async with asyncio.timeout(packet.deadline_s):
                     async with self._semaphore:
+                        # An operator reading a stalled job needs to see where it waited.
+                        logger.debug(
+                            f"background job {job_id}: running after "
+                            f"{self._time() - submitted:.1f} s queued"
+                        )
                         await sink(JobEvent(job_id, "started"))
                         raw = await self._worker.run(packet, reporter)
             except TimeoutError:
+                logger.debug(f"background job {job_id}: timed out after {packet.deadline_s:g} s")
                 await sink(JobEvent(job_id, "error", f"it timed out after {packet.deadline_s:g} s"))
                 return
             except asyncio.CancelledError:
+                logger.debug(f"background job {job_id}: cancelled")
                 await asyncio.shield(sink(JobEvent(job_id, "cancelled")))
                 raise
             except Exception as e:  # a background failure must never kill the session
@@ -206,6 +213,7 @@ class InProcessRunner(BackgroundRunner):
                 message = f"{type(e).__name__}: {e}" if str(e) else type(e).__name__
                 await sink(JobEvent(job_id, "error", message[:300]))
                 return
+            logger.debug(f"background job {job_id}: done {self._time() - submitted:.1f} s in")
             answer = usable_answer(raw)
             reason = unspeakable_reason(answer) if answer is not None else "empty"
             if answer is None or reason is not None:

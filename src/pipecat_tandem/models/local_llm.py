@@ -36,10 +36,13 @@ from typing import Any
 
 from loguru import logger
 from pipecat.frames.frames import (
+    BotStartedSpeakingFrame,
+    BotStoppedSpeakingFrame,
     CancelFrame,
     EndFrame,
     Frame,
     FunctionCallFromLLM,
+    InterruptionFrame,
     LLMContextFrame,
     LLMFullResponseEndFrame,
     LLMFullResponseStartFrame,
@@ -68,7 +71,9 @@ _call_ids = itertools.count(1)
 SECOND_OPINION_FIRST_TOKEN_S = 6.0
 #: Added (as the last message) when this model is asked again after starting its
 #: previous, interrupted reply anew. Only for repeats: a refusal is never talked out of.
-_NOT_AGAIN = (
+_NOT_AGAIN = "Do not repeat your previous reply: reply to the user's latest message only."
+#: The same, when the user had spoken over that reply.
+_NOT_AGAIN_CUT = (
     "Your previous reply was interrupted. Do not repeat it or continue it: reply to the "
     "user's latest message only."
 )
@@ -154,6 +159,9 @@ class LocalLLMService(LLMService):
         self._refill_cache = refill_cache
         self._second_opinion = second_opinion
         self._refill_task: asyncio.Task[None] | None = None
+        self._bot_speaking = False
+        #: The user spoke over the bot since the last completion began.
+        self._reply_cut_short = False
         #: (new, cached) prompt tokens of the last completion, as llama.cpp reported.
         self.last_prompt_tokens: tuple[int, int] | None = None
 
@@ -193,7 +201,17 @@ class LocalLLMService(LLMService):
         else:
             if isinstance(frame, EndFrame | CancelFrame):
                 await self._cancel_refill()
+            self._note_speech(frame)
             await self.push_frame(frame, direction)
+
+    def _note_speech(self, frame: Frame) -> None:
+        """Follow whether the user spoke over the bot (the output stops the bot after that)."""
+        if isinstance(frame, BotStartedSpeakingFrame):
+            self._bot_speaking = True
+        elif isinstance(frame, BotStoppedSpeakingFrame):
+            self._bot_speaking = False
+        elif isinstance(frame, InterruptionFrame) and self._bot_speaking:
+            self._reply_cut_short = True
 
     async def _cancel_refill(self) -> None:
         if self._refill_task is not None:
@@ -230,8 +248,12 @@ class LocalLLMService(LLMService):
         # Sniff even without tools: a small model imitates the tool calls in its
         # history, and a voice must never read a call's JSON aloud.
         sniffer = ToolCallSniffer()
+        cut_short, self._reply_cut_short = self._reply_cut_short, False
+        previous = _last_assistant_text(request["messages"])
+        if cut_short and previous:
+            logger.debug(f"{self}: the user spoke over the last reply: {previous[-60:]!r}")
         refusal = (
-            RefusalSniffer(previous=_last_assistant_text(request["messages"]))
+            RefusalSniffer(previous=previous, cut_short=cut_short)
             if self._second_opinion is not None
             else None
         )
@@ -291,7 +313,9 @@ class LocalLLMService(LLMService):
                 request, refusal.verdict
             ):
                 return True
-            if refusal.verdict is RefusalVerdict.REPEAT and await self._ask_again(request):
+            if refusal.verdict is RefusalVerdict.REPEAT and await self._ask_again(
+                request, cut_short=refusal.cut_short
+            ):
                 return True
         if rest:
             await self._push_llm_text(rest)
@@ -304,12 +328,14 @@ class LocalLLMService(LLMService):
         slots = getattr(server.config, "slots", 1)
         return getattr(server, "in_flight", 0) < slots
 
-    async def _ask_again(self, request: dict[str, Any]) -> bool:
+    async def _ask_again(self, request: dict[str, Any], *, cut_short: bool) -> bool:
         """Ask this model once more, told not to repeat itself; False if it repeats anyway."""
         logger.info(f"{self}: the reply was a repeat; asking again without it")
         body = {k: v for k, v in request.items() if k not in ("tools", "tool_choice")}
-        body["messages"] = [*request["messages"], {"role": "system", "content": _NOT_AGAIN}]
-        again = RefusalSniffer(previous=_last_assistant_text(request["messages"]))
+        told = _NOT_AGAIN_CUT if cut_short else _NOT_AGAIN
+        body["messages"] = [*request["messages"], {"role": "system", "content": told}]
+        previous = _last_assistant_text(request["messages"])
+        again = RefusalSniffer(previous=previous, cut_short=cut_short)
         try:
             await self._stream(body, None, again)
         except Exception as e:  # the first reply is still there to be said

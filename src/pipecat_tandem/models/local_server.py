@@ -332,10 +332,14 @@ class LocalModelServer:
         self, body: dict[str, Any], on_chunk: Callable[[Any], bool], handle: _Request
     ) -> Any:
         self._count(1)
+        asked = time.monotonic()
         try:
             with self._request_gate:
                 if handle.cancelled.is_set():
                     return None
+                waited = time.monotonic() - asked
+                if waited > 1.0:  # a request behind another one: the first place to look
+                    logger.debug(f"{self._config.name}: a request waited {waited:.1f} s for a slot")
                 return self._server.handle_chat_completions(body, on_chunk)
         finally:
             self._count(-1)

@@ -12,7 +12,12 @@ refusal the larger model repeats is spoken: it was meant.
 
 The same goes for a reply that starts the previous one again word for word: the
 0.5B, interrupted in a story and asked for a joke, began the story's spoken part
-anew (see :class:`RefusalSniffer`).
+anew (see :class:`RefusalSniffer`). When the previous reply was cut short by the
+user, a reply that opens with a run of it from anywhere is a repeat too: the 0.5B
+also went on with the story from its middle ("Bill was born in a small island
+near San Francisco, ..." after "A sea turtle, named Bill, was born in a small
+island near San Francisco."). A reply the user let finish is only checked from
+its start, so a summary that quotes it is not taken for one.
 
 :class:`RefusalSniffer` holds only what could still become a refusal: a reply
 whose first words cannot open one ("The capital ...", "Why did ...") is released
@@ -96,6 +101,9 @@ class RefusalSniffer:
 
     Args:
         previous: The model's previous reply in this conversation ("" if none).
+        cut_short: The user spoke over ``previous``: a reply that opens (after
+            "Oh,", "Well,") with :data:`REPEAT_WORDS` words in a row from anywhere
+            in it is a repeat, not only one from its start.
 
     Example::
 
@@ -105,15 +113,21 @@ class RefusalSniffer:
         sniffer.verdict                 # RefusalVerdict.REFUSAL
     """
 
-    def __init__(self, previous: str = "") -> None:
+    def __init__(self, previous: str = "", *, cut_short: bool = False) -> None:
         self._buffer: list[str] = []
         self._verdict = RefusalVerdict.UNDECIDED
         self._previous = _words(previous)
+        self._cut_short = cut_short
 
     @property
     def verdict(self) -> RefusalVerdict:
         """The current decision."""
         return self._verdict
+
+    @property
+    def cut_short(self) -> bool:
+        """Whether the previous reply was cut short (a run from anywhere in it repeats it)."""
+        return self._cut_short
 
     @property
     def held(self) -> str:
@@ -154,20 +168,29 @@ class RefusalSniffer:
 
     def _repeat_state(self, *, ended: bool = False) -> str:
         """``yes``, ``no`` or ``maybe`` (still word for word the previous reply's opening)."""
-        said = _words(self.held)
+        said = _words(_opening(self.held) if self._cut_short else self.held)
         if len(self._previous) < REPEAT_WORDS or not said:
             return "no"
         # The last word may still be growing unless the text has moved past it.
         whole = ended or not re.search(r"[\w']$", self.held)
         done, last = (said, "") if whole else (said[:-1], said[-1])
         n = len(done)
-        if done != self._previous[:n] or (last and not self._previous[n:][:1]):
-            return "no"
-        if last and not self._previous[n].startswith(last):
+        starts = range(len(self._previous) - n + 1) if self._cut_short else range(1)
+        if not any(self._runs_on(start, done, last) for start in starts):
             return "no"
         if n >= REPEAT_WORDS:
             return "yes"
         return "no" if ended else "maybe"
+
+    def _runs_on(self, start: int, done: list[str], last: str) -> bool:
+        """Whether the previous reply from ``start`` reads ``done`` then a word opening ``last``."""
+        n = len(done)
+        if self._previous[start : start + n] != done:
+            return False
+        following = self._previous[start + n : start + n + 1]
+        if last:
+            return bool(following) and following[0].startswith(last)
+        return bool(following) or n >= REPEAT_WORDS
 
     def finish(self) -> str:
         """The reply ended: what is still held (a refusal decided on the whole of it)."""
