@@ -16,7 +16,11 @@ user's wording), and the model does not run on it.
 * :func:`acknowledge` — the sentence for a registered request or a cancel;
   varied in its opener but deterministic (the caller passes a variant number).
 * :data:`NO_CAMERA` — the honest answer to a watch that needs video on a call
-  without it.
+  without it; :data:`CAMERA_DARK` is added to the acknowledgement of a watch that
+  needs to see the user (:func:`needs_sight`) while the camera is dark, and
+  :data:`CAMERA_LOST` / :data:`CAMERA_WENT_DARK` are said once when the camera goes
+  away or dark while such a watch waits
+  (:class:`~pipecat_tandem.policy.camera.CameraPresence` says when).
 * :class:`HandledTurns` — remembers which utterances were answered this way, so
   the gate in front of the interaction model can tell a handled turn (whole turn
   handled: speak the acknowledgement, drop the inference) from a turn that only
@@ -35,6 +39,9 @@ from pipecat_tandem.policy.interjections import InterjectionSpec, spoken_duratio
 from pipecat_tandem.policy.topic import FILLER_WORDS
 
 __all__ = [
+    "CAMERA_DARK",
+    "CAMERA_LOST",
+    "CAMERA_WENT_DARK",
     "NO_CAMERA",
     "VIDEO_CUES",
     "HandledTurns",
@@ -43,11 +50,22 @@ __all__ = [
     "acknowledge_follow_up",
     "acknowledge_job",
     "acknowledge_job_cancel",
+    "needs_sight",
     "needs_video",
 ]
 
 #: Said instead of starting a watch that needs a camera when no video has arrived.
 NO_CAMERA = "I can't see a camera right now."
+
+#: Added to the acknowledgement of a watch on the user while the camera is dark (a
+#: muted camera's black frames): the watch is set, but nothing can be seen yet.
+CAMERA_DARK = "Your camera looks dark right now, so I can't see you yet."
+
+#: Said once when the camera stops while a watch on it is pending (it goes on).
+CAMERA_LOST = "I've lost your camera, so I can't watch for that right now."
+
+#: Said once when the camera goes dark while a watch on the user is pending.
+CAMERA_WENT_DARK = "Your camera has gone dark, so I can't see you right now."
 
 #: Cue kinds computed from video frames (a watch on them needs a camera).
 VIDEO_CUES = frozenset({"visual_change", "periodic_motion", "motion_onset", "motion_offset"})
@@ -140,7 +158,16 @@ def needs_video(spec: InterjectionSpec) -> bool:
     return spec.kind == "count" or (spec.kind == "cue" and spec.cue_kind in VIDEO_CUES)
 
 
-def acknowledge(spec: InterjectionSpec, *, variant: int = 0) -> str:
+def needs_sight(spec: InterjectionSpec) -> bool:
+    """Whether a request needs to see the user: a wave, motion, a count.
+
+    A view change does not: a dark camera's view changing (the lights coming on, the
+    camera unmuted) is itself seen.
+    """
+    return needs_video(spec) and spec.cue_kind != "visual_change"
+
+
+def acknowledge(spec: InterjectionSpec, *, variant: int = 0, camera: str = "live") -> str:
     """The sentence that acknowledges a registered request (or a cancel that removed one).
 
     It states what will happen, never that it happened: "Okay, I'll tell you when
@@ -149,9 +176,14 @@ def acknowledge(spec: InterjectionSpec, *, variant: int = 0) -> str:
     Args:
         spec: The parsed request, as registered.
         variant: Picks the opener (any int; e.g. how many acknowledgements were said).
+        camera: The camera's state (``live``, ``dark`` or ``none``, as
+            :meth:`CameraPresence.state <pipecat_tandem.policy.camera.CameraPresence.state>`
+            says): with ``dark``, a watch that needs to see the user is acknowledged
+            with :data:`CAMERA_DARK` after it ("Okay, I'll count your squats. Your
+            camera looks dark right now, so I can't see you yet.").
 
     Returns:
-        One short sentence.
+        One short sentence (two for a watch on a dark camera).
 
     Raises:
         ValueError: ``spec`` is not an ``InterjectionSpec`` or lacks what its kind needs.
@@ -159,7 +191,10 @@ def acknowledge(spec: InterjectionSpec, *, variant: int = 0) -> str:
     if not isinstance(spec, InterjectionSpec):
         raise ValueError(f"expected an InterjectionSpec, got {type(spec).__name__}")
     opener = _OPENERS[variant % len(_OPENERS)]
-    return f"{opener}, {_body(spec)}"
+    text = f"{opener}, {_body(spec)}"
+    if camera == "dark" and needs_sight(spec):
+        text = f"{text} {CAMERA_DARK}"
+    return text
 
 
 def _body(spec: InterjectionSpec) -> str:
