@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -37,6 +37,7 @@ from pipecat.workers.runner import WorkerRunner
 
 from pipecat_tandem.bench.harness import worker_with_start_event
 from pipecat_tandem.clock import LoopClock
+from pipecat_tandem.observe.event_log import EventLog
 from pipecat_tandem.observe.metrics import SessionMetrics, compute_metrics
 from pipecat_tandem.pipelines.tandem import TandemPipeline, build_tandem_pipeline
 
@@ -217,12 +218,21 @@ async def run_scenario(
     until: float = 30.0,
     min_gap_s: float = 0.5,
     actions: list[tuple[float, Callable[[TandemPipeline], Any]]] | None = None,
+    perception: Callable[[LoopClock, EventLog], Sequence[FrameProcessor]] | None = None,
     **build_args: Any,
 ) -> ScenarioResult:
-    """Run a scripted conversation through the tandem pipeline (call inside ``run_virtual``)."""
+    """Run a scripted conversation through the tandem pipeline (call inside ``run_virtual``).
+
+    ``perception`` makes the processors placed first (e.g. ``default_perception``)
+    on the run's clock and event log, so media frames in ``script`` are timed as
+    they arrive and the cues are logged.
+    """
     clock = LoopClock()
     clock.now()  # fix the epoch at the start of the run
     output = FakeSpeechOutput(clock)
+    if perception is not None:
+        event_log = build_args.setdefault("event_log", EventLog(clock))
+        build_args["perception"] = list(perception(clock, event_log))
     tandem = build_tandem_pipeline(
         interaction_llm=FakeLLMService(interaction, ttft_s=0.3),
         background=lambda: FakeLLMService(

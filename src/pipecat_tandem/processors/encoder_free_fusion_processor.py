@@ -26,6 +26,9 @@ Fused format ``tandem.fused/2`` (full specification in ``docs/fused-format.md``)
 A consumer must check ``version`` and reject versions it does not know; fields are
 only ever added within a major version.
 
+Black images (a muted camera's) are no motion: the motion counter skips them
+(:meth:`~pipecat_tandem.fusion.cues.CueDetector.update`'s ``dark``).
+
 The video cues do not read the stream's patches directly but those of the frame
 scaled to 480 pixels high (:class:`~pipecat_tandem.fusion.cue_view.CueView`; the
 same embeddings at 480-pixel frames), so a wave is the same number of patches
@@ -52,6 +55,7 @@ from threadpoolctl import ThreadpoolController
 from pipecat_tandem.frames import CueFrame, FusedMicroTurnFrame, MicroTurnFrame
 from pipecat_tandem.fusion.cue_view import CueView
 from pipecat_tandem.fusion.cues import Cue, CueDetector
+from pipecat_tandem.fusion.darkness import image_is_dark
 from pipecat_tandem.fusion.dmel import DMelEncoder
 from pipecat_tandem.fusion.patches import PatchEmbedder
 from pipecat_tandem.observe.event_log import EventLog
@@ -180,6 +184,7 @@ class EncoderFreeFusionProcessor(FrameProcessor):
         grids: list[tuple[int, int]] = []
         times: list[float] = []
         seen: list[np.ndarray] = []  # what the cue detectors get: the cues' scale
+        dark: list[bool] = []  # images with nothing to see (a muted camera's black frames)
         for t, w, h, data in frame.images:
             rgb = np.frombuffer(data, dtype=np.uint8).reshape(h, w, 3)
             embs.append(self._patches.embed(rgb))
@@ -187,6 +192,7 @@ class EncoderFreeFusionProcessor(FrameProcessor):
             times.append(float(t))
             if self._emit_cues:
                 seen.append(self._view.embed(rgb, embs[-1]))
+                dark.append(bool(image_is_dark(data, w, h)))
         fused = FusedMicroTurnFrame(
             index=frame.index,
             start=frame.start,
@@ -201,5 +207,5 @@ class EncoderFreeFusionProcessor(FrameProcessor):
             grids=grids,
             audio_gap=frame.audio_gap,
         )
-        cues = self._cues.update(codes, hop_times, seen, times) if self._emit_cues else []
+        cues = self._cues.update(codes, hop_times, seen, times, dark) if self._emit_cues else []
         return fused, cues
