@@ -17,9 +17,17 @@ def run(script, **kw):
     return run_virtual(run_scenario(script, **kw))
 
 
-def camera(t):
-    """A camera frame: watches that need video are refused without one."""
-    return [(t, InputImageRawFrame(image=bytes(4 * 4 * 3), size=(4, 4), format="RGB"))]
+def camera(t, end=20.0):
+    """A lit camera, two images a second from ``t`` to ``end``.
+
+    Watches that need video are refused without one, and a watch whose camera sends
+    nothing for camera_timeout_s is told that it was lost.
+    """
+    image = bytes([128]) * (4 * 4 * 3)
+    return [
+        (t + k * 0.5, InputImageRawFrame(image=image, size=(4, 4), format="RGB"))
+        for k in range(int((end - t) / 0.5))
+    ]
 
 
 def spoken_at(r, text):

@@ -70,8 +70,13 @@ def run(script, model, **kw):
     return run_virtual(run_scenario(script, interaction=model, **kw))
 
 
-def camera(t: float) -> list[tuple[float, Any]]:
-    return [(t, InputImageRawFrame(image=bytes(4 * 4 * 3), size=(4, 4), format="RGB"))]
+def camera(t: float, end: float = 20.0) -> list[tuple[float, Any]]:
+    """A lit camera, two images a second from ``t`` to ``end`` (see test_camera_bad_input)."""
+    image = bytes([128]) * (4 * 4 * 3)
+    return [
+        (t + k * 0.5, InputImageRawFrame(image=image, size=(4, 4), format="RGB"))
+        for k in range(int((end - t) / 0.5))
+    ]
 
 
 def test_timer_turn_is_acknowledged_verbatim_and_the_model_never_runs_on_it(gated):

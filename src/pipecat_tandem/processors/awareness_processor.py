@@ -25,9 +25,13 @@ interaction model**: a fixed acknowledgement that restates what was registered
 ("Okay, I'll tell you when ten seconds have passed."), spoken verbatim, and the model
 does not run on that turn, so it cannot claim what has not happened. A watch that
 needs a camera on a call with no video gets "I can't see a camera right now." and
-no job. Skipping the model's inference needs a second stage where the inference is
-requested: :attr:`AwarenessProcessor.gate` is a processor to place between the user
-aggregator and the interaction LLM::
+no job; a watch on the user while the camera is dark (a muted camera's black frames)
+is set, and its acknowledgement says the camera looks dark. A camera that stops
+(or goes dark) while a watch on it waits is told about once ("I've lost your camera,
+so I can't watch for that right now."), and the watch goes on. Skipping the model's
+inference needs a second stage where the inference is requested:
+:attr:`AwarenessProcessor.gate` is a processor to place between the user aggregator
+and the interaction LLM::
 
     awareness = AwarenessProcessor(registry=..., event_log=...)
     Pipeline([stt, awareness, delegation, user_aggregator, awareness.gate, llm, ...])
@@ -39,7 +43,9 @@ small model reads it.
 Parsing and scheduling live in :mod:`pipecat_tandem.policy.interjections` and
 :mod:`pipecat_tandem.policy.now_view`, the wording and the handled-turn record in
 :mod:`pipecat_tandem.policy.acknowledgements`; this processor translates frames and
-keeps a timer.
+keeps a timer. Whether an image is dark is
+:func:`pipecat_tandem.fusion.darkness.image_is_dark`; when the camera counts as
+gone or dark, :class:`pipecat_tandem.policy.camera.CameraPresence`.
 """
 
 from __future__ import annotations
@@ -69,16 +75,22 @@ from pipecat_tandem.frames import (
     BackgroundJobStateFrame,
     BackgroundResultFrame,
     CueFrame,
+    DeliveryPolicy,
     JobState,
 )
+from pipecat_tandem.fusion.darkness import image_is_dark
 from pipecat_tandem.observe.event_log import EventLog
 from pipecat_tandem.policy.acknowledgements import (
+    CAMERA_LOST,
+    CAMERA_WENT_DARK,
     NO_CAMERA,
     VIDEO_CUES,
     HandledTurns,
     acknowledge,
+    needs_sight,
     needs_video,
 )
+from pipecat_tandem.policy.camera import CameraNotice, CameraPresence
 from pipecat_tandem.policy.interjections import (
     Interjection,
     InterjectionScheduler,
@@ -89,6 +101,9 @@ from pipecat_tandem.policy.now_view import NowView, RecentCue, is_now_message
 from pipecat_tandem.processors.awareness_gate import AwarenessGate
 
 HANDLED_KEY = "tandem_handled"
+
+#: What the user is told once when the camera a pending watch needs goes away or dark.
+_CAMERA_NOTICES: dict[CameraNotice, str] = {"lost": CAMERA_LOST, "dark": CAMERA_WENT_DARK}
 
 #: A request's timer counts from the end of speech seen at most this long before its
 #: transcript (a long STT delay, or a speech end from an earlier utterance, is not used).
@@ -105,7 +120,9 @@ class AwarenessProcessor(FrameProcessor):
         scheduler: Interjection scheduler (a default one is made).
         max_cues: Recent cues kept for the "now" view.
         camera_timeout_s: A watch that needs video is refused ("I can't see a camera
-            right now.") unless a camera frame or a video cue arrived this recently.
+            right now.") unless a camera frame or a video cue arrived this recently;
+            a pending one is told about once when none has for this long (or only
+            dark ones, for a watch on the user).
         speak_lead_s: A timed announcement is released this long before it is due, so
             that its voice reaches the caller at the due time (delivery, the TTS's
             first audio and the call's audio path take ~0.4-0.6 s, measured at a real
@@ -144,8 +161,7 @@ class AwarenessProcessor(FrameProcessor):
         self._view_shown = False
         self._wake = asyncio.Event()
         self._timer: asyncio.Task[None] | None = None
-        self._camera_timeout = camera_timeout_s
-        self._video_at: float | None = None
+        self._camera = CameraPresence(timeout_s=camera_timeout_s)
         self._handled = HandledTurns()
         self._speech_end: float | None = None
         self._acks = 0
@@ -179,10 +195,10 @@ class AwarenessProcessor(FrameProcessor):
             # The voice ended stop_secs before the VAD was sure of it.
             self._speech_end = self._clock.now() - max(0.0, float(frame.stop_secs or 0.0))
         elif isinstance(frame, InputImageRawFrame):
-            self._video_at = self._clock.now()
+            await self._on_image(frame)
         elif isinstance(frame, CueFrame):
             if frame.kind in VIDEO_CUES or frame.kind == "repetition":
-                self._video_at = self._clock.now()
+                self._camera.seen(self._clock.now())
             self._cues.append(RecentCue(frame.kind, frame.time, frame.value))
             if frame.kind == "speech_offset":
                 self._speech_end = max(self._speech_end or frame.time, frame.time)
@@ -217,7 +233,8 @@ class AwarenessProcessor(FrameProcessor):
             if cancelled:
                 await self._answer(frame, self._ack(spec))
             return
-        if needs_video(spec) and not self._camera_live(now):
+        camera = self._camera.state(now)
+        if needs_video(spec) and camera == "none":
             # An audio-only call: a silent watch would never fire, so say so instead.
             self._log.emit("interjection_refused", t=now, reason="no camera", task=frame.text)
             await self._answer(frame, NO_CAMERA)
@@ -267,7 +284,20 @@ class AwarenessProcessor(FrameProcessor):
                 run_llm=False,
             )
         )
-        await self._answer(frame, self._ack(spec))
+        if camera == "dark" and needs_sight(spec):
+            self._camera.said_dark()
+            self._log.emit("camera_notice", job_id=job.job_id, t=now, notice="dark", with_ack=True)
+        await self._answer(frame, self._ack(spec, camera))
+
+    async def _on_image(self, frame: InputImageRawFrame) -> None:
+        try:
+            dark = image_is_dark(frame.image, int(frame.size[0]), int(frame.size[1]), frame.format)
+        except (TypeError, ValueError, IndexError):
+            dark = None  # a malformed frame still says a camera is there (the ingest reports it)
+        idle = self._next_camera_check() is None
+        self._camera.image(self._clock.now(), dark=dark)
+        if idle and self._next_camera_check() is not None:
+            self._wake.set()  # a camera back for a waiting watch: watch for its loss again
 
     def _request_time(self, now: float) -> float:
         """When the user finished saying the request that is transcribed ``now``.
@@ -281,13 +311,37 @@ class AwarenessProcessor(FrameProcessor):
             return now
         return end
 
-    def _ack(self, spec: InterjectionSpec) -> str:
-        text = acknowledge(spec, variant=self._acks)
+    def _ack(self, spec: InterjectionSpec, camera: str = "live") -> str:
+        text = acknowledge(spec, variant=self._acks, camera=camera)
         self._acks += 1
         return text
 
-    def _camera_live(self, now: float) -> bool:
-        return self._video_at is not None and now - self._video_at <= self._camera_timeout
+    def _watches(self) -> tuple[list[str], bool]:
+        """The pending watches that need the camera, and whether one needs to see the user."""
+        pending = self._scheduler.pending
+        video = [sid for sid, spec in pending.items() if needs_video(spec) and sid in self._jobs]
+        return video, any(needs_sight(pending[sid]) for sid in video)
+
+    async def _camera_notice(self) -> None:
+        """Tell the user once that the camera a watch waits on went away or dark."""
+        video, seeing = self._watches()
+        now = self._clock.now()
+        notice = self._camera.due_notice(now, watching=bool(video), seeing=seeing)
+        if notice is None:
+            return
+        job_id = self._jobs[video[0]]
+        job = self._registry.get(job_id)
+        self._log.emit("camera_notice", job_id=job_id, t=now, notice=notice, watches=len(video))
+        await self.push_frame(
+            BackgroundResultFrame(
+                job_id=job_id, text=_CAMERA_NOTICES[notice], is_final=False, task=job.task,
+                policy=DeliveryPolicy.WHEN_IDLE, verbatim=True,
+            )
+        )  # fmt: skip
+
+    def _next_camera_check(self) -> float | None:
+        video, seeing = self._watches()
+        return self._camera.next_notice_at(watching=bool(video), seeing=seeing)
 
     async def _answer(self, frame: TranscriptionFrame, reply: str) -> None:
         self._log.emit("acknowledged", t=self._clock.now(), text=reply, gated=self._gate.live)
@@ -366,11 +420,16 @@ class AwarenessProcessor(FrameProcessor):
                 if not self._registry.get(job_id).is_active:  # cancelled as a job
                     self._scheduler.cancel(spec_id)
                     self._jobs.pop(spec_id, None)
+            await self._camera_notice()
             due = self._scheduler.next_due()
+            wake = None if due is None else due - self._lead
+            check = self._next_camera_check()
+            if check is not None:
+                wake = check if wake is None else min(wake, check)
             self._wake.clear()
             # At least a millisecond: a due time a rounding error ahead of the clock
             # would otherwise be waited for with a timeout too small to move time.
-            timeout = None if due is None else max(1e-3, due - self._lead - self._clock.now())
+            timeout = None if wake is None else max(1e-3, wake - self._clock.now())
             try:
                 await asyncio.wait_for(self._wake.wait(), timeout)
             except TimeoutError:
