@@ -335,3 +335,24 @@ async def test_pipecats_own_eval_harness_runs_a_scenario_against_the_bot(bot_url
     result = await session.run()
     assert result.passed, (result.failures, result.debug_log[-25:])
     assert [t.status for t in result.turns] == ["passed"] * 3, result.turns
+
+
+@pytest.mark.parametrize(("flag", "perceives"), [(None, True), ("1", True), ("0", False)])
+async def test_tandem_perception_puts_ingest_and_fusion_in_the_bots_pipeline_or_not(
+    flag, perceives
+):
+    # The bot's own path from the environment (preflight, as main() reads it) to a
+    # call's pipeline, with the scripted services: perception by default, right
+    # after the transport input; TANDEM_PERCEPTION=0 takes both processors out.
+    from pipecat_tandem import bot as bot_module
+    from pipecat_tandem.transports.session import SessionInfo
+    from tests.test_server_tandem_session import check_perception_stages
+
+    env = {"TANDEM_BOT_SERVICES": "tests.support.bot_services:build"}
+    if flag is not None:
+        env["TANDEM_PERCEPTION"] = flag
+    models = bot_module._Models()
+    models.settings = preflight(env)
+    factory = await models.factory()
+    info = SessionInfo.new(transport_kind="webrtc", record_dir=None, request_data=None)
+    check_perception_stages(await factory.create_worker(None, info), perceives)

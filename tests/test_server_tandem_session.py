@@ -229,22 +229,28 @@ async def test_an_offer_that_never_connects_frees_the_models(fake_presets, tmp_p
 async def test_calls_run_micro_turn_ingest_and_fusion_unless_turned_off(fake_presets, perception):
     # Issue 16: perception is in the pipeline a user runs (tandem run), right
     # after the transport input; --no-perception takes it out.
-    from pipecat_tandem.processors.encoder_free_fusion_processor import (
-        EncoderFreeFusionProcessor,
-    )
-    from pipecat_tandem.processors.micro_turn_ingest_processor import MicroTurnIngestProcessor
     from pipecat_tandem.transports.session import SessionInfo
 
     factory = TandemSessionFactory(perception=perception)
     await factory.warm(lambda step: None)
     info = SessionInfo.new(transport_kind="webrtc", record_dir=None, request_data=None)
     worker = await factory.create_worker(None, info)  # type: ignore[arg-type]
+    check_perception_stages(worker, perception)
+
+
+def check_perception_stages(worker: Any, perception: bool) -> None:
+    """Ingest then fusion before the STT in ``worker``'s pipeline, or neither."""
+    from pipecat_tandem.processors.encoder_free_fusion_processor import (
+        EncoderFreeFusionProcessor,
+    )
+    from pipecat_tandem.processors.micro_turn_ingest_processor import MicroTurnIngestProcessor
 
     def flat(processor: Any) -> list[Any]:
         inner = getattr(processor, "processors", None)
         return [q for p in inner for q in flat(p)] if inner else [processor]
 
     kinds = [type(p) for p in flat(worker.pipeline)]
+    assert FakeSTTService in kinds
     if perception:
         ingest = kinds.index(MicroTurnIngestProcessor)
         assert kinds[ingest + 1] is EncoderFreeFusionProcessor
