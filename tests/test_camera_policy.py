@@ -40,7 +40,7 @@ def test_a_dark_room_is_not_a_dark_camera():
                 for t, rgb in film(list(clip.shots), fps=FPS, size=size, sensor=sensor)
                 if t >= 5.0
             ]
-            assert min(levels) > DARK_LEVEL + 4, (clip.name, size, min(levels))
+            assert min(levels) > 2 * DARK_LEVEL, (clip.name, size, min(levels))
 
 
 def test_what_is_a_dark_image():

@@ -20,12 +20,12 @@ the mean, so a dark room with a lit window is not dark.
 :data:`DARK_LEVEL` is set from the project's lights-off calibration clips
 (:func:`pipecat_tandem.bench.caller.calibration.clips`, ``lights_off_*``: a person in
 a room whose light drops to 6 %, filmed through the webcam sensor model), seeds 0-11
-at 320×240, 640×480 and 1280×720: the darkest of their images, the first one after
-the lights went off and before the auto-exposure's gain climbed, has a 99th
-percentile of 13-16; the next one, 0.2 s later, is 19 or more, and every image
-is 53 or more once the gain has settled. Black frames are 0, also after aiortc's
-VP8 encoder and decoder. So 8 calls black and nearly black images dark and never a
-dark room, even at the moment its lights went off.
+at 320×240, 640×480 and 1280×720, five images a second: the darkest of their
+images, the first one after the lights went off and before the auto-exposure's gain
+climbed, is at 17.7-21.0; the next one, 0.2 s later, at 23.7 or more, and every
+image at 55.0 or more once the gain has settled. Black frames are 0, also after
+aiortc's VP8 encoder and decoder. So 8 calls black and nearly black images dark and
+never a dark room, even at the moment its lights went off.
 """
 
 from __future__ import annotations
@@ -63,7 +63,11 @@ def image_level(data: bytes, width: int, height: int, fmt: str | None = "RGB") -
     img = np.frombuffer(data, dtype=np.uint8).reshape(height, width, channels)
     step_y, step_x = max(1, height // _SAMPLES), max(1, width // _SAMPLES)
     sample = img[::step_y, ::step_x, : min(channels, 3)]
-    return float(np.percentile(sample.mean(axis=2), 99))
+    # Channel sums in integers and one partition, not a float mean and a sort: this
+    # runs on every camera image (~0.13 ms at any size, half of np.percentile's).
+    sums = sample.sum(axis=2, dtype=np.uint16).ravel()
+    k = int(0.99 * (sums.size - 1))
+    return float(np.partition(sums, k)[k]) / sample.shape[2]
 
 
 def image_is_dark(data: bytes, width: int, height: int, fmt: str | None = "RGB") -> bool | None:
