@@ -61,6 +61,8 @@ def test_what_is_a_dark_image():
     assert image_is_dark(black, 64, 48, None) is True  # no format: RGB
     assert image_is_dark(black[:-1], 64, 48) is None
     assert image_is_dark(black, 64, 48, "YUV") is None
+    assert image_is_dark(black, 64, 48, 3) is None  # a frame changed after it was built
+    assert image_is_dark("x" * 9216, 64, 48) is None
 
 
 def test_camera_presence_states_and_notices():

@@ -57,8 +57,12 @@ def image_level(data: bytes, width: int, height: int, fmt: str | None = "RGB") -
         The level, or None when the format is unknown or ``data`` does not match
         ``width``, ``height`` and ``fmt``.
     """
+    if not isinstance(fmt, str | None) or not isinstance(data, bytes | bytearray | memoryview):
+        return None
     channels = _CHANNELS.get((fmt or "RGB").upper())
-    if channels is None or width <= 0 or height <= 0 or len(data) != width * height * channels:
+    if channels is None:
+        return None
+    if width <= 0 or height <= 0 or len(data) != width * height * channels:
         return None
     img = np.frombuffer(data, dtype=np.uint8).reshape(height, width, channels)
     step_y, step_x = max(1, height // _SAMPLES), max(1, width // _SAMPLES)
