@@ -54,7 +54,12 @@ def late(text: str, *, spoken_at: float, delay: float) -> list[tuple[float, Any]
 
 
 def run(script: list[tuple[float, Any]], model: Model, until: float) -> Any:
-    camera = [(0.5, InputImageRawFrame(image=bytes(4 * 4 * 3), size=(4, 4), format="RGB"))]
+    # A lit camera for the whole call (a watch on the user needs one that shows them).
+    image = bytes([128]) * (4 * 4 * 3)
+    camera = [
+        (0.5 + k * 0.5, InputImageRawFrame(image=image, size=(4, 4), format="RGB"))
+        for k in range(int(until / 0.5))
+    ]
     return run_virtual(
         run_scenario(
             camera + script,
