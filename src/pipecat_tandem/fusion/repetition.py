@@ -365,7 +365,9 @@ class RepetitionCounter:
                 self._candidate = self._candidate[-self.onset_images :]
             if self._raw_run < self.onset_images and len(self._candidate) < self.sustained_images:
                 return out
-            run, self._candidate = self._candidate, []
+            # The run is used up: the next segment needs a run of its own (kept, one
+            # moving image right after a motion_offset started motion again).
+            run, self._candidate, self._raw_run = self._candidate, [], 0
             self.in_motion, self._still_since = True, None
             self.count, self.period, self.periodicity = 0, None, 0.0
             self._onset = run[0][1]
