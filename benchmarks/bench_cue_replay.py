@@ -15,7 +15,9 @@ them and grades them with :func:`~pipecat_tandem.bench.caller.calibration.check`
         --counter '{"warmup": 0, "sustained_images": 1000}'  # before the live-camera onset rules
 
 ``--senders`` index ``bench_cues_vp8.GRID``. ``replay`` prints every wrong clip, a
-markdown table (right / clips per kind and sender) and the detectors' CPU per image;
+markdown table (right / clips per kind and sender), how late the squats' motion
+onset and offset came per sender (median and max, seconds after the body started
+and stopped moving) and the detectors' CPU per image;
 ``--no-habituation`` replays the motion counter without its per-patch baseline (the
 counter as before issue 16's fix); ``--counter`` passes other keyword arguments to
 :class:`~pipecat_tandem.fusion.repetition.RepetitionCounter` (a JSON object).
@@ -34,7 +36,13 @@ from pathlib import Path
 import numpy as np
 from threadpoolctl import threadpool_limits
 
-from pipecat_tandem.bench.caller.calibration import _VIDEO, check, clips
+from pipecat_tandem.bench.caller.calibration import (
+    _VIDEO,
+    check,
+    clips,
+    motion_delay_table,
+    motion_delays,
+)
 from pipecat_tandem.fusion.cues import CueDetector
 from pipecat_tandem.fusion.repetition import RepetitionCounter
 
@@ -81,6 +89,7 @@ def replay(args: argparse.Namespace) -> None:
     """The working tree's cues on every cached clip of ``args.seeds``, graded."""
     silence = np.zeros((0, 80), np.uint8)
     right: dict[tuple[str, str], list[bool]] = defaultdict(list)
+    delays: dict[str, list[tuple[float | None, float | None]]] = defaultdict(list)
     cpu, images = 0.0, 0
     for sender in sorted(p for p in args.cache.iterdir() if p.is_dir()):
         for seed in args.seeds:
@@ -97,7 +106,10 @@ def replay(args: argparse.Namespace) -> None:
                 for t, e in zip(times, embs, strict=True):
                     cues += det.update(silence, np.zeros(0), [e], [t])
                 cpu, images = cpu + time.process_time() - t0, images + len(times)
-                problems = check(clip, [c for c in cues if c.kind in _VIDEO])
+                video = [c for c in cues if c.kind in _VIDEO]
+                problems = check(clip, video)
+                if clip.expect == "count":
+                    delays[sender.name].append(motion_delays(clip, video))
                 right[(sender.name, _kind(clip.name))].append(not problems)
                 if problems:
                     print("wrong", sender.name, clip.name, problems, flush=True)
@@ -108,6 +120,8 @@ def replay(args: argparse.Namespace) -> None:
             f"{sum(right[(s, k)])}/{len(right[(s, k)])}" if right[(s, k)] else "–" for k in _KINDS
         ]
         print(f"| {s} | " + " | ".join(cells) + " |")
+    if delays:
+        print("\nthe squats' motion cues\n\n" + motion_delay_table(dict(sorted(delays.items()))))
     if images:
         print(
             f"\nthe cue detectors: {1e6 * cpu / images:.0f} µs of CPU per image ({images} images)"

@@ -6,7 +6,8 @@ the lights going off, a person walking in, a wave, squats) is filmed through a
 webcam sensor model (auto-exposure, noise, flicker), encoded and decoded by
 aiortc's own VP8 codec with a call's settings, sampled at the server's 5 fps and
 given to the server's cue detectors. It runs over seeds, sender resolutions, frame
-rates and bitrates, and prints every clip whose cues are wrong.
+rates and bitrates, prints every clip whose cues are wrong, and how late the
+squats' motion onset and offset came (seconds after the body started and stopped).
 
     .venv/bin/python benchmarks/bench_cues_vp8.py                    # seeds 0-3, full grid
     .venv/bin/python benchmarks/bench_cues_vp8.py --seeds 0 --quick  # 640x480 only
@@ -23,7 +24,13 @@ from pathlib import Path
 
 from threadpoolctl import threadpool_limits
 
-from pipecat_tandem.bench.caller.calibration import check, clips, run_clip
+from pipecat_tandem.bench.caller.calibration import (
+    check,
+    clips,
+    motion_delay_table,
+    motion_delays,
+    run_clip,
+)
 
 GRID = [
     ((640, 480), 15.0, 500_000),
@@ -54,6 +61,7 @@ def main() -> None:
                     t0 = time.process_time()
                     cues = run_clip(clip, size=size, fps=fps, bitrate=bitrate)
                     problems = check(clip, cues)
+                    onset, offset = motion_delays(clip, cues)
                     rows.append(
                         {
                             "clip": clip.name,
@@ -64,6 +72,7 @@ def main() -> None:
                             "problems": problems,
                             "cues": [(c.kind, round(c.time, 2), round(c.value, 2)) for c in cues],
                             "cpu_s": round(time.process_time() - t0, 1),
+                            "motion_delays": (onset, offset) if clip.expect == "count" else None,
                         }
                     )
                     mark = "ok " if not problems else "BAD"
@@ -78,6 +87,14 @@ def main() -> None:
             f"| {key[0]} {fps:g} fps {key[2]} kbit/s | {len(sel)} | {len(sel) - len(bad)} | "
             f"{', '.join(bad) or '–'} |"
         )
+    delays: dict[str, list[tuple[float | None, float | None]]] = {}
+    for size, fps, bitrate in grid:
+        key = (f"{size[0]}x{size[1]}", fps, bitrate // 1000)
+        sel = [r for r in rows if (r["size"], r["fps"], r["kbps"]) == key]
+        delays[f"{key[0]} {fps:g} fps {key[2]} kbit/s"] = [
+            r["motion_delays"] for r in sel if r["motion_delays"] is not None
+        ]
+    print("\nthe squats' motion cues\n\n" + motion_delay_table(delays))
 
 
 if __name__ == "__main__":

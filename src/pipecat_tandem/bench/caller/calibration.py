@@ -18,6 +18,7 @@ utterance, where the voice starts and ends ("the user stopping talking").
 from __future__ import annotations
 
 import zlib
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import numpy as np
@@ -110,9 +111,72 @@ def run_clip(
     return [c for c in perceive(through_vp8(frames, bitrate=bitrate)) if c.kind in _VIDEO]
 
 
-def check(clip: Clip, cues: list[Cue], change_within_s: float = 4.0) -> list[str]:
-    """What is wrong with ``cues`` for ``clip`` (empty: the cues are right)."""
-    kinds = [c.kind for c in cues]
+#: How late ``motion_onset`` may come after a body starts moving: it is "You're
+#: moving." for "tell me when I start moving", and the start of a set to count. The
+#: counter needs three moving images in a row at the server's 5 fps: 0.6 s, the
+#: least it can be, on every VP8 sender of the grid (a squat starts
+#: slowly, but its first image already moves). A second is the bar of the other
+#: visual cue (speech within 1.0 s of a screen change), two images over that.
+MOTION_ONSET_WITHIN_S = 1.0
+
+#: How late ``motion_offset`` may come after the body stops: "You stopped moving."
+#: and the end of the set. Stopping cannot be told at once: the pause between two
+#: squats must not end the set, so the counter waits 1.5 s (``still_secs``) after
+#: the last strongly moving image, and the last rep's slow stand-up is not strong:
+#: 1.7-1.9 s measured. Two and a half seconds, three images over that: with the
+#: reply's speech about three seconds after stopping, a pause a person who asked
+#: "tell me when I stop" still waits through (a coach would say it after a beat).
+MOTION_OFFSET_WITHIN_S = 2.5
+
+
+def motion_delays(clip: Clip, cues: list[Cue]) -> tuple[float | None, float | None]:
+    """How late the motion cues of ``clip`` came (seconds; ``None``: never came).
+
+    The first ``motion_onset`` from the clip's ``event`` (when the body starts
+    moving), and the first ``motion_offset`` after that onset from its
+    ``event_end`` (when it stops; negative: said to stop while still moving).
+    """
+    if clip.event is None:
+        return None, None
+    onsets = [c for c in cues if c.kind == "motion_onset" and c.time >= clip.event - 1e-6]
+    if not onsets:
+        return None, None
+    offsets = [c for c in cues if c.kind == "motion_offset" and c.time > onsets[0].time]
+    off = offsets[0].time - (clip.event_end or clip.event) if offsets else None
+    return onsets[0].time - clip.event, off
+
+
+def motion_delay_table(delays: Mapping[str, list[tuple[float | None, float | None]]]) -> str:
+    """A markdown table of :func:`motion_delays`' median and max per sender (its rows' keys)."""
+    lines = [
+        "| sender | clips | onset after the start, median / max (s) "
+        "| offset after the stop, median / max (s) | never came |",
+        "|---|---|---|---|---|",
+    ]
+    for sender, pairs in delays.items():
+        cells = []
+        for k in (0, 1):
+            got = [v for p in pairs if (v := p[k]) is not None]
+            cells.append(f"{np.median(got):.2f} / {max(got):.2f}" if got else "–")
+        never = sum(p[0] is None or p[1] is None for p in pairs)
+        lines.append(f"| {sender} | {len(pairs)} | {cells[0]} | {cells[1]} | {never} |")
+    return "\n".join(lines)
+
+
+def check(
+    clip: Clip,
+    cues: list[Cue],
+    change_within_s: float = 4.0,
+    onset_within_s: float = MOTION_ONSET_WITHIN_S,
+    offset_within_s: float = MOTION_OFFSET_WITHIN_S,
+) -> list[str]:
+    """What is wrong with ``cues`` for ``clip`` (empty: the cues are right).
+
+    In a ``count`` clip the body moves from ``event`` to ``event_end`` without a
+    stop: one ``motion_onset`` within ``onset_within_s`` of the start and one
+    ``motion_offset`` within ``offset_within_s`` of the end, nothing in between
+    and nothing after (each would be said to a caller who asked to be told).
+    """
     event, end = clip.event, clip.event_end
     changes = [c for c in cues if c.kind == "visual_change"]
     problems: list[str] = []
@@ -139,10 +203,29 @@ def check(clip: Clip, cues: list[Cue], change_within_s: float = 4.0) -> list[str
         got = int(reps[-1]) if reps else 0
         if got != clip.n:
             problems.append(f"counted {got} of {clip.n}: {_show(cues)}")
-        if "motion_onset" not in kinds or "motion_offset" not in kinds:
-            problems.append("no motion onset/offset around the squats")
+        problems += _motion_problems(clip, cues, onset_within_s, offset_within_s)
     if clip.expect in ("wave", "count") and changes:
         problems.append(f"a visual change in a clip of movement: {_show(changes)}")
+    return problems
+
+
+def _motion_problems(clip: Clip, cues: list[Cue], onset_s: float, offset_s: float) -> list[str]:
+    """What is wrong with the motion cues of one stretch of motion (see :func:`check`)."""
+    motion = [c for c in cues if c.kind in ("motion_onset", "motion_offset")]
+    kinds = [c.kind for c in motion]
+    onset, offset = motion_delays(clip, cues)
+    problems = []
+    if onset is None or offset is None:
+        problems.append(f"no motion onset/offset around the motion: {_show(motion)}")
+    else:
+        if onset > onset_s:
+            problems.append(f"the motion onset came {onset:.1f} s after the motion started")
+        if offset < 0:
+            problems.append(f"a motion offset {-offset:.1f} s before the motion stopped")
+        elif offset > offset_s:
+            problems.append(f"the motion offset came {offset:.1f} s after the motion stopped")
+    if onset is not None and kinds.count("motion_onset") > 1:
+        problems.append(f"motion started more than once: {_show(motion)}")
     return problems
 
 
