@@ -7,8 +7,11 @@ decoded frames the server keeps, so ``cache`` stores those once per clip and sen
 (the same path: ``film`` through a webcam sensor, aiortc's VP8 at a call's settings,
 the server's 5 fps sampling), and ``replay`` runs the working tree's detectors on
 them and grades them with :func:`~pipecat_tandem.bench.caller.calibration.check`.
+``cache --codec h264`` caches the same clips through aiortc's H.264 instead (its
+sender directories end in ``_h264``; ``replay`` replays every directory there is).
 
     nice -n 10 .venv/bin/python benchmarks/bench_cue_replay.py cache --senders 0 3 4 5 --seeds 0 1 2
+    nice -n 10 .venv/bin/python benchmarks/bench_cue_replay.py cache --codec h264 --senders 0 5
     nice -n 10 .venv/bin/python benchmarks/bench_cue_replay.py replay --seeds 6 7 8 9 10 11
     nice -n 10 .venv/bin/python benchmarks/bench_cue_replay.py replay --no-habituation  # before it
     nice -n 10 .venv/bin/python benchmarks/bench_cue_replay.py replay \
@@ -43,6 +46,7 @@ from pipecat_tandem.bench.caller.calibration import (
     motion_delay_table,
     motion_delays,
 )
+from pipecat_tandem.bench.caller.codec_loop import CODECS
 from pipecat_tandem.fusion.cues import CueDetector
 from pipecat_tandem.fusion.repetition import RepetitionCounter
 
@@ -59,7 +63,7 @@ def _kind(name: str) -> str:
 def cache(args: argparse.Namespace) -> None:
     """Film, encode, decode and embed each clip once; skip those already cached."""
     from pipecat_tandem.bench.caller.camera import Sensor, film
-    from pipecat_tandem.bench.caller.codec_loop import through_vp8
+    from pipecat_tandem.bench.caller.codec_loop import through
     from pipecat_tandem.fusion.cue_view import CueView
     from pipecat_tandem.fusion.patches import PatchEmbedder
 
@@ -67,7 +71,8 @@ def cache(args: argparse.Namespace) -> None:
     view = CueView(emb)
     for gi in args.senders:
         size, fps, bitrate = GRID[gi]
-        out_dir = args.cache / f"{size[0]}x{size[1]}_{int(fps)}_{bitrate // 1000}"
+        suffix = "" if args.codec == "vp8" else f"_{args.codec}"  # VP8's names as before
+        out_dir = args.cache / f"{size[0]}x{size[1]}_{int(fps)}_{bitrate // 1000}{suffix}"
         out_dir.mkdir(parents=True, exist_ok=True)
         for seed in args.seeds:
             for clip in clips(seed):
@@ -78,7 +83,7 @@ def cache(args: argparse.Namespace) -> None:
                 sensor = Sensor(seed=zlib.crc32(clip.name.encode()) % 997)
                 frames = film(list(clip.shots), fps=fps, size=size, sensor=sensor)
                 ts, es = [], []
-                for t, rgb in through_vp8(frames, bitrate=bitrate):
+                for t, rgb in through(frames, args.codec, bitrate=bitrate):
                     ts.append(t)
                     es.append(view.embed(rgb, emb.embed(rgb)))
                 np.savez(out, t=np.array(ts), e=np.stack(es).astype(np.float32))
@@ -135,6 +140,7 @@ def main() -> None:
     p.add_argument("--seeds", type=int, nargs="*", default=list(range(12)))
     p.add_argument("--senders", type=int, nargs="*", default=[0, 3, 4, 5], help="GRID indices")
     p.add_argument("--only", nargs="*", choices=_KINDS, help="cache only these clip kinds")
+    p.add_argument("--codec", choices=CODECS, default="vp8", help="cache through this codec")
     p.add_argument("--no-habituation", action="store_true", help="the counter without it")
     p.add_argument("--counter", type=json.loads, default={}, help="RepetitionCounter kwargs, JSON")
     args = p.parse_args()

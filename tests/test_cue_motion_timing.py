@@ -8,7 +8,7 @@
 ``calibration.check`` holds a squats clip's ``motion_onset`` to within
 ``MOTION_ONSET_WITHIN_S`` of the body starting to move and its ``motion_offset`` to
 within ``MOTION_OFFSET_WITHIN_S`` of it stopping, with nothing in between and
-nothing after; the codec clips (``test_cues_vp8``) grade with it.
+nothing after; the codec clips (``test_cues_vp8``, ``test_cues_h264``) grade with it.
 """
 
 import numpy as np

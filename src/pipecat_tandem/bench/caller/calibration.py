@@ -2,9 +2,9 @@
 
 Each :class:`Clip` is a shot list of :mod:`~pipecat_tandem.bench.caller.scenes`
 filmed through a webcam :class:`~pipecat_tandem.bench.caller.camera.Sensor`, sent
-through aiortc's VP8 encoder and decoder and sampled like the server samples its
-camera (:mod:`~pipecat_tandem.bench.caller.codec_loop`), then given to the server's
-cue detectors. :func:`check` says what went wrong with the cues of one clip
+through aiortc's VP8 (or H.264) encoder and decoder and sampled like the server
+samples its camera (:mod:`~pipecat_tandem.bench.caller.codec_loop`), then given to
+the server's cue detectors. :func:`check` says what went wrong with the cues of one clip
 (an empty list: nothing). The clips vary the seed (layout, colours, clothes), the
 rhythm (wave frequency, squat period and its jitter), the sender's resolution,
 frame rate and the encoder's bitrate: the thresholds are calibrated on all of them,
@@ -24,7 +24,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from pipecat_tandem.bench.caller.camera import Sensor, film
-from pipecat_tandem.bench.caller.codec_loop import perceive, through_vp8
+from pipecat_tandem.bench.caller.codec_loop import perceive, through
 from pipecat_tandem.bench.caller.scenes import (
     Dimmed,
     Person,
@@ -99,22 +99,32 @@ def clips(seed: int = 0, *, long_idle_s: float = 60.0) -> list[Clip]:
 
 
 def run_clip(
-    clip: Clip, *, size: Size = (640, 480), fps: float = 15.0, bitrate: int = 500_000
+    clip: Clip,
+    *,
+    size: Size = (640, 480),
+    fps: float = 15.0,
+    bitrate: int = 500_000,
+    codec: str = "vp8",
 ) -> list[Cue]:
-    """The server's video cues for ``clip`` sent at ``size``, ``fps`` and ``bitrate``."""
+    """The server's video cues for ``clip`` sent at ``size``, ``fps`` and ``bitrate``.
+
+    ``codec`` is the call's video codec (``vp8`` or ``h264``, see
+    :func:`~pipecat_tandem.bench.caller.codec_loop.through`).
+    """
     frames = film(
         list(clip.shots),
         fps=fps,
         size=size,
         sensor=Sensor(seed=zlib.crc32(clip.name.encode()) % 997),
     )
-    return [c for c in perceive(through_vp8(frames, bitrate=bitrate)) if c.kind in _VIDEO]
+    decoded = through(frames, codec, bitrate=bitrate)
+    return [c for c in perceive(decoded) if c.kind in _VIDEO]
 
 
 #: How late ``motion_onset`` may come after a body starts moving: it is "You're
 #: moving." for "tell me when I start moving", and the start of a set to count. The
 #: counter needs three moving images in a row at the server's 5 fps: 0.6 s, the
-#: least it can be, on every VP8 sender of the grid (a squat starts
+#: least it can be, on every VP8 and H.264 sender of the grid (a squat starts
 #: slowly, but its first image already moves). A second is the bar of the other
 #: visual cue (speech within 1.0 s of a screen change), two images over that.
 MOTION_ONSET_WITHIN_S = 1.0
