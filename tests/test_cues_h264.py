@@ -18,7 +18,7 @@ import pytest
 from threadpoolctl import threadpool_limits
 
 from pipecat_tandem.bench.caller.calibration import check, clips, run_clip
-from tests.test_cues_vp8 import _clip  # the same clips
+from tests.test_cues_vp8 import FAST_CLIPS, _clip  # the same clips
 
 pytest.importorskip("aiortc")
 
@@ -46,17 +46,7 @@ def test_every_frame_comes_back_from_h264_at_its_send_time():
     assert [round(t, 2) for t, _ in kept] == [0.0, 0.2, 0.4, 0.6, 0.8]
 
 
-@pytest.mark.parametrize(
-    ("seed", "prefix"),
-    [
-        (1, "still_person_"),  # breathing, a pixel of sway: no motion, no wave
-        (0, "cut_"),  # a new slide: one change, at once
-        (2, "lights_off_"),  # one change; the auto-exposure climbing after it is not another
-        (3, "enter_"),  # a person walks in and stays: one change once the view settles
-        (1, "wave_"),  # periodic motion while waving, nothing before
-        (2, "squats_"),  # five squats, counted five; motion starts and stops on time
-    ],
-)
+@pytest.mark.parametrize(("seed", "prefix"), FAST_CLIPS)
 def test_cues_are_right_on_decoded_h264_at_640x480(seed, prefix):
     clip = _clip(seed, prefix)
     assert check(clip, run_clip(clip, codec="h264")) == []

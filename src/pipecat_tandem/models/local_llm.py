@@ -313,9 +313,7 @@ class LocalLLMService(LLMService):
                 request, refusal.verdict
             ):
                 return True
-            if refusal.verdict is RefusalVerdict.REPEAT and await self._ask_again(
-                request, cut_short=refusal.cut_short
-            ):
+            if refusal.verdict is RefusalVerdict.REPEAT and await self._ask_again(request, refusal):
                 return True
         if rest:
             await self._push_llm_text(rest)
@@ -328,14 +326,13 @@ class LocalLLMService(LLMService):
         slots = getattr(server.config, "slots", 1)
         return getattr(server, "in_flight", 0) < slots
 
-    async def _ask_again(self, request: dict[str, Any], *, cut_short: bool) -> bool:
+    async def _ask_again(self, request: dict[str, Any], repeat: RefusalSniffer) -> bool:
         """Ask this model once more, told not to repeat itself; False if it repeats anyway."""
         logger.info(f"{self}: the reply was a repeat; asking again without it")
         body = {k: v for k, v in request.items() if k not in ("tools", "tool_choice")}
-        told = _NOT_AGAIN_CUT if cut_short else _NOT_AGAIN
+        told = _NOT_AGAIN_CUT if repeat.cut_short else _NOT_AGAIN
         body["messages"] = [*request["messages"], {"role": "system", "content": told}]
-        previous = _last_assistant_text(request["messages"])
-        again = RefusalSniffer(previous=previous, cut_short=cut_short)
+        again = repeat.fresh()
         try:
             await self._stream(body, None, again)
         except Exception as e:  # the first reply is still there to be said

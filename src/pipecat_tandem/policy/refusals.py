@@ -124,6 +124,12 @@ class RefusalSniffer:
         """The current decision."""
         return self._verdict
 
+    def fresh(self) -> RefusalSniffer:
+        """A new sniffer for another reply to the same turn (same previous reply, same cut)."""
+        again = RefusalSniffer(cut_short=self._cut_short)
+        again._previous = self._previous
+        return again
+
     @property
     def cut_short(self) -> bool:
         """Whether the previous reply was cut short (a run from anywhere in it repeats it)."""
