@@ -13,7 +13,7 @@ placement and emission), dMel, patch embedding (hMLP), the cues' view (the frame
 repetition).
 
 Run:  .venv/bin/python benchmarks/bench_fusion.py [--turns 300] [--hidden 24] [--pool 4]
-      .venv/bin/python benchmarks/bench_fusion.py --size 1280 720
+      .venv/bin/python benchmarks/bench_fusion.py --size 1280 720 [--full-size]
 
 ``--hidden``/``--pool`` set the PatchEmbedder's inner width and pre-pooling (defaults 24
 and 4: the documented ``tandem.fused/2`` stem).
@@ -77,6 +77,11 @@ def main():
     ap.add_argument("--hidden", type=int, default=24, help="PatchEmbedder inner width")
     ap.add_argument("--pool", type=int, default=4, help="PatchEmbedder pre-pooling factor")
     ap.add_argument("--size", type=int, nargs=2, default=[640, 480], metavar=("W", "H"))
+    ap.add_argument(
+        "--full-size",
+        action="store_true",
+        help="embed a frame taller than 480 px at its own size too (max_height=None)",
+    )
     args = ap.parse_args()
     w, h = args.size
     if hasattr(os, "sched_setaffinity"):
@@ -115,10 +120,16 @@ def main():
             rgbs, embs, seen, img_times = [], [], [], []
             for ts, (iw, ih, data) in turn.images:
                 rgbs.append(np.frombuffer(data, np.uint8).reshape(ih, iw, 3))
-                embs.append(emb.embed(rgbs[-1]))
+                # As EncoderFreeFusionProcessor: a frame taller than the cues' 480 px
+                # is embedded at 480 px, once, for the stream and the cues alike.
+                shrink = ih > view.height and not args.full_size
+                embs.append(view.embed(rgbs[-1]) if shrink else emb.embed(rgbs[-1]))
                 img_times.append(ts)
             t3 = clock()
-            seen = [view.embed(rgb, e) for rgb, e in zip(rgbs, embs, strict=True)]
+            seen = [
+                e if rgb.shape[0] > view.height and not args.full_size else view.embed(rgb, e)
+                for rgb, e in zip(rgbs, embs, strict=True)
+            ]
             t4 = clock()
             n_cues += len(cues.update(codes, hop_times, seen, img_times))
             t5 = clock()

@@ -32,8 +32,9 @@ def test_every_camera_size_gives_the_cues_patches_of_the_same_share_of_the_view(
     emb = embedder.embed(rgb)
     view = CueView(embedder).embed(rgb, emb)
     assert view.shape == (12 * cols, embedder.dim)  # 12 rows: 40 px of 480
-    # The fused stream keeps the camera's own grid (its documented format).
+    # The stem alone keeps the camera's own grid; the view says which grid it gives.
     assert emb.shape[0] == (size[1] // 40) * (size[0] // 40)
+    assert CueView(embedder).grid(size[1], size[0]) == (12, cols)
 
 
 def test_a_scene_looks_the_same_to_the_cues_at_320x240_as_at_640x480(embedder):

@@ -69,6 +69,38 @@ async def test_fused_frame_format():
     assert not any(isinstance(f, MicroTurnFrame) for f in down)  # consumed by default
 
 
+async def _fused_and_cues(proc, frames):
+    down, _ = await run_test(proc, frames_to_send=frames, expected_down_frames=None)
+    fused = [f for f in down if isinstance(f, FusedMicroTurnFrame)]
+    cues = [(f.kind, f.time, f.value) for f in down if isinstance(f, CueFrame)]
+    return fused, cues
+
+
+async def test_a_camera_taller_than_480_px_is_embedded_at_480_and_the_cues_do_not_change():
+    # A 1280x720 camera: a scene cut at micro-turn 6. The stream's patches are of the
+    # frame at 480 px high (the cues' own view), so the cues are exactly those of the
+    # full-size stream, and the patch work is that of a 640x480 camera.
+    frames = [_turn(i, _scene(1 if i < 6 else 2, 1280, 720, frame_seed=i)) for i in range(10)]
+    small, cues = await _fused_and_cues(EncoderFreeFusionProcessor(), frames)
+    full, full_cues = await _fused_and_cues(EncoderFreeFusionProcessor(max_height=None), frames)
+    assert small[0].grids == [(12, 21)] and small[0].patches[0].shape == (12 * 21, 192)
+    assert full[0].grids == [(18, 32)] and full[0].patches[0].shape == (18 * 32, 192)
+    assert cues == full_cues and [k for k, _, _ in cues] == ["visual_change"]
+    # A lower height of its own: the stream shrinks further, the cues stay at 480.
+    lower, lower_cues = await _fused_and_cues(EncoderFreeFusionProcessor(max_height=360), frames)
+    assert lower[0].grids == [(9, 16)] and lower[0].patches[0].shape == (9 * 16, 192)
+    assert lower_cues == cues
+    # A camera at or under the height is embedded as it came.
+    vga, _ = await _fused_and_cues(EncoderFreeFusionProcessor(), [_turn(0, _scene(1, 640, 480))])
+    assert vga[0].grids == [(12, 16)]
+
+
+@pytest.mark.parametrize("bad", [0, -480, True])
+def test_a_max_height_that_cannot_be_is_refused(bad):
+    with pytest.raises(ValueError, match="max_height"):
+        EncoderFreeFusionProcessor(max_height=bad)
+
+
 async def test_scene_change_cue_within_two_micro_turns():
     change_at = 10  # micro-turn index where the scene cuts
     frames = [_turn(i, _scene(1 if i < change_at else 2, frame_seed=i)) for i in range(16)]

@@ -66,6 +66,13 @@ class CueView:
         self._pooled = embedder.pooled()
         self._pooled_height = height // embedder.pool
 
+    def grid(self, height: int, width: int) -> tuple[int, int]:
+        """Patch grid ``(rows, cols)`` :meth:`embed` gives for a ``height``×``width`` frame."""
+        if height <= 0 or width <= 0:
+            return 0, 0
+        pw = max(1, round(width * self._pooled_height / height))
+        return self._pooled.grid(self._pooled_height, pw)
+
     def embed(self, rgb: npt.ArrayLike, stream: np.ndarray | None = None) -> np.ndarray:
         """Patch embeddings of ``rgb`` at the view's scale.
 

@@ -20,7 +20,9 @@ Fused format ``tandem.fused/2`` (full specification in ``docs/fused-format.md``)
 * ``hop_times``: ``float64 (n_hops,)`` session time of each hop start.
 * ``patches``: one ``float32 (rows * cols, 192)`` array per image, hMLP stem over
   40×40 patches in raster order (4×4 area average, 5×5×3 sub-patches → 24 with
-  LayerNorm + GELU, 2×2 merge → 192); ``grids`` gives ``(rows, cols)``.
+  LayerNorm + GELU, 2×2 merge → 192); ``grids`` gives ``(rows, cols)``. A frame
+  taller than ``max_height`` (480 px by default) is embedded area-scaled to that
+  height, aspect kept (1280×720 → 12×21 patches, not 18×32).
 * ``image_times``: session time of each image; ``audio_gap``: zero-filled audio.
 
 A consumer must check ``version`` and reject versions it does not know; fields are
@@ -32,7 +34,9 @@ Black images (a muted camera's) are no motion: the motion counter skips them
 The video cues do not read the stream's patches directly but those of the frame
 scaled to 480 pixels high (:class:`~pipecat_tandem.fusion.cue_view.CueView`; the
 same embeddings at 480-pixel frames), so a wave is the same number of patches
-whether the camera sends 320×240 or 1280×720.
+whether the camera sends 320×240 or 1280×720. For a taller camera that scaled frame
+is also the stream's: one embedding serves both, and a 1280×720 camera costs about
+what a 640×480 one does (the per-call CPU budget, ``docs/benchmarks.md``).
 
 The feature work (~1.7 ms of CPU per micro-turn with one 640×480 image on a shared
 2-vCPU machine, see ``docs/bench/fusion.md``) runs in a worker thread so the event loop
@@ -82,6 +86,7 @@ class EncoderFreeFusionProcessor(FrameProcessor):
         emit_cues: bool = True,
         forward_micro_turns: bool = False,
         blas_threads: int | None = 1,
+        max_height: int | None = 480,
         event_log: EventLog | None = None,
         **kwargs: Any,
     ) -> None:
@@ -96,6 +101,10 @@ class EncoderFreeFusionProcessor(FrameProcessor):
             forward_micro_turns: Also pass the consumed ``MicroTurnFrame`` s on.
             blas_threads: BLAS threads while a micro-turn is fused (the process-wide
                 setting is restored afterwards); ``None`` leaves BLAS alone.
+            max_height: Taller camera frames are embedded scaled down to this height
+                (aspect kept), so a 1280×720 camera costs what a 640×480 one does;
+                ``None`` embeds every frame at the size it came. At 480 (the cues'
+                scale) the stream's and the cues' patches are one embedding.
             event_log: Where each detected cue is recorded (``cue`` events, on
                 the session clock), so a call's log shows what was perceived.
             **kwargs: Passed to ``FrameProcessor``.
@@ -105,6 +114,8 @@ class EncoderFreeFusionProcessor(FrameProcessor):
             raise ValueError("give either patches or patch_weights, not both")
         if blas_threads is not None and blas_threads < 1:
             raise ValueError("blas_threads must be >= 1 or None")
+        if max_height is not None and (isinstance(max_height, bool) or max_height < 1):
+            raise ValueError("max_height must be >= 1 or None")
         self._dmel = dmel or DMelEncoder()
         self._stream = self._dmel.stream()
         self._patches = patches or PatchEmbedder(weights=patch_weights)
@@ -112,6 +123,12 @@ class EncoderFreeFusionProcessor(FrameProcessor):
         # The cues' thresholds are in patches, calibrated at one scale; the stream
         # keeps the camera's own (its format is 40-pixel patches of the frame as sent).
         self._view = CueView(self._patches)
+        # Frames taller than max_height: the stream's patches are of the frame scaled
+        # down (at the cues' height, the very embedding the cues read).
+        self._shrink: CueView | None = None
+        if max_height is not None:
+            same = max_height == self._view.height
+            self._shrink = self._view if same else CueView(self._patches, height=max_height)
         self._emit_cues = emit_cues
         self._forward = forward_micro_turns
         self._last_index: int | None = None
@@ -187,11 +204,19 @@ class EncoderFreeFusionProcessor(FrameProcessor):
         dark: list[bool] = []  # images with nothing to see (a muted camera's black frames)
         for t, w, h, data in frame.images:
             rgb = np.frombuffer(data, dtype=np.uint8).reshape(h, w, 3)
-            embs.append(self._patches.embed(rgb))
-            grids.append(self._patches.grid(h, w))
+            shrunk = self._shrink is not None and h > self._shrink.height
+            if self._shrink is not None and shrunk:
+                emb, grid = self._shrink.embed(rgb), self._shrink.grid(h, w)
+            else:
+                emb, grid = self._patches.embed(rgb), self._patches.grid(h, w)
+            embs.append(emb)
+            grids.append(grid)
             times.append(float(t))
             if self._emit_cues:
-                seen.append(self._view.embed(rgb, embs[-1]))
+                if shrunk and self._shrink is self._view:
+                    seen.append(emb)  # already the cues' scale
+                else:
+                    seen.append(self._view.embed(rgb, None if shrunk else emb))
                 dark.append(bool(image_is_dark(data, w, h)))
         fused = FusedMicroTurnFrame(
             index=frame.index,

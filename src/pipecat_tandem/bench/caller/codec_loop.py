@@ -223,7 +223,8 @@ def perceive(
     cues: list[Cue] = []
     silence = np.zeros((0, detector.speech.n_mels), np.uint8)
     for t, rgb in frames:
-        cues += detector.update(silence, np.zeros(0), [view.embed(rgb, embedder.embed(rgb))], [t])
+        # What the fusion processor gives its cue detectors: the frame at the cues' scale.
+        cues += detector.update(silence, np.zeros(0), [view.embed(rgb)], [t])
     return cues
 
 
