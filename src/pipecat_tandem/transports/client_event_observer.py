@@ -70,6 +70,10 @@ class ClientEventObserver(BaseObserver):
         translate: TranslateFn | None = None,
         **kwargs: Any,
     ) -> None:
+        # Each frame is encoded once, at its first push: told about every later hop
+        # too, the observer woke for every audio frame at every processor (~850
+        # times a second in a call) only to skip it (docs/benchmarks.md).
+        kwargs.setdefault("observe_every_push", False)
         super().__init__(**kwargs)
         self._send = send
         self._translate = translate
