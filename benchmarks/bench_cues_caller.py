@@ -17,6 +17,7 @@ acknowledged (not answered), nothing is said before the event, and then
     .venv/bin/python benchmarks/bench_cues_caller.py --only squats_5 wave_0
     .venv/bin/python benchmarks/bench_cues_caller.py --only wave_0 wave_1 \
         --sizes 320x240 480x360 640x480 1280x720     # waves per camera size, one server
+    .venv/bin/python benchmarks/bench_cues_caller.py --codec H264    # an H.264 camera
 
 Writes ``--out`` (JSON: per-call results, summary) and prints a markdown table.
 """
@@ -88,7 +89,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     sizes = [_size(s) for s in args.sizes] if args.sizes else [(args.width, args.height)]
     async with tandem_run(args.server_arg, log=Path(args.log) if args.log else None) as base:
         for size in sizes:
-            caller = WatchCaller(base, voice, ears, fps=args.fps, size=size)
+            caller = WatchCaller(base, voice, ears, fps=args.fps, size=size, video_codec=args.codec)
             for watch in watches:
                 results.append(await _place(caller, watch, calls, tag=len(sizes) > 1))
     return {
@@ -110,6 +111,8 @@ async def _place(
     """One watch call, graded; its record goes to ``calls`` (named ``@WxH`` if ``tag``)."""
     started = time.monotonic()
     record = await caller.call(watch)
+    if caller.video_codec not in (None, record.peer.video_codec):
+        sys.exit(f"asked for {caller.video_codec}, the call used {record.peer.video_codec}")
     heard = caller.hear(record)
     result = caller.grade(record, heard)
     if tag:
@@ -119,6 +122,7 @@ async def _place(
         {
             "watch": result.name,
             "seconds": round(time.monotonic() - started, 1),
+            "codec": record.peer.video_codec,
             "event_at": None
             if record.times.event_at is None
             else round(record.times.event_at - t0, 2),
@@ -139,6 +143,9 @@ def main() -> None:
     p.add_argument("--fps", type=float, default=15.0)
     p.add_argument("--width", type=int, default=640)
     p.add_argument("--height", type=int, default=480)
+    p.add_argument(
+        "--codec", choices=["VP8", "H264"], help="the camera's codec (default: the server's pick)"
+    )
     p.add_argument("--sizes", nargs="*", help="camera sizes (WxH) to run every watch at")
     p.add_argument("--out", default="cues_caller.json", help="JSON report path")
     p.add_argument("--log", help="write the server's log here")

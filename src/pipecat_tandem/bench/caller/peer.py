@@ -16,7 +16,13 @@ from typing import Any
 import aiohttp
 import av
 import numpy as np
-from aiortc import MediaStreamTrack, RTCConfiguration, RTCPeerConnection, RTCSessionDescription
+from aiortc import (
+    MediaStreamTrack,
+    RTCConfiguration,
+    RTCPeerConnection,
+    RTCRtpSender,
+    RTCSessionDescription,
+)
 
 from pipecat_tandem.bench.caller.recording import LOUD_RMS, BotRecording
 
@@ -35,8 +41,22 @@ class PeerStats:
     renegotiations: int = 0
 
 
+#: Video codecs a caller can insist on (what browsers send and aiortc has).
+VIDEO_CODECS = ("VP8", "H264")
+
+
 class CallerPeer:
-    """One call to a tandem server over real WebRTC on loopback (no STUN)."""
+    """One call to a tandem server over real WebRTC on loopback (no STUN).
+
+    Args:
+        base_url: The server.
+        audio: The microphone track.
+        video: The camera track (None: an audio-only call).
+        keepalive: Keep the data channel's pings going.
+        video_codec: Offer only this camera codec (``VP8`` or ``H264``, with its
+            retransmissions), as a browser that prefers it would; None offers
+            aiortc's list (VP8 first, which the server picks).
+    """
 
     __test__ = False  # not a pytest class
 
@@ -47,7 +67,12 @@ class CallerPeer:
         video: MediaStreamTrack | None = None,
         *,
         keepalive: bool = True,
+        video_codec: str | None = None,
     ):
+        if video_codec is not None and video_codec not in VIDEO_CODECS:
+            raise ValueError(
+                f"video_codec must be one of {VIDEO_CODECS} or None, got {video_codec!r}"
+            )
         self.base_url = base_url.rstrip("/")
         self.pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
         self.stats = PeerStats()
@@ -59,10 +84,40 @@ class CallerPeer:
         self.pc.addTrack(audio)
         if video is not None:
             self.pc.addTrack(video)
+            if video_codec is not None:
+                self._prefer(video, video_codec)
         self.channel = self.pc.createDataChannel("tandem")
         self.channel.on("message", self._on_message)
         self.pc.on("track", self._on_track)
         self.pc.on("connectionstatechange", self._on_state)
+
+    def _prefer(self, video: MediaStreamTrack, codec: str) -> None:
+        wanted = f"video/{codec}".lower()
+        # RTX is kept: a browser offers it with each codec, and the server may use it.
+        codecs = [
+            c
+            for c in RTCRtpSender.getCapabilities("video").codecs
+            if c.mimeType.lower() in (wanted, "video/rtx")
+        ]
+        for t in self.pc.getTransceivers():
+            if t.sender.track is video:
+                t.setCodecPreferences(codecs)
+
+    @property
+    def video_codec(self) -> str | None:
+        """The camera codec the server answered with (``VP8``, ``H264``), once answered."""
+        desc = self.pc.remoteDescription
+        if desc is None:
+            return None
+        for media in desc.sdp.split("m=")[1:]:
+            if not media.startswith("video"):
+                continue
+            for line in media.splitlines():  # the first rtpmap is the codec in use
+                if line.startswith("a=rtpmap:") and "/90000" in line:
+                    name = line.split(" ", 1)[1].split("/", 1)[0].upper()
+                    if name != "RTX":
+                        return name
+        return None
 
     async def _on_state(self) -> None:
         if self.pc.connectionState == "connected" and not self._connected.is_set():

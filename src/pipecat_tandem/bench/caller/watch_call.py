@@ -1,8 +1,8 @@
 """Placing a watch call: ask, wait for the acknowledgement, act in front of the camera.
 
 The caller's microphone speaks the request with its own voice; its camera
-(:class:`~pipecat_tandem.bench.caller.camera.SceneCamera`, VP8-encoded by aiortc like a
-browser's) shows the watch's scenes in real time. Everything graded is what the peer
+(:class:`~pipecat_tandem.bench.caller.camera.SceneCamera`, VP8- or H.264-encoded by
+aiortc like a browser's) shows the watch's scenes in real time. Everything graded is what the peer
 received: the bot's audio with arrival times, transcribed afterwards by the caller's
 own ears.
 """
@@ -44,6 +44,7 @@ class WatchCaller:
         ears: The caller's ears.
         fps: The camera's frame rate.
         size: The camera's ``(width, height)``.
+        video_codec: The camera's codec (``VP8``, ``H264``; None: what the server picks).
     """
 
     def __init__(
@@ -54,17 +55,19 @@ class WatchCaller:
         *,
         fps: float = 15.0,
         size: Size = (640, 480),
+        video_codec: str | None = None,
     ) -> None:
         self.base_url = base_url
         self._voice, self._ears = voice, ears
         self.fps, self.size = fps, size
+        self.video_codec = video_codec
 
     async def call(self, watch: Watch) -> WatchRecord:
         """Place ``watch``'s call; hang up when the caller has listened long enough."""
         speech = self._voice.utterance([watch.request], 0.0)
         mic = ScriptedMic()
         camera = SceneCamera(watch.first, fps=self.fps, size=self.size)
-        peer = CallerPeer(self.base_url, mic, camera)
+        peer = CallerPeer(self.base_url, mic, camera, video_codec=self.video_codec)
         record = WatchRecord(watch, peer)
         times = record.times
         await peer.connect()
