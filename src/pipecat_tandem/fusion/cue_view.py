@@ -70,8 +70,11 @@ class CueView:
         """Patch grid ``(rows, cols)`` :meth:`embed` gives for a ``height``×``width`` frame."""
         if height <= 0 or width <= 0:
             return 0, 0
-        pw = max(1, round(width * self._pooled_height / height))
-        return self._pooled.grid(self._pooled_height, pw)
+        return self._pooled.grid(self._pooled_height, self._pooled_width(height, width))
+
+    def _pooled_width(self, height: int, width: int) -> int:
+        """Width of a ``height``×``width`` frame at the pooled scale, aspect kept."""
+        return max(1, round(width * self._pooled_height / height))
 
     def embed(self, rgb: npt.ArrayLike, stream: np.ndarray | None = None) -> np.ndarray:
         """Patch embeddings of ``rgb`` at the view's scale.
@@ -100,7 +103,7 @@ class CueView:
         # pixel covers, as the stem's own pooling is; for a smaller frame it
         # interpolates, which is what an upscale then a 4×4 average would give).
         ph = self._pooled_height
-        pw = max(1, round(w * ph / h))
+        pw = self._pooled_width(h, w)
         small = np.ascontiguousarray(img)
         # Exact halvings first: cv2's INTER_AREA has a fast path for 2x that an odd
         # factor lacks (1280x720 straight to 213x120: 3.5 ms; halved twice first: ~0.4).

@@ -121,7 +121,7 @@ class EncoderFreeFusionProcessor(FrameProcessor):
         self._patches = patches or PatchEmbedder(weights=patch_weights)
         self._cues = cues or CueDetector()
         # The cues' thresholds are in patches, calibrated at one scale; the stream
-        # keeps the camera's own (its format is 40-pixel patches of the frame as sent).
+        # keeps the camera's own up to max_height (40-pixel patches of the frame).
         self._view = CueView(self._patches)
         # Frames taller than max_height: the stream's patches are of the frame scaled
         # down (at the cues' height, the very embedding the cues read).

@@ -23,6 +23,7 @@ from aiortc import (
     RTCRtpSender,
     RTCSessionDescription,
 )
+from aiortc.sdp import SessionDescription
 
 from pipecat_tandem.bench.caller.recording import LOUD_RMS, BotRecording
 
@@ -109,14 +110,10 @@ class CallerPeer:
         desc = self.pc.remoteDescription
         if desc is None:
             return None
-        for media in desc.sdp.split("m=")[1:]:
-            if not media.startswith("video"):
-                continue
-            for line in media.splitlines():  # the first rtpmap is the codec in use
-                if line.startswith("a=rtpmap:") and "/90000" in line:
-                    name = line.split(" ", 1)[1].split("/", 1)[0].upper()
-                    if name != "RTX":
-                        return name
+        for media in SessionDescription.parse(desc.sdp).media:
+            if media.kind == "video":  # the first codec answered is the one in use
+                names = [c.name.upper() for c in media.rtp.codecs if c.name.lower() != "rtx"]
+                return names[0] if names else None
         return None
 
     async def _on_state(self) -> None:
