@@ -150,6 +150,19 @@ def test_pool_health_sums_and_says_why():
     assert [restart_delay(k) for k in (0, 1, 2, 9)] == [0.5, 1.0, 2.0, 10.0]
 
 
+def test_an_exit_names_the_calls_of_the_last_answered_poll():
+    # The race CI hit: a poll in flight as the worker is killed fails (no
+    # answer) and lands before the exit is seen; the calls still died with it.
+    w = WorkerState(1, pid=11, routed=True)
+    w.saw(200, {"ready": True, "calls": 2})
+    w.saw(None, None)
+    assert w.calls == 0
+    assert w.exited(-signal.SIGKILL).endswith("ending its 2 call(s)")
+    w.pid = 12
+    w.saw(200, {"ready": True, "calls": 0})
+    assert w.exited(1) == "worker 1 (pid 12) exited with code 1"
+
+
 def test_prometheus_pages_merge_into_one_valid_page():
     pages = []
     for w in ("0", "1"):

@@ -69,6 +69,10 @@ class WorkerState:
         restarts: How many times it was started again.
         exits: The last few exits (``killed by SIGKILL holding 2 calls``).
         routed: Whether the proxy sends new calls to it (its health check passed there).
+        last_calls: Calls it held at its last *answered* poll. A poll in flight
+            as the worker dies fails and clears ``health``, and it may land
+            before the exit is seen; the exit line must still name the calls
+            that died with it.
     """
 
     index: int
@@ -80,6 +84,7 @@ class WorkerState:
     restarts: int = 0
     exits: list[str] = field(default_factory=list)
     routed: bool = False
+    last_calls: int = 0
 
     @property
     def calls(self) -> int:
@@ -92,10 +97,12 @@ class WorkerState:
         self.health = dict(body or {}) if self.up else {}
         self.ready = bool(self.up and self.health.get("ready"))
         self.ever_ready = self.ever_ready or self.ready
+        if self.up:
+            self.last_calls = self.calls
 
     def exited(self, code: int | None) -> str:
         """Record that the process ended; returns the line to report."""
-        held = self.calls
+        held, self.last_calls = self.last_calls, 0
         line = f"worker {self.index} (pid {self.pid}) {describe_exit(code)}"
         line += f", ending its {held} call(s)" if held else ""
         self.exits = [*self.exits, line][-5:]
