@@ -20,6 +20,12 @@ frame to RGB), paid whether or not perception runs.
 
     .venv/bin/python benchmarks/bench_perception_cost.py --pairs 3 --hold 20
     .venv/bin/python benchmarks/bench_perception_cost.py --size 1280 720 --camera-arm
+    .venv/bin/python benchmarks/bench_perception_cost.py --scene person
+
+``--scene pattern`` (the default) sends the moving test pattern: every pixel
+changes every frame, so the motion counter analyses every image, the most the
+cues can cost. ``--scene person`` sends what a webcam call mostly is: a person
+sitting still in a room, through a webcam sensor's noise.
 """
 
 from __future__ import annotations
@@ -40,13 +46,25 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from bench_server import cpu_seconds, free_port, wait_healthy  # noqa: E402
-from tests.support.media import TestPeer  # noqa: E402
+from tests.support.media import PcmAudioTrack, TestPeer  # noqa: E402
+
+from pipecat_tandem.bench.caller.camera import SceneCamera  # noqa: E402
+from pipecat_tandem.bench.caller.peer import CallerPeer  # noqa: E402
+from pipecat_tandem.bench.caller.scenes import Person, Room  # noqa: E402
 
 
-async def one_call(base: str, pid: int, args: argparse.Namespace, video: bool = True) -> float:
-    """% of one core the server used during one held call (with a camera or not)."""
-    # A quiet microphone: 1 s of digital silence looped.
-    peer = TestPeer(
+def caller(base: str, args: argparse.Namespace, video: bool) -> CallerPeer:
+    """The peer for one call: a quiet microphone and the ``--scene`` camera (or none)."""
+    if video and args.scene == "person":
+        # A webcam call: a person sitting still (breathing, a slight sway) in a room
+        # with a small object moving in a corner, through the sensor's noise and
+        # auto-exposure, encoded by aiortc. The cue calibration's still_person clip.
+        room = Room(0)
+        camera = SceneCamera(Person(room, seed=3), fps=args.fps, size=tuple(args.size))
+        return CallerPeer(base, PcmAudioTrack(bytes(32000), 16000, loop=True), camera)
+    # The test pattern: every pixel moves every frame and the whole view jumps
+    # about once a second, the worst case for the motion counter's analysis.
+    return TestPeer(
         base,
         pcm=bytes(32000),
         loop_audio=True,
@@ -54,6 +72,12 @@ async def one_call(base: str, pid: int, args: argparse.Namespace, video: bool = 
         video_fps=args.fps,
         video_size=tuple(args.size),
     )
+
+
+async def one_call(base: str, pid: int, args: argparse.Namespace, video: bool = True) -> float:
+    """% of one core the server used during one held call (with a camera or not)."""
+    # A quiet microphone: 1 s of digital silence looped.
+    peer = caller(base, args, video)
     try:
         await peer.connect(connect_timeout_s=20.0)
         await asyncio.sleep(2.0)  # the first frames set up decoders and windows
@@ -98,7 +122,7 @@ async def run(args: argparse.Namespace) -> dict[str, object]:
     on, off = statistics.median(results["on"]), statistics.median(results["off"])
     diffs = [a - b for a, b in zip(results["on"], results["off"], strict=True)]
     out: dict[str, object] = {
-        "video": f"{args.size[0]}x{args.size[1]} @ {args.fps} fps (VP8)",
+        "video": f"{args.size[0]}x{args.size[1]} @ {args.fps} fps (VP8), {args.scene}",
         "hold_s": args.hold,
         "cpu_pct_per_call": results,
         "median_on": round(on, 2),
@@ -118,6 +142,12 @@ def main() -> None:
     parser.add_argument("--hold", type=float, default=20.0, help="seconds measured per call")
     parser.add_argument("--fps", type=int, default=15)
     parser.add_argument("--size", type=int, nargs=2, default=[640, 480], metavar=("W", "H"))
+    parser.add_argument(
+        "--scene",
+        choices=["pattern", "person"],
+        default="pattern",
+        help="what the camera shows: the moving test pattern (worst case) or a person on a call",
+    )
     parser.add_argument(
         "--camera-arm",
         action="store_true",

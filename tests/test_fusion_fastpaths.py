@@ -164,3 +164,44 @@ def test_mono_passthrough_and_resampler_int16_path():
 def test_fusion_processor_rejects_bad_blas_threads():
     with pytest.raises(ValueError):
         EncoderFreeFusionProcessor(blas_threads=0)
+
+
+def _blas_threads() -> list[int]:
+    from threadpoolctl import threadpool_info
+
+    return [i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"]
+
+
+@pytest.mark.parametrize("outside", [1, 2])
+def test_fusion_runs_blas_at_its_limit_and_restores_only_what_it_raised(outside, monkeypatch):
+    from threadpoolctl import ThreadpoolController
+
+    from pipecat_tandem.frames import MicroTurnFrame
+
+    seen: list[list[int]] = []
+    sets: list[int] = []
+    proc = EncoderFreeFusionProcessor(blas_threads=1)
+    work = proc._fuse_unlimited
+    monkeypatch.setattr(
+        proc, "_fuse_unlimited", lambda f: (seen.append(_blas_threads()), work(f))[1]
+    )
+    img = np.zeros((240, 320, 3), np.uint8)
+    frame = MicroTurnFrame(
+        index=0, start=0.0, duration=0.2, audio=bytes(6400), sample_rate=16000,
+        images=[(0.1, 320, 240, img.tobytes())],
+    )  # fmt: skip
+    with threadpool_limits(limits=outside, user_api="blas"):
+        libs = ThreadpoolController().select(user_api="blas").lib_controllers
+        assert libs, "numpy's OpenBLAS is always there"
+        kind = type(libs[0])
+        real_set = kind.set_num_threads
+        monkeypatch.setattr(
+            kind, "set_num_threads", lambda s, n: (sets.append(n), real_set(s, n))[1]
+        )
+        proc._fuse(frame)
+        monkeypatch.undo()
+        assert _blas_threads() == [outside] * len(libs)  # as it was
+    assert seen and set(seen[0]) == {1}
+    # At the limit already, nothing is set or restored; above it, each library
+    # is set to the limit and back (the old code set and restored both always).
+    assert sets == ([] if outside == 1 else [1] * len(libs) + [2] * len(libs))

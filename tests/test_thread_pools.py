@@ -24,6 +24,7 @@ import pytest
 from pipecat_tandem.thread_pools import (
     default_executor_workers,
     install_default_executor,
+    limit_blas_threads,
     prestart,
 )
 
@@ -58,8 +59,10 @@ async def main():
     cv2.resize(frame, (640, 360), interpolation=cv2.INTER_AREA)
     cv2.dft(np.ones((64, 512), np.float32), flags=cv2.DFT_ROWS)
     after = threads()
+    from threadpoolctl import threadpool_info
+    blas = [i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"]
     await server.stop()
-    print(json.dumps({{"before": before, "after": after}}))
+    print(json.dumps({{"before": before, "after": after, "blas": blas}}))
 
 asyncio.run(main())
 """
@@ -77,6 +80,8 @@ def test_a_warm_server_does_not_start_threads_later():
     counts = json.loads(out.stdout.strip().splitlines()[-1])
     # Old code: +4 default-executor threads and +1 OpenCV thread.
     assert counts["after"] == counts["before"], counts
+    # numpy's and OpenCV's OpenBLAS, one thread each (they start one per core).
+    assert counts["blas"] and set(counts["blas"]) == {1}, counts
 
 
 def _pool_threads(prefix: str) -> int:
@@ -156,3 +161,8 @@ async def test_a_warm_model_server_does_not_start_threads_later():
     # Old code: two threads after warm-up, then more with each request at once.
     assert after == before, (before, after)
     assert before == 4  # two per slot
+
+
+def test_limit_blas_threads_refuses_zero():
+    with pytest.raises(ValueError, match="threads must be >= 1"):
+        limit_blas_threads(0)

@@ -19,7 +19,8 @@ at warm-up (:func:`prestart`): the count before the first call is the most
 the pools will ever hold. OpenCV's own pool is not started at all
 (:func:`limit_opencv_threads`): the images it sees in a call are small, and on
 the few cores a voice server has its second thread only competes with the
-models for them.
+models for them. The same holds for the BLAS libraries numpy and OpenCV load
+(:func:`limit_blas_threads`).
 """
 
 from __future__ import annotations
@@ -111,6 +112,34 @@ async def install_default_executor(
         previous.shutdown(wait=False)
     await prestart(executor)
     return executor
+
+
+def limit_blas_threads(threads: int = 1) -> list[str]:
+    """Run every BLAS the process has loaded on at most ``threads`` threads.
+
+    A server holds two: numpy's OpenBLAS and the one OpenCV bundles, each with
+    one thread per core by default. The products a call makes with them are
+    small (the fusion's patch embeddings, the motion counter's projections),
+    where a second thread costs more CPU than it saves, and its workers only
+    compete with the models for the cores. The fusion processor limited BLAS
+    around each micro-turn itself, setting and restoring both libraries five
+    times a second (~0.4 ms each time); at the limit already, it leaves them.
+
+    Args:
+        threads: The most threads each library may use.
+
+    Returns:
+        The libraries limited (their internal API names, e.g. ``openblas``).
+    """
+    if threads < 1:
+        raise ValueError(f"threads must be >= 1, got {threads}")
+    from threadpoolctl import ThreadpoolController
+
+    blas = ThreadpoolController().select(user_api="blas")
+    for lib in blas.lib_controllers:
+        if lib.num_threads > threads:
+            lib.set_num_threads(threads)
+    return [lib.internal_api for lib in blas.lib_controllers]
 
 
 def limit_opencv_threads() -> bool:

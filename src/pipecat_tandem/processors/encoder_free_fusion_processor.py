@@ -42,7 +42,9 @@ The feature work (~1.7 ms of CPU per micro-turn with one 640×480 image on a sha
 2-vCPU machine, see ``docs/bench/fusion.md``) runs in a worker thread so the event loop
 stays free, with the BLAS thread pool limited to ``blas_threads`` (default 1) for the
 duration: the products here are small, and OpenBLAS's one-thread-per-core default
-spends more CPU than it saves and slows down badly when the cores are shared.
+spends more CPU than it saves and slows down badly when the cores are shared. A
+library already at the limit is left alone (``tandem run`` sets every BLAS to one
+thread at start, :func:`~pipecat_tandem.thread_pools.limit_blas_threads`).
 """
 
 from __future__ import annotations
@@ -134,7 +136,7 @@ class EncoderFreeFusionProcessor(FrameProcessor):
         self._last_index: int | None = None
         self._blas_threads = blas_threads
         self._event_log = event_log
-        self._blas: ThreadpoolController | None = None  # found lazily (~3 ms, once)
+        self._blas: ThreadpoolController | None = None  # found lazily (~50 ms, once)
 
     async def process_frame(self, frame: Frame, direction: FrameDirection) -> None:
         """Fuse micro-turns; pass every other frame on."""
@@ -186,8 +188,19 @@ class EncoderFreeFusionProcessor(FrameProcessor):
             return self._fuse_unlimited(frame)
         if self._blas is None:
             self._blas = ThreadpoolController().select(user_api="blas")
-        with self._blas.limit(limits=self._blas_threads):
+        # Only the libraries above the limit are set, and set back afterwards:
+        # each set costs ~60 µs (threadpoolctl's limit() set and restored both of
+        # the server's two BLAS every time, ~0.4 ms a micro-turn), and a server
+        # that runs its BLAS at the limit already (`tandem run` does) pays nothing.
+        limit = self._blas_threads
+        raised = [(lib, n) for lib in self._blas.lib_controllers if (n := lib.num_threads) > limit]
+        for lib, _ in raised:
+            lib.set_num_threads(limit)
+        try:
             return self._fuse_unlimited(frame)
+        finally:
+            for lib, n in raised:
+                lib.set_num_threads(n)
 
     def _fuse_unlimited(self, frame: MicroTurnFrame) -> tuple[FusedMicroTurnFrame, list[Cue]]:
         if self._last_index is None or frame.index != self._last_index + 1:

@@ -51,7 +51,11 @@ from pipecat.transports.smallwebrtc.transport import SmallWebRTCTransport
 
 from pipecat_tandem.clock import SessionClock
 from pipecat_tandem.observe.prometheus import CONTENT_TYPE, render
-from pipecat_tandem.thread_pools import install_default_executor, limit_opencv_threads
+from pipecat_tandem.thread_pools import (
+    install_default_executor,
+    limit_blas_threads,
+    limit_opencv_threads,
+)
 from pipecat_tandem.transports.admission import OfferAdmission, OfferLimits, client_key
 from pipecat_tandem.transports.client_event_observer import ClientEventObserver, send_through
 from pipecat_tandem.transports.ice import (
@@ -309,6 +313,7 @@ class TandemServer:
             # Before anything runs in them: the pools' threads are all there
             # before the first call, so the count an operator sees stays flat.
             limit_opencv_threads()
+            limit_blas_threads()
             await install_default_executor(asyncio.get_running_loop())
             self._models = dict(await self._factory.warm(report) or {})
             self._warm_state = "ready"
