@@ -29,8 +29,12 @@ import asyncio
 import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
+from typing import TYPE_CHECKING, Any
 
 from loguru import logger
+
+if TYPE_CHECKING:
+    from threadpoolctl import ThreadpoolController
 
 #: How long :func:`prestart` waits for every pool thread to be free at once.
 PRESTART_TIMEOUT_S = 30.0
@@ -114,6 +118,20 @@ async def install_default_executor(
     return executor
 
 
+def lower_blas_threads(controller: ThreadpoolController, threads: int) -> list[tuple[Any, int]]:
+    """Set each of ``controller``'s libraries that runs above ``threads`` to ``threads``.
+
+    A library at or below it is not touched: each set costs ~60 µs.
+
+    Returns:
+        ``(library, its previous thread count)`` for each library set, to restore.
+    """
+    lowered = [(lib, n) for lib in controller.lib_controllers if (n := lib.num_threads) > threads]
+    for lib, _ in lowered:
+        lib.set_num_threads(threads)
+    return lowered
+
+
 def limit_blas_threads(threads: int = 1) -> list[str]:
     """Run every BLAS the process has loaded on at most ``threads`` threads.
 
@@ -136,9 +154,7 @@ def limit_blas_threads(threads: int = 1) -> list[str]:
     from threadpoolctl import ThreadpoolController
 
     blas = ThreadpoolController().select(user_api="blas")
-    for lib in blas.lib_controllers:
-        if lib.num_threads > threads:
-            lib.set_num_threads(threads)
+    lower_blas_threads(blas, threads)
     return [lib.internal_api for lib in blas.lib_controllers]
 
 

@@ -65,6 +65,7 @@ from pipecat_tandem.fusion.darkness import image_is_dark
 from pipecat_tandem.fusion.dmel import DMelEncoder
 from pipecat_tandem.fusion.patches import PatchEmbedder
 from pipecat_tandem.observe.event_log import EventLog
+from pipecat_tandem.thread_pools import lower_blas_threads
 
 FUSED_VERSION = "tandem.fused/2"
 
@@ -192,10 +193,7 @@ class EncoderFreeFusionProcessor(FrameProcessor):
         # each set costs ~60 µs (threadpoolctl's limit() set and restored both of
         # the server's two BLAS every time, ~0.4 ms a micro-turn), and a server
         # that runs its BLAS at the limit already (`tandem run` does) pays nothing.
-        limit = self._blas_threads
-        raised = [(lib, n) for lib in self._blas.lib_controllers if (n := lib.num_threads) > limit]
-        for lib, _ in raised:
-            lib.set_num_threads(limit)
+        raised = lower_blas_threads(self._blas, self._blas_threads)
         try:
             return self._fuse_unlimited(frame)
         finally:
