@@ -33,6 +33,12 @@ JOKE = "Sure, here's a joke: why was the sea turtle sad? It had no shell!"
         "Sorry, I'm not able to provide that.",
         "Oh, I'm sorry, but I can\u2019t assist with that.",
         "Oh, hello! I'm sorry, but I can't help with that.",  # the 0.5B, in a release eval
+        "Oh, hello there! I'm sorry, but I can't assist with that.",  # and in another
+        "Hi there, I'm sorry, but I can't do that.",
+        # Not understood, the 0.5B to "Tell me they joke instead." (pipecat's deferred eval)
+        'I apologize, but I\'m not sure what you mean by "joke."',
+        "I'm not sure what you mean.",
+        "Sorry, I don't understand.",
     ],
 )
 def test_refusals_are_recognised(text):
@@ -47,6 +53,8 @@ def test_refusals_are_recognised(text):
         "Sorry, could you say that again?",
         "The capital of France is Paris.",
         "Unfortunately it rained all day.",
+        "I'm not sure it will rain today.",
+        "Sorry, I don't understand why it rained, but here is the forecast.",
         "",
     ],
 )
@@ -71,6 +79,13 @@ def test_an_ordinary_reply_is_released_at_its_first_words():
     assert spoken == "Okay, I'll work that out." and sniffer.verdict is RefusalVerdict.TEXT
     sniffer, spoken = _feed(["Oh", ", hello!", " I'm sorry", ", but I can't help with that."])
     assert spoken == "" and sniffer.verdict is RefusalVerdict.REFUSAL
+    # A greeting's "there" is part of it, not the reply's first word.
+    sniffer, spoken = _feed(["Oh", ", hello", " there", "! I'm", " sorry, but I can't assist."])
+    assert spoken == "" and sniffer.verdict is RefusalVerdict.REFUSAL
+    sniffer, spoken = _feed(["Hello", " there", "! The", " weather is sunny."])
+    assert spoken == "Hello there! The weather is sunny." and sniffer.verdict is RefusalVerdict.TEXT
+    sniffer, spoken = _feed(["Hello", " there", " is a", " song."])  # "there" opening a reply
+    assert sniffer.verdict is RefusalVerdict.TEXT
 
 
 def test_a_refusal_is_held_whole_and_sympathy_is_released_at_its_sentence_end():
@@ -287,3 +302,13 @@ async def test_asked_again_after_a_cut_short_reply_the_small_model_is_told_so():
     small = _Server(GOES_ON, JOKE)
     assert await _reply(small, _Server(JOKE, busy=True), history, before=spoken_over) == JOKE
     assert "was interrupted" in small.requests[1]["messages"][-1]["content"]
+
+
+async def test_a_larger_model_busy_only_with_a_cancelled_request_is_asked():
+    # pipecat's cancellation eval: "never mind the report, tell me a joke instead"
+    # cancels the report's job, and the 0.5B refuses the joke. The job's request
+    # still holds the 1.5B's slot until its next token, but nobody waits for it.
+    large = _Server(JOKE, busy=True)
+    large.busy = 0  # type: ignore[attr-defined]  # in flight, but cancelled
+    assert await _reply(_Server(REFUSAL), large) == JOKE
+    assert len(large.requests) == 1

@@ -151,12 +151,24 @@ class LocalModelServer:
         #: Requests queued on the request gate or running (read by /metrics).
         self.in_flight = 0
         self._in_flight_lock = threading.Lock()  # += from several executor threads
+        self._live: set[_Request] = set()  # the in-flight requests, for `busy`
         _SERVERS.add(self)
 
     @property
     def config(self) -> ServerConfig:
         """The load configuration."""
         return self._config
+
+    @property
+    def busy(self) -> int:
+        """In-flight requests someone still waits for: :attr:`in_flight` less the cancelled.
+
+        A cancelled request holds its slot until llama.cpp next reports a token (within
+        one token; at the end of its prompt if cancelled while reading it), but nobody
+        needs its answer: a request asked now waits for that, not for a whole job.
+        """
+        with self._in_flight_lock:
+            return sum(1 for r in self._live if not r.cancelled.is_set())
 
     @property
     def ready(self) -> bool:
@@ -233,9 +245,13 @@ class LocalModelServer:
         except Exception as e:  # reported by load() with the model name
             box["error"] = e
 
-    def _count(self, delta: int) -> None:
+    def _count(self, delta: int, request: _Request) -> None:
         with self._in_flight_lock:
             self.in_flight += delta
+            if delta > 0:
+                self._live.add(request)
+            else:
+                self._live.discard(request)
 
     async def _call(self, fn: Callable[..., Any], *args: Any) -> Any:
         return await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
@@ -278,12 +294,13 @@ class LocalModelServer:
         """
         self.load()
         body = {k: v for k, v in request.items() if k not in ("stream", "stream_options")}
-        self._count(1)
+        handle = _Request()
+        self._count(1, handle)
         try:
             with self._request_gate:
                 response = self._server.handle_chat_completions(body)
         finally:
-            self._count(-1)
+            self._count(-1, handle)
         return _check_response(response)
 
     async def stream_chat(self, request: dict[str, Any]) -> AsyncIterator[dict[str, Any]]:
@@ -331,7 +348,7 @@ class LocalModelServer:
     def _run_stream(
         self, body: dict[str, Any], on_chunk: Callable[[Any], bool], handle: _Request
     ) -> Any:
-        self._count(1)
+        self._count(1, handle)
         asked = time.monotonic()
         try:
             with self._request_gate:
@@ -342,7 +359,7 @@ class LocalModelServer:
                     logger.debug(f"{self._config.name}: a request waited {waited:.1f} s for a slot")
                 return self._server.handle_chat_completions(body, on_chunk)
         finally:
-            self._count(-1)
+            self._count(-1, handle)
 
 
 def _usable_cpus(cpus: frozenset[int] | None) -> set[int]:

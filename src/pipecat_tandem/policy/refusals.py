@@ -8,7 +8,10 @@ Given the very same context the 1.5B told a joke in 6 of 6 samples. So a reply
 that opens with a refusal is held back until its first sentence is complete and,
 when that sentence is a refusal, the same request gets a second opinion from the
 larger model (see :class:`~pipecat_tandem.models.local_llm.LocalLLMService`). A
-refusal the larger model repeats is spoken: it was meant.
+refusal the larger model repeats is spoken: it was meant. A first sentence that
+says the request was not understood ("I apologize, but I'm not sure what you mean
+by joke.", the 0.5B to the same misheard request) is treated as a refusal: the
+larger model follows such requests more often, and its reply is spoken instead.
 
 The same goes for a reply that starts the previous one again word for word: the
 0.5B, interrupted in a story and asked for a joke, began the story's spoken part
@@ -46,15 +49,30 @@ _OPENERS = (
     "i am unable",
     "i'm not able",
     "i am not able",
+    "i'm not sure what you mean",
+    "i am not sure what you mean",
+    "i don't understand",
+    "i do not understand",
 )
 _REFUSAL = re.compile(
     r"\b(can'?t|cannot|can not|unable to|not able to|won'?t be able to)\s+"
     r"(help|assist|do|provide|answer|comply|fulfil+|support|respond|give)\b",
     re.IGNORECASE,
 )
+#: A reply that did not follow the request ("I apologize, but I'm not sure what you
+#: mean by joke.", the 0.5B to "Tell me they joke instead." in pipecat's deferred
+#: eval): the larger model may well follow it, as with a refusal.
+_NOT_FOLLOWED = re.compile(
+    r"\b(not (quite )?sure what you mean|(don'?t|do not|didn'?t|did not) (quite )?understand"
+    r"(?= what you| your| the (question|request)|\s*[.,!?]|\s*$))",
+    re.IGNORECASE,
+)
 _SENTENCE_END = re.compile(r"[.!?](\s|$)")
-#: Words a reply may open with before a refusal ("Oh, hello! I'm sorry, but ...").
-_INTERJECTIONS = re.compile(r"^(?:(?:oh|ah|hmm+|um+|uh+|well|okay|ok|alright|hello|hi|hey)\b\W*)+")
+#: Words a reply may open with before a refusal ("Oh, hello! I'm sorry, but ...",
+#: "Oh, hello there! I'm sorry, but ..." in pipecat's cancellation eval).
+_INTERJECTIONS = re.compile(
+    r"^(?:(?:oh|ah|hmm+|um+|uh+|well|okay|ok|alright|(?:hello|hi|hey)(?:\s+there)?)\b\W*)+"
+)
 
 
 def _opening(text: str) -> str:
@@ -64,13 +82,16 @@ def _opening(text: str) -> str:
 
 
 def is_refusal(sentence: str) -> bool:
-    """Whether a reply's first sentence refuses the request.
+    """Whether a reply's first sentence refuses the request, or says it was not understood.
 
-    "I'm sorry, but I can't assist with that." and "I cannot help with that
-    request." are; "I'm sorry to hear that." and "I can't wait to hear it!" are not.
+    "I'm sorry, but I can't assist with that.", "I cannot help with that
+    request." and "I apologize, but I'm not sure what you mean by joke." are;
+    "I'm sorry to hear that." and "I can't wait to hear it!" are not.
     """
     opening = _opening(sentence)
-    return opening.startswith(_OPENERS) and _REFUSAL.search(opening) is not None
+    if not opening.startswith(_OPENERS):
+        return False
+    return _REFUSAL.search(opening) is not None or _NOT_FOLLOWED.search(opening) is not None
 
 
 #: A reply that opens with this many words of the previous reply repeats it.
@@ -86,7 +107,7 @@ class RefusalVerdict(StrEnum):
 
     UNDECIDED = "undecided"  # it may still open a refusal or a repeat: held
     TEXT = "text"  # an ordinary reply: released
-    REFUSAL = "refusal"  # its first sentence refuses: held to the end
+    REFUSAL = "refusal"  # its first sentence refuses (or did not follow): held to the end
     REPEAT = "repeat"  # it opens with the previous reply's words: held to the end
 
 
