@@ -147,10 +147,22 @@ def test_count_reps_from_request_across_sets_and_stop():
     sched.on_cue("motion_offset", 4.0, 5.0)
     sched.on_cue("motion_onset", 6.0)
     said += [i.text for i in sched.on_cue("repetition", 7.0, 1.0)]
-    assert said == ["One.", "Three.", "Four."]
+    assert said == ["One.", "Two, three.", "Four."]  # the number passed is said too
     sched.add(parse_interjection("stop counting"), now=8.0)
     assert sched.on_cue("repetition", 9.0, 2.0) == []
     assert sched.pending == {}
+
+
+def test_a_count_that_moves_by_several_says_the_numbers_it_passed():
+    # The counter's first cue often comes at two (it confirms a repetition once the
+    # motion is periodic): "One, two.", as a person counting would say it.
+    sched = InterjectionScheduler()
+    sched.add(parse_interjection("count my squats"), now=0.0)
+    sched.on_cue("motion_onset", 1.0)
+    said = [i.text for i in sched.on_cue("repetition", 3.0, 2.0)]
+    said += [i.text for i in sched.on_cue("repetition", 4.0, 3.0)]
+    said += [i.text for i in sched.on_cue("repetition", 9.0, 8.0)]  # a jump of five
+    assert said == ["One, two.", "Three.", "Eight."]
 
 
 def test_cancel_and_limits_and_bad_input():

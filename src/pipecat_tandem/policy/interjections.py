@@ -138,6 +138,23 @@ def _say_duration(seconds: float) -> str:
     return f"{n:g} {unit}{'' if n == 1 else 's'}"
 
 
+#: At most this many numbers are said at once when the count moved by several.
+_COUNT_ALOUD_MAX = 3
+
+
+def _count_aloud(first: int, last: int) -> str:
+    """What is said when the count reached ``last`` from ``first - 1``.
+
+    The counter confirms a repetition only once the motion is periodic, so its first
+    cue often says two at once, and a fast set can move it by two: a person counting
+    says the numbers it passed ("One, two."), not only the last ("Two."). A bigger
+    jump says only where the count is.
+    """
+    if last - first + 1 > _COUNT_ALOUD_MAX:
+        first = last
+    return ", ".join(say_number(k) for k in range(first, last + 1)).capitalize() + "."
+
+
 @dataclass(frozen=True)
 class InterjectionSpec:
     """A parsed request.
@@ -460,9 +477,9 @@ class InterjectionScheduler:
                 new = int(round(value - a.seen))
                 if new > 0:
                     a.seen = value
-                    a.fired += new
+                    first, a.fired = a.fired + 1, a.fired + new
                     n = a.fired
-                    text = say_number(n).capitalize() + "."
+                    text = _count_aloud(first, n)
                     out.append(Interjection(f"{sid}#{n}", sid, text, a.spec.policy, time, "count"))
         if kind == "repetition":
             self._reps = max(self._reps, value)
