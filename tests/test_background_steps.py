@@ -645,3 +645,52 @@ async def test_a_quantity_read_whole_from_the_task_is_answered_without_the_conve
     packet = ContextPacket(job_id="j", task="give me a tip to sleep better", messages=[*history])
     assert await agent.run(packet, JobReporter("j", sink)) == "Keep a fixed bedtime."
     assert "Paris" in llm.prompts[0][1]["content"]
+
+
+def _reading_tool():
+    from pipecat_tandem.background.tools.base import Tool
+
+    return Tool(
+        name="get_current_weather",
+        description="Current weather in a city.",
+        properties={"location": {"type": "string"}},
+        required=["location"],
+        fn=lambda args, env: {"temperature": 75, "conditions": "sunny", "humidity": 40},
+        domain=("weather",),
+        answer_fields=("temperature",),
+    )
+
+
+@pytest.mark.parametrize(
+    ("replies", "expected"),
+    [
+        # "sunny" alone leaves out the reading asked for: sent back once.
+        (
+            ["The weather in San Francisco is sunny.", "It is sunny and 75 degrees."],
+            "It is sunny and 75 degrees.",
+        ),
+        # Left out twice: the model's answer is kept (grounding never invents one).
+        (["It is sunny.", "It is sunny there."], "It is sunny there."),
+        # Stated at once: no second step.
+        (["It is 75 degrees and sunny.", "unused"], "It is 75 degrees and sunny."),
+    ],
+)
+async def test_a_tools_answer_field_must_be_stated(replies, expected):
+    llm = SchemaLLM(
+        [step(tool="get_current_weather", location="San Francisco")]
+        + [step(answer=r) for r in replies]
+    )
+    events: list[JobEvent] = []
+
+    async def sink(e):
+        events.append(e)
+
+    agent = BackgroundAgent(llm=llm, tools=[_reading_tool()], prefetch=False)
+    task = "what's the weather in San Francisco"
+    packet = ContextPacket(job_id="j", task=task, messages=[{"role": "user", "content": task}])
+    assert await agent.run(packet, JobReporter("j", sink)) == expected
+    refused = [e.text for e in events if e.kind == "progress" and "answer refused" in e.text]
+    missing = next((i for i, r in enumerate(replies) if "75" in r), len(replies))
+    assert len(refused) == missing
+    if refused:
+        assert "75" in refused[0] and "75" in llm.prompts[2][-1]["content"]

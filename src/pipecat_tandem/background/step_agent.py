@@ -230,11 +230,21 @@ def comparison_step(task: str, by_name: dict[str, Tool]) -> ToolStep | None:
     return None
 
 
-def _fact(name: str, outcome: dict[str, Any], task: str) -> tuple[Any, str | None]:
-    """``(value, iso_date)`` the answer must agree with, from a tool's outcome."""
+def _fact(
+    name: str, outcome: dict[str, Any], task: str, answer_fields: tuple[str, ...] = ()
+) -> tuple[Any, str | None]:
+    """``(value, iso_date)`` the answer must agree with, from a tool's outcome.
+
+    ``answer_fields`` are the tool's own (:attr:`Tool.answer_fields`): the first of
+    them that the result holds as a number is the value the answer must state.
+    """
     result = outcome.get("result")
     if "error" in outcome or not isinstance(result, dict):
         return None, None
+    for key in answer_fields:
+        figure = result.get(key)
+        if isinstance(figure, int | float) and not isinstance(figure, bool):
+            return figure, None
     if name in QUANTITATIVE_TOOLS:
         return _value(outcome), None
     if name == "dates":
@@ -247,6 +257,11 @@ def _fact(name: str, outcome: dict[str, Any], task: str) -> tuple[Any, str | Non
         if isinstance(result.get("date"), str):
             return None, result["date"]
     return None, None
+
+
+def _answer_fields(tools: list[Tool], name: str) -> tuple[str, ...]:
+    """The named tool's :attr:`Tool.answer_fields` (none for a tool not offered)."""
+    return next((t.answer_fields for t in tools if t.name == name), ())
 
 
 def render_situation(packet: ContextPacket, follow_ups: list[str], history: list[str]) -> str:
@@ -427,7 +442,9 @@ class StepLoop:
             messages += self._tool_turn(done, outcome, packet.task)
             grounds.append(json.dumps(outcome, default=str))
             known += numbers_in(grounds[-1])
-            new_value, new_date = _fact(done.name, outcome, packet.task)
+            new_value, new_date = _fact(
+                done.name, outcome, packet.task, _answer_fields(self.tools, done.name)
+            )
             if new_value is not None or new_date is not None:
                 value, fact_date = new_value, new_date
         problems = 0
@@ -469,7 +486,9 @@ class StepLoop:
                 messages += self._tool_turn(step, outcome, packet.task)
                 grounds.append(json.dumps(outcome, default=str))
                 known += numbers_in(grounds[-1])
-                new_value, new_date = _fact(step.name, outcome, packet.task)
+                new_value, new_date = _fact(
+                    step.name, outcome, packet.task, _answer_fields(self.tools, step.name)
+                )
                 if new_value is not None or new_date is not None:
                     value, fact_date = new_value, new_date
                 continue

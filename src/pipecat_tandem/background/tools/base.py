@@ -59,6 +59,11 @@ class Tool:
             uses one of them is offered the tool and must call it before answering
             (see ``background.steps.required_tools``): only the tool knows the answer,
             and a small model otherwise writes one itself.
+        answer_fields: Fields of the tool's result a spoken answer must state
+            (``("temperature",)``): the figure the user asked for. An answer that
+            leaves it out ("The weather in San Francisco is sunny." for 75 °F and
+            sunny, the 1.5B in pipecat's deferred eval) is sent back once; a second
+            answer without it is kept, as is one that states it another way.
     """
 
     name: str
@@ -68,6 +73,7 @@ class Tool:
     fn: Callable[[Mapping[str, Any], ToolEnv], Any]
     extra: dict[str, Any] = field(default_factory=dict)
     domain: tuple[str, ...] = ()
+    answer_fields: tuple[str, ...] = ()
 
     def schema(self) -> FunctionSchema:
         """The pipecat ``FunctionSchema`` of this tool."""

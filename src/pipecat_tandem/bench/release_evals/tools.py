@@ -93,6 +93,8 @@ def eval_tools() -> list[Tool]:
             fn=_get_current_weather,
             # A task about the weather must call it: the 1.5B made a reading up otherwise.
             domain=("weather", "temperature", "forecast"),
+            # The reading is what was asked: "sunny" alone does not answer it.
+            answer_fields=("temperature",),
         ),
         Tool(
             name="write_report",
