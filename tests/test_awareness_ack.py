@@ -218,3 +218,39 @@ def test_without_the_gate_the_model_is_told_what_to_say(monkeypatch):
         'Reply with exactly: "Okay, I\'ll tell you when ten seconds have passed."'
         in (model.user_turns[0])
     )
+
+
+def _dark_camera(t: float, end: float = 20.0) -> list[tuple[float, Any]]:
+    """A muted camera: black images, two a second."""
+    image = bytes(4 * 4 * 3)
+    return [
+        (t + k * 0.5, InputImageRawFrame(image=image, size=(4, 4), format="RGB"))
+        for k in range(int((end - t) / 0.5))
+    ]
+
+
+@pytest.mark.parametrize(
+    ("media", "answer", "state"),
+    [
+        (camera(0.5), "Yes, your camera is on and I can see its picture.", "live"),
+        (
+            _dark_camera(0.5),
+            "Your camera is on, but its picture looks dark, so I can't see you.",
+            "dark",
+        ),
+        ([], "No, I can't see a camera right now.", "none"),
+    ],
+)
+def test_can_you_see_me_is_answered_from_the_camera_not_by_the_model(gated, media, answer, state):
+    # The 0.5B cannot see, and says "Yes, I can see you." on any call.
+    model = Model()
+    r = run(media + say(4.0, "Can you see me?"), model, until=8)
+    assert model.user_turns == []
+    assert r.spoken_texts() == [answer]
+    assert r.of_kind("sight_asked")[0]["camera"] == state
+
+
+def test_a_camera_that_stopped_is_not_seen(gated):
+    # Images until 2 s, the question at 9 s: the camera is gone (no image for 5 s).
+    r = run(camera(0.5, end=2.0) + say(9.0, "Are you able to see me right now?"), Model(), until=12)
+    assert r.spoken_texts() == ["No, I can't see a camera right now."]

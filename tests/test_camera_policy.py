@@ -22,7 +22,7 @@ from pipecat_tandem.bench.caller.calibration import clips
 from pipecat_tandem.bench.caller.camera import Sensor, film
 from pipecat_tandem.fusion.darkness import DARK_LEVEL, image_is_dark, image_level
 from pipecat_tandem.policy.acknowledgements import CAMERA_DARK, acknowledge
-from pipecat_tandem.policy.camera import CameraPresence
+from pipecat_tandem.policy.camera import CameraPresence, asks_if_seen
 from pipecat_tandem.policy.interjections import parse_interjection
 
 FPS = 5.0  # the server keeps five images a second
@@ -132,3 +132,39 @@ def test_the_acknowledgement_of_a_watch_on_a_dark_camera():
     assert acknowledge(view, camera="dark") == "Okay, I'll tell you when the view changes."
     assert CAMERA_DARK not in acknowledge(timer, camera="dark")
     assert acknowledge(count, camera="live") == "Okay, I'll count your squats."
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Can you see me?",
+        "Hi! Can you see me?",
+        "can you see me now",
+        "Are you able to see me right now?",
+        "Do you see my camera?",
+        "Could you see anything?",
+        "Is my camera on?",
+        "Is my video working?",
+        "Am I on camera?",
+        "Can you still see me?",
+    ],
+)
+def test_questions_about_being_seen(text):
+    assert asks_if_seen(text)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Do you see what I mean?",
+        "Do you see anything wrong with my plan?",
+        "Can you see me waving?",  # about a wave: a watch's or the model's
+        "Tell me when you can see me.",
+        "See you later!",
+        "I can't see you.",
+        "Can you see if the store is open?",
+        "",
+    ],
+)
+def test_other_utterances_are_not(text):
+    assert not asks_if_seen(text)

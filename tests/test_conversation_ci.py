@@ -64,5 +64,13 @@ def test_the_timer_fires_on_time_and_nothing_claims_it_early(results):
     assert timer.fired_s is not None and abs(timer.fired_s - 10.0) <= 1.0, timer
 
 
+def test_can_you_see_me_is_answered_from_the_camera(results):
+    # With a webcam: "Yes, ... I can see its picture."; audio only: "No, I can't see a camera".
+    by_call = {r.conversation: r for r in results if r.kind == "sight"}
+    assert set(by_call) == {"seen_on_camera", "no_camera_to_see"}
+    for r in by_call.values():
+        assert r.latency_s is not None and r.on_topic, (r.conversation, r.heard)
+
+
 def test_the_bot_never_speaks_over_the_caller(results):
     assert [r.said for r in results if r.spoke_over_user] == []

@@ -21,6 +21,10 @@ user's wording), and the model does not run on it.
   :data:`CAMERA_LOST` / :data:`CAMERA_WENT_DARK` are said once when the camera goes
   away or dark while such a watch waits
   (:class:`~pipecat_tandem.policy.camera.CameraPresence` says when).
+* :data:`SIGHT_ANSWERS` — the answer to "Can you see me?" for each camera state
+  (:func:`~pipecat_tandem.policy.camera.asks_if_seen`): the model cannot see, and
+  the 0.5B answers "Yes, I can see you." whether a camera is on or not (8 of 8
+  samples with no camera in its context).
 * :class:`HandledTurns` — remembers which utterances were answered this way, so
   the gate in front of the interaction model can tell a handled turn (whole turn
   handled: speak the acknowledgement, drop the inference) from a turn that only
@@ -43,6 +47,7 @@ __all__ = [
     "CAMERA_LOST",
     "CAMERA_WENT_DARK",
     "NO_CAMERA",
+    "SIGHT_ANSWERS",
     "VIDEO_CUES",
     "HandledTurns",
     "InferenceVerdict",
@@ -66,6 +71,14 @@ CAMERA_LOST = "I've lost your camera, so I can't watch for that right now."
 
 #: Said once when the camera goes dark while a watch on the user is pending.
 CAMERA_WENT_DARK = "Your camera has gone dark, so I can't see you right now."
+
+#: The answers to "Can you see me?" by the camera's state (see ``policy.camera``):
+#: pictures arrive, only dark ones do, or none.
+SIGHT_ANSWERS = {
+    "live": "Yes, your camera is on and I can see its picture.",
+    "dark": "Your camera is on, but its picture looks dark, so I can't see you.",
+    "none": "No, I can't see a camera right now.",
+}
 
 #: Cue kinds computed from video frames (a watch on them needs a camera).
 VIDEO_CUES = frozenset({"visual_change", "periodic_motion", "motion_onset", "motion_offset"})

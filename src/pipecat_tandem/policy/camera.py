@@ -23,14 +23,44 @@ and answers two questions:
   on, and fires if the camera comes back. :meth:`CameraPresence.next_notice_at` is
   when one could next become due, for the processor's timer.
 
+:func:`asks_if_seen` recognizes the question a person asks first on a video call,
+"Can you see me?": the interaction model cannot see, and only this record knows
+whether any picture arrives, so the awareness processor answers it from
+:meth:`CameraPresence.state`.
+
 Pure and synchronous: times are passed in (session seconds), no frames, no I/O.
 """
 
 from __future__ import annotations
 
+import re
 from typing import Literal
 
-__all__ = ["CameraNotice", "CameraPresence", "CameraState"]
+__all__ = ["CameraNotice", "CameraPresence", "CameraState", "asks_if_seen"]
+
+# "Can you see me?", "Do you see my camera?", "Is my camera on?", "Am I on video?".
+# The question must end there: "can you see me waving" is about a wave (a watch or
+# the model's), "do you see anything wrong with it" is not about the camera.
+_SEEN = re.compile(
+    r"\b(?:(?:can|could|do|are) you (?:still |now )?(?:able to )?see "
+    r"(?:me|us|my (?:camera|video|webcam|face|picture|screen)|anything)"
+    r"|(?:is|are) my (?:camera|video|webcam) (?:on|working|coming through|showing)"
+    r"|am i on (?:camera|video))"
+    r"(?: (?:now|right now|okay|ok|clearly|all right|properly|at all))?\s*[?.!]*\s*$",
+    re.IGNORECASE,
+)
+
+
+def asks_if_seen(text: str) -> bool:
+    """Whether an utterance asks if the assistant can see the user or their camera.
+
+    Example::
+
+        asks_if_seen("Hi! Can you see me?")  # True
+        asks_if_seen("Do you see what I mean?")  # False
+    """
+    return isinstance(text, str) and _SEEN.search(text.strip()) is not None
+
 
 CameraState = Literal["none", "dark", "live"]
 CameraNotice = Literal["lost", "dark"]

@@ -25,8 +25,10 @@ interaction model**: a fixed acknowledgement that restates what was registered
 ("Okay, I'll tell you when ten seconds have passed."), spoken verbatim, and the model
 does not run on that turn, so it cannot claim what has not happened. A watch that
 needs a camera on a call with no video gets "I can't see a camera right now." and
-no job; a watch on the user while the camera is dark (a muted camera's black frames)
-is set, and its acknowledgement says the camera looks dark. A camera that stops
+no job; "Can you see me?" is answered the same way, from whether pictures arrive
+(:data:`~pipecat_tandem.policy.acknowledgements.SIGHT_ANSWERS`); a watch on the
+user while the camera is dark (a muted camera's black frames) is set, and its
+acknowledgement says the camera looks dark. A camera that stops
 (or goes dark) while a watch on it waits is told about once ("I've lost your camera,
 so I can't watch for that right now."), and the watch goes on. Skipping the model's
 inference needs a second stage where the inference is requested:
@@ -84,13 +86,14 @@ from pipecat_tandem.policy.acknowledgements import (
     CAMERA_LOST,
     CAMERA_WENT_DARK,
     NO_CAMERA,
+    SIGHT_ANSWERS,
     VIDEO_CUES,
     HandledTurns,
     acknowledge,
     needs_sight,
     needs_video,
 )
-from pipecat_tandem.policy.camera import CameraNotice, CameraPresence
+from pipecat_tandem.policy.camera import CameraNotice, CameraPresence, asks_if_seen
 from pipecat_tandem.policy.interjections import (
     Interjection,
     InterjectionScheduler,
@@ -221,6 +224,13 @@ class AwarenessProcessor(FrameProcessor):
             await self._refresh_now_view()
         spec = parse_interjection(frame.text)
         if spec is None:
+            if asks_if_seen(frame.text):
+                # Only the camera's record knows whether a picture arrives.
+                now = self._clock.now()
+                frame.metadata[HANDLED_KEY] = "sight"
+                state = self._camera.state(now)
+                self._log.emit("sight_asked", t=now, camera=state)
+                await self._answer(frame, SIGHT_ANSWERS[state])
             return
         now = self._clock.now()
         frame.metadata[HANDLED_KEY] = "interjection"

@@ -9,10 +9,12 @@ from typing import Any
 
 import numpy as np
 
+from pipecat_tandem.bench.caller.camera import SceneCamera
 from pipecat_tandem.bench.caller.ears import CallerEars, Heard
 from pipecat_tandem.bench.caller.grading import TurnResult, grade_turn
 from pipecat_tandem.bench.caller.mic import ScriptedMic, Spoken
 from pipecat_tandem.bench.caller.peer import CallerPeer
+from pipecat_tandem.bench.caller.scenes import Person, Room
 from pipecat_tandem.bench.caller.script import SENTENCE_PAUSES_S, Conversation, Turn
 from pipecat_tandem.bench.caller.voice import CallerVoice, cough
 
@@ -66,7 +68,9 @@ class Caller:
         """Speak ``conversation`` to the bot over a new call; hang up when it is done."""
         self.prepare(conversation)  # before dialling: no gaps mid-call
         mic = ScriptedMic()
-        peer = CallerPeer(self.base_url, mic)
+        # A webcam call: a person sitting in a room, through the sensor model, VP8.
+        camera = SceneCamera(Person(Room(0), seed=3)) if conversation.camera else None
+        peer = CallerPeer(self.base_url, mic, camera)
         record = CallRecord(conversation, peer=peer)
         await peer.connect()
         try:

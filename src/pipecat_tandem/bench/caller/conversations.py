@@ -2,7 +2,8 @@
 
 Chit-chat with known answers, delegated tasks (arithmetic in words, units, dates
 and durations, a look-up in the document folder, a short plan), chat while a job
-runs, "never mind", a change of topic, timers and reminders, a barge-in on an
+runs, "never mind", a change of topic, timers and reminders, "can you see me?" with
+and without a camera, a barge-in on an
 announcement, a cough and a caller who says nothing. ``ci=True`` marks the small
 subset the test suite runs on every change.
 """
@@ -151,6 +152,21 @@ CONVERSATIONS: tuple[Conversation, ...] = (
         ),
         ci=True,
     ),
+    # "Can you see me?" is answered from whether pictures arrive, not by the model.
+    Conversation(
+        "seen_on_camera",
+        (
+            Turn("sight", ("Can you see me?",), expect=("can see",)),
+            Turn("sight", ("Is my camera on?",), expect=("camera is on",)),
+        ),
+        ci=True,
+        camera=True,
+    ),
+    Conversation(
+        "no_camera_to_see",
+        (Turn("sight", ("Can you see me?",), expect=("can't see", "cannot see")),),
+        ci=True,
+    ),
     Conversation(
         "barge_in_noise_silence",
         (
@@ -190,9 +206,15 @@ CONVERSATIONS: tuple[Conversation, ...] = (
 
 def ci_subset() -> tuple[Conversation, ...]:
     """The conversations CI runs (each trimmed to its first turns to keep CI short)."""
-    keep = {"chit_chat": 3, "delegated_quantities": 1, "timers": 1}
+    keep = {
+        "chit_chat": 3,
+        "delegated_quantities": 1,
+        "timers": 1,
+        "seen_on_camera": 1,
+        "no_camera_to_see": 1,
+    }
     return tuple(
-        Conversation(c.name, c.turns[: keep[c.name]], ci=True)
+        Conversation(c.name, c.turns[: keep[c.name]], ci=True, camera=c.camera)
         for c in CONVERSATIONS
         if c.name in keep
     )

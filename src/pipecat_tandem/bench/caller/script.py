@@ -7,6 +7,7 @@ from typing import Literal
 
 Kind = Literal[
     "chat",
+    "sight",
     "busy_chat",
     "monologue",
     "job",
@@ -81,6 +82,7 @@ class Conversation:
     name: str
     turns: tuple[Turn, ...] = field(default_factory=tuple)
     ci: bool = False  # part of the small subset CI runs
+    camera: bool = False  # the caller's webcam shows a person in a room all call long
 
     def __post_init__(self) -> None:
         if not self.name or not self.turns:
