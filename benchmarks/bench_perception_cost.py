@@ -22,6 +22,12 @@ frame to RGB), paid whether or not perception runs.
     .venv/bin/python benchmarks/bench_perception_cost.py --size 1280 720 --camera-arm
     .venv/bin/python benchmarks/bench_perception_cost.py --scene person
 
+Each run also times one core's speed before and after the calls: the fusion's
+median CPU time per micro-turn in ``bench_fusion.py`` (the same synthetic 640×480
+micro-turns every time, pinned to one core). The budget is a share of *this*
+machine's core, and on this shared machine the same code has timed 0.7 ms there on
+one day and 1.7 ms on another: the reference says which kind of core a run had.
+
 ``--scene pattern`` (the default) sends the moving test pattern: every pixel
 changes every frame, so the motion counter analyses every image, the most the
 cues can cost. ``--scene person`` sends what a webcam call mostly is: a person
@@ -90,7 +96,18 @@ async def one_call(base: str, pid: int, args: argparse.Namespace, video: bool = 
     return 100.0 * (c1 - c0) / (t1 - t0)
 
 
+def core_reference_ms() -> float | None:
+    """``bench_fusion.py``'s median fusion CPU per micro-turn (ms), or None if it failed."""
+    cmd = [sys.executable, str(ROOT / "benchmarks" / "bench_fusion.py"), "--turns", "150"]
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=300, check=False)
+    for line in done.stdout.splitlines():
+        if line.startswith("| total |"):
+            return float(line.split("|")[2])
+    return None
+
+
 async def run(args: argparse.Namespace) -> dict[str, object]:
+    reference = [core_reference_ms()]
     servers: dict[str, tuple[str, subprocess.Popen[bytes]]] = {}
     for side, extra in (("on", []), ("off", ["--no-perception"])):
         port = free_port()
@@ -119,6 +136,7 @@ async def run(args: argparse.Namespace) -> dict[str, object]:
             os.killpg(proc.pid, signal.SIGTERM)
         for _, proc in servers.values():
             proc.wait(30)
+    reference.append(core_reference_ms())
     on, off = statistics.median(results["on"]), statistics.median(results["off"])
     diffs = [a - b for a, b in zip(results["on"], results["off"], strict=True)]
     out: dict[str, object] = {
@@ -128,6 +146,9 @@ async def run(args: argparse.Namespace) -> dict[str, object]:
         "median_on": round(on, 2),
         "median_off": round(off, 2),
         "perception_pct_of_a_core_median_pair_diff": round(statistics.median(diffs), 2),
+        # bench_fusion.py's fusion ms per micro-turn before and after the calls: how
+        # fast this run's core was (see the module docstring).
+        "core_reference_ms_before_after": reference,
     }
     if args.camera_arm:
         cam = [a - b for a, b in zip(results["off"], results["novideo"], strict=True)]
