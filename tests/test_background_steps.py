@@ -669,8 +669,10 @@ def _reading_tool():
             ["The weather in San Francisco is sunny.", "It is sunny and 75 degrees."],
             "It is sunny and 75 degrees.",
         ),
-        # Left out twice: the model's answer is kept (grounding never invents one).
-        (["It is sunny.", "It is sunny there."], "It is sunny there."),
+        # Left out twice: the model's answer, then the tool's figure.
+        (["It is sunny.", "It is sunny there."], "It is sunny there. The temperature is 75."),
+        # Another number twice: not contradicted by an appended figure.
+        (["It is 80 degrees.", "It is 80 degrees there."], "It is 80 degrees there."),
         # Stated at once: no second step.
         (["It is 75 degrees and sunny.", "unused"], "It is 75 degrees and sunny."),
     ],

@@ -241,10 +241,9 @@ def _fact(
     result = outcome.get("result")
     if "error" in outcome or not isinstance(result, dict):
         return None, None
-    for key in answer_fields:
-        figure = result.get(key)
-        if isinstance(figure, int | float) and not isinstance(figure, bool):
-            return figure, None
+    figure = _answer_figure(outcome, answer_fields)
+    if figure is not None:
+        return figure[1], None
     if name in QUANTITATIVE_TOOLS:
         return _value(outcome), None
     if name == "dates":
@@ -257,6 +256,20 @@ def _fact(
         if isinstance(result.get("date"), str):
             return None, result["date"]
     return None, None
+
+
+def _answer_figure(
+    outcome: dict[str, Any], answer_fields: tuple[str, ...]
+) -> tuple[str, int | float] | None:
+    """The first of ``answer_fields`` the outcome's result holds as a number, and its name."""
+    result = outcome.get("result")
+    if "error" in outcome or not isinstance(result, dict):
+        return None
+    for key in answer_fields:
+        figure = result.get(key)
+        if isinstance(figure, int | float) and not isinstance(figure, bool):
+            return key, figure
+    return None
 
 
 def _answer_fields(tools: list[Tool], name: str) -> tuple[str, ...]:
@@ -434,6 +447,7 @@ class StepLoop:
         ]
         value: Any = None
         fact_date: str | None = None
+        figure: tuple[str, int | float] | None = None  # a tool's answer field and its value
         known = numbers_in(packet.task)  # numbers the answer may state without a tool's
         # A record of the user's must be quoted from their notes or words, not made up.
         record = PERSONAL_RECORD.search(packet.task) is not None
@@ -442,11 +456,11 @@ class StepLoop:
             messages += self._tool_turn(done, outcome, packet.task)
             grounds.append(json.dumps(outcome, default=str))
             known += numbers_in(grounds[-1])
-            new_value, new_date = _fact(
-                done.name, outcome, packet.task, _answer_fields(self.tools, done.name)
-            )
+            fields = _answer_fields(self.tools, done.name)
+            new_value, new_date = _fact(done.name, outcome, packet.task, fields)
             if new_value is not None or new_date is not None:
                 value, fact_date = new_value, new_date
+                figure = _answer_figure(outcome, fields)
         problems = 0
         # A small model can loop on a call it has made (the 0.5B re-evaluates the
         # value it was given); a repeat is not run again, and from then on, as on
@@ -486,11 +500,11 @@ class StepLoop:
                 messages += self._tool_turn(step, outcome, packet.task)
                 grounds.append(json.dumps(outcome, default=str))
                 known += numbers_in(grounds[-1])
-                new_value, new_date = _fact(
-                    step.name, outcome, packet.task, _answer_fields(self.tools, step.name)
-                )
+                fields = _answer_fields(self.tools, step.name)
+                new_value, new_date = _fact(step.name, outcome, packet.task, fields)
                 if new_value is not None or new_date is not None:
                     value, fact_date = new_value, new_date
+                    figure = _answer_figure(outcome, fields)
                 continue
             answer = shorten(flatten_lists(step.text))
             reason = unspeakable_reason(answer)
@@ -521,6 +535,12 @@ class StepLoop:
                     # The date tool answered the question as the model asked it; a
                     # sentence that contradicts it twice is not kept.
                     return f"It is {_spoken(fact_date)}."
+                if figure is not None and speakable and not numbers_in(answer):
+                    # The figure the tool is for, left out twice ("The weather in San
+                    # Francisco is sunny." for 75 and sunny): said after the answer. An
+                    # answer with another number is left to the rules below.
+                    name = figure[0].replace("_", " ")
+                    return f"{answer} The {name} is {_fmt(figure[1])}."
                 if value is not None and (
                     miscopies(answer, value, known) or (not speakable and numbers_in(answer))
                 ):

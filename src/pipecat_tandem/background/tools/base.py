@@ -62,8 +62,9 @@ class Tool:
         answer_fields: Fields of the tool's result a spoken answer must state
             (``("temperature",)``): the figure the user asked for. An answer that
             leaves it out ("The weather in San Francisco is sunny." for 75 °F and
-            sunny, the 1.5B in pipecat's deferred eval) is sent back once; a second
-            answer without it is kept, as is one that states it another way.
+            sunny, the 1.5B in pipecat's deferred eval) is sent back once; when the
+            second leaves it out too, the figure is said after it ("... The
+            temperature is 75."). Numeric fields only.
     """
 
     name: str
