@@ -179,6 +179,7 @@ class _Server:
         self.replies = [reply, *later]  # the last one again for any further request
         self.delay_s = delay_s
         self.in_flight = 1 if busy else 0  # a background job generating on it
+        self.busy = self.in_flight  # ... and someone waits for it (not cancelled)
         self.requests: list[dict] = []
 
     async def stream_chat(self, request):
@@ -309,6 +310,6 @@ async def test_a_larger_model_busy_only_with_a_cancelled_request_is_asked():
     # cancels the report's job, and the 0.5B refuses the joke. The job's request
     # still holds the 1.5B's slot until its next token, but nobody waits for it.
     large = _Server(JOKE, busy=True)
-    large.busy = 0  # type: ignore[attr-defined]  # in flight, but cancelled
+    large.busy = 0  # in flight, but cancelled
     assert await _reply(_Server(REFUSAL), large) == JOKE
     assert len(large.requests) == 1

@@ -230,46 +230,38 @@ def comparison_step(task: str, by_name: dict[str, Tool]) -> ToolStep | None:
     return None
 
 
+Figure = tuple[str, int | float]  # a tool's answer field and its value
+
+
 def _fact(
     name: str, outcome: dict[str, Any], task: str, answer_fields: tuple[str, ...] = ()
-) -> tuple[Any, str | None]:
-    """``(value, iso_date)`` the answer must agree with, from a tool's outcome.
+) -> tuple[Any, str | None, Figure | None]:
+    """``(value, iso_date, figure)`` the answer must agree with, from a tool's outcome.
 
     ``answer_fields`` are the tool's own (:attr:`Tool.answer_fields`): the first of
-    them that the result holds as a number is the value the answer must state.
+    them that the result holds as a number is the value the answer must state, and
+    ``figure`` names it (None for every other kind of fact).
     """
     result = outcome.get("result")
     if "error" in outcome or not isinstance(result, dict):
-        return None, None
-    figure = _answer_figure(outcome, answer_fields)
-    if figure is not None:
-        return figure[1], None
+        return None, None, None
+    for key in answer_fields:
+        figure = result.get(key)
+        if isinstance(figure, int | float) and not isinstance(figure, bool):
+            return figure, None, (key, figure)
     if name in QUANTITATIVE_TOOLS:
-        return _value(outcome), None
+        return _value(outcome), None, None
     if name == "dates":
         days = result.get("days")
         if isinstance(days, int | float) and not isinstance(days, bool):
             if ASKS_WEEKDAY.search(task) and isinstance(result.get("to_date"), str):
-                return None, result["to_date"]  # the model counted days to the date asked about
+                # the model counted days to the date asked about
+                return None, result["to_date"], None
             # "23 days away" or "276 days ago": the count is said without its sign.
-            return abs(days), None
+            return abs(days), None, None
         if isinstance(result.get("date"), str):
-            return None, result["date"]
-    return None, None
-
-
-def _answer_figure(
-    outcome: dict[str, Any], answer_fields: tuple[str, ...]
-) -> tuple[str, int | float] | None:
-    """The first of ``answer_fields`` the outcome's result holds as a number, and its name."""
-    result = outcome.get("result")
-    if "error" in outcome or not isinstance(result, dict):
-        return None
-    for key in answer_fields:
-        figure = result.get(key)
-        if isinstance(figure, int | float) and not isinstance(figure, bool):
-            return key, figure
-    return None
+            return None, result["date"], None
+    return None, None, None
 
 
 def _answer_fields(tools: list[Tool], name: str) -> tuple[str, ...]:
@@ -447,7 +439,7 @@ class StepLoop:
         ]
         value: Any = None
         fact_date: str | None = None
-        figure: tuple[str, int | float] | None = None  # a tool's answer field and its value
+        figure: Figure | None = None
         known = numbers_in(packet.task)  # numbers the answer may state without a tool's
         # A record of the user's must be quoted from their notes or words, not made up.
         record = PERSONAL_RECORD.search(packet.task) is not None
@@ -457,10 +449,9 @@ class StepLoop:
             grounds.append(json.dumps(outcome, default=str))
             known += numbers_in(grounds[-1])
             fields = _answer_fields(self.tools, done.name)
-            new_value, new_date = _fact(done.name, outcome, packet.task, fields)
+            new_value, new_date, new_figure = _fact(done.name, outcome, packet.task, fields)
             if new_value is not None or new_date is not None:
-                value, fact_date = new_value, new_date
-                figure = _answer_figure(outcome, fields)
+                value, fact_date, figure = new_value, new_date, new_figure
         problems = 0
         # A small model can loop on a call it has made (the 0.5B re-evaluates the
         # value it was given); a repeat is not run again, and from then on, as on
@@ -501,10 +492,9 @@ class StepLoop:
                 grounds.append(json.dumps(outcome, default=str))
                 known += numbers_in(grounds[-1])
                 fields = _answer_fields(self.tools, step.name)
-                new_value, new_date = _fact(step.name, outcome, packet.task, fields)
+                new_value, new_date, new_figure = _fact(step.name, outcome, packet.task, fields)
                 if new_value is not None or new_date is not None:
-                    value, fact_date = new_value, new_date
-                    figure = _answer_figure(outcome, fields)
+                    value, fact_date, figure = new_value, new_date, new_figure
                 continue
             answer = shorten(flatten_lists(step.text))
             reason = unspeakable_reason(answer)

@@ -323,12 +323,10 @@ class LocalLLMService(LLMService):
         server = self._second_opinion
         if server is None:
             return False
-        slots = getattr(server.config, "slots", 1)
         # A request cancelled a moment ago (the job the user just called off) still
         # holds the slot until its next token, but nothing waits for it: the second
         # opinion queues behind it (bounded by SECOND_OPINION_FIRST_TOKEN_S).
-        busy = getattr(server, "busy", getattr(server, "in_flight", 0))
-        return bool(busy < slots)
+        return server.busy < server.config.slots
 
     async def _ask_again(self, request: dict[str, Any], repeat: RefusalSniffer) -> bool:
         """Ask this model once more, told not to repeat itself; False if it repeats anyway."""

@@ -148,16 +148,19 @@ class LocalModelServer:
         )
         self._threads_started = False
         self.load_seconds: float | None = None
-        #: Requests queued on the request gate or running (read by /metrics).
-        self.in_flight = 0
-        self._in_flight_lock = threading.Lock()  # += from several executor threads
-        self._live: set[_Request] = set()  # the in-flight requests, for `busy`
+        self._in_flight_lock = threading.Lock()  # changed from several executor threads
+        self._live: set[_Request] = set()  # requests queued on the gate or running
         _SERVERS.add(self)
 
     @property
     def config(self) -> ServerConfig:
         """The load configuration."""
         return self._config
+
+    @property
+    def in_flight(self) -> int:
+        """Requests queued on the request gate or running (read by /metrics)."""
+        return len(self._live)
 
     @property
     def busy(self) -> int:
@@ -247,7 +250,6 @@ class LocalModelServer:
 
     def _count(self, delta: int, request: _Request) -> None:
         with self._in_flight_lock:
-            self.in_flight += delta
             if delta > 0:
                 self._live.add(request)
             else:
