@@ -10,6 +10,7 @@ from pipecat.adapters.llm.schemas.tools_schema import ToolsSchema
 from pipecat_tandem.background.agent import BackgroundAgent, render_history
 from pipecat_tandem.background.packet import ContextPacket
 from pipecat_tandem.background.runner import InProcessRunner, JobReporter, usable_answer
+from pipecat_tandem.background.steps import follow_up_line
 from pipecat_tandem.background.tools import calculator_tool
 from tests.support.fake_llm import FakeLLMService, FakeReply
 from tests.support.virtual_time import run_virtual
@@ -92,7 +93,7 @@ def test_agent_sees_full_history_with_foreign_tool_calls_as_text():
     agent = BackgroundAgent(llm=FakeLLMService(), tools=[calculator_tool()])
     built = agent.build_messages(PACKET, ["round it"])
     assert built[0]["role"] == "system" and built[-1]["content"].startswith("Task: what is 1234")
-    assert "Follow-up from the user: round it" in built[-1]["content"]
+    assert follow_up_line("round it") in built[-1]["content"]
 
 
 def test_agent_rejects_bad_configuration():

@@ -11,6 +11,7 @@ from pipecat_tandem.background.answer import (
     carries_value,
     flatten_lists,
     shorten,
+    speaks_of_the_user,
     ungrounded_specifics,
     unspeakable_reason,
 )
@@ -21,6 +22,7 @@ from pipecat_tandem.background.steps import (
     AnswerStep,
     StepError,
     ToolStep,
+    follow_up_line,
     parse_step,
     step_instructions,
     step_schema,
@@ -661,6 +663,24 @@ def _reading_tool():
     )
 
 
+async def _weather_job(replies, expected):
+    """A weather job whose model calls the reading tool, then answers ``replies`` in turn."""
+    llm = SchemaLLM(
+        [step(tool="get_current_weather", location="San Francisco")]
+        + [step(answer=r) for r in replies]
+    )
+    events: list[JobEvent] = []
+
+    async def sink(e):
+        events.append(e)
+
+    agent = BackgroundAgent(llm=llm, tools=[_reading_tool()], prefetch=False)
+    task = "what's the weather in San Francisco"
+    packet = ContextPacket(job_id="j", task=task, messages=[{"role": "user", "content": task}])
+    assert await agent.run(packet, JobReporter("j", sink)) == expected
+    return llm, events
+
+
 @pytest.mark.parametrize(
     ("replies", "expected"),
     [
@@ -678,21 +698,84 @@ def _reading_tool():
     ],
 )
 async def test_a_tools_answer_field_must_be_stated(replies, expected):
-    llm = SchemaLLM(
-        [step(tool="get_current_weather", location="San Francisco")]
-        + [step(answer=r) for r in replies]
-    )
-    events: list[JobEvent] = []
-
-    async def sink(e):
-        events.append(e)
-
-    agent = BackgroundAgent(llm=llm, tools=[_reading_tool()], prefetch=False)
-    task = "what's the weather in San Francisco"
-    packet = ContextPacket(job_id="j", task=task, messages=[{"role": "user", "content": task}])
-    assert await agent.run(packet, JobReporter("j", sink)) == expected
+    llm, events = await _weather_job(replies, expected)
     refused = [e.text for e in events if e.kind == "progress" and "answer refused" in e.text]
     missing = next((i for i, r in enumerate(replies) if "75" in r), len(replies))
     assert len(refused) == missing
     if refused:
         assert "75" in refused[0] and "75" in llm.prompts[2][-1]["content"]
+
+
+@pytest.mark.parametrize(
+    ("text", "speaks_of"),
+    [
+        ("The user is looking at the camera at a height of 75 degrees Fahrenheit.", True),
+        ("The user's order ships on Friday.", True),
+        ("It is 75 degrees, as the user asked.", True),
+        ("It is 75 degrees and sunny.", False),
+        ("Check the user manual for the reset code.", False),
+        ("The user's guide lists it on page 4.", False),
+        ("You are 20 minutes away.", False),
+    ],
+)
+def test_speaks_of_the_user(text, speaks_of):
+    assert speaks_of_the_user(text) is speaks_of
+
+
+@pytest.mark.parametrize(
+    ("replies", "expected", "sent_back"),
+    [
+        # Sent back once, then the answer said to the user.
+        (
+            ["The user is looking at 75 degrees and sun.", "It is 75 degrees and sunny."],
+            "It is 75 degrees and sunny.",
+            1,
+        ),
+        # Still "the user" the second time: kept, its facts are right.
+        (
+            ["The user gets 75 degrees.", "The user has 75 degrees and sun."],
+            "The user has 75 degrees and sun.",
+            1,
+        ),
+        # Its figure left out first (refused for that), then "the user": asked once more.
+        (
+            ["The user has sun.", "The user has 75 degrees.", "It is 75 degrees."],
+            "It is 75 degrees.",
+            1,
+        ),
+    ],
+)
+async def test_an_answer_about_the_user_is_sent_back_once(replies, expected, sent_back):
+    llm, events = await _weather_job(replies, expected)
+    back = [e.text for e in events if e.kind == "progress" and 'says "the user"' in e.text]
+    assert len(back) == sent_back
+    assert '"the user"' in llm.prompts[-1][-1]["content"]
+
+
+async def test_an_answer_about_the_user_on_the_last_step_is_kept():
+    llm = SchemaLLM([step(answer="The user should sleep at ten.")])
+    answer, _ = await run(llm, "give me a tip to sleep better", max_steps=1)
+    assert answer == "The user should sleep at ten."
+
+
+async def test_a_follow_up_is_put_as_words_that_may_be_misheard():
+    llm = SchemaLLM([step(answer="It is 75 degrees.")])
+    events: list[JobEvent] = []
+
+    async def sink(e):
+        events.append(e)
+
+    agent = BackgroundAgent(llm=llm, tools=TOOLS, prefetch=False)
+    task = "what's the weather in San Francisco"
+    packet = ContextPacket(
+        job_id="j",
+        task=task,
+        messages=[{"role": "user", "content": task}],
+        follow_ups=["You stare in height."],
+    )
+    await agent.run(packet, JobReporter("j", sink))
+    situation = llm.prompts[0][-1]["content"]
+    assert follow_up_line("You stare in height.") in situation
+    assert "may be misheard" in follow_up_line("x")
+    # A job without a follow-up gets the system prompt it was measured with.
+    assert "misheard" not in llm.prompts[0][0]["content"]

@@ -216,9 +216,9 @@ async def test_follow_up_reaches_the_running_job(redis):
         assert await session.runner.follow_up("job-1", "only by train")
         final = await session.wait_final("job-1")
         # Into the job's first prompt, or into a second round if it came a moment later.
-        assert final.text in (
-            "Worker w1: plan a trip delay=1 Follow-up from the user: only by train.",
-            "Worker w1 with follow-up: only by train",
+        # (The fake says the prompt back, cut to a spoken answer's length.)
+        assert final.text == "Worker w1 with follow-up: only by train" or final.text.startswith(
+            "Worker w1: plan a trip delay=1 Follow-up from the user: only by train"
         )
         assert not await session.runner.follow_up("job-1", "too late")
         # Sent while the model is working: the job takes it in before it answers.

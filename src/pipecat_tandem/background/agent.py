@@ -65,7 +65,7 @@ from pipecat_tandem.background.answer import (
 from pipecat_tandem.background.packet import ContextPacket
 from pipecat_tandem.background.runner import JobReporter
 from pipecat_tandem.background.step_agent import StepLoop, StepLoopError
-from pipecat_tandem.background.steps import ToolStep, required_tools
+from pipecat_tandem.background.steps import ToolStep, follow_up_line, required_tools
 from pipecat_tandem.background.tools.base import Tool, ToolEnv
 from pipecat_tandem.background.tools.calculator import task_arithmetic
 
@@ -348,7 +348,7 @@ class BackgroundAgent:
         if packet.camera is not None:
             lines.append("A camera frame is available to the look_at_camera tool.")
         for f in [*packet.follow_ups, *follow_ups]:
-            lines.append(f"Follow-up from the user: {f}")
+            lines.append(follow_up_line(f))
         return [
             {"role": "system", "content": self._instructions},
             *render_history(packet.messages, self.tool_names),

@@ -80,6 +80,26 @@ def unspeakable_reason(text: object) -> str | None:
     return None
 
 
+#: "The user" as a person ("The user is looking at their height."), not a thing
+#: ("the user manual", "the user's guide").
+_THE_USER = re.compile(
+    r"\bthe user(?:'s)?\b(?!'?s?\s+(?:manual|guide|interface|name|account|id|settings|agreement))",
+    re.I,
+)
+
+
+def speaks_of_the_user(text: str) -> bool:
+    """Whether an answer talks about the user instead of to them.
+
+    The answer is said to the user, so "the user" is "you". The 1.5B wrote "The
+    user is looking at the camera at a height of 75 degrees Fahrenheit." for a
+    weather job whose follow-up was a misheard "Use Fahrenheit." ("You stare in
+    height."): read aloud, the user hears themselves discussed. Not a reason to
+    drop the answer (its facts may be right), only to ask once more.
+    """
+    return _THE_USER.search(text) is not None
+
+
 _LIST_ITEM = re.compile(r"^\s*(?:[-*•]|\d+[.)])\s+(?=\S)")
 _INLINE_ITEM = re.compile(r"(?<=[.!?;,])\s+\d+[.)]\s+(?=[A-Za-z])")
 

@@ -41,6 +41,7 @@ from pipecat_tandem.background.answer import (
     miscopies,
     numbers_in,
     shorten,
+    speaks_of_the_user,
     ungrounded_specifics,
     unspeakable_reason,
 )
@@ -49,6 +50,7 @@ from pipecat_tandem.background.runner import JobReporter
 from pipecat_tandem.background.steps import (
     StepError,
     ToolStep,
+    follow_up_line,
     parse_step,
     required_tools,
     step_instructions,
@@ -280,7 +282,7 @@ def render_situation(packet: ContextPacket, follow_ups: list[str], history: list
     if packet.camera is not None:
         lines.append("A camera frame is available to the look_at_camera tool.")
     lines.append(f"Task: {packet.task}")
-    lines += [f"Follow-up from the user: {f}" for f in [*packet.follow_ups, *follow_ups]]
+    lines += [follow_up_line(f) for f in [*packet.follow_ups, *follow_ups]]
     return "\n".join(lines)
 
 
@@ -460,9 +462,10 @@ class StepLoop:
         pending = {t.name for t in required} - {done.name for done, _ in prefetched}
         answer_only = step_schema([], strict=self.strict)
         must_answer = False
+        asked_for_you = False
         for attempt in range(self.max_steps):
             for text in reporter.take_follow_ups():
-                messages.append({"role": "user", "content": f"Follow-up from the user: {text}"})
+                messages.append({"role": "user", "content": follow_up_line(text)})
             last = attempt == self.max_steps - 1
             if must_answer or last:
                 reply = await self._step(messages, answer_only)
@@ -505,6 +508,13 @@ class StepLoop:
             invented = ungrounded_specifics(answer, grounds) if record else []
             if reason is None and invented:
                 reason = f"no note or message holds {', '.join(invented[:3])}"
+            if reason is None and not (asked_for_you or last) and speaks_of_the_user(answer):
+                # Asked once, apart from the answer's other problems: a second answer
+                # that still says "the user" is kept (its facts may well be right).
+                asked_for_you = True
+                await reporter.progress(f'answer sent back (it says "the user"): {answer[:120]}')
+                messages += self._sent_back(answer, 'it speaks of "the user"; say it to them')
+                continue
             if reason is None:
                 return answer
             problems += 1
@@ -543,15 +553,19 @@ class StepLoop:
                     # never turn a right answer into a wrong one, so keep the model's.
                     return answer
                 raise StepLoopError(f"the answer was {reason}")
-            messages.append({"role": "assistant", "content": self._as_step({"answer": answer})})
-            messages.append(
-                {
-                    "role": "user",
-                    "content": f"That answer cannot be spoken: {reason}. Give the final answer "
-                    "again in plain words, key fact first.",
-                }
-            )
+            messages += self._sent_back(answer, reason)
         raise StepLoopError(f"no answer after {self.max_steps} steps")
+
+    def _sent_back(self, answer: str, reason: str) -> list[dict[str, Any]]:
+        """The refused answer and the request for another, as two messages."""
+        return [
+            {"role": "assistant", "content": self._as_step({"answer": answer})},
+            {
+                "role": "user",
+                "content": f"That answer cannot be spoken: {reason}. Give the final answer "
+                "again in plain words, key fact first.",
+            },
+        ]
 
 
 def _fmt(value: Any) -> str:

@@ -394,6 +394,23 @@ Tools:
 """
 
 
+def follow_up_line(text: str) -> str:
+    """How a follow-up the user added while the job ran is put to the model.
+
+    The words come from the call's speech recognition, which can mishear them:
+    "Use Fahrenheit." came as "You stare in height.", and the 1.5B then answered a
+    weather job with "The user is looking at the camera at a height of 75 degrees
+    Fahrenheit.". Told that a follow-up may be misheard, it left that one out
+    and still followed one that made sense ("In Celsius, please.": 24 degrees).
+    Said here, not in the system prompt, so jobs without a follow-up get the
+    very prompt they were measured with.
+    """
+    return (
+        f"Follow-up from the user: {text} (heard by speech recognition, so it may be "
+        "misheard: if it makes no sense for the task, leave it out)"
+    )
+
+
 def step_instructions(tools: list[Tool], *, wrapped: bool = False) -> str:
     """The background model's system prompt for the step protocol.
 
