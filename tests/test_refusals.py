@@ -18,7 +18,14 @@ from pipecat.tests.utils import SleepFrame, run_test
 
 from pipecat_tandem.models import local_llm
 from pipecat_tandem.models.local_llm import LocalLLMService
-from pipecat_tandem.policy.refusals import RefusalSniffer, RefusalVerdict, is_refusal
+from pipecat_tandem.policy.refusals import (
+    SECOND_OPINION_CHARS,
+    RefusalSniffer,
+    RefusalVerdict,
+    is_refusal,
+    second_opinion_messages,
+)
+from pipecat_tandem.policy.speech_faults import SpeechApologies
 
 REFUSAL = "I'm sorry, but I can't assist with that."
 JOKE = "Sure, here's a joke: why was the sea turtle sad? It had no shell!"
@@ -39,6 +46,9 @@ JOKE = "Sure, here's a joke: why was the sea turtle sad? It had no shell!"
         'I apologize, but I\'m not sure what you mean by "joke."',
         "I'm not sure what you mean.",
         "Sorry, I don't understand.",
+        # The 0.5B asked again after going on with the story the user cut short.
+        "I apologize, but I cannot continue the conversation.",
+        "I'm sorry, I can't discuss that.",
     ],
 )
 def test_refusals_are_recognised(text):
@@ -50,6 +60,7 @@ def test_refusals_are_recognised(text):
     [
         "I'm sorry to hear that.",
         "I can't wait to hear about it!",
+        "Sorry, I can't continue without your name: what is it?",
         "Sorry, could you say that again?",
         "The capital of France is Paris.",
         "Unfortunately it rained all day.",
@@ -211,6 +222,43 @@ async def test_a_refusal_gets_the_larger_models_reply_instead():
     assert large.requests[0]["messages"] == small.requests[0]["messages"]
 
 
+async def test_a_second_opinion_reads_the_persona_and_the_latest_of_a_long_call():
+    persona = {"role": "system", "content": "You are a friendly voice assistant."}
+    chat = [
+        {"role": role, "content": f"{role} line {i}: " + "words " * 8}
+        for i in range(20)
+        for role in ("user", "assistant")
+    ]
+    small, large = _Server(REFUSAL), _Server(JOKE)
+    assert await _reply(small, large, [persona, *chat]) == JOKE
+    asked = large.requests[0]["messages"]
+    assert asked[0]["content"] == persona["content"]
+    assert asked[-1]["content"] == "Tell me they joke instead."
+    # The latest lines, in order, within the budget; the small model saw them all.
+    assert [m["content"] for m in asked[1:-1]] == [m["content"] for m in chat[-len(asked) + 2 :]]
+    assert sum(len(m["content"]) for m in asked[1:]) <= SECOND_OPINION_CHARS
+    assert 2 < len(asked) < len(small.requests[0]["messages"]) == 42
+
+
+@pytest.mark.parametrize(
+    ("sizes", "budget", "kept"),
+    [
+        ([10, 10, 10], 100, [0, 1, 2]),  # all fit
+        ([10, 50, 60], 100, [2]),  # the last two do not fit together
+        ([10, 50, 40], 100, [0, 1, 2]),  # exactly the budget
+        ([10, 50, 45], 100, [1, 2]),  # one character over
+        ([500], 100, [0]),  # the last message is kept whatever its size
+        ([], 100, []),
+    ],
+)
+def test_second_opinion_messages_keep_the_latest_that_fit(sizes, budget, kept):
+    system = [{"role": "system", "content": "persona " * 40}]  # never counted
+    rest = [{"role": "user", "content": "x" * n} for n in sizes]
+    out = second_opinion_messages([*system, *rest], budget)
+    assert out[0] is system[0]
+    assert out[1:] == [rest[i] for i in kept]
+
+
 async def test_a_repeat_of_the_previous_reply_gets_the_larger_models_reply_instead():
     history = [
         {"role": "user", "content": "Tell me a short story about a sea turtle."},
@@ -263,6 +311,12 @@ async def test_a_repeat_is_asked_again_when_the_larger_model_is_too_slow(monkeyp
 async def test_a_repeat_asked_again_that_repeats_again_is_said_once():
     small = _Server(STORY, STORY)
     assert await _reply(small, _Server(JOKE, busy=True), STORY_HISTORY) == STORY
+    assert len(small.requests) == 2
+
+
+async def test_a_repeat_asked_again_that_refuses_asks_the_user_to_say_it_again():
+    small = _Server(STORY, "I apologize, but I cannot continue the conversation.")
+    assert await _reply(small, _Server(JOKE, busy=True), STORY_HISTORY) == (SpeechApologies().llm)
     assert len(small.requests) == 2
 
 

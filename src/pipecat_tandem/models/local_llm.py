@@ -63,7 +63,12 @@ from pipecat_tandem.models.tool_calls import (
 from pipecat_tandem.policy.injection import EchoGuard
 from pipecat_tandem.policy.loops import SentenceLoopCutter
 from pipecat_tandem.policy.now_view import is_now_message
-from pipecat_tandem.policy.refusals import RefusalSniffer, RefusalVerdict
+from pipecat_tandem.policy.refusals import (
+    RefusalSniffer,
+    RefusalVerdict,
+    second_opinion_messages,
+)
+from pipecat_tandem.policy.speech_faults import SpeechApologies
 from pipecat_tandem.policy.turn_notes import drop_answered_notes
 
 _call_ids = itertools.count(1)
@@ -341,8 +346,15 @@ class LocalLLMService(LLMService):
             logger.warning(f"{self}: asking again failed: {e}")
             return False
         rest = again.finish()
-        if again.verdict in (RefusalVerdict.REFUSAL, RefusalVerdict.REPEAT):
-            logger.warning(f"{self}: asked again, the reply was a {again.verdict} too")
+        if again.verdict is RefusalVerdict.REFUSAL:
+            # Told not to go on with its last reply, it found nothing to say to the
+            # user's words ("I apologize, but I cannot continue the conversation."):
+            # they were likely misheard, so the user is asked for them again.
+            logger.warning(f"{self}: asked again, the reply was a refusal: {rest[:60]!r}")
+            await self._push_llm_text(SpeechApologies().llm)
+            return True
+        if again.verdict is RefusalVerdict.REPEAT:
+            logger.warning(f"{self}: asked again, the reply was a repeat too")
             return False
         if rest:
             await self._push_llm_text(rest)
@@ -356,6 +368,8 @@ class LocalLLMService(LLMService):
         name = server.config.model_path.name
         logger.info(f"{self}: the reply was a {why}; asking {name} for a second opinion")
         body = {k: v for k, v in request.items() if k not in ("tools", "tool_choice")}
+        # Only the latest of the call: the larger model prefills slowly (see the policy).
+        body["messages"] = second_opinion_messages(request["messages"])
         chunks = server.stream_chat(body).__aiter__()
         spoke = False
         try:

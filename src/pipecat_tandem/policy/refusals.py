@@ -22,6 +22,11 @@ near San Francisco, ..." after "A sea turtle, named Bill, was born in a small
 island near San Francisco."). A reply the user let finish is only checked from
 its start, so a summary that quotes it is not taken for one.
 
+The second opinion reads only the persona and the latest of the conversation
+(:func:`second_opinion_messages`): on its slow core the larger model took 10.3 s
+to begin on a 31-message call, past the 6 s a refusal waits for it, and 3.0 s on
+that call's last five messages.
+
 :class:`RefusalSniffer` holds only what could still become a refusal: a reply
 whose first words cannot open one ("The capital ...", "Why did ...") is released
 at once, and one that opens like one ("I'm sorry to hear that.") is released at
@@ -32,6 +37,7 @@ from __future__ import annotations
 
 import re
 from enum import StrEnum
+from typing import Any
 
 #: How a refusal opens (lower case, straight apostrophes).
 _OPENERS = (
@@ -56,7 +62,8 @@ _OPENERS = (
 )
 _REFUSAL = re.compile(
     r"\b(can'?t|cannot|can not|unable to|not able to|won'?t be able to)\s+"
-    r"(help|assist|do|provide|answer|comply|fulfil+|support|respond|give)\b",
+    r"(help|assist|do|provide|answer|comply|fulfil+|support|respond|give|continue|proceed|"
+    r"discuss|engage)\b(?!\s+(?:without|until|unless)\b)",
     re.IGNORECASE,
 )
 #: A reply that did not follow the request ("I apologize, but I'm not sure what you
@@ -233,3 +240,52 @@ class RefusalSniffer:
         text = self.held
         self._buffer = []
         return text
+
+
+#: The most of the conversation a second opinion reads, in characters of text (~4 a
+#: token). The larger model runs on one core at nice 19, where it prefilled the
+#: deferred eval's whole context (11 messages) in 4.6 s on an idle machine, and
+#: the refusal is said after all if it has not begun within 6 s: a long call's
+#: whole context would never make it (docs/benchmarks.md, "A second opinion
+#: in time").
+SECOND_OPINION_CHARS = 300
+
+
+def _chars(message: Any) -> int:
+    content = message.get("content") if isinstance(message, dict) else None
+    return len(content) if isinstance(content, str) else len(str(content or ""))
+
+
+def second_opinion_messages(
+    messages: list[Any], max_chars: int = SECOND_OPINION_CHARS
+) -> list[Any]:
+    """The part of a conversation a second opinion is asked on: its start and its end.
+
+    The leading system messages (the persona) are kept, then the latest messages
+    that fit in ``max_chars`` together, and always the last one (what is being
+    answered). What the user just asked and what was just said around it is what
+    a reply to a refused or repeated turn needs; the rest of a long call only
+    costs prefill on a slow core.
+
+    Args:
+        messages: The request's messages, oldest first.
+        max_chars: Text budget for the messages after the leading system ones.
+
+    Returns:
+        The messages kept, in order (the same objects).
+    """
+    lead = 0
+    while lead < len(messages) and isinstance(messages[lead], dict):
+        if messages[lead].get("role") != "system":
+            break
+        lead += 1
+    rest = messages[lead:]
+    kept: list[Any] = []
+    used = 0
+    for message in reversed(rest):
+        size = _chars(message)
+        if kept and used + size > max_chars:
+            break
+        kept.append(message)
+        used += size
+    return [*messages[:lead], *reversed(kept)]
