@@ -49,6 +49,9 @@ JOKE = "Sure, here's a joke: why was the sea turtle sad? It had no shell!"
         # The 0.5B asked again after going on with the story the user cut short.
         "I apologize, but I cannot continue the conversation.",
         "I'm sorry, I can't discuss that.",
+        # The 0.5B to "tell me a joke instead", in the deferred eval.
+        "Oh, I see, I'm sorry, but I can't help with that.",
+        "I'm afraid I can't help with that.",
     ],
 )
 def test_refusals_are_recognised(text):
@@ -61,6 +64,8 @@ def test_refusals_are_recognised(text):
         "I'm sorry to hear that.",
         "I can't wait to hear about it!",
         "Sorry, I can't continue without your name: what is it?",
+        "Oh, I see, you want a joke: why did the turtle cross the road?",
+        "I'm afraid it will rain today.",
         "Sorry, could you say that again?",
         "The capital of France is Paris.",
         "Unfortunately it rained all day.",
@@ -367,3 +372,11 @@ async def test_a_larger_model_busy_only_with_a_cancelled_request_is_asked():
     large.busy = 0  # in flight, but cancelled
     assert await _reply(_Server(REFUSAL), large) == JOKE
     assert len(large.requests) == 1
+
+
+def test_a_refusal_after_oh_i_see_is_held_streamed_word_by_word():
+    sniffer, spoken = _say("", "Oh, I see, I'm sorry, but I can't help with that.", cut_short=False)
+    assert spoken == "" and sniffer.verdict is RefusalVerdict.REFUSAL
+    sniffer, spoken = _say("", "Oh, I see, you want a joke instead.", cut_short=False)
+    assert sniffer.verdict is RefusalVerdict.TEXT
+    assert spoken.strip() == "Oh, I see, you want a joke instead."

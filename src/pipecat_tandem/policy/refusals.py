@@ -51,6 +51,8 @@ _OPENERS = (
     "i can't",
     "i cannot",
     "i can not",
+    "i'm afraid",
+    "i am afraid",
     "i'm unable",
     "i am unable",
     "i'm not able",
@@ -76,9 +78,11 @@ _NOT_FOLLOWED = re.compile(
 )
 _SENTENCE_END = re.compile(r"[.!?](\s|$)")
 #: Words a reply may open with before a refusal ("Oh, hello! I'm sorry, but ...",
-#: "Oh, hello there! I'm sorry, but ..." in pipecat's cancellation eval).
+#: "Oh, hello there! I'm sorry, but ..." in pipecat's cancellation eval, "Oh, I see,
+#: I'm sorry, but I can't help with that." in the deferred one).
 _INTERJECTIONS = re.compile(
-    r"^(?:(?:oh|ah|hmm+|um+|uh+|well|okay|ok|alright|(?:hello|hi|hey)(?:\s+there)?)\b\W*)+"
+    r"^(?:(?:oh|ah|hmm+|um+|uh+|well|okay|ok|alright|i see|got it|"
+    r"(?:hello|hi|hey)(?:\s+there)?)\b\W*)+"
 )
 
 
