@@ -245,6 +245,16 @@ async def test_a_second_opinion_reads_the_persona_and_the_latest_of_a_long_call(
     assert 2 < len(asked) < len(small.requests[0]["messages"]) == 42
 
 
+def test_a_second_opinions_window_does_not_open_on_half_a_tool_call():
+    call = {"role": "assistant", "content": "", "tool_calls": [{"id": "1"}]}
+    result = {"role": "tool", "tool_call_id": "1", "content": "75"}
+    said = {"role": "assistant", "content": "It is 75."}
+    asked = {"role": "user", "content": "Tell me they joke instead."}
+    out = second_opinion_messages([call, result, said, asked], 100)
+    assert out == [said, asked]
+    assert second_opinion_messages([result], 100) == [result]  # the last is always kept
+
+
 @pytest.mark.parametrize(
     ("sizes", "budget", "kept"),
     [

@@ -250,8 +250,8 @@ class RefusalSniffer:
 #: token). The larger model runs on one core at nice 19, where it prefilled the
 #: deferred eval's whole context (11 messages) in 4.6 s on an idle machine, and
 #: the refusal is said after all if it has not begun within 6 s: a long call's
-#: whole context would never make it (docs/benchmarks.md, "A second opinion
-#: in time").
+#: whole context would never make it (docs/benchmarks.md, "A second opinion that
+#: arrives in time").
 SECOND_OPINION_CHARS = 300
 
 
@@ -292,4 +292,14 @@ def second_opinion_messages(
             break
         kept.append(message)
         used += size
+    # A tool's result (or the call it answers) without the other half of the pair
+    # is not a conversation a chat template renders: the window starts after it.
+    while len(kept) > 1 and _half_of_a_call(kept[-1]):
+        kept.pop()
     return [*messages[:lead], *reversed(kept)]
+
+
+def _half_of_a_call(message: Any) -> bool:
+    if not isinstance(message, dict):
+        return False
+    return message.get("role") == "tool" or bool(message.get("tool_calls"))
