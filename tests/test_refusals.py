@@ -24,6 +24,7 @@ from pipecat_tandem.policy.refusals import (
     RefusalVerdict,
     is_refusal,
     second_opinion_messages,
+    story_names,
 )
 from pipecat_tandem.policy.speech_faults import SpeechApologies
 
@@ -390,3 +391,74 @@ def test_a_refusal_after_oh_i_see_is_held_streamed_word_by_word():
     sniffer, spoken = _say("", "Oh, I see, you want a joke instead.", cut_short=False)
     assert sniffer.verdict is RefusalVerdict.TEXT
     assert spoken.strip() == "Oh, I see, you want a joke instead."
+
+
+@pytest.mark.parametrize(
+    ("previous", "others", "names"),
+    [
+        (CUT_STORY, ["What's the weather in San Francisco?"], {"bill"}),
+        (CUT_STORY, [], {"bill", "san", "francisco"}),
+        # Capitals owed to their place: a clause after a colon, a quotation.
+        ("Sure, here's a joke: Why don't scientists trust atoms? Because they lie.", [], set()),
+        ('Luna sang all day, and then she said, "Hello there, friends and family!"', [], set()),
+        # Written in lower case too: a word, not a name.
+        ("The Sea was calm that day, and the sea was wide and blue and deep.", [], set()),
+        # Said by the user: not made up by the reply.
+        (
+            "Bill was born in a small island and he loved Bill the whale.",
+            ["Tell me about Bill"],
+            set(),
+        ),
+        ("A turtle named Bill.", [], set()),  # too short to tell
+    ],
+)
+def test_story_names(previous, others, names):
+    assert story_names(previous, others) == names
+
+
+@pytest.mark.parametrize(
+    ("reply", "verdict"),
+    [
+        # The 0.5B after "Tell me they joke instead." in pipecat's deferred eval.
+        ("Bill, a sea turtle, was born on an island.", RefusalVerdict.REPEAT),
+        (
+            "I apologize for the confusion. I'm sorry Bill's joke was that he swam.",
+            RefusalVerdict.REPEAT,
+        ),
+        ("O-I-C, bill was a Joe Cleving C-turtle.", RefusalVerdict.REPEAT),
+        # A joke: no name of the story's, told once 16 words are out.
+        ("Why did the sea turtle cross the road? To get to the other tide!", RefusalVerdict.TEXT),
+        (
+            "Sure, here is one for you about turtles and the sea, and it is a short one "
+            "about Bill.",
+            RefusalVerdict.TEXT,
+        ),
+    ],
+)
+def test_a_reply_that_brings_back_the_cut_storys_names_goes_on_with_it(reply, verdict):
+    names = story_names(CUT_STORY, ["What's the weather in San Francisco?"])
+    sniffer = RefusalSniffer(previous=CUT_STORY, cut_short=True, names=names)
+    spoken = "".join(sniffer.feed(w + " ") for w in reply.split(" "))
+    rest = sniffer.finish()
+    if verdict is RefusalVerdict.REPEAT:
+        assert sniffer.verdict is verdict and spoken == "" and rest.strip() == reply
+    else:  # said whole: released at word 16, or at its end if shorter
+        assert sniffer.verdict is not RefusalVerdict.REPEAT
+        assert (spoken + rest).strip() == reply
+    # Not cut short: the names are not looked for, and a reply is released at once.
+    sniffer = RefusalSniffer(previous=CUT_STORY, cut_short=False, names=names)
+    assert sniffer.feed("Bill ") == "Bill "
+
+
+async def test_a_reply_naming_the_cut_storys_turtle_gets_the_second_opinion():
+    history = [
+        {"role": "user", "content": "What's the weather in San Francisco?"},
+        {"role": "assistant", "content": "On it."},
+        {"role": "user", "content": "Tell me a short story about a sea turtle."},
+        {"role": "assistant", "content": CUT_STORY},
+    ]
+    large = _Server(JOKE)
+    reply = "Bill, a sea turtle, was born on an island."
+    before = [BotStartedSpeakingFrame(), InterruptionFrame(), BotStoppedSpeakingFrame()]
+    assert await _reply(_Server(reply), large, history, before) == JOKE
+    assert len(large.requests) == 1

@@ -67,6 +67,7 @@ from pipecat_tandem.policy.refusals import (
     RefusalSniffer,
     RefusalVerdict,
     second_opinion_messages,
+    story_names,
 )
 from pipecat_tandem.policy.speech_faults import SpeechApologies
 from pipecat_tandem.policy.turn_notes import drop_answered_notes
@@ -258,7 +259,9 @@ class LocalLLMService(LLMService):
         if cut_short and previous:
             logger.debug(f"{self}: the user spoke over the last reply: {previous[-60:]!r}")
         refusal = (
-            RefusalSniffer(previous=previous, cut_short=cut_short)
+            RefusalSniffer(
+                previous=previous, cut_short=cut_short, names=_made_up(request["messages"])
+            )
             if self._second_opinion is not None
             else None
         )
@@ -604,6 +607,25 @@ def _last_assistant_text(messages: list[Any]) -> str:
             content = message.get("content")
             return content if isinstance(content, str) else ""
     return ""
+
+
+def _made_up(messages: list[Any]) -> frozenset[str]:
+    """The names the last assistant message made up (see ``story_names``)."""
+    last = next(
+        (i for i in range(len(messages) - 1, -1, -1) if _role(messages[i]) == "assistant"), None
+    )
+    if last is None or not isinstance(messages[last].get("content"), str):
+        return frozenset()
+    others = [
+        m["content"]
+        for i, m in enumerate(messages)
+        if i != last and isinstance(m, dict) and isinstance(m.get("content"), str)
+    ]
+    return story_names(messages[last]["content"], others)
+
+
+def _role(message: Any) -> str:
+    return str(message.get("role", "")) if isinstance(message, dict) else ""
 
 
 def _tool_name(tool: Any) -> str:

@@ -131,11 +131,19 @@ class RefusalSniffer:
     the previous one: interrupted in a story about a sea turtle and asked for a joke,
     the 0.5B began the story's spoken part again, word for word (the same eval).
 
+    A reply to the user who cut a story short that brings back, within its first
+    :data:`GOES_ON_WORDS` words, a name the story made up (``names``, see
+    :func:`story_names`) goes on with it in other words, and is a repeat too:
+    "Fluffy, a sea turtle, was born in a small island in San Francisco." and
+    "I apologize for the confusion. I'm sorry Charlie's joke was that he had a white
+    coat ..." after "Tell me they joke instead." in pipecat's deferred eval.
+
     Args:
         previous: The model's previous reply in this conversation ("" if none).
         cut_short: The user spoke over ``previous``: a reply that opens (after
             "Oh,", "Well,") with :data:`REPEAT_WORDS` words in a row from anywhere
             in it is a repeat, not only one from its start.
+        names: Names ``previous`` made up (lower case); only used when ``cut_short``.
 
     Example::
 
@@ -145,11 +153,14 @@ class RefusalSniffer:
         sniffer.verdict                 # RefusalVerdict.REFUSAL
     """
 
-    def __init__(self, previous: str = "", *, cut_short: bool = False) -> None:
+    def __init__(
+        self, previous: str = "", *, cut_short: bool = False, names: frozenset[str] = frozenset()
+    ) -> None:
         self._buffer: list[str] = []
         self._verdict = RefusalVerdict.UNDECIDED
         self._previous = _words(previous)
         self._cut_short = cut_short
+        self._names = names if cut_short else frozenset()
 
     @property
     def verdict(self) -> RefusalVerdict:
@@ -158,7 +169,7 @@ class RefusalSniffer:
 
     def fresh(self) -> RefusalSniffer:
         """A new sniffer for another reply to the same turn (same previous reply, same cut)."""
-        again = RefusalSniffer(cut_short=self._cut_short)
+        again = RefusalSniffer(cut_short=self._cut_short, names=self._names)
         again._previous = self._previous
         return again
 
@@ -179,7 +190,7 @@ class RefusalSniffer:
         self._buffer.append(delta)
         if self._verdict is not RefusalVerdict.UNDECIDED:
             return ""
-        repeat = self._repeat_state()
+        repeat = _strongest(self._repeat_state(), self._goes_on_state())
         if repeat == "yes":
             self._verdict = RefusalVerdict.REPEAT
             return ""
@@ -220,6 +231,15 @@ class RefusalSniffer:
             return "yes"
         return "no" if ended else "maybe"
 
+    def _goes_on_state(self, *, ended: bool = False) -> str:
+        """``yes`` when the opening names a character of the story the user cut short."""
+        if not self._names:
+            return "no"
+        said = [w.removesuffix("'s") for w in _words(self.held)[:GOES_ON_WORDS]]
+        if any(w in self._names for w in said):
+            return "yes"
+        return "no" if ended or len(said) >= GOES_ON_WORDS else "maybe"
+
     def _runs_on(self, start: int, done: list[str], last: str) -> bool:
         """Whether the previous reply from ``start`` reads ``done`` then a word opening ``last``."""
         n = len(done)
@@ -235,7 +255,7 @@ class RefusalSniffer:
         if self._verdict is RefusalVerdict.UNDECIDED:
             if is_refusal(self.held):
                 self._verdict = RefusalVerdict.REFUSAL
-            elif self._repeat_state(ended=True) == "yes":
+            elif "yes" in (self._repeat_state(ended=True), self._goes_on_state(ended=True)):
                 self._verdict = RefusalVerdict.REPEAT
         return self.held if self._verdict is not RefusalVerdict.TEXT else ""
 
@@ -244,6 +264,51 @@ class RefusalSniffer:
         text = self.held
         self._buffer = []
         return text
+
+
+#: How far into a reply a name from the story the user cut short counts as going on
+#: with it (the 0.5B named the story's turtle at word 1 and word 9).
+GOES_ON_WORDS = 16
+
+
+def _strongest(*states: str) -> str:
+    return "yes" if "yes" in states else "maybe" if "maybe" in states else "no"
+
+
+#: Where a capital letter is owed to the place, not the word: a sentence's or
+#: clause's start ("a joke: Why ..."), or a quotation's ('he said, "Hello').
+_SENTENCE_SPLIT = re.compile(r"(?<=[.!?:;])\s+|[\"\u201c\u201d(\u2014-]\s*")
+_WRITTEN_WORD = re.compile(r"[A-Za-z][A-Za-z']*")
+
+
+def story_names(previous: str, others: list[str]) -> frozenset[str]:
+    """The names a reply made up: capitalised inside a sentence, never said before.
+
+    "A sea turtle, named Luna, was born in San Francisco." after "What's the weather
+    in San Francisco?" made up "luna". A word the reply also writes in lower case
+    ("Sea" and "sea") is no name; one the conversation had before (or the user's
+    latest words have) is not the reply's own. A reply shorter than
+    :data:`REPEAT_WORDS` words has none.
+
+    Args:
+        previous: The reply (the one the user cut short).
+        others: The conversation's other texts, the user's latest words included.
+
+    Returns:
+        The names, lower case, without a possessive "'s".
+    """
+    if len(_words(previous)) < REPEAT_WORDS:
+        return frozenset()
+    written = _WRITTEN_WORD.findall(previous.replace("\u2019", "'"))
+    lower = {w.lower() for w in written if w[0].islower()}
+    names: set[str] = set()
+    for sentence in _SENTENCE_SPLIT.split(previous.replace("\u2019", "'")):
+        for word in _WRITTEN_WORD.findall(sentence)[1:]:
+            name = word.lower().removesuffix("'s")
+            if word[0].isupper() and len(name) > 1 and name not in lower:
+                names.add(name)
+    known = {w.removesuffix("'s") for text in others for w in _words(text)}
+    return frozenset(names - known)
 
 
 #: The most of the conversation a second opinion reads, in characters of text (~4 a
