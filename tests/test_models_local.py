@@ -22,6 +22,9 @@ from pipecat_tandem.models.local_stack import CpuPlan
         ({"n_threads": -2}, "n_threads"),
         ({"slots": 0}, "slots"),
         ({"slots": 17}, "slots"),
+        ({"spare_slot_tokens": -1}, "spare_slot_tokens"),
+        ({"spare_slot_tokens": 100}, "spare_slot_tokens"),
+        ({"slots": 2, "spare_slot_tokens": 1024}, "single slot"),
     ],
 )
 def test_server_config_rejects_bad_values(kwargs, match):
@@ -85,7 +88,7 @@ class _ScriptedServer:
         self.refill_blocks = refill_blocks
         self.refill_cancelled = False
 
-    async def stream_chat(self, request):
+    async def stream_chat(self, request, spare=False):
         import asyncio
 
         self.requests.append(request)
@@ -258,8 +261,10 @@ class _SlowRuntime:
 
     def __init__(self) -> None:
         self.started = threading.Event()
+        self.bodies: list[dict] = []
 
     def handle_chat_completions(self, body, on_chunk=None):
+        self.bodies.append(body)
         self.started.set()
         for _ in range(500):
             time.sleep(0.02)
@@ -285,3 +290,39 @@ async def test_a_cancelled_request_is_in_flight_but_not_busy(tmp_path):
             break
         await asyncio.sleep(0.01)
     assert server.in_flight == 0 and server.busy == 0
+
+
+async def test_a_side_request_runs_in_the_spare_slot_beside_a_busy_one(tmp_path):
+    # A job holds the background model's slot; the interaction's second opinion runs
+    # in the spare slot at once, and neither evicts the other's cached prompt.
+    config = ServerConfig(model_path=tmp_path / "m.gguf", spare_slot_tokens=1024)
+    assert config.parallel == 2
+    server = LocalModelServer(config)
+    runtime = _SlowRuntime()
+    server._server = runtime
+    job = server.stream_chat({"messages": [{"role": "user", "content": "job"}]})
+    await job.__anext__()
+    side = server.stream_chat({"messages": [{"role": "user", "content": "opinion"}]}, spare=True)
+    await asyncio.wait_for(side.__anext__(), 2.0)  # not queued behind the job
+    assert server.busy == 2
+    assert [b["id_slot"] for b in runtime.bodies] == [0, 1]
+    # A third request for the request slot waits for the job, pinned to it.
+    waiting = server.stream_chat({"messages": [{"role": "user", "content": "next job"}]})
+    pending = asyncio.ensure_future(waiting.__anext__())
+    await asyncio.sleep(0.1)
+    assert not pending.done() and len(runtime.bodies) == 2
+    await job.aclose()
+    await asyncio.wait_for(pending, 2.0)
+    assert runtime.bodies[-1]["id_slot"] == 0
+    await side.aclose()
+    await waiting.aclose()
+
+
+async def test_without_a_spare_slot_requests_are_not_pinned(tmp_path):
+    server = LocalModelServer(ServerConfig(model_path=tmp_path / "m.gguf"))
+    runtime = _SlowRuntime()
+    server._server = runtime
+    stream = server.stream_chat({"messages": []}, spare=True)  # no spare: the one slot
+    await stream.__anext__()
+    await stream.aclose()
+    assert "id_slot" not in runtime.bodies[0]

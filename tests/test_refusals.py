@@ -199,7 +199,7 @@ class _Server:
         self.busy = self.in_flight  # ... and someone waits for it (not cancelled)
         self.requests: list[dict] = []
 
-    async def stream_chat(self, request):
+    async def stream_chat(self, request, spare=False):
         import asyncio
 
         reply = self.replies[min(len(self.requests), len(self.replies) - 1)]

@@ -70,7 +70,7 @@ class _RecordingServer:
         self.config = SimpleNamespace(model_path=Path("fake.gguf"))
         self.requests: list[dict] = []
 
-    async def stream_chat(self, request):
+    async def stream_chat(self, request, spare=False):
         self.requests.append(request)
         yield {"choices": [{"delta": {"content": "Why did the tomato turn red?"}}]}
 

@@ -373,7 +373,8 @@ class LocalLLMService(LLMService):
         body = {k: v for k, v in request.items() if k not in ("tools", "tool_choice")}
         # Only the latest of the call: the larger model prefills slowly (see the policy).
         body["messages"] = second_opinion_messages(request["messages"])
-        chunks = server.stream_chat(body).__aiter__()
+        # In the background model's spare slot: its cached step prompt stays for the jobs.
+        chunks = server.stream_chat(body, spare=True).__aiter__()
         spoke = False
         try:
             while True:

@@ -72,6 +72,12 @@ class ServerConfig:
             0.5B, kept while the server lived (issue 13). A call keeps its own
             conversation in its slot, and a new call still reuses the system
             prompt's prefix from the slot, so the copy buys a voice server nothing.
+        spare_slot_tokens: Tokens of one more slot, kept for short side requests
+            (``stream_chat(..., spare=True)``: the interaction's second opinion on
+            the background model; 0 = none; only beside a single slot). Sharing
+            the one slot, a second opinion evicted the background's cached step
+            prompt, and the next job read its ~1,300 tokens again: 29.7 s on its
+            nice-19 core, against 0.8 s with the prompt kept (docs/benchmarks.md).
     """
 
     model_path: Path
@@ -82,6 +88,7 @@ class ServerConfig:
     nice: int = 0
     slots: int = 1
     prompt_cache_mib: int = 0
+    spare_slot_tokens: int = 0
 
     def __post_init__(self) -> None:
         if self.n_threads < 1:
@@ -94,6 +101,15 @@ class ServerConfig:
             raise ValueError(f"prompt_cache_mib must be >= 0, got {self.prompt_cache_mib}")
         if self.n_ctx < 256:
             raise ValueError(f"n_ctx must be >= 256, got {self.n_ctx}")
+        if self.spare_slot_tokens < 0 or 0 < self.spare_slot_tokens < 256:
+            raise ValueError(f"spare_slot_tokens must be 0 or >= 256, got {self.spare_slot_tokens}")
+        if self.spare_slot_tokens and self.slots != 1:
+            raise ValueError("a spare slot is kept beside a single slot only (slots=1)")
+
+    @property
+    def parallel(self) -> int:
+        """llama.cpp slots: the request slots and the spare one, if any."""
+        return self.slots + (1 if self.spare_slot_tokens else 0)
 
 
 class _Request:
@@ -136,6 +152,7 @@ class LocalModelServer:
         # 0.5-1.0 s each, against 1-6 s queued one behind the other on one
         # slot, where each turn also re-read its whole conversation).
         self._request_gate = threading.BoundedSemaphore(config.slots)
+        self._spare_gate = threading.BoundedSemaphore(1)
         self._ready = threading.Event()
         # Own threads for blocking calls: requests queued on the lock must not
         # starve the loop's default executor (STT and TTS run there). Two per
@@ -144,7 +161,7 @@ class LocalModelServer:
         # only wait on the gate. All are started at warm-up (thread_pools):
         # a pool that grew on the first calls read as a leak in the soak.
         self._executor = ThreadPoolExecutor(
-            max_workers=2 * config.slots, thread_name_prefix=f"tandem-{config.name}"
+            max_workers=2 * config.parallel, thread_name_prefix=f"tandem-{config.name}"
         )
         self._threads_started = False
         self.load_seconds: float | None = None
@@ -236,9 +253,9 @@ class LocalModelServer:
             slots = self._config.slots
             # n_ctx is split between the slots unless the cache is unified:
             # unified, every slot may hold up to n_ctx tokens of its call.
-            params.n_ctx = self._config.n_ctx * slots
-            params.n_parallel = slots
-            params.kv_unified = slots > 1
+            params.n_ctx = self._config.n_ctx * slots + self._config.spare_slot_tokens
+            params.n_parallel = self._config.parallel
+            params.kv_unified = self._config.parallel > 1
             params.offline = True  # never let llama.cpp reach for a hub
             params.cache_ram_mib = self._config.prompt_cache_mib
             params.cpuparams.n_threads = self._config.n_threads
@@ -295,7 +312,9 @@ class LocalModelServer:
             RuntimeError: The runtime reported an error for the request.
         """
         self.load()
-        body = {k: v for k, v in request.items() if k not in ("stream", "stream_options")}
+        body = self._pinned(
+            {k: v for k, v in request.items() if k not in ("stream", "stream_options")}
+        )
         handle = _Request()
         self._count(1, handle)
         try:
@@ -305,11 +324,25 @@ class LocalModelServer:
             self._count(-1, handle)
         return _check_response(response)
 
-    async def stream_chat(self, request: dict[str, Any]) -> AsyncIterator[dict[str, Any]]:
+    def _pinned(self, body: dict[str, Any], *, spare: bool = False) -> dict[str, Any]:
+        """``body`` pinned to the request slot, or to the spare one, when there is one."""
+        if not self._config.spare_slot_tokens:
+            return body
+        return {**body, "id_slot": self._config.slots if spare else 0}
+
+    async def stream_chat(
+        self, request: dict[str, Any], *, spare: bool = False
+    ) -> AsyncIterator[dict[str, Any]]:
         """Stream one chat completion as OpenAI ``chat.completion.chunk`` dicts.
 
         Closing the iterator early (or cancelling the task that iterates it)
         stops generation within one token: the llama.cpp callback returns True.
+
+        Args:
+            request: The chat completion request.
+            spare: Run in the spare slot (see ``ServerConfig.spare_slot_tokens``),
+                leaving the request slot's cached prompt alone; without a spare
+                slot, the request slot.
 
         Raises:
             RuntimeError: The runtime reported an error for the request.
@@ -329,8 +362,12 @@ class LocalModelServer:
                 return True
             return False
 
-        body = {**request, "stream": True}
-        future = loop.run_in_executor(self._executor, self._run_stream, body, on_chunk, handle)
+        spare = spare and self._config.spare_slot_tokens > 0
+        body = self._pinned({**request, "stream": True}, spare=spare)
+        gate = self._spare_gate if spare else self._request_gate
+        future = loop.run_in_executor(
+            self._executor, self._run_stream, body, on_chunk, handle, gate
+        )
         future.add_done_callback(lambda _: queue.put_nowait(done))
         try:
             while (chunk := await queue.get()) is not done:
@@ -348,12 +385,16 @@ class LocalModelServer:
                 future.add_done_callback(_drain_exception)
 
     def _run_stream(
-        self, body: dict[str, Any], on_chunk: Callable[[Any], bool], handle: _Request
+        self,
+        body: dict[str, Any],
+        on_chunk: Callable[[Any], bool],
+        handle: _Request,
+        gate: threading.BoundedSemaphore,
     ) -> Any:
         self._count(1, handle)
         asked = time.monotonic()
         try:
-            with self._request_gate:
+            with gate:
                 if handle.cancelled.is_set():
                     return None
                 waited = time.monotonic() - asked

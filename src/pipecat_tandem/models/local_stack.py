@@ -43,6 +43,10 @@ INTERACTION_PROMPT = (
     "You are a friendly voice assistant in a live conversation. Reply in one or two short "
     "spoken sentences, without lists or markdown."
 )
+#: The background model's spare slot for the interaction's second opinions: the
+#: persona and the latest ~300 characters of the call (policy/refusals.py), and a
+#: reply of up to 120 tokens. 58 MB of KV cache on the 1.5B.
+SECOND_OPINION_SLOT_TOKENS = 2048
 #: Default instruction of the local background model.
 BACKGROUND_PROMPT = (
     "You are a careful assistant working in the background for a voice assistant. Think "
@@ -183,6 +187,8 @@ class LocalStack:
                     n_ctx=n_ctx,
                     name="background",
                     nice=plan.background_nice,
+                    # The interaction's second opinions run beside the jobs' slot.
+                    spare_slot_tokens=SECOND_OPINION_SLOT_TOKENS,
                 )
             )
         self._stt_threads = stt_threads
