@@ -326,3 +326,22 @@ async def test_without_a_spare_slot_requests_are_not_pinned(tmp_path):
     await stream.__anext__()
     await stream.aclose()
     assert "id_slot" not in runtime.bodies[0]
+
+
+async def test_the_model_reads_a_turn_from_its_bare_never_mind_on():
+    from pipecat.frames.frames import LLMContextFrame
+    from pipecat.processors.aggregators.llm_context import LLMContext
+    from pipecat.tests.utils import SleepFrame, run_test
+
+    from pipecat_tandem.models.local_llm import LocalLLMService
+
+    server = _ScriptedServer("The capital of Japan is Tokyo.")
+    llm = LocalLLMService(server=server, refill_cache=False)  # type: ignore[arg-type]
+    said = (
+        "Story about the history of Paris. Actually. Never mind that. What's the capital of Japan?"
+    )
+    context = LLMContext(messages=[{"role": "user", "content": said}])
+    await run_test(llm, frames_to_send=[LLMContextFrame(context), SleepFrame(0.05)])
+    asked = server.requests[0]["messages"]
+    assert asked[-1]["content"] == "Never mind that. What's the capital of Japan?"
+    assert context.get_messages()[-1]["content"] == said  # the call's context keeps every word

@@ -6,7 +6,7 @@ from pipecat_tandem.background.jobs import JobRegistry, content_words
 from pipecat_tandem.errors import DelegationError, JobStateError, UnknownJobError
 from pipecat_tandem.frames import DeliveryPolicy, JobState
 from pipecat_tandem.policy.delivery import DeliveryScheduler
-from pipecat_tandem.policy.topic import TopicTracker, cancel_only, is_pastime
+from pipecat_tandem.policy.topic import TopicTracker, cancel_only, is_pastime, without_retracted
 from pipecat_tandem.turns.gap import GapDetector
 
 # --- GapDetector ---------------------------------------------------------------------------
@@ -348,3 +348,26 @@ def test_topic_a_new_task_is_not_moving_away_from_the_others():
     # An explicit switch still is, task or not.
     verdict = t.observe("something else: plan my week", r.active(), new_task=True)
     assert verdict.stale == [job.job_id]
+
+
+@pytest.mark.parametrize(
+    ("said", "read"),
+    [
+        (
+            "Story about the history of Paris. Actually. Never mind that. What's the capital of Japan?",
+            "Never mind that. What's the capital of Japan?",
+        ),
+        (
+            "Tell me about Rome. Never mind what I said. What time is it?",
+            "Never mind what I said. What time is it?",
+        ),
+        # A cancel that names its own object takes back only that: all is read.
+        ("Book a table for two. Never mind the wine. And find a taxi.", None),
+        ("Actually, never mind the report. Tell me a joke instead.", None),  # nothing before
+        ("Tell me about Rome. Never mind.", None),  # nothing after: cancel_only's turn
+        ("What is the time?", None),
+        ("", None),
+    ],
+)
+def test_without_retracted(said, read):
+    assert without_retracted(said) == (said if read is None else read)

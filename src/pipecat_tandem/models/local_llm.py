@@ -70,6 +70,7 @@ from pipecat_tandem.policy.refusals import (
     story_names,
 )
 from pipecat_tandem.policy.speech_faults import SpeechApologies
+from pipecat_tandem.policy.topic import without_retracted
 from pipecat_tandem.policy.turn_notes import drop_answered_notes
 
 _call_ids = itertools.count(1)
@@ -478,7 +479,9 @@ class LocalLLMService(LLMService):
             convert_developer_to_user=True,
         )
         # The machinery's notes in earlier user turns were for those turns' replies.
-        request: dict[str, Any] = {"messages": drop_answered_notes(list(params["messages"]))}
+        messages = drop_answered_notes(list(params["messages"]))
+        # A small model reads the words a user took back as the request.
+        request: dict[str, Any] = {"messages": [_retracted(m) for m in messages]}
         tools = params.get("tools")
         if self._use_tools and isinstance(tools, list) and tools:
             request["tools"] = tools
@@ -608,6 +611,14 @@ def _last_assistant_text(messages: list[Any]) -> str:
             content = message.get("content")
             return content if isinstance(content, str) else ""
     return ""
+
+
+def _retracted(message: Any) -> Any:
+    """A user message without the words its own "never mind that" took back (a copy)."""
+    if _role(message) != "user" or not isinstance(message.get("content"), str):
+        return message
+    text = without_retracted(message["content"])
+    return message if text == message["content"] else {**message, "content": text}
 
 
 def _made_up(messages: list[Any]) -> frozenset[str]:

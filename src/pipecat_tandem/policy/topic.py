@@ -103,6 +103,39 @@ def cancel_only(utterance: str, active: list[BackgroundJob]) -> bool:
     return all(_stem(w) in named for w in left)
 
 
+#: Besides fillers, what a cancel that takes back the words before it may say
+#: ("never mind what I said", "never mind my last question").
+_RETRACTING_WORDS = FILLER_WORDS | frozenset("said asked question last one".split())
+
+
+def without_retracted(utterance: str) -> str:
+    """The utterance from its last bare cancel on: the words it takes back left out.
+
+    A spoken self-repair retracts what came before it: in pipecat's
+    ``interruption_audio`` eval the user's "Tell me a long, detailed story about the
+    history of Paris. Actually, never mind that — what's the capital of Japan?" came
+    as one turn, and the 0.5B answered "Paris is the capital of Japan." in 8 of 8
+    samples; from "Never mind that." on, "The capital of Japan is Tokyo." in 7 of 8.
+    A cancel that names something of its own ("Never mind the wine.") takes back
+    only that, and nothing is left out; nor when nothing follows the cancel (a turn
+    that only cancels, see :func:`cancel_only`).
+
+    Args:
+        utterance: One user turn's words.
+
+    Returns:
+        The words from the last bare cancelling sentence on, or ``utterance``.
+    """
+    sentences = _SENTENCE.split(utterance or "")
+    for i in range(len(sentences) - 2, 0, -1):
+        sentence = sentences[i]
+        if _CANCEL.search(sentence) and not (
+            content_words(_CANCEL.sub(" ", sentence)) - _RETRACTING_WORDS
+        ):
+            return " ".join(sentences[i:])
+    return utterance
+
+
 _SWITCH = re.compile(
     r"\b(something else|change (of )?(the )?subject|different topic|new topic|moving on|"
     r"on another note|unrelated question)\b",
