@@ -462,3 +462,36 @@ async def test_a_reply_naming_the_cut_storys_turtle_gets_the_second_opinion():
     before = [BotStartedSpeakingFrame(), InterruptionFrame(), BotStoppedSpeakingFrame()]
     assert await _reply(_Server(reply), large, history, before) == JOKE
     assert len(large.requests) == 1
+
+
+async def test_a_reply_is_cut_short_for_every_turn_until_another_follows_it():
+    # The user spoke over the story in two turns ("Actually... I've changed my mind."
+    # and "Tell me they joke instead."); neither reply was said before the next.
+    story = [
+        {"role": "user", "content": "What's the weather in San Francisco?"},
+        {"role": "assistant", "content": "On it."},
+        {"role": "user", "content": "Tell me a short story about a sea turtle."},
+        {"role": "assistant", "content": CUT_STORY},
+    ]
+    first = [*story, {"role": "user", "content": "Actually... I've changed my mind."}]
+    second = [*first, {"role": "user", "content": "Tell me they joke instead."}]
+    answered = [*second, {"role": "assistant", "content": JOKE}, {"role": "user", "content": "Ha."}]
+    going_on = "Bill, a sea turtle, was born on an island."
+    small = _Server("Okay.", going_on, going_on)
+    large = _Server(JOKE)
+    llm = LocalLLMService(server=small, second_opinion=large, refill_cache=False)  # type: ignore[arg-type]
+    frames = [
+        BotStartedSpeakingFrame(),
+        InterruptionFrame(),
+        BotStoppedSpeakingFrame(),
+        LLMContextFrame(LLMContext(messages=first)),
+        SleepFrame(0.2),
+        LLMContextFrame(LLMContext(messages=second)),
+        SleepFrame(0.3),
+        LLMContextFrame(LLMContext(messages=answered)),  # a reply followed: not cut short
+        SleepFrame(0.3),
+    ]
+    down, _ = await run_test(llm, frames_to_send=frames, expected_down_frames=None)
+    said = "".join(f.text for f in down if isinstance(f, LLMTextFrame))
+    assert said.split() == ("Okay. " + JOKE + " " + going_on).split()
+    assert len(large.requests) == 1

@@ -169,6 +169,8 @@ class LocalLLMService(LLMService):
         self._bot_speaking = False
         #: The user spoke over the bot since the last completion began.
         self._reply_cut_short = False
+        #: The last reply the user spoke over.
+        self._cut_reply: str | None = None
         #: (new, cached) prompt tokens of the last completion, as llama.cpp reported.
         self.last_prompt_tokens: tuple[int, int] | None = None
 
@@ -255,10 +257,15 @@ class LocalLLMService(LLMService):
         # Sniff even without tools: a small model imitates the tool calls in its
         # history, and a voice must never read a call's JSON aloud.
         sniffer = ToolCallSniffer()
-        cut_short, self._reply_cut_short = self._reply_cut_short, False
         previous = _last_assistant_text(request["messages"])
-        if cut_short and previous:
+        if self._reply_cut_short and previous:
             logger.debug(f"{self}: the user spoke over the last reply: {previous[-60:]!r}")
+            self._cut_reply = previous
+        self._reply_cut_short = False
+        # Still cut short while no reply has followed it: the user's "Actually... I've
+        # changed my mind." and "Tell me they joke instead." came as two turns, and
+        # the second is as much an answer to the cut story as the first.
+        cut_short = bool(previous) and previous == self._cut_reply
         refusal = (
             RefusalSniffer(
                 previous=previous, cut_short=cut_short, names=_made_up(request["messages"])
