@@ -268,7 +268,10 @@ class LocalLLMService(LLMService):
         cut_short = bool(previous) and previous == self._cut_reply
         refusal = (
             RefusalSniffer(
-                previous=previous, cut_short=cut_short, names=_made_up(request["messages"])
+                previous=previous,
+                cut_short=cut_short,
+                # Only a reply the user cut short is checked for its names.
+                names=_made_up(request["messages"]) if cut_short else frozenset(),
             )
             if self._second_opinion is not None
             else None
