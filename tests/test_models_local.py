@@ -345,3 +345,73 @@ async def test_the_model_reads_a_turn_from_its_bare_never_mind_on():
     asked = server.requests[0]["messages"]
     assert asked[-1]["content"] == "Never mind that. What's the capital of Japan?"
     assert context.get_messages()[-1]["content"] == said  # the call's context keeps every word
+
+
+def _cancelled_report_call(*latest: dict) -> list[dict]:
+    return [
+        {"role": "assistant", "content": "Hello! How can I help?"},
+        {"role": "user", "content": "Write me a report about sea turtles."},
+        {"role": "assistant", "content": "On it."},
+        {"role": "user", "content": "Actually, never mind the report. Tell me a joke instead."},
+        {"role": "assistant", "content": "Why did the tomato turn red? It saw the dressing!"},
+        *latest,
+    ]
+
+
+async def test_a_request_the_user_called_off_is_left_out_of_later_turns():
+    from pipecat.frames.frames import LLMContextFrame
+    from pipecat.processors.aggregators.llm_context import LLMContext
+    from pipecat.tests.utils import SleepFrame, run_test
+
+    from pipecat_tandem.models.local_llm import LocalLLMService
+
+    server = _ScriptedServer("Not much else, enjoy your day!")
+    llm = LocalLLMService(server=server)  # type: ignore[arg-type]
+    later = {"role": "user", "content": "Anything else I should know?"}
+    context = LLMContext(messages=_cancelled_report_call(later))
+    await run_test(llm, frames_to_send=[LLMContextFrame(context), SleepFrame(0.05)])
+    asked = [m["content"] for m in server.requests[0]["messages"]]
+    assert asked == [
+        "Hello! How can I help?",
+        "Actually, never mind the report. Tell me a joke instead.",
+        "Why did the tomato turn red? It saw the dressing!",
+        "Anything else I should know?",
+    ]
+    assert len(context.get_messages()) == 6  # the call's context keeps every turn
+
+
+async def test_the_turn_that_calls_a_request_off_still_reads_it_and_primes_the_next():
+    from pipecat.frames.frames import LLMContextFrame
+    from pipecat.processors.aggregators.llm_context import LLMContext
+    from pipecat.tests.utils import SleepFrame, run_test
+
+    from pipecat_tandem.models.local_llm import LocalLLMService
+
+    server = _ScriptedServer("Okay, no report. Why did the tomato turn red?")
+    llm = LocalLLMService(server=server)  # type: ignore[arg-type]
+    context = LLMContext(messages=_cancelled_report_call()[:4])
+    await run_test(llm, frames_to_send=[LLMContextFrame(context), SleepFrame(0.05)])
+    turn, refill = server.requests
+    # The reply to the cancel may say what it stopped: the request is still read.
+    assert "Write me a report about sea turtles." in [m["content"] for m in turn["messages"]]
+    # The cache is primed as the next turn will read: without it.
+    assert refill["max_tokens"] == 1
+    assert [m["content"] for m in refill["messages"]] == [
+        "Hello! How can I help?",
+        "Actually, never mind the report. Tell me a joke instead.",
+        "Okay, no report. Why did the tomato turn red? ",
+        "",
+    ]
+
+
+async def test_a_result_after_a_called_off_request_stays():
+    from pipecat_tandem.models.local_llm import _without_called_off
+
+    result = {"role": "user", "content": "[result job-2] It is 75 degrees in San Francisco."}
+    messages = _cancelled_report_call({"role": "user", "content": "Anything else?"})
+    messages.insert(3, result)  # a result that landed between the request and the cancel
+    kept = _without_called_off(messages)
+    assert result in kept
+    assert [m["content"] for m in kept].count("On it.") == 0
+    # While the cancel is the latest turn, nothing is left out.
+    assert _without_called_off(messages[:5]) == messages[:5]

@@ -6,7 +6,13 @@ from pipecat_tandem.background.jobs import JobRegistry, content_words
 from pipecat_tandem.errors import DelegationError, JobStateError, UnknownJobError
 from pipecat_tandem.frames import DeliveryPolicy, JobState
 from pipecat_tandem.policy.delivery import DeliveryScheduler
-from pipecat_tandem.policy.topic import TopicTracker, cancel_only, is_pastime, without_retracted
+from pipecat_tandem.policy.topic import (
+    TopicTracker,
+    called_off,
+    cancel_only,
+    is_pastime,
+    without_retracted,
+)
 from pipecat_tandem.turns.gap import GapDetector
 
 # --- GapDetector ---------------------------------------------------------------------------
@@ -371,3 +377,43 @@ def test_topic_a_new_task_is_not_moving_away_from_the_others():
 )
 def test_without_retracted(said, read):
     assert without_retracted(said) == (said if read is None else read)
+
+
+@pytest.mark.parametrize(
+    ("turns", "off"),
+    [
+        # pipecat's cancellation evals: the cancel names the report, the request has it.
+        (
+            [
+                "Write me a report about sea turtles.",
+                "Actually, never mind the report. Tell me a joke instead.",
+                "Anything else I should know?",
+            ],
+            {0},
+        ),
+        (
+            [
+                "Write me a report about sea turtles.",
+                "Also write one about volcanoes.",
+                "Actually, never mind the sea turtle report. Tell me a joke instead.",
+            ],
+            {0},
+        ),
+        # Two requests with every named word: the newer one is meant.
+        (["Write a report on Rome.", "Write a report on Oslo.", "Never mind the report."], {1}),
+        # The named words end at the clause: "tell me a joke" is not part of them.
+        (["What's the weather in Paris?", "Never mind the weather, tell me a joke."], {0}),
+        (["What's the weather in Paris?", "Never mind what I said about the weather."], {0}),
+        # A bare cancel names nothing (without_retracted's case), nor does a cancel
+        # of something no earlier turn asked for.
+        (["What's the weather in Paris?", "Never mind that."], set()),
+        (["Write me a poem.", "No need to write it in French."], set()),
+        (["Write me a poem.", "Never mind the wine."], set()),
+        # A cancel calls off only turns before it.
+        (["Never mind the report.", "Write me a report."], set()),
+        ([], set()),
+        (["", "Never mind the report."], set()),
+    ],
+)
+def test_called_off(turns, off):
+    assert called_off(turns) == off

@@ -70,7 +70,7 @@ from pipecat_tandem.policy.refusals import (
     story_names,
 )
 from pipecat_tandem.policy.speech_faults import SpeechApologies
-from pipecat_tandem.policy.topic import without_retracted
+from pipecat_tandem.policy.topic import called_off, without_retracted
 from pipecat_tandem.policy.turn_notes import drop_answered_notes
 
 _call_ids = itertools.count(1)
@@ -236,8 +236,9 @@ class LocalLLMService(LLMService):
         # An empty user turn after the reply puts the next turn's opening
         # ("<|im_end|>", "<|im_start|>user") in the cache too.
         messages += [{"role": "assistant", "content": reply}, {"role": "user", "content": ""}]
-        # As the next turn's request will read them: the answered turn without its note.
-        messages = drop_answered_notes(messages)
+        # As the next turn's request will read them: the answered turn without its
+        # note, and without a request this turn called off.
+        messages = _without_called_off(drop_answered_notes(messages))
         # Same tools as the turn: they are rendered into the system prompt.
         refill = {k: v for k, v in request.items() if k in ("tools", "tool_choice")}
         refill.update(messages=messages, max_tokens=1, temperature=0)
@@ -490,8 +491,10 @@ class LocalLLMService(LLMService):
         )
         # The machinery's notes in earlier user turns were for those turns' replies.
         messages = drop_answered_notes(list(params["messages"]))
-        # A small model reads the words a user took back as the request.
-        request: dict[str, Any] = {"messages": [_retracted(m) for m in messages]}
+        # A small model reads the words a user took back as the request, and answers
+        # from a request the user called off: both are left out of what it reads.
+        retracted = [_retracted(m) for m in messages]
+        request: dict[str, Any] = {"messages": _without_called_off(retracted)}
         tools = params.get("tools")
         if self._use_tools and isinstance(tools, list) and tools:
             request["tools"] = tools
@@ -629,6 +632,31 @@ def _retracted(message: Any) -> Any:
         return message
     text = without_retracted(message["content"])
     return message if text == message["content"] else {**message, "content": text}
+
+
+def _without_called_off(messages: list[Any]) -> list[Any]:
+    """The messages without the user requests an earlier turn called off, nor their replies.
+
+    A cancel in the latest user turn calls off nothing yet: the reply to it may well
+    say what it stopped. A request's replies are the assistant (and tool) messages
+    right after it; anything else that follows, such as a result, stays.
+    """
+    users = [i for i, m in enumerate(messages) if _role(m) == "user"]
+    earlier = users[:-1]
+    texts = [c if isinstance(c := messages[i].get("content"), str) else "" for i in earlier]
+    gone = {earlier[k] for k in called_off(texts)}
+    if not gone:
+        return messages
+    out: list[Any] = []
+    dropping = False
+    for i, message in enumerate(messages):
+        if i in gone:
+            dropping = True
+        elif dropping and _role(message) not in ("assistant", "tool"):
+            dropping = False
+        if not dropping:
+            out.append(message)
+    return out
 
 
 def _made_up(messages: list[Any]) -> frozenset[str]:

@@ -136,6 +136,46 @@ def without_retracted(utterance: str) -> str:
     return utterance
 
 
+#: Where the words a cancel names end ("never mind the report, tell me a joke").
+_CLAUSE_END = re.compile(r"[,.;:!?\u2014]|\s(?:and|but|instead|then)\b", re.IGNORECASE)
+
+
+def called_off(turns: list[str]) -> frozenset[int]:
+    """The user turns a later turn's cancel names: requests the user took back.
+
+    "Write me a report about sea turtles." is called off by a later "Actually,
+    never mind the report. Tell me a joke instead.": every word the cancel names
+    ("report") is in it. In pipecat's ``async_tool_cancellation`` eval, asked
+    "Anything else I should know?" 45 s on, the models answered from the request
+    the user had taken back ("Yes, sea turtles are fascinating creatures ...").
+    A cancel names the words from its phrase to its clause's end; a bare one
+    ("never mind that") names none and calls off nothing here (see
+    :func:`without_retracted`), and nor does one naming a word no earlier turn has
+    ("No need to write it in French." after "Write me a poem."). When several
+    earlier turns have all the words, the newest is meant.
+
+    Args:
+        turns: The user's turns, oldest first.
+
+    Returns:
+        The indexes of the turns called off.
+    """
+    stems = [{_stem(w) for w in content_words(t or "")} for t in turns]
+    out: set[int] = set()
+    for j, turn in enumerate(turns):
+        for match in _CANCEL.finditer(turn or ""):
+            rest = turn[match.end() :]
+            end = _CLAUSE_END.search(rest)
+            named = {_stem(w) for w in content_words(rest[: end.start() if end else None])}
+            named -= {_stem(w) for w in _RETRACTING_WORDS}
+            if not named:
+                continue
+            meant = [i for i in range(j) if named <= stems[i]]
+            if meant:
+                out.add(meant[-1])
+    return frozenset(out)
+
+
 _SWITCH = re.compile(
     r"\b(something else|change (of )?(the )?subject|different topic|new topic|moving on|"
     r"on another note|unrelated question)\b",
