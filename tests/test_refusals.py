@@ -22,6 +22,7 @@ from pipecat_tandem.policy.refusals import (
     SECOND_OPINION_CHARS,
     RefusalSniffer,
     RefusalVerdict,
+    defines,
     is_refusal,
     second_opinion_messages,
     story_names,
@@ -494,4 +495,76 @@ async def test_a_reply_is_cut_short_for_every_turn_until_another_follows_it():
     down, _ = await run_test(llm, frames_to_send=frames, expected_down_frames=None)
     said = "".join(f.text for f in down if isinstance(f, LLMTextFrame))
     assert said.split() == ("Okay. " + JOKE + " " + going_on).split()
+    assert len(large.requests) == 1
+
+
+#: The 0.5B to "Tell me, a joke instead." after a story it told as a definition
+#: (pipecat's deferred eval, 14 of 16 samples).
+DEFINITION = "A joke is a short, funny, or amusing story that is meant to be funny and not mean."
+
+
+@pytest.mark.parametrize(
+    ("opening", "thing", "ended", "verdict"),
+    [
+        (DEFINITION, "joke", True, "yes"),
+        ("Jokes are what people tell to make others laugh.", "joke", True, "yes"),
+        ("A story is something that happened.", "story", True, "yes"),
+        ("Stories are often told at night.", "story", True, "yes"),
+        ("A fun fact is a fact that is fun.", "fun fact", True, "yes"),
+        # Given, not defined.
+        (JOKE, "joke", True, "no"),
+        ("A joke about turtles: why did the turtle cross the road?", "joke", True, "no"),
+        ("A joke is coming right up! Why did the turtle cross the road?", "joke", True, "no"),
+        ("Why did the turtle cross the road?", "joke", True, "no"),
+        ("A riddle is a puzzle.", "joke", True, "no"),  # not what was asked for
+        # Still open: it may become one.
+        ("A", "joke", False, "maybe"),
+        ("A jo", "joke", False, "maybe"),
+        ("A joke is", "joke", True, "maybe"),
+        ("A joke is a", "joke", False, "maybe"),  # "a" may yet be "about"
+        ("A joke is so", "joke", False, "maybe"),  # "something"?
+        ("A joke is co", "joke", False, "no"),
+        ("The capital", "joke", True, "no"),
+    ],
+)
+def test_defines(opening, thing, ended, verdict):
+    assert defines(opening, thing, ended=ended) == verdict
+
+
+def _answer(asked: str, reply: str) -> tuple[RefusalSniffer, str]:
+    sniffer = RefusalSniffer(asked=asked)
+    spoken = "".join(sniffer.feed(w + " ") for w in reply.split(" "))
+    return sniffer, spoken + sniffer.finish() if sniffer.verdict is RefusalVerdict.TEXT else spoken
+
+
+@pytest.mark.parametrize(
+    "asked",
+    [
+        "Actually... I've changed my mind. Tell me, a joke instead.",  # as tiny.en heard it
+        "Tell me they joke instead.",
+        "Can you tell me some jokes?",
+    ],
+)
+def test_a_definition_of_the_pastime_asked_for_did_not_follow_the_request(asked):
+    sniffer, spoken = _answer(asked, DEFINITION)
+    assert spoken == "" and sniffer.verdict is RefusalVerdict.REFUSAL
+    assert sniffer.held.strip() == DEFINITION
+    # Told, a joke is released as it is said; and it stays so for another try.
+    sniffer, spoken = _answer(asked, JOKE)
+    assert sniffer.verdict is RefusalVerdict.TEXT and spoken.strip() == JOKE
+    assert sniffer.fresh()._pastime == "joke"
+
+
+@pytest.mark.parametrize(
+    "asked",
+    ["What's a joke?", "What is a joke, exactly?", "Define joke.", ""],
+)
+def test_a_definition_asked_for_is_said(asked):
+    sniffer, spoken = _answer(asked, DEFINITION)
+    assert sniffer.verdict is RefusalVerdict.TEXT and spoken.strip() == DEFINITION
+
+
+async def test_a_definition_instead_of_a_joke_gets_the_larger_models_joke():
+    large = _Server(JOKE)
+    assert await _reply(_Server(DEFINITION), large) == JOKE
     assert len(large.requests) == 1

@@ -258,7 +258,7 @@ class LocalLLMService(LLMService):
         # Sniff even without tools: a small model imitates the tool calls in its
         # history, and a voice must never read a call's JSON aloud.
         sniffer = ToolCallSniffer()
-        previous = _last_assistant_text(request["messages"])
+        previous = _last_text(request["messages"], "assistant")
         if self._reply_cut_short and previous:
             logger.debug(f"{self}: the user spoke over the last reply: {previous[-60:]!r}")
             self._cut_reply = previous
@@ -273,6 +273,7 @@ class LocalLLMService(LLMService):
                 cut_short=cut_short,
                 # Only a reply the user cut short is checked for its names.
                 names=_made_up(request["messages"]) if cut_short else frozenset(),
+                asked=_last_text(request["messages"], "user"),
             )
             if self._second_opinion is not None
             else None
@@ -617,10 +618,10 @@ def _drop_echoed(calls: list[ParsedToolCall], context: LLMContext) -> list[Parse
     return kept
 
 
-def _last_assistant_text(messages: list[Any]) -> str:
-    """The text of the last assistant message ("" if none or not text)."""
+def _last_text(messages: list[Any], role: str) -> str:
+    """The text of the last message of ``role`` ("" if none or not text)."""
     for message in reversed(messages):
-        if isinstance(message, dict) and message.get("role") == "assistant":
+        if _role(message) == role:
             content = message.get("content")
             return content if isinstance(content, str) else ""
     return ""

@@ -22,6 +22,12 @@ near San Francisco, ..." after "A sea turtle, named Bill, was born in a small
 island near San Francisco."). A reply the user let finish is only checked from
 its start, so a summary that quotes it is not taken for one.
 
+A reply that defines the pastime it was asked for instead of giving it ("A joke is
+a short, funny, or amusing story ..." to "Tell me, a joke instead.") did not follow
+the request either: on that eval's context, after a story the 0.5B had told as a
+definition ("A sea turtle is a marine creature ..."), it did so in 14 of 16 samples,
+and the 1.5B told a joke in 8 of 8 (:func:`defines`).
+
 The second opinion reads only the persona and the latest of the conversation
 (:func:`second_opinion_messages`): on its slow core the larger model took 10.3 s
 to begin on a 31-message call, past the 6 s a refusal waits for it, and 3.0 s on
@@ -38,6 +44,8 @@ from __future__ import annotations
 import re
 from enum import StrEnum
 from typing import Any
+
+from pipecat_tandem.policy.topic import pastime_asked
 
 #: How a refusal opens (lower case, straight apostrophes).
 _OPENERS = (
@@ -105,6 +113,49 @@ def is_refusal(sentence: str) -> bool:
     return _REFUSAL.search(opening) is not None or _NOT_FOLLOWED.search(opening) is not None
 
 
+#: What follows "A joke is" in a definition ("A joke is a short, funny story ...").
+_DEFINING = frozenset(
+    "a an the something what when where usually often typically basically simply one any "
+    "meant".split()
+)
+_ARTICLES = ("", "a ", "an ", "the ")
+
+
+def _plural(thing: str) -> str:
+    return thing[:-1] + "ies" if thing.endswith("y") else thing + "s"
+
+
+def defines(opening: str, thing: str, *, ended: bool = True) -> str:
+    """Whether a reply opens by defining ``thing`` (``yes``, ``no`` or ``maybe``).
+
+    "A joke is a short, funny story ..." and "Jokes are what ..." define "joke";
+    "Here's a joke: ..." and "A joke about turtles: ..." do not. ``maybe`` while
+    the opening may still become one ("A joke is" so far).
+
+    Args:
+        opening: The reply so far, from its first word that is not an interjection.
+        thing: What the user asked for, singular and lower case ("joke", "fun fact").
+        ended: The reply's text has moved past its last word (or ended).
+    """
+    said = _words(opening)
+    text = " ".join(said)
+    for head in (
+        f"{a}{t} {v} " for a in _ARTICLES for t in (thing, _plural(thing)) for v in ("is", "are")
+    ):
+        if not text.startswith(head):
+            if head.startswith(text) or (not ended and head.startswith(text + " ")):
+                return "maybe"  # "A joke", "A joke is" so far
+            continue
+        at = len(head.split())
+        if len(said) <= at:
+            return "maybe"
+        after = said[at]
+        if not ended and len(said) == at + 1:  # it may still be growing ("a" -> "about")
+            return "maybe" if any(d.startswith(after) for d in _DEFINING) else "no"
+        return "yes" if after in _DEFINING else "no"
+    return "no"
+
+
 #: A reply that opens with this many words of the previous reply repeats it.
 REPEAT_WORDS = 8
 
@@ -144,6 +195,8 @@ class RefusalSniffer:
             "Oh,", "Well,") with :data:`REPEAT_WORDS` words in a row from anywhere
             in it is a repeat, not only one from its start.
         names: Names ``previous`` made up (lower case); only used when ``cut_short``.
+        asked: The user's words being answered: a reply that defines the pastime
+            they ask for (:func:`defines`) did not follow them, as a refusal.
 
     Example::
 
@@ -154,13 +207,20 @@ class RefusalSniffer:
     """
 
     def __init__(
-        self, previous: str = "", *, cut_short: bool = False, names: frozenset[str] = frozenset()
+        self,
+        previous: str = "",
+        *,
+        cut_short: bool = False,
+        names: frozenset[str] = frozenset(),
+        asked: str = "",
     ) -> None:
         self._buffer: list[str] = []
         self._verdict = RefusalVerdict.UNDECIDED
         self._previous = _words(previous)
         self._cut_short = cut_short
         self._names = names if cut_short else frozenset()
+        self._asked = asked
+        self._pastime = pastime_asked(asked)
 
     @property
     def verdict(self) -> RefusalVerdict:
@@ -169,7 +229,7 @@ class RefusalSniffer:
 
     def fresh(self) -> RefusalSniffer:
         """A new sniffer for another reply to the same turn (same previous reply, same cut)."""
-        again = RefusalSniffer(cut_short=self._cut_short, names=self._names)
+        again = RefusalSniffer(cut_short=self._cut_short, names=self._names, asked=self._asked)
         again._previous = self._previous
         return again
 
@@ -207,6 +267,11 @@ class RefusalSniffer:
         opening = _opening(self.held)
         if not opening:
             return "maybe"  # nothing yet but interjections ("Oh, hello! I'm sorry, ...")
+        if self._pastime is not None:
+            ended = not re.search(r"[\w']$", self.held)
+            defined = defines(opening, self._pastime, ended=ended)
+            if defined != "no":
+                return defined
         if not opening.startswith(_OPENERS):
             # "I", "I'm", "Sor": it may still open one.
             return "maybe" if any(o.startswith(opening) for o in _OPENERS) else "no"
@@ -253,7 +318,8 @@ class RefusalSniffer:
     def finish(self) -> str:
         """The reply ended: what is still held (a refusal decided on the whole of it)."""
         if self._verdict is RefusalVerdict.UNDECIDED:
-            if is_refusal(self.held):
+            defined = self._pastime is not None and defines(_opening(self.held), self._pastime)
+            if is_refusal(self.held) or defined == "yes":
                 self._verdict = RefusalVerdict.REFUSAL
             elif "yes" in (self._repeat_state(ended=True), self._goes_on_state(ended=True)):
                 self._verdict = RefusalVerdict.REPEAT

@@ -207,6 +207,21 @@ def is_pastime(utterance: str) -> bool:
     return bool(_PASTIME.search(utterance or ""))
 
 
+def pastime_asked(utterance: str) -> str | None:
+    """The pastime an utterance asks for, singular and lower case ("joke", "story").
+
+    None when it asks for none, or for one it does not name ("make me laugh").
+    """
+    match = _PASTIME.search(utterance or "")
+    thing = match.group(3) if match else None
+    if not thing:
+        return None
+    thing = thing.lower()
+    if thing.endswith("ies"):
+        return thing[:-3] + "y"
+    return thing[:-1] if thing.endswith("s") else thing
+
+
 @dataclass
 class TopicVerdict:
     """What one utterance means for the jobs in flight.
