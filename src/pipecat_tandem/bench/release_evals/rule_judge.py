@@ -46,7 +46,8 @@ _HOLDING = _has(
 #: bot pauses before the punchline's sentence, so it holds the floor like "let me check".
 _LEAD_IN = _has(
     r"^\W*((sure|ok(ay)?|alright|of course|absolutely)\W+)?here'?s (a|an|one|the|my|another)\b"
-    r"[^.!?]*[.!?:]?\s*$"
+    # Up to the colon: "Sure, here's a fun fact: The average ..." has told it.
+    r"[^.!?:]*[.!?:]?\s*$"
 )
 _GREETING = _has(
     r"\b(hello|hi|hey|welcome|greetings|good (morning|afternoon|evening)|how can i|"
