@@ -23,6 +23,7 @@ from pipecat_tandem.policy.refusals import (
     RefusalSniffer,
     RefusalVerdict,
     defines,
+    echoes,
     is_refusal,
     second_opinion_messages,
     story_names,
@@ -532,9 +533,12 @@ def test_defines(opening, thing, ended, verdict):
 
 
 def _answer(asked: str, reply: str) -> tuple[RefusalSniffer, str]:
+    """The sniffer after the whole reply, and what of it is spoken."""
     sniffer = RefusalSniffer(asked=asked)
     spoken = "".join(sniffer.feed(w + " ") for w in reply.split(" "))
-    return sniffer, spoken + sniffer.finish() if sniffer.verdict is RefusalVerdict.TEXT else spoken
+    rest = sniffer.finish()
+    held = sniffer.verdict in (RefusalVerdict.REFUSAL, RefusalVerdict.REPEAT)
+    return sniffer, spoken if held else spoken + rest
 
 
 @pytest.mark.parametrize(
@@ -568,3 +572,52 @@ async def test_a_definition_instead_of_a_joke_gets_the_larger_models_joke():
     large = _Server(JOKE)
     assert await _reply(_Server(DEFINITION), large) == JOKE
     assert len(large.requests) == 1
+
+
+@pytest.mark.parametrize(
+    ("reply", "asked", "echo"),
+    [
+        # The 0.5B to the misheard joke line in pipecat's deferred eval.
+        (
+            "I'll change my mind and joke instead.",
+            "I've changed my mind. Tell me they joke instead.",
+            True,
+        ),
+        ("Sure, I can tell you a joke!", "Tell me a joke.", True),
+        ("Okay, here's one.", "Tell me a joke.", True),
+        ("Why did the turtle cross the road?", "Tell me a joke.", False),
+        ("Sure, here's a joke about turtles.", "Tell me a joke.", False),
+        ("Sure, here's a joke about turtles.", "Tell me a joke about turtles.", True),
+    ],
+)
+def test_echoes(reply, asked, echo):
+    assert echoes(reply, asked) is echo
+
+
+@pytest.mark.parametrize(
+    "reply",
+    [
+        "Oh, I see. I'll change my mind and joke instead.",
+        "Sure, I can tell you a joke!",
+    ],
+)
+def test_a_reply_that_only_echoes_the_pastime_asked_for_did_not_follow_it(reply):
+    asked = "Actually... I've changed my mind. Tell me they joke instead."
+    sniffer, spoken = _answer(asked, reply)
+    assert spoken == "" and sniffer.verdict is RefusalVerdict.REFUSAL
+
+
+def test_a_joke_is_held_only_until_its_first_word_of_its_own():
+    sniffer = RefusalSniffer(asked="Tell me a joke.")
+    assert sniffer.feed("Sure, ") == "" and sniffer.feed("here's ") == ""
+    assert sniffer.feed("one: ") == "" and sniffer.feed("why ") == ""
+    # "did" is the joke's: the reply is on its way and is released whole so far.
+    assert sniffer.feed("did ") == "Sure, here's one: why did "
+    assert sniffer.verdict is RefusalVerdict.TEXT
+    # Not asked for a pastime: an ordinary reply goes at once.
+    assert RefusalSniffer(asked="What's the time?").feed("Sure, ") == "Sure, "
+
+
+async def test_an_echo_instead_of_a_joke_gets_the_larger_models_joke():
+    large = _Server(JOKE)
+    assert await _reply(_Server("Oh, I see. I'll joke instead."), large) == JOKE

@@ -26,7 +26,12 @@ A reply that defines the pastime it was asked for instead of giving it ("A joke 
 a short, funny, or amusing story ..." to "Tell me, a joke instead.") did not follow
 the request either: on that eval's context, after a story the 0.5B had told as a
 definition ("A sea turtle is a marine creature ..."), it did so in 14 of 16 samples,
-and the 1.5B told a joke in 8 of 8 (:func:`defines`).
+and the 1.5B told a joke in 8 of 8 (:func:`defines`). So did a reply with no word of
+its own beside the request's and a promise's: "Oh, I see. I'll change my mind and joke
+instead." to "I've changed my mind. Tell me they joke instead." (:func:`echoes`; 10 of 16
+samples of the 0.5B on that context, and the 1.5B told a joke in 7 of 8). Asked for a
+pastime, a reply is held until its first word of its own ("did" in "Sure, here's one: why
+did ...").
 
 The second opinion reads only the persona and the latest of the conversation
 (:func:`second_opinion_messages`): on its slow core the larger model took 10.3 s
@@ -45,6 +50,7 @@ import re
 from enum import StrEnum
 from typing import Any
 
+from pipecat_tandem.background.jobs import content_words
 from pipecat_tandem.policy.topic import pastime_asked
 
 #: How a refusal opens (lower case, straight apostrophes).
@@ -154,6 +160,37 @@ def defines(opening: str, thing: str, *, ended: bool = True) -> str:
             return "maybe" if any(d.startswith(after) for d in _DEFINING) else "no"
         return "yes" if after in _DEFINING else "no"
     return "no"
+
+
+#: Words that promise a pastime without giving any of it ("Sure, here's one", "Okay,
+#: I'll tell you a joke now"), beside the user's own words.
+_PROMISING = frozenset(
+    "sure here okay alright right course happy glad will can could would love absolutely yes "
+    "yeah understand understood see got noted "
+    "certainly definitely gladly now one another coming away good great fun funny little "
+    "quick short new".split()
+)
+
+
+def _root(word: str) -> str:
+    # "changed" is "change", "jokes" is "joke": five letters tell them apart enough here.
+    return word[:5]
+
+
+def echoes(reply: str, asked: str) -> bool:
+    """Whether a reply has no word of its own beside the request's and a promise's.
+
+    "Oh, I see. I'll change my mind and joke instead." to "I've changed my mind.
+    Tell me they joke instead." (pipecat's deferred eval) and "Sure, I can tell you
+    a joke!" give nothing of the joke asked for; "Why did the turtle cross the
+    road?" does.
+
+    Args:
+        reply: The reply so far, from its first word that is not an interjection.
+        asked: The user's words.
+    """
+    own = {_root(w) for w in content_words(asked)} | {_root(w) for w in _PROMISING}
+    return all(_root(w) in own for w in content_words(reply))
 
 
 #: A reply that opens with this many words of the previous reply repeats it.
@@ -272,6 +309,11 @@ class RefusalSniffer:
             defined = defines(opening, self._pastime, ended=ended)
             if defined != "no":
                 return defined
+            # Nothing of the pastime yet: held until a word of its own ("did" in
+            # "Sure, here's one: why did ...") or the reply's end (an echo).
+            done = opening if ended else re.sub(r"[\w']+$", "", opening)
+            if echoes(done, self._asked):
+                return "maybe"
         if not opening.startswith(_OPENERS):
             # "I", "I'm", "Sor": it may still open one.
             return "maybe" if any(o.startswith(opening) for o in _OPENERS) else "no"
@@ -318,8 +360,11 @@ class RefusalSniffer:
     def finish(self) -> str:
         """The reply ended: what is still held (a refusal decided on the whole of it)."""
         if self._verdict is RefusalVerdict.UNDECIDED:
-            defined = self._pastime is not None and defines(_opening(self.held), self._pastime)
-            if is_refusal(self.held) or defined == "yes":
+            opening = _opening(self.held)
+            asked_for = self._pastime is not None and bool(opening.strip())
+            defined = asked_for and defines(opening, self._pastime or "") == "yes"
+            echoed = asked_for and echoes(opening, self._asked)
+            if is_refusal(self.held) or defined or echoed:
                 self._verdict = RefusalVerdict.REFUSAL
             elif "yes" in (self._repeat_state(ended=True), self._goes_on_state(ended=True)):
                 self._verdict = RefusalVerdict.REPEAT
