@@ -2,6 +2,7 @@
 
     nice -n 10 .venv/bin/python benchmarks/bench_release_evals.py [--runs 3]
         [--scenarios async_tool_delivery,...] [--json out.json] [--judge-only]
+        [--audio-dir DIR]
 
 1. The judge: the offline classifier (``pipecat_tandem.bench.release_evals.judge``,
    embedded Qwen 1.5B under a JSON schema) against the labeled verdicts in
@@ -24,6 +25,7 @@ import asyncio
 import json
 import os
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -115,6 +117,7 @@ async def scenarios_report(
     record: Path | None,
     partial: Path | None,
     judge: str,
+    audio: Path | None = None,
 ) -> list[dict[str, Any]]:
     # A bot that greets for the scenarios that wait for a greeting, one that does not
     # for the others (see expects_greeting); each bot serves its scenarios round by round.
@@ -131,7 +134,8 @@ async def scenarios_report(
             # Round by round, so a cut-short session still has every scenario.
             for run in range(1, runs + 1):
                 for name in groups[greeting]:
-                    row = await run_once(name, url, cache, judge)
+                    wav = audio / f"{name}-run{run}.wav" if audio is not None else None
+                    row = await run_once(name, url, cache, judge, wav)
                     row["run"] = run
                     row["greeting"] = greeting
                     rows.append(row)
@@ -145,9 +149,14 @@ async def scenarios_report(
     return rows
 
 
-async def run_once(name: str, url: str, cache: str, judge: str) -> dict[str, Any]:
+async def run_once(
+    name: str, url: str, cache: str, judge: str, wav: Path | None = None
+) -> dict[str, Any]:
     try:
-        outcome = await run_scenario(name, url, root=ROOT, cache_dir=cache, judge=judge)
+        record = str(wav) if wav is not None else None
+        outcome = await run_scenario(
+            name, url, root=ROOT, cache_dir=cache, judge=judge, record_path=record
+        )
         row = dict(outcome.__dict__)
     except Exception as e:  # a crashed run is a failed run, reported
         row = {"name": name, "passed": False, "seconds": 0.0, "turns": []}
@@ -167,6 +176,24 @@ def report_row(row: dict[str, Any]) -> None:
     sys.stdout.flush()
 
 
+def print_waits(rows: list[dict[str, Any]]) -> None:
+    """Median wait for the bot's reply per scenario turn, over the runs that got one."""
+    waits: dict[tuple[str, str], list[float]] = {}
+    for row in rows:
+        for turn, seconds in (row.get("waits") or {}).items():
+            waits.setdefault((row["name"], turn), []).append(seconds)
+    if not waits:
+        return
+    print(
+        "\n| scenario | turn | runs | median wait for the reply (s) | min–max |\n|---|---|---|---|---|"
+    )
+    for (name, turn), values in sorted(waits.items()):
+        low, high = min(values), max(values)
+        print(
+            f"| {name} | {turn} | {len(values)} | {statistics.median(values):.2f} | {low:.2f}–{high:.2f} |"
+        )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=3)
@@ -179,6 +206,9 @@ def main() -> None:
     parser.add_argument("--json", type=Path)
     parser.add_argument("--record-dir", type=Path, help="the bot's per-call event logs")
     parser.add_argument(
+        "--audio-dir", type=Path, help="each audio run's conversation, as the caller heard it"
+    )
+    parser.add_argument(
         "--bot-log", type=Path, default=Path(tempfile.gettempdir()) / "evals-bot.log"
     )
     args = parser.parse_args()
@@ -188,8 +218,12 @@ def main() -> None:
     if not args.judge_only:
         names = [n.strip() for n in args.scenarios.split(",") if n.strip()]
         partial = args.json.with_suffix(".partial.json") if args.json else None
+        if args.audio_dir is not None:
+            args.audio_dir.mkdir(parents=True, exist_ok=True)
         out["runs"] = asyncio.run(
-            scenarios_report(names, args.runs, args.bot_log, args.record_dir, partial, args.judge)
+            scenarios_report(
+                names, args.runs, args.bot_log, args.record_dir, partial, args.judge, args.audio_dir
+            )
         )
         summary: dict[str, list[bool]] = {}
         for row in out["runs"]:
@@ -197,6 +231,7 @@ def main() -> None:
         print("\n| scenario | passed |\n|---|---|")
         for name, passed in summary.items():
             print(f"| {name} | {sum(passed)}/{len(passed)} |")
+        print_waits(out["runs"])
     out["load_at_end"] = os.getloadavg()
     print(f"load average at start {out['load_at_start']}, at end {out['load_at_end']}")
     if args.json:

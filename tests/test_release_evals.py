@@ -197,3 +197,25 @@ def test_only_the_scenarios_that_wait_for_a_greeting_get_one():
     }
     assert greets.pop("interruption_audio") is False
     assert all(greets.values()), greets
+
+
+def test_reply_waits_run_from_the_users_last_word_to_the_bots_first_reply():
+    from pipecat_tandem.bench.release_evals.run import reply_waits
+
+    log = [
+        "   0.146  [ t1]  send: 'Write me a report about sea turtles.' (text)",
+        "   0.172  [ t1]  event: llm_started",
+        "   0.432  [ t1]  event: llm_response  'On it.'",
+        "   1.725  [ t2]  send_after: waiting 3000ms",
+        '  22.986  [ t3]  send: "Actually, I\'ve changed my mind." (audio)',
+        "  23.382  [ t3]  event: user_started_speaking",
+        "  23.382  [ t3]  event: bot_stopped_speaking",
+        "  29.699  [ t3]  event: user_stopped_speaking",
+        "  30.007  [ t3]  event: bot_started_speaking",
+        "  31.081  [ t3]  event: llm_response  'Oh, I see.'",
+        "  33.969  [ t3]  event: bot_started_speaking",
+        "not a line of the log",
+    ]
+    # t2 never spoke: no wait. t3 is timed from the end of the user's speech.
+    assert reply_waits(log) == {"t1": 0.286, "t3": 0.308}
+    assert reply_waits([]) == {}

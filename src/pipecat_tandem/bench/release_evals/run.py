@@ -15,6 +15,7 @@ the judged criteria — is pipecat's ``EvalScriptSession`` doing what it always 
 
 from __future__ import annotations
 
+import re
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -45,6 +46,8 @@ class ScenarioOutcome:
         turns: Each turn's status (``passed``, ``failed``, ...).
         failures: The harness's failure messages, short.
         debug_tail: The end of the harness's debug log (for the report on a failure).
+        waits: Per user turn (``t2``...), seconds from the user's last word to the
+            bot's first reply, as the harness saw them (:func:`reply_waits`).
     """
 
     name: str
@@ -53,6 +56,42 @@ class ScenarioOutcome:
     turns: list[str] = field(default_factory=list)
     failures: list[str] = field(default_factory=list)
     debug_tail: list[str] = field(default_factory=list)
+    waits: dict[str, float] = field(default_factory=dict)
+
+
+_LOG_LINE = re.compile(r"^\s*(\d+\.\d+)\s+\[\s*(t\d+)\]\s+(.*)$")
+
+
+def reply_waits(debug_log: list[str]) -> dict[str, float]:
+    """How long the caller waited for each user turn's reply, from the harness's log.
+
+    The wait runs from the user's last word (the text sent, or the end of the
+    spoken turn: ``user_stopped_speaking``) to the bot's first reply (it starts
+    speaking, or in text mode its response arrives). A turn the user did not
+    speak in, or that got no reply, has none.
+
+    Args:
+        debug_log: The harness's debug lines ("  29.699  [ t3]  event: ...").
+
+    Returns:
+        Turn ("t2") → seconds.
+    """
+    waits: dict[str, float] = {}
+    start: dict[str, float] = {}
+    for line in debug_log:
+        m = _LOG_LINE.match(str(line))
+        if m is None:
+            continue
+        at, turn, what = float(m.group(1)), m.group(2), m.group(3)
+        if turn in waits:
+            continue
+        if what.startswith("send:") or what.startswith("event: user_stopped_speaking"):
+            start[turn] = at
+        elif turn in start and (
+            what.startswith("event: bot_started_speaking") or what.startswith("event: llm_response")
+        ):
+            waits[turn] = round(at - start[turn], 3)
+    return waits
 
 
 def load_scenario(name: str, root: Path) -> Any:
@@ -161,4 +200,5 @@ async def run_scenario(
         turns=[str(t.status) for t in result.turns],
         failures=[str(f)[:300] for f in result.failures],
         debug_tail=[str(line)[:300] for line in result.debug_log[-40:]],
+        waits=reply_waits(list(result.debug_log)),
     )
