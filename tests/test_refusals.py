@@ -25,6 +25,7 @@ from pipecat_tandem.policy.refusals import (
     defines,
     echoes,
     is_refusal,
+    parrots,
     second_opinion_messages,
     story_names,
 )
@@ -621,3 +622,36 @@ def test_a_joke_is_held_only_until_its_first_word_of_its_own():
 async def test_an_echo_instead_of_a_joke_gets_the_larger_models_joke():
     large = _Server(JOKE)
     assert await _reply(_Server("Oh, I see. I'll joke instead."), large) == JOKE
+
+
+MISHEARD = "Actually... I've changed my mind. Tell me it a joke instead."
+
+
+@pytest.mark.parametrize(
+    ("sentence", "parroted"),
+    [
+        ("I've changed my mind.", True),  # the 0.5B, in pipecat's deferred eval
+        ("I'll change my mind and joke instead.", True),
+        ("Sure, I'll tell you a joke!", False),  # the request itself: a promise
+        ("Sure!", False),
+        ("I changed my mind too!", False),  # a word of its own
+    ],
+)
+def test_parrots(sentence, parroted):
+    assert parrots(sentence, MISHEARD, "joke") is parroted
+
+
+def test_a_reply_opening_with_the_users_other_words_said_back_did_not_follow():
+    reply = (
+        "Oh, I see, I've changed my mind. "
+        "I've been looking for a sea turtle in San Francisco for a long time."
+    )
+    sniffer, spoken = _answer(MISHEARD, reply)
+    assert spoken == "" and sniffer.verdict is RefusalVerdict.REFUSAL
+    # Decided at the first sentence's end, not at the reply's.
+    sniffer = RefusalSniffer(asked=MISHEARD)
+    for word in "Oh, I see, I've changed my mind. I've".split(" "):
+        sniffer.feed(word + " ")
+    assert sniffer.verdict is RefusalVerdict.REFUSAL
+    sniffer, spoken = _answer(MISHEARD, "Sure, I'll tell you a joke! Why did the turtle swim?")
+    assert sniffer.verdict is RefusalVerdict.TEXT and spoken.startswith("Sure, I'll tell you")

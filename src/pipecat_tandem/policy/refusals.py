@@ -193,6 +193,30 @@ def echoes(reply: str, asked: str) -> bool:
     return all(_root(w) in own for w in content_words(reply))
 
 
+#: Words a pastime request is made of besides the pastime ("tell me a joke").
+_ASKING = frozenset("tell give read recite sing share make write know hear".split())
+
+
+def parrots(sentence: str, asked: str, thing: str) -> bool:
+    """Whether a sentence only says back the user's other words (two or more).
+
+    "Oh, I see, I've changed my mind." to "I've changed my mind. Tell me it a joke
+    instead." (pipecat's deferred eval; the 0.5B went on "I've been looking for a
+    sea turtle in San Francisco for a long time."); "Sure, I'll tell you a joke!"
+    says back only the request itself, and is not.
+
+    Args:
+        sentence: A reply's first sentence, without interjections.
+        asked: The user's words.
+        thing: The pastime they ask for (:func:`~pipecat_tandem.policy.topic.pastime_asked`).
+    """
+    if not echoes(sentence, asked):
+        return False
+    other = {_root(w) for w in content_words(asked)}
+    other -= {_root(w) for w in _ASKING | set(thing.split()) | {_plural(thing)}}
+    return len({_root(w) for w in content_words(sentence)} & other) >= 2
+
+
 #: A reply that opens with this many words of the previous reply repeats it.
 REPEAT_WORDS = 8
 
@@ -313,6 +337,9 @@ class RefusalSniffer:
             # "Sure, here's one: why did ...") or the reply's end (an echo).
             done = opening if ended else re.sub(r"[\w']+$", "", opening)
             if echoes(done, self._asked):
+                first = _SENTENCE_END.search(done)
+                if first and parrots(done[: first.end()], self._asked, self._pastime):
+                    return "yes"
                 return "maybe"
         if not opening.startswith(_OPENERS):
             # "I", "I'm", "Sor": it may still open one.
