@@ -22,16 +22,9 @@ near San Francisco, ..." after "A sea turtle, named Bill, was born in a small
 island near San Francisco."). A reply the user let finish is only checked from
 its start, so a summary that quotes it is not taken for one.
 
-A reply that defines the pastime it was asked for instead of giving it ("A joke is
-a short, funny, or amusing story ..." to "Tell me, a joke instead.") did not follow
-the request either: on that eval's context, after a story the 0.5B had told as a
-definition ("A sea turtle is a marine creature ..."), it did so in 14 of 16 samples,
-and the 1.5B told a joke in 8 of 8 (:func:`defines`). So did a reply with no word of
-its own beside the request's and a promise's: "Oh, I see. I'll change my mind and joke
-instead." to "I've changed my mind. Tell me they joke instead." (:func:`echoes`; 10 of 16
-samples of the 0.5B on that context, and the 1.5B told a joke in 7 of 8). Asked for a
-pastime, a reply is held until its first word of its own ("did" in "Sure, here's one: why
-did ...").
+A reply to a request for a pastime that gives none of it (it defines the joke, or
+says the request back) did not follow the request either (:mod:`.pastimes`), and
+gets the same second opinion.
 
 The second opinion reads only the persona and the latest of the conversation
 (:func:`second_opinion_messages`): on its slow core the larger model took 10.3 s
@@ -50,7 +43,7 @@ import re
 from enum import StrEnum
 from typing import Any
 
-from pipecat_tandem.background.jobs import content_words
+from pipecat_tandem.policy.pastimes import defines, echoes, parrots
 from pipecat_tandem.policy.topic import pastime_asked
 
 #: How a refusal opens (lower case, straight apostrophes).
@@ -119,104 +112,6 @@ def is_refusal(sentence: str) -> bool:
     return _REFUSAL.search(opening) is not None or _NOT_FOLLOWED.search(opening) is not None
 
 
-#: What follows "A joke is" in a definition ("A joke is a short, funny story ...").
-_DEFINING = frozenset(
-    "a an the something what when where usually often typically basically simply one any "
-    "meant".split()
-)
-_ARTICLES = ("", "a ", "an ", "the ")
-
-
-def _plural(thing: str) -> str:
-    return thing[:-1] + "ies" if thing.endswith("y") else thing + "s"
-
-
-def defines(opening: str, thing: str, *, ended: bool = True) -> str:
-    """Whether a reply opens by defining ``thing`` (``yes``, ``no`` or ``maybe``).
-
-    "A joke is a short, funny story ..." and "Jokes are what ..." define "joke";
-    "Here's a joke: ..." and "A joke about turtles: ..." do not. ``maybe`` while
-    the opening may still become one ("A joke is" so far).
-
-    Args:
-        opening: The reply so far, from its first word that is not an interjection.
-        thing: What the user asked for, singular and lower case ("joke", "fun fact").
-        ended: The reply's text has moved past its last word (or ended).
-    """
-    said = _words(opening)
-    text = " ".join(said)
-    for head in (
-        f"{a}{t} {v} " for a in _ARTICLES for t in (thing, _plural(thing)) for v in ("is", "are")
-    ):
-        if not text.startswith(head):
-            if head.startswith(text) or (not ended and head.startswith(text + " ")):
-                return "maybe"  # "A joke", "A joke is" so far
-            continue
-        at = len(head.split())
-        if len(said) <= at:
-            return "maybe"
-        after = said[at]
-        if not ended and len(said) == at + 1:  # it may still be growing ("a" -> "about")
-            return "maybe" if any(d.startswith(after) for d in _DEFINING) else "no"
-        return "yes" if after in _DEFINING else "no"
-    return "no"
-
-
-#: Words that promise a pastime without giving any of it ("Sure, here's one", "Okay,
-#: I'll tell you a joke now"), beside the user's own words.
-_PROMISING = frozenset(
-    "sure here okay alright right course happy glad will can could would love absolutely yes "
-    "yeah understand understood see got noted "
-    "certainly definitely gladly now one another coming away good great fun funny little "
-    "quick short new".split()
-)
-
-
-def _root(word: str) -> str:
-    # "changed" is "change", "jokes" is "joke": five letters tell them apart enough here.
-    return word[:5]
-
-
-def echoes(reply: str, asked: str) -> bool:
-    """Whether a reply has no word of its own beside the request's and a promise's.
-
-    "Oh, I see. I'll change my mind and joke instead." to "I've changed my mind.
-    Tell me they joke instead." (pipecat's deferred eval) and "Sure, I can tell you
-    a joke!" give nothing of the joke asked for; "Why did the turtle cross the
-    road?" does.
-
-    Args:
-        reply: The reply so far, from its first word that is not an interjection.
-        asked: The user's words.
-    """
-    own = {_root(w) for w in content_words(asked)} | {_root(w) for w in _PROMISING}
-    return all(_root(w) in own for w in content_words(reply))
-
-
-#: Words a pastime request is made of besides the pastime ("tell me a joke").
-_ASKING = frozenset("tell give read recite sing share make write know hear".split())
-
-
-def parrots(sentence: str, asked: str, thing: str) -> bool:
-    """Whether a sentence only says back the user's other words (two or more).
-
-    "Oh, I see, I've changed my mind." to "I've changed my mind. Tell me it a joke
-    instead." (pipecat's deferred eval; the 0.5B went on "I've been looking for a
-    sea turtle in San Francisco for a long time."); "Sure, I'll tell you a joke!"
-    says back only the request itself, and is not.
-
-    Args:
-        sentence: A reply's first sentence, without interjections.
-        asked: The user's words.
-        thing: The pastime they ask for (:func:`~pipecat_tandem.policy.topic.pastime_asked`).
-    """
-    if not echoes(sentence, asked):
-        return False
-    other = {_root(w) for w in content_words(asked)}
-    other -= {_root(w) for w in _ASKING | set(thing.split()) | {_plural(thing)}}
-    return len({_root(w) for w in content_words(sentence)} & other) >= 2
-
-
 #: A reply that opens with this many words of the previous reply repeats it.
 REPEAT_WORDS = 8
 
@@ -256,8 +151,8 @@ class RefusalSniffer:
             "Oh,", "Well,") with :data:`REPEAT_WORDS` words in a row from anywhere
             in it is a repeat, not only one from its start.
         names: Names ``previous`` made up (lower case); only used when ``cut_short``.
-        asked: The user's words being answered: a reply that defines the pastime
-            they ask for (:func:`defines`) did not follow them, as a refusal.
+        asked: The user's words being answered: a reply that gives none of the
+            pastime they ask for (:mod:`.pastimes`) did not follow them, as a refusal.
 
     Example::
 
