@@ -23,6 +23,7 @@ from pipecat_tandem.policy.refusals import (
     RefusalSniffer,
     RefusalVerdict,
     is_refusal,
+    only_begun,
     second_opinion_messages,
     story_names,
 )
@@ -590,3 +591,52 @@ def test_a_reply_opening_with_the_users_other_words_said_back_did_not_follow():
     assert sniffer.verdict is RefusalVerdict.REFUSAL
     sniffer, spoken = _answer(MISHEARD, "Sure, I'll tell you a joke! Why did the turtle swim?")
     assert sniffer.verdict is RefusalVerdict.TEXT and spoken.startswith("Sure, I'll tell you")
+
+
+@pytest.mark.parametrize(
+    ("spoken", "said", "begun"),
+    [
+        (
+            "A sea turtle, named Luna, was found in a pond.",
+            "A sea turtle, named Luna, was found in a pond. Luna was a fish.",
+            True,
+        ),
+        (
+            "A sea turtle named Luna",
+            "A sea turtle, named Luna, was found.",
+            True,
+        ),  # spacing, commas
+        ("A sea turtle, named Luna.", "A sea turtle, named Luna.", False),  # all of it
+        ("Hello there.", "A sea turtle, named Luna.", False),  # another reply
+        ("", "A sea turtle.", False),
+        ("A sea turtle.", "", False),
+    ],
+)
+def test_only_begun(spoken, said, begun):
+    assert only_begun(spoken, said) is begun
+
+
+async def test_a_reply_stopped_between_its_sentences_is_cut_short_without_a_barge_in():
+    # The deferred eval: the bot's speech paused between two sentences of the story,
+    # the user came in 0.2 s later, and the conversation kept the sentences spoken.
+    spoken = "A sea turtle, named Bill, was born in a small island near San Francisco."
+    whole = spoken + " Bill had a special ability to swim underwater."
+    asked = [{"role": "user", "content": "Tell me a short story about a sea turtle."}]
+    later = [
+        *asked,
+        {"role": "assistant", "content": spoken},
+        {"role": "user", "content": "Tell me they joke instead."},
+    ]
+    going_on = "Sure, I'd like to joke. Bill was born in a small island near San Francisco."
+    small, large = _Server(whole, going_on), _Server(JOKE)
+    llm = LocalLLMService(server=small, second_opinion=large, refill_cache=False)  # type: ignore[arg-type]
+    frames = [
+        LLMContextFrame(LLMContext(messages=asked)),
+        SleepFrame(0.2),
+        LLMContextFrame(LLMContext(messages=later)),  # no InterruptionFrame at all
+        SleepFrame(0.3),
+    ]
+    down, _ = await run_test(llm, frames_to_send=frames, expected_down_frames=None)
+    said = "".join(f.text for f in down if isinstance(f, LLMTextFrame))
+    assert said.split() == (whole + " " + JOKE).split()
+    assert len(large.requests) == 1

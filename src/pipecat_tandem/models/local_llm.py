@@ -66,6 +66,7 @@ from pipecat_tandem.policy.now_view import is_now_message
 from pipecat_tandem.policy.refusals import (
     RefusalSniffer,
     RefusalVerdict,
+    only_begun,
     second_opinion_messages,
     story_names,
 )
@@ -171,6 +172,8 @@ class LocalLLMService(LLMService):
         self._reply_cut_short = False
         #: The last reply the user spoke over.
         self._cut_reply: str | None = None
+        #: What this service has pushed since its last completion began.
+        self._said: list[str] = []
         #: (new, cached) prompt tokens of the last completion, as llama.cpp reported.
         self.last_prompt_tokens: tuple[int, int] | None = None
 
@@ -259,7 +262,11 @@ class LocalLLMService(LLMService):
         # history, and a voice must never read a call's JSON aloud.
         sniffer = ToolCallSniffer()
         previous = _last_text(request["messages"], "assistant")
-        if self._reply_cut_short and previous:
+        said, self._said = "".join(self._said), []
+        # Spoken over, or stopped before its end: the context keeps what was spoken,
+        # and in the deferred eval the user came in 0.2 s after the bot's speech had
+        # paused between two sentences of a longer story.
+        if previous and (self._reply_cut_short or only_begun(previous, said)):
             logger.debug(f"{self}: the user spoke over the last reply: {previous[-60:]!r}")
             self._cut_reply = previous
         self._reply_cut_short = False
@@ -328,6 +335,7 @@ class LocalLLMService(LLMService):
             return False
         rest = refusal.finish()
         if refusal.verdict in (RefusalVerdict.REFUSAL, RefusalVerdict.REPEAT):
+            logger.debug(f"{self}: held back as a {refusal.verdict}: {rest[:100]!r}")
             # The larger model queues behind a background job on its server (5-30 s),
             # so a busy one is not asked: a repeat is asked of this model again.
             if self._second_opinion_is_free() and await self._ask_second_opinion(
@@ -339,6 +347,10 @@ class LocalLLMService(LLMService):
         if rest:
             await self._push_llm_text(rest)
         return False
+
+    async def _push_llm_text(self, text: str) -> None:
+        self._said.append(text)
+        await super()._push_llm_text(text)
 
     def _second_opinion_is_free(self) -> bool:
         server = self._second_opinion

@@ -120,6 +120,21 @@ def _words(text: str) -> list[str]:
     return re.findall(r"[a-z0-9']+", text.replace("\u2019", "'").lower())
 
 
+def only_begun(spoken: str, said: str) -> bool:
+    """Whether ``spoken`` is only the start of ``said``, word for word.
+
+    The conversation keeps what the bot spoke of a reply: a reply whose spoken part
+    stops before what was said for it was cut short, whether or not the bot was
+    speaking at the moment the user came in (a pause between two sentences).
+
+    Args:
+        spoken: The reply as the conversation has it.
+        said: The reply as it was generated.
+    """
+    heard, whole = _words(spoken), _words(said)
+    return 0 < len(heard) < len(whole) and whole[: len(heard)] == heard
+
+
 class RefusalVerdict(StrEnum):
     """What the opening of a streamed reply says about it."""
 
