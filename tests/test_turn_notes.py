@@ -85,14 +85,16 @@ async def test_the_local_service_sends_and_prefills_without_answered_notes():
     server = _RecordingServer()
     llm = LocalLLMService(server=server)  # type: ignore[arg-type]
     noted = f"{REPORT} {delegated_job_note('job-1')}"
-    context = LLMContext(messages=[_user(noted), _user(JOKE)])
+    # A turn that does not call the report off (that would leave it out: topic.called_off).
+    waiting = "Tell me a joke while I wait."
+    context = LLMContext(messages=[_user(noted), _user(waiting)])
     await run_test(
         llm,
         frames_to_send=[LLMContextFrame(context), SleepFrame(0.2)],
         expected_down_frames=None,
     )
     turn, refill = server.requests
-    assert [m["content"] for m in turn["messages"]] == [REPORT, JOKE]
+    assert [m["content"] for m in turn["messages"]] == [REPORT, waiting]
     # The prefill holds the history as the next turn will send it.
-    assert [m["content"] for m in refill["messages"]][:2] == [REPORT, JOKE]
+    assert [m["content"] for m in refill["messages"]][:2] == [REPORT, waiting]
     assert context.get_messages()[0]["content"] == noted  # the context is left alone
