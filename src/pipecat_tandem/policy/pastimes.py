@@ -35,7 +35,8 @@ import re
 from pipecat_tandem.background.jobs import content_words
 
 
-def _words(text: str) -> list[str]:
+def words(text: str) -> list[str]:
+    """The words of ``text``, lower case, apostrophes straightened ("i'm", "joke")."""
     return re.findall(r"[a-z0-9']+", text.replace("\u2019", "'").lower())
 
 
@@ -63,7 +64,7 @@ def defines(opening: str, thing: str, *, ended: bool = True) -> str:
         thing: What the user asked for, singular and lower case ("joke", "fun fact").
         ended: The reply's text has moved past its last word (or ended).
     """
-    said = _words(opening)
+    said = words(opening)
     text = " ".join(said)
     for head in (
         f"{a}{t} {v} " for a in _ARTICLES for t in (thing, _plural(thing)) for v in ("is", "are")

@@ -44,6 +44,7 @@ from enum import StrEnum
 from typing import Any
 
 from pipecat_tandem.policy.pastimes import defines, echoes, parrots
+from pipecat_tandem.policy.pastimes import words as _words
 from pipecat_tandem.policy.topic import pastime_asked
 
 #: How a refusal opens (lower case, straight apostrophes).
@@ -114,10 +115,6 @@ def is_refusal(sentence: str) -> bool:
 
 #: A reply that opens with this many words of the previous reply repeats it.
 REPEAT_WORDS = 8
-
-
-def _words(text: str) -> list[str]:
-    return re.findall(r"[a-z0-9']+", text.replace("\u2019", "'").lower())
 
 
 def only_begun(spoken: str, said: str) -> bool:
@@ -233,13 +230,17 @@ class RefusalSniffer:
             return ""
         return self._release()
 
+    def _in_a_word(self) -> bool:
+        """Whether the text held ends inside a word (its last word may still grow)."""
+        return re.search(r"[\w']$", self.held) is not None
+
     def _refusal_state(self) -> str:
         """``yes``, ``no`` or ``maybe`` (the opening may still become a refusal)."""
         opening = _opening(self.held)
         if not opening:
             return "maybe"  # nothing yet but interjections ("Oh, hello! I'm sorry, ...")
         if self._pastime is not None:
-            ended = not re.search(r"[\w']$", self.held)
+            ended = not self._in_a_word()
             defined = defines(opening, self._pastime, ended=ended)
             if defined != "no":
                 return defined
@@ -265,7 +266,7 @@ class RefusalSniffer:
         if len(self._previous) < REPEAT_WORDS or not said:
             return "no"
         # The last word may still be growing unless the text has moved past it.
-        whole = ended or not re.search(r"[\w']$", self.held)
+        whole = ended or not self._in_a_word()
         done, last = (said, "") if whole else (said[:-1], said[-1])
         n = len(done)
         starts = range(len(self._previous) - n + 1) if self._cut_short else range(1)
