@@ -26,6 +26,7 @@ from pipecat_tandem.policy.refusals import (
     only_begun,
     second_opinion_messages,
     story_names,
+    whole_sentences,
 )
 from pipecat_tandem.policy.speech_faults import SpeechApologies
 
@@ -199,6 +200,7 @@ class _Server:
         self.in_flight = 1 if busy else 0  # a background job generating on it
         self.busy = self.in_flight  # ... and someone waits for it (not cancelled)
         self.requests: list[dict] = []
+        self.sent = 0  # words streamed, over all requests
 
     async def stream_chat(self, request, spare=False):
         import asyncio
@@ -208,6 +210,7 @@ class _Server:
         if self.delay_s:
             await asyncio.sleep(self.delay_s)
         for word in reply.split(" "):
+            self.sent += 1
             yield {"choices": [{"delta": {"content": word + " "}}]}
 
 
@@ -640,3 +643,53 @@ async def test_a_reply_stopped_between_its_sentences_is_cut_short_without_a_barg
     said = "".join(f.text for f in down if isinstance(f, LLMTextFrame))
     assert said.split() == (whole + " " + JOKE).split()
     assert len(large.requests) == 1
+
+
+SPOKEN_OVER = [BotStartedSpeakingFrame(), InterruptionFrame(), BotStoppedSpeakingFrame()]
+CUT_HISTORY = [
+    {"role": "user", "content": "Tell me a short story about a sea turtle."},
+    {"role": "assistant", "content": CUT_STORY},
+]
+
+
+async def test_a_reply_is_stopped_at_its_verdict_while_the_second_opinion_is_free():
+    # The deferred eval: the 0.5B named the cut story's turtle at its first word and
+    # went on for 2 s more before the 1.5B was asked.
+    small, large = _Server(GOES_ON), _Server(JOKE)
+    assert await _reply(small, large, CUT_HISTORY, before=SPOKEN_OVER) == JOKE
+    assert small.sent == 1  # "Bill": nothing after the name was generated
+    small = _Server(GOES_ON + " And more.")
+    assert await _reply(small, _Server(JOKE, busy=True), CUT_HISTORY, before=SPOKEN_OVER)
+    # Busy: the reply is generated whole (it may yet be said), then asked again.
+    assert small.sent > len(GOES_ON.split())
+
+
+async def test_a_refusal_stopped_at_its_verdict_keeps_its_whole_sentences(monkeypatch):
+    monkeypatch.setattr(local_llm, "SECOND_OPINION_FIRST_TOKEN_S", 0.05)
+    small = _Server(REFUSAL + " Is there anything else I can help with?")
+    assert await _reply(small, _Server(JOKE, delay_s=0.2)) == REFUSAL
+    assert small.sent == len(REFUSAL.split())
+
+
+async def test_a_reply_stopped_mid_sentence_with_no_second_opinion_is_written_out(monkeypatch):
+    # "A joke is a" is judged there (a definition, not a joke): with the second
+    # opinion too slow, the reply is generated again, whole, and said unchecked.
+    monkeypatch.setattr(local_llm, "SECOND_OPINION_FIRST_TOKEN_S", 0.05)
+    defined = "A joke is a short, funny story."
+    small = _Server(defined)
+    assert await _reply(small, _Server(JOKE, delay_s=0.2)) == defined
+    assert len(small.requests) == 2 and "tools" not in small.requests[1]
+
+
+@pytest.mark.parametrize(
+    ("text", "whole"),
+    [
+        ("I'm sorry, but I can't help with that. Is", "I'm sorry, but I can't help with that."),
+        ("Okay. Sure! Why? ", "Okay. Sure! Why?"),
+        ("A sea turtle, Luna,", ""),
+        ("", ""),
+        ("Version 2.5 is", ""),  # a point inside a number ends nothing
+    ],
+)
+def test_whole_sentences(text, whole):
+    assert whole_sentences(text) == whole

@@ -69,6 +69,7 @@ from pipecat_tandem.policy.refusals import (
     only_begun,
     second_opinion_messages,
     story_names,
+    whole_sentences,
 )
 from pipecat_tandem.policy.speech_faults import SpeechApologies
 from pipecat_tandem.policy.topic import called_off, without_retracted
@@ -174,6 +175,8 @@ class LocalLLMService(LLMService):
         self._cut_reply: str | None = None
         #: What this service has pushed since its last completion began.
         self._said: list[str] = []
+        #: The last stream was stopped once its reply was judged not fit to be spoken.
+        self._stopped_at_verdict = False
         #: (new, cached) prompt tokens of the last completion, as llama.cpp reported.
         self.last_prompt_tokens: tuple[int, int] | None = None
 
@@ -286,10 +289,11 @@ class LocalLLMService(LLMService):
             else None
         )
         await self.start_ttfb_metrics()
-        reply = await self._stream(request, sniffer, refusal)
+        reply = await self._stream(request, sniffer, refusal, stop_held=True)
+        stopped = self._stopped_at_verdict
         held = sniffer.finish()
         if not held:
-            if not await self._settle_refusal(request, refusal):
+            if not await self._settle_refusal(request, refusal, stopped=stopped):
                 self._schedule_refill(request, reply)
             return
         if sniffer.verdict is not SniffVerdict.HOLD:
@@ -313,7 +317,7 @@ class LocalLLMService(LLMService):
         # a tool the model invented ("planTrip", "joke"). A voice must not read
         # JSON aloud, so answer once more with tools off: the user gets words.
         logger.debug(f"{self}: no usable tool call in {held[:80]!r}; answering without tools")
-        retry = {k: v for k, v in request.items() if k not in ("tools", "tool_choice")}
+        retry = _without_tools(request)
         again = ToolCallSniffer()
         await self._stream(retry, again)
         held = again.finish()
@@ -324,17 +328,23 @@ class LocalLLMService(LLMService):
             await self._push_llm_text(held)
 
     async def _settle_refusal(
-        self, request: dict[str, Any], refusal: RefusalSniffer | None
+        self, request: dict[str, Any], refusal: RefusalSniffer | None, *, stopped: bool = False
     ) -> bool:
         """Speak what the refusal check still holds, or a second opinion instead of a refusal.
 
+        Args:
+            request: The request the reply answered.
+            refusal: The check the reply went through (None: no check).
+            stopped: The reply was stopped at its verdict: what is held is only its start.
+
         Returns:
-            True when the second opinion's reply was spoken in place of this model's.
+            True when a reply other than the one streamed was spoken (the second
+            opinion's, this model's asked again, or written out again).
         """
         if refusal is None:
             return False
         rest = refusal.finish()
-        if refusal.verdict in (RefusalVerdict.REFUSAL, RefusalVerdict.REPEAT):
+        if refusal.verdict.held_back:
             logger.debug(f"{self}: held back as a {refusal.verdict}: {rest[:100]!r}")
             # The larger model queues behind a background job on its server (5-30 s),
             # so a busy one is not asked: a repeat is asked of this model again.
@@ -344,6 +354,15 @@ class LocalLLMService(LLMService):
                 return True
             if refusal.verdict is RefusalVerdict.REPEAT and await self._ask_again(request, refusal):
                 return True
+        if stopped and rest:
+            # Only its start was generated ("A sea turtle, Luna,"): its whole sentences
+            # are said, or, with none, the reply is written out after all.
+            whole = whole_sentences(rest)
+            if not whole:
+                logger.debug(f"{self}: no second opinion; writing out {rest!r} after all")
+                await self._stream(_without_tools(request), None)
+                return True
+            rest = whole
         if rest:
             await self._push_llm_text(rest)
         return False
@@ -364,7 +383,7 @@ class LocalLLMService(LLMService):
     async def _ask_again(self, request: dict[str, Any], repeat: RefusalSniffer) -> bool:
         """Ask this model once more, told not to repeat itself; False if it repeats anyway."""
         logger.info(f"{self}: the reply was a repeat; asking again without it")
-        body = {k: v for k, v in request.items() if k not in ("tools", "tool_choice")}
+        body = _without_tools(request)
         told = _NOT_AGAIN_CUT if repeat.cut_short else _NOT_AGAIN
         body["messages"] = [*request["messages"], {"role": "system", "content": told}]
         again = repeat.fresh()
@@ -395,7 +414,7 @@ class LocalLLMService(LLMService):
             return False
         name = server.config.model_path.name
         logger.info(f"{self}: the reply was a {why}; asking {name} for a second opinion")
-        body = {k: v for k, v in request.items() if k not in ("tools", "tool_choice")}
+        body = _without_tools(request)
         # Only the latest of the call: the larger model prefills slowly (see the policy).
         body["messages"] = second_opinion_messages(request["messages"])
         # In the background model's spare slot: its cached step prompt stays for the jobs.
@@ -425,12 +444,24 @@ class LocalLLMService(LLMService):
         request: dict[str, Any],
         sniffer: ToolCallSniffer | None,
         refusal: RefusalSniffer | None = None,
+        *,
+        stop_held: bool = False,
     ) -> str:
         """Stream one completion, pushing released text; returns the text generated.
 
         A reply that says one of its sentences again stops there (``policy/loops.py``):
         the rest is neither generated nor spoken.
+
+        Args:
+            request: The chat completion request.
+            sniffer: Holds a reply that opens like a tool call (None: no check).
+            refusal: Holds a reply that opens like a refusal or a repeat (None: no check).
+            stop_held: Stop generating as soon as ``refusal`` holds the reply back,
+                while the second opinion is free to answer instead: the rest would not
+                be said. In pipecat's deferred eval the 0.5B went on for 2 s with the
+                story the user cut short, after its verdict at the story's name.
         """
+        self._stopped_at_verdict = False
         first = True
         generated: list[str] = []
         loops = SentenceLoopCutter()
@@ -457,6 +488,9 @@ class LocalLLMService(LLMService):
                 released = sniffer.feed(delta) if sniffer else delta
                 if released and refusal is not None:
                     released = refusal.feed(released)
+                    if stop_held and refusal.verdict.held_back and self._second_opinion_is_free():
+                        self._stopped_at_verdict = True
+                        break
                 if released:
                     released = loops.feed(released)
                 if released:
@@ -628,6 +662,10 @@ def _drop_echoed(calls: list[ParsedToolCall], context: LLMContext) -> list[Parse
         else:
             logger.warning(f"refused a tool call from text ({call.name}): {reason}")
     return kept
+
+
+def _without_tools(request: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in request.items() if k not in ("tools", "tool_choice")}
 
 
 def _last_text(messages: list[Any], role: str) -> str:

@@ -132,6 +132,16 @@ def only_begun(spoken: str, said: str) -> bool:
     return 0 < len(heard) < len(whole) and whole[: len(heard)] == heard
 
 
+def whole_sentences(text: str) -> str:
+    """``text`` up to the end of its last complete sentence ("" if it has none).
+
+    A reply stopped as soon as it was judged (see :class:`RefusalSniffer`) may end
+    inside a sentence: only its complete sentences are fit to be spoken.
+    """
+    ends = list(_SENTENCE_END.finditer(text))
+    return text[: ends[-1].end()].rstrip() if ends else ""
+
+
 class RefusalVerdict(StrEnum):
     """What the opening of a streamed reply says about it."""
 
@@ -139,6 +149,11 @@ class RefusalVerdict(StrEnum):
     TEXT = "text"  # an ordinary reply: released
     REFUSAL = "refusal"  # its first sentence refuses (or did not follow): held to the end
     REPEAT = "repeat"  # it opens with the previous reply's words: held to the end
+
+    @property
+    def held_back(self) -> bool:
+        """Whether a reply with this verdict is held back, not spoken as it comes."""
+        return self in (RefusalVerdict.REFUSAL, RefusalVerdict.REPEAT)
 
 
 class RefusalSniffer:
