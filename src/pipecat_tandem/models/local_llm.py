@@ -79,13 +79,8 @@ _call_ids = itertools.count(1)
 #: How long a second opinion may take to its first token before the refusal is said after all.
 SECOND_OPINION_FIRST_TOKEN_S = 6.0
 #: Added (as the last message) when this model is asked again after starting its
-#: previous, interrupted reply anew. Only for repeats: a refusal is never talked out of.
+#: previous reply anew. Only for repeats: a refusal is never talked out of.
 _NOT_AGAIN = "Do not repeat your previous reply: reply to the user's latest message only."
-#: The same, when the user had spoken over that reply.
-_NOT_AGAIN_CUT = (
-    "Your previous reply was interrupted. Do not repeat it or continue it: reply to the "
-    "user's latest message only."
-)
 _SAMPLING_KEYS = ("temperature", "top_p", "top_k", "seed", "frequency_penalty", "presence_penalty")
 
 
@@ -346,13 +341,30 @@ class LocalLLMService(LLMService):
         rest = refusal.finish()
         if refusal.verdict.held_back:
             logger.debug(f"{self}: held back as a {refusal.verdict}: {rest[:100]!r}")
+            repeat = refusal.verdict is RefusalVerdict.REPEAT
+            again: RefusalVerdict | None = None
+            if repeat and refusal.cut_short:
+                # Going on with the reply the user cut short: this model, not shown
+                # that reply, answers their new words in a fraction of the larger
+                # one's 2-4 s (pipecat's deferred eval, docs/benchmarks.md).
+                again = await self._ask_again(request, refusal)
+                if again is RefusalVerdict.TEXT:
+                    return True
             # The larger model queues behind a background job on its server (5-30 s),
             # so a busy one is not asked: a repeat is asked of this model again.
             if self._second_opinion_is_free() and await self._ask_second_opinion(
                 request, refusal.verdict
             ):
                 return True
-            if refusal.verdict is RefusalVerdict.REPEAT and await self._ask_again(request, refusal):
+            if repeat and again is None:
+                again = await self._ask_again(request, refusal)
+            if again is RefusalVerdict.TEXT:
+                return True
+            if again is RefusalVerdict.REFUSAL:
+                # Told not to go on with its last reply, it found nothing to say to
+                # the user's words ("I apologize, but I cannot continue the
+                # conversation."): they were likely misheard, so they are asked for again.
+                await self._push_llm_text(SpeechApologies().llm)
                 return True
         if stopped and rest:
             # Only its start was generated ("A sea turtle, Luna,"): its whole sentences
@@ -380,32 +392,46 @@ class LocalLLMService(LLMService):
         # opinion queues behind it (bounded by SECOND_OPINION_FIRST_TOKEN_S).
         return server.busy < server.config.slots
 
-    async def _ask_again(self, request: dict[str, Any], repeat: RefusalSniffer) -> bool:
-        """Ask this model once more, told not to repeat itself; False if it repeats anyway."""
+    async def _ask_again(self, request: dict[str, Any], repeat: RefusalSniffer) -> RefusalVerdict:
+        """Ask this model once more, without the reply it repeated.
+
+        A reply the user cut short is left out of the request. On the 12 contexts
+        of pipecat's deferred eval where the 0.5B had gone on with the cut story
+        (4 samples each), told in a note not to go on with it, it told no joke in
+        48 (18 refusals, 26 greetings, 4 the story again); not shown the story, it
+        told a joke in 40 of 48, and offered a story in the other 8, which is held
+        back (:func:`~pipecat_tandem.policy.pastimes.offers_other`). Any other
+        repeated reply stays, with a note not to repeat it.
+
+        Returns:
+            ``TEXT`` when its reply was spoken; ``REFUSAL`` or ``REPEAT`` when it was
+            held back too (nothing spoken); ``UNDECIDED`` when the request failed.
+        """
         logger.info(f"{self}: the reply was a repeat; asking again without it")
         body = _without_tools(request)
-        told = _NOT_AGAIN_CUT if repeat.cut_short else _NOT_AGAIN
-        body["messages"] = [*request["messages"], {"role": "system", "content": told}]
+        if repeat.cut_short:
+            body["messages"] = _without_last_reply(request["messages"])
+        else:
+            body["messages"] = [
+                *request["messages"],
+                {"role": "system", "content": _NOT_AGAIN},
+            ]
         again = repeat.fresh()
         try:
-            await self._stream(body, None, again)
+            await self._stream(body, None, again, stop_held=True)
         except Exception as e:  # the first reply is still there to be said
             logger.warning(f"{self}: asking again failed: {e}")
-            return False
+            return RefusalVerdict.UNDECIDED
         rest = again.finish()
         if again.verdict is RefusalVerdict.REFUSAL:
-            # Told not to go on with its last reply, it found nothing to say to the
-            # user's words ("I apologize, but I cannot continue the conversation."):
-            # they were likely misheard, so the user is asked for them again.
             logger.warning(f"{self}: asked again, the reply was a refusal: {rest[:60]!r}")
-            await self._push_llm_text(SpeechApologies().llm)
-            return True
-        if again.verdict is RefusalVerdict.REPEAT:
-            logger.warning(f"{self}: asked again, the reply was a repeat too")
-            return False
-        if rest:
-            await self._push_llm_text(rest)
-        return True
+        elif again.verdict is RefusalVerdict.REPEAT:
+            logger.warning(f"{self}: asked again, the reply was a repeat too: {rest[:60]!r}")
+        else:
+            if rest:
+                await self._push_llm_text(rest)
+            return RefusalVerdict.TEXT
+        return again.verdict
 
     async def _ask_second_opinion(self, request: dict[str, Any], why: str) -> bool:
         """Stream the larger model's reply to ``request``; False if it said nothing in time."""
@@ -456,10 +482,11 @@ class LocalLLMService(LLMService):
             request: The chat completion request.
             sniffer: Holds a reply that opens like a tool call (None: no check).
             refusal: Holds a reply that opens like a refusal or a repeat (None: no check).
-            stop_held: Stop generating as soon as ``refusal`` holds the reply back,
-                while the second opinion is free to answer instead: the rest would not
-                be said. In pipecat's deferred eval the 0.5B went on for 2 s with the
-                story the user cut short, after its verdict at the story's name.
+            stop_held: Stop generating as soon as ``refusal`` holds the reply back:
+                another reply is asked for, and should none come, the start is
+                written out again (:meth:`_settle_refusal`). In pipecat's deferred
+                eval the 0.5B went on for 2 s with the story the user cut short, after
+                its verdict at the story's name.
         """
         self._stopped_at_verdict = False
         first = True
@@ -488,7 +515,7 @@ class LocalLLMService(LLMService):
                 released = sniffer.feed(delta) if sniffer else delta
                 if released and refusal is not None:
                     released = refusal.feed(released)
-                    if stop_held and refusal.verdict.held_back and self._second_opinion_is_free():
+                    if stop_held and refusal.verdict.held_back:
                         self._stopped_at_verdict = True
                         break
                 if released:
@@ -666,6 +693,14 @@ def _drop_echoed(calls: list[ParsedToolCall], context: LLMContext) -> list[Parse
 
 def _without_tools(request: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in request.items() if k not in ("tools", "tool_choice")}
+
+
+def _without_last_reply(messages: list[Any]) -> list[Any]:
+    """The messages without the last assistant message (the reply the user cut short)."""
+    for i in range(len(messages) - 1, -1, -1):
+        if _role(messages[i]) == "assistant":
+            return [*messages[:i], *messages[i + 1 :]]
+    return list(messages)
 
 
 def _last_text(messages: list[Any], role: str) -> str:

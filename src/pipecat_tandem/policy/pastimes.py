@@ -19,7 +19,10 @@ reaches the bot as "they joke", "it a joke" or "Tell me, a joke":
   instead.", 10 of 16 samples;
 * its first sentence says back the user's other words before it goes elsewhere
   (:func:`parrots`): "Oh, I see, I've changed my mind. I've been looking for a sea
-  turtle in San Francisco for a long time.".
+  turtle in San Francisco for a long time.";
+* it offers another pastime (:func:`offers_other`): "Sure, here's a short story
+  about a sea turtle: ..." to "Tell me they joke instead." when the story had been
+  left out of its view, 4 of 4 samples.
 
 On the same contexts the 1.5B told a joke in 8 of 8, 7 of 8 and 8 of 8 samples, so
 :class:`~pipecat_tandem.policy.refusals.RefusalSniffer` takes such a reply as a
@@ -33,6 +36,7 @@ from __future__ import annotations
 import re
 
 from pipecat_tandem.background.jobs import content_words
+from pipecat_tandem.policy.topic import PASTIME_WORDS, singular
 
 
 def words(text: str) -> list[str]:
@@ -136,3 +140,27 @@ def parrots(sentence: str, asked: str, thing: str) -> bool:
     other = {_root(w) for w in content_words(asked)}
     other -= {_root(w) for w in _ASKING | set(thing.split()) | {_plural(thing)}}
     return len({_root(w) for w in content_words(sentence)} & other) >= 2
+
+
+def offers_other(reply: str, asked: str, thing: str) -> bool:
+    """Whether a reply's first word of its own names a pastime other than the one asked.
+
+    "Sure, here's a short story about a sea turtle: ..." to "Tell me they joke
+    instead." names a story ("short" only promises); "Sure, here's a joke about a
+    story" and "Why did the story ..." do not offer one.
+
+    Args:
+        reply: The reply so far, from its first word that is not an interjection.
+        asked: The user's words.
+        thing: The pastime they ask for (:func:`~pipecat_tandem.policy.topic.pastime_asked`).
+    """
+    own = {_root(w) for w in content_words(asked)} | {_root(w) for w in _PROMISING}
+    kept = content_words(reply)
+    for word in words(reply):
+        named = singular(word)
+        if named in thing.split():
+            return False  # the pastime asked for comes first
+        if word not in kept or _root(word) in own:
+            continue
+        return named in PASTIME_WORDS
+    return False

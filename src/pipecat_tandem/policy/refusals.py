@@ -43,7 +43,7 @@ import re
 from enum import StrEnum
 from typing import Any
 
-from pipecat_tandem.policy.pastimes import defines, echoes, parrots
+from pipecat_tandem.policy.pastimes import defines, echoes, offers_other, parrots
 from pipecat_tandem.policy.pastimes import words as _words
 from pipecat_tandem.policy.topic import pastime_asked
 
@@ -262,6 +262,8 @@ class RefusalSniffer:
             # Nothing of the pastime yet: held until a word of its own ("did" in
             # "Sure, here's one: why did ...") or the reply's end (an echo).
             done = opening if ended else re.sub(r"[\w']+$", "", opening)
+            if offers_other(done, self._asked, self._pastime):
+                return "yes"
             if echoes(done, self._asked):
                 first = _SENTENCE_END.search(done)
                 if first and parrots(done[: first.end()], self._asked, self._pastime):
@@ -317,7 +319,8 @@ class RefusalSniffer:
             asked_for = self._pastime is not None and bool(opening.strip())
             defined = asked_for and defines(opening, self._pastime or "") == "yes"
             echoed = asked_for and echoes(opening, self._asked)
-            if is_refusal(self.held) or defined or echoed:
+            other = asked_for and offers_other(opening, self._asked, self._pastime or "")
+            if is_refusal(self.held) or defined or echoed or other:
                 self._verdict = RefusalVerdict.REFUSAL
             elif "yes" in (self._repeat_state(ended=True), self._goes_on_state(ended=True)):
                 self._verdict = RefusalVerdict.REPEAT

@@ -207,6 +207,18 @@ def is_pastime(utterance: str) -> bool:
     return bool(_PASTIME.search(utterance or ""))
 
 
+#: The pastimes :data:`_PASTIME` knows, singular, by their last word ("fun fact": "fact").
+PASTIME_WORDS = frozenset("joke story poem riddle limerick song fact twister pun haiku".split())
+
+
+def singular(word: str) -> str:
+    """A pastime's word in the singular, lower case ("stories": "story", "jokes": "joke")."""
+    word = word.lower()
+    if word.endswith("ies"):
+        return word[:-3] + "y"
+    return word[:-1] if word.endswith("s") else word
+
+
 def pastime_asked(utterance: str) -> str | None:
     """The pastime an utterance asks for, singular and lower case ("joke", "story").
 
@@ -214,12 +226,7 @@ def pastime_asked(utterance: str) -> str | None:
     """
     match = _PASTIME.search(utterance or "")
     thing = match.group(3) if match else None
-    if not thing:
-        return None
-    thing = thing.lower()
-    if thing.endswith("ies"):
-        return thing[:-3] + "y"
-    return thing[:-1] if thing.endswith("s") else thing
+    return singular(thing) if thing else None
 
 
 @dataclass
