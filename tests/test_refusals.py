@@ -400,6 +400,10 @@ async def test_a_cut_short_repeat_asks_the_small_model_before_the_larger_one():
     small, large = _Server(GOES_ON), _Server(JOKE)
     assert await _reply(small, large, CUT_HISTORY, before=SPOKEN_OVER) == JOKE
     assert len(small.requests) == 2 and len(large.requests) == 1
+    # A refusal after the cut story: the same.
+    small, large = _Server(REFUSAL, other), _Server(JOKE)
+    assert await _reply(small, large, CUT_HISTORY, before=SPOKEN_OVER) == other
+    assert large.requests == [] and CUT_STORY not in str(small.requests[1]["messages"])
     # ... and with the larger model busy, a retry that refuses asks the user again.
     small = _Server(GOES_ON, "I apologize, but I cannot continue the conversation.")
     spoken = await _reply(small, _Server(JOKE, busy=True), CUT_HISTORY, before=SPOKEN_OVER)

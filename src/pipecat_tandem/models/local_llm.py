@@ -343,10 +343,11 @@ class LocalLLMService(LLMService):
             logger.debug(f"{self}: held back as a {refusal.verdict}: {rest[:100]!r}")
             repeat = refusal.verdict is RefusalVerdict.REPEAT
             again: RefusalVerdict | None = None
-            if repeat and refusal.cut_short:
-                # Going on with the reply the user cut short: this model, not shown
-                # that reply, answers their new words in a fraction of the larger
-                # one's 2-4 s (pipecat's deferred eval, docs/benchmarks.md).
+            if refusal.cut_short:
+                # Going on with the reply the user cut short, or refusing their new
+                # words after it: this model, not shown that reply, answers them in
+                # a fraction of the larger one's 2-4 s (pipecat's deferred eval,
+                # docs/benchmarks.md).
                 again = await self._ask_again(request, refusal)
                 if again is RefusalVerdict.TEXT:
                     return True
@@ -393,21 +394,21 @@ class LocalLLMService(LLMService):
         return server.busy < server.config.slots
 
     async def _ask_again(self, request: dict[str, Any], repeat: RefusalSniffer) -> RefusalVerdict:
-        """Ask this model once more, without the reply it repeated.
+        """Ask this model once more, without the reply the user cut short.
 
         A reply the user cut short is left out of the request. On the 12 contexts
-        of pipecat's deferred eval where the 0.5B had gone on with the cut story
-        (4 samples each), told in a note not to go on with it, it told no joke in
-        48 (18 refusals, 26 greetings, 4 the story again); not shown the story, it
-        told a joke in 40 of 48, and offered a story in the other 8, which is held
-        back (:func:`~pipecat_tandem.policy.pastimes.offers_other`). Any other
-        repeated reply stays, with a note not to repeat it.
+        of pipecat's deferred eval where the user had cut a story short to ask for
+        a joke (4 samples each), told in a note not to go on with the story, the
+        0.5B told no joke in 48 (18 refusals, 26 greetings, 4 the story again); not
+        shown the story, it told a joke in 40 of 48, and offered a story in the
+        other 8, which is held back (:func:`~pipecat_tandem.policy.pastimes.offers_other`).
+        Any other repeated reply stays, with a note not to repeat it.
 
         Returns:
             ``TEXT`` when its reply was spoken; ``REFUSAL`` or ``REPEAT`` when it was
             held back too (nothing spoken); ``UNDECIDED`` when the request failed.
         """
-        logger.info(f"{self}: the reply was a repeat; asking again without it")
+        logger.info(f"{self}: the reply was a {repeat.verdict}; asking again without it")
         body = _without_tools(request)
         if repeat.cut_short:
             body["messages"] = _without_last_reply(request["messages"])
