@@ -78,8 +78,9 @@ from pipecat_tandem.policy.turn_notes import drop_answered_notes
 _call_ids = itertools.count(1)
 #: How long a second opinion may take to its first token before the refusal is said after all.
 SECOND_OPINION_FIRST_TOKEN_S = 6.0
-#: Added (as the last message) when this model is asked again after starting its
-#: previous reply anew. Only for repeats: a refusal is never talked out of.
+#: Added (as the last message) when this model is asked again after starting anew
+#: a previous reply the user let finish. Only for repeats: a refusal is never talked
+#: out of (after a reply the user cut short, it is asked again without that reply).
 _NOT_AGAIN = "Do not repeat your previous reply: reply to the user's latest message only."
 _SAMPLING_KEYS = ("temperature", "top_p", "top_k", "seed", "frequency_penalty", "presence_penalty")
 

@@ -21,8 +21,8 @@ reaches the bot as "they joke", "it a joke" or "Tell me, a joke":
   (:func:`parrots`): "Oh, I see, I've changed my mind. I've been looking for a sea
   turtle in San Francisco for a long time.";
 * it offers another pastime (:func:`offers_other`): "Sure, here's a short story
-  about a sea turtle: ..." to "Tell me they joke instead." when the story had been
-  left out of its view, 4 of 4 samples.
+  about a sea turtle: ..." to "Tell me they joke instead.", 8 of 48 samples with
+  the story the user had cut short left out of its view.
 
 On the same contexts the 1.5B told a joke in 8 of 8, 7 of 8 and 8 of 8 samples, so
 :class:`~pipecat_tandem.policy.refusals.RefusalSniffer` takes such a reply as a
