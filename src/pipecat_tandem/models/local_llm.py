@@ -138,6 +138,8 @@ class LocalLLMService(LLMService):
                 :mod:`pipecat_tandem.policy.refusals`); its reply is spoken instead.
                 While it is busy (a background job on it) or slow to start, a
                 repeat is asked of this model again, told not to repeat itself.
+                After a reply the user cut short, this model is asked again first,
+                without that reply (a fraction of the larger model's 2-4 s).
                 None: such replies are spoken as they come.
             **kwargs: Passed to pipecat's ``LLMService``.
         """
