@@ -222,10 +222,14 @@ class _Server:
 
 
 async def _reply(
-    small: _Server, large: _Server | None, history: list | None = None, before: list | None = None
+    small: _Server,
+    large: _Server | None,
+    history: list | None = None,
+    before: list | None = None,
+    asked_for: str = "Tell me they joke instead.",
 ) -> str:
     llm = LocalLLMService(server=small, second_opinion=large, refill_cache=False)  # type: ignore[arg-type]
-    asked = {"role": "user", "content": "Tell me they joke instead."}
+    asked = {"role": "user", "content": asked_for}
     context = LLMContext(messages=[*(history or []), asked])
     frames = [*(before or []), LLMContextFrame(context), SleepFrame(0.3)]
     down, _ = await run_test(llm, frames_to_send=frames, expected_down_frames=None)
@@ -713,3 +717,29 @@ async def test_a_reply_stopped_mid_sentence_with_no_second_opinion_is_written_ou
 )
 def test_whole_sentences(text, whole):
     assert whole_sentences(text) == whole
+
+
+async def test_a_refusal_of_the_turn_that_calls_a_request_off_is_asked_again_without_it():
+    # pipecat's cancellation evals: "Actually, never mind the report. Tell me a joke
+    # instead." after "Write me a report about sea turtles." / "On it.", refused.
+    report = [
+        {"role": "user", "content": "Write me a report about sea turtles."},
+        {"role": "assistant", "content": "On it."},
+    ]
+    small, large = _Server(REFUSAL, JOKE), _Server(JOKE)
+    asked = "Actually, never mind the report. Tell me a joke instead."
+    assert await _reply(small, large, report, asked_for=asked) == JOKE
+    assert large.requests == []
+    first, again = (r["messages"] for r in small.requests)
+    assert "sea turtles" in str(first) and "On it." in str(first)
+    assert [m["content"] for m in again] == [asked]
+
+
+async def test_a_refusal_with_nothing_to_leave_out_goes_to_the_larger_model():
+    small, large = _Server(REFUSAL, JOKE), _Server("Sure! Why did the crab blush?")
+    history = [
+        {"role": "user", "content": "Write me a poem."},
+        {"role": "assistant", "content": "On it."},
+    ]
+    assert await _reply(small, large, history) == "Sure! Why did the crab blush?"
+    assert len(small.requests) == 1 and len(large.requests) == 1

@@ -346,12 +346,11 @@ class LocalLLMService(LLMService):
             logger.debug(f"{self}: held back as a {refusal.verdict}: {rest[:100]!r}")
             repeat = refusal.verdict is RefusalVerdict.REPEAT
             again: RefusalVerdict | None = None
-            if refusal.cut_short:
-                # Going on with the reply the user cut short, or refusing their new
-                # words after it: this model, not shown that reply, answers them in
-                # a fraction of the larger one's 2-4 s (pipecat's deferred eval,
-                # docs/benchmarks.md).
-                again = await self._ask_again(request, refusal)
+            clearer = _clearer_view(request["messages"], cut_short=refusal.cut_short)
+            if clearer is not None:
+                # Without what misled it, this model answers in a fraction of the
+                # larger one's 2-4 s (pipecat's evals, see _clearer_view).
+                again = await self._ask_again(request, refusal, clearer)
                 if again is RefusalVerdict.TEXT:
                     return True
             # The larger model queues behind a background job on its server (5-30 s),
@@ -361,7 +360,8 @@ class LocalLLMService(LLMService):
             ):
                 return True
             if repeat and again is None:
-                again = await self._ask_again(request, refusal)
+                told = {"role": "system", "content": _NOT_AGAIN}
+                again = await self._ask_again(request, refusal, [*request["messages"], told])
             if again is RefusalVerdict.TEXT:
                 return True
             if again is RefusalVerdict.REFUSAL:
@@ -396,31 +396,19 @@ class LocalLLMService(LLMService):
         # opinion queues behind it (bounded by SECOND_OPINION_FIRST_TOKEN_S).
         return server.busy < server.config.slots
 
-    async def _ask_again(self, request: dict[str, Any], repeat: RefusalSniffer) -> RefusalVerdict:
-        """Ask this model once more, without the reply the user cut short.
-
-        A reply the user cut short is left out of the request. On the 12 contexts
-        of pipecat's deferred eval where the user had cut a story short to ask for
-        a joke (4 samples each), told in a note not to go on with the story, the
-        0.5B told no joke in 48 (18 refusals, 26 greetings, 4 the story again); not
-        shown the story, it told a joke in 40 of 48, and offered a story in the
-        other 8, which is held back (:func:`~pipecat_tandem.policy.pastimes.offers_other`).
-        Any other repeated reply stays, with a note not to repeat it.
+    async def _ask_again(
+        self, request: dict[str, Any], held: RefusalSniffer, messages: list[Any]
+    ) -> RefusalVerdict:
+        """Ask this model once more, on ``messages``; its reply is checked as the first was.
 
         Returns:
             ``TEXT`` when its reply was spoken; ``REFUSAL`` or ``REPEAT`` when it was
             held back too (nothing spoken); ``UNDECIDED`` when the request failed.
         """
-        logger.info(f"{self}: the reply was a {repeat.verdict}; asking again without it")
+        logger.info(f"{self}: the reply was a {held.verdict}; asking again")
         body = _without_tools(request)
-        if repeat.cut_short:
-            body["messages"] = _without_last_reply(request["messages"])
-        else:
-            body["messages"] = [
-                *request["messages"],
-                {"role": "system", "content": _NOT_AGAIN},
-            ]
-        again = repeat.fresh()
+        body["messages"] = messages
+        again = held.fresh()
         try:
             await self._stream(body, None, again, stop_held=True)
         except Exception as e:  # the first reply is still there to be said
@@ -699,12 +687,31 @@ def _without_tools(request: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in request.items() if k not in ("tools", "tool_choice")}
 
 
-def _without_last_reply(messages: list[Any]) -> list[Any]:
-    """The messages without the last assistant message (the reply the user cut short)."""
-    for i in range(len(messages) - 1, -1, -1):
-        if _role(messages[i]) == "assistant":
-            return [*messages[:i], *messages[i + 1 :]]
-    return list(messages)
+def _clearer_view(messages: list[Any], *, cut_short: bool) -> list[Any] | None:
+    """The request's messages without what misled a refusal or a repeat; None if nothing did.
+
+    Two things are left out:
+
+    - The reply the user cut short. On the 12 contexts of pipecat's deferred eval
+      where the user had cut a story short to ask for a joke (4 samples each), told
+      in a note not to go on with the story, the 0.5B told no joke in 48 (18
+      refusals, 26 greetings, 4 the story again); not shown the story, it told one
+      in 40 of 48, and offered a story in the other 8, which is held back
+      (:func:`~pipecat_tandem.policy.pastimes.offers_other`).
+    - A request the latest turn calls off, with its replies ("Write me a report
+      about sea turtles." / "On it." before "Actually, never mind the report. Tell
+      me a joke instead."): the 0.5B refused the joke in 4 of 32 samples of
+      pipecat's cancellation evals as read, and in 1 of 32 without the report.
+    """
+    view = messages
+    if cut_short:
+        last = next(
+            (i for i in range(len(view) - 1, -1, -1) if _role(view[i]) == "assistant"), None
+        )
+        if last is not None:
+            view = [*view[:last], *view[last + 1 :]]
+    view = _without_called_off(view, latest=True)
+    return None if view == messages else view
 
 
 def _last_text(messages: list[Any], role: str) -> str:
@@ -724,15 +731,15 @@ def _retracted(message: Any) -> Any:
     return message if text == message["content"] else {**message, "content": text}
 
 
-def _without_called_off(messages: list[Any]) -> list[Any]:
-    """The messages without the user requests an earlier turn called off, nor their replies.
+def _without_called_off(messages: list[Any], *, latest: bool = False) -> list[Any]:
+    """The messages without the user requests a later turn called off, nor their replies.
 
-    A cancel in the latest user turn calls off nothing yet: the reply to it may well
-    say what it stopped. A request's replies are the assistant (and tool) messages
-    right after it; anything else that follows, such as a result, stays.
+    A cancel in the latest user turn calls off nothing unless ``latest``: the reply
+    to it may well say what it stopped. A request's replies are the assistant (and
+    tool) messages right after it; anything else that follows, such as a result, stays.
     """
     users = [i for i, m in enumerate(messages) if _role(m) == "user"]
-    earlier = users[:-1]
+    earlier = users if latest else users[:-1]
     texts = [c if isinstance(c := messages[i].get("content"), str) else "" for i in earlier]
     gone = {earlier[k] for k in called_off(texts)}
     if not gone:
