@@ -371,6 +371,14 @@ def test_topic_a_new_task_is_not_moving_away_from_the_others():
         ("Book a table for two. Never mind the wine. And find a taxi.", None),
         ("Actually, never mind the report. Tell me a joke instead.", None),  # nothing before
         ("Tell me about Rome. Never mind.", None),  # nothing after: cancel_only's turn
+        # The bot's recognizer's early pass, unpunctuated: its segments open with a capital.
+        (
+            "Detailed story about the history of Paris actually Never mind that What's the "
+            "capital of Japan?",
+            "Never mind that. What's the capital of Japan?",
+        ),
+        ("tell me about paris never mind that what's the capital of japan", None),
+        ("Tell me about Paris Never mind the Louvre What time is it?", None),
         ("What is the time?", None),
         ("", None),
     ],
