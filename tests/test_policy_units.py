@@ -371,14 +371,22 @@ def test_topic_a_new_task_is_not_moving_away_from_the_others():
         ("Book a table for two. Never mind the wine. And find a taxi.", None),
         ("Actually, never mind the report. Tell me a joke instead.", None),  # nothing before
         ("Tell me about Rome. Never mind.", None),  # nothing after: cancel_only's turn
-        # The bot's recognizer's early pass, unpunctuated: its segments open with a capital.
+        # The bot's recognizer's early pass, unpunctuated, as two processes heard it.
         (
             "Detailed story about the history of Paris actually Never mind that What's the "
             "capital of Japan?",
             "Never mind that. What's the capital of Japan?",
         ),
-        ("tell me about paris never mind that what's the capital of japan", None),
-        ("Tell me about Paris Never mind the Louvre What time is it?", None),
+        (
+            "detailed story about the history of Paris, actually never mind that what's the "
+            "capital of japan",
+            "never mind that. what's the capital of japan",
+        ),
+        ("Tell me a story. Actually never mind what's the time?", "never mind. what's the time?"),
+        # Unpunctuated, a cancel with an object of its own takes back nothing.
+        ("tell me about paris never mind the louvre what time is it", None),
+        ("I'll walk there never mind that it's raining", None),
+        ("never mind that what's the time", None),  # nothing before it
         ("What is the time?", None),
         ("", None),
     ],

@@ -41,23 +41,17 @@ _CANCEL = re.compile(
 #: Sentence ends: the words naming what to cancel are in the cancelling sentence
 #: ("Never mind the report. Tell me a joke." names the report, not a joke).
 _SENTENCE = re.compile(r"(?<=[.!?;])\s+")
-#: Where a transcript without inner punctuation was joined from the transcriber's
-#: segments, each opening with a capital: "... history of Paris actually Never mind
-#: that What's the capital of Japan?" (pipecat's ``interruption_audio`` eval, the
-#: bot's recognizer's early pass). A name ("Paris") splits too, harmlessly.
-_SEGMENT = re.compile(r"(?<=[a-z'])\s+(?=[A-Z][a-z])")
-#: ... but not after a word that needs one to follow ("never mind the Louvre").
-_OPEN_END = re.compile(r"\b(the|a|an|of|about|to|in|at|on|for|with|from|my|your|and|or)$", re.I)
-
-
-def _segments(text: str) -> list[str]:
-    out: list[str] = []
-    for piece in _SEGMENT.split(text):
-        if out and _OPEN_END.search(out[-1]):
-            out[-1] += " " + piece
-        else:
-            out.append(piece)
-    return out
+#: A bare cancel with no punctuation after it, told by what follows: a new clause
+#: ("... history of Paris actually never mind that what's the capital of japan", the
+#: bot's recognizer's early pass in pipecat's ``interruption_audio`` eval), not an
+#: object ("never mind the report", "never mind that it's raining").
+_UNPUNCTUATED_CANCEL = re.compile(
+    r"\b(?:never ?mind|forget (?:it|that|about (?:it|that))|scratch that)"
+    r"(?:\s+(?:that|this|it|all that|what i (?:said|asked)|my last question))?"
+    r"(?=\s+(?:what|what's|where|where's|when|who|who's|how|why|which|can|could|would|will|"
+    r"tell|give|show|let|let's|please|i|i'm|is|are|do|does|instead)\b)",
+    re.IGNORECASE,
+)
 
 
 def _stem(word: str) -> str:
@@ -135,8 +129,8 @@ def without_retracted(utterance: str) -> str:
     samples; from "Never mind that." on, "The capital of Japan is Tokyo." in 7 of 8.
     A cancel that names something of its own ("Never mind the wine.") takes back
     only that, and nothing is left out; nor when nothing follows the cancel (a turn
-    that only cancels, see :func:`cancel_only`). A transcript with no sentence ends
-    inside it is split where its segments begin (:data:`_SEGMENT`) instead.
+    that only cancels, see :func:`cancel_only`). A bare cancel without punctuation
+    after it counts when a new clause follows it (:data:`_UNPUNCTUATED_CANCEL`).
 
     Args:
         utterance: One user turn's words.
@@ -145,21 +139,20 @@ def without_retracted(utterance: str) -> str:
         The words from the last bare cancelling sentence on, or ``utterance``.
     """
     sentences = _SENTENCE.split(utterance or "")
-    joined = len(sentences) == 1
-    if joined:
-        sentences = _segments(utterance or "")
     for i in range(len(sentences) - 2, 0, -1):
         sentence = sentences[i]
         if _CANCEL.search(sentence) and not (
             content_words(_CANCEL.sub(" ", sentence)) - _RETRACTING_WORDS
         ):
-            kept = sentences[i:]
-            if joined:
-                # Each segment as a sentence: "Never mind that What's the capital of
-                # Japan?" got "Japan is the capital of the country." from the 0.5B in
-                # 5 of 8 samples; "Never mind that. What's ..." got Tokyo in 8 of 8.
-                kept = [p if p[-1] in ".!?;," else p + "." for p in kept[:-1]] + kept[-1:]
-            return " ".join(kept)
+            return " ".join(sentences[i:])
+    text = utterance or ""
+    bare = [m for m in _UNPUNCTUATED_CANCEL.finditer(text) if text[: m.start()].strip()]
+    if bare:
+        # Ended as a sentence: "Never mind that What's the capital of Japan?" got
+        # "Japan is the capital of the country." from the 0.5B in 5 of 8 samples;
+        # "Never mind that. What's ..." got Tokyo in 8 of 8.
+        cancel = bare[-1]
+        return f"{text[cancel.start() : cancel.end()]}.{text[cancel.end() :]}"
     return utterance
 
 
