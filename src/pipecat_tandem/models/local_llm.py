@@ -173,8 +173,6 @@ class LocalLLMService(LLMService):
         self._cut_reply: str | None = None
         #: What this service has pushed since its last completion began.
         self._said: list[str] = []
-        #: The last stream was stopped once its reply was judged not fit to be spoken.
-        self._stopped_at_verdict = False
         #: (new, cached) prompt tokens of the last completion, as llama.cpp reported.
         self.last_prompt_tokens: tuple[int, int] | None = None
 
@@ -287,11 +285,10 @@ class LocalLLMService(LLMService):
             else None
         )
         await self.start_ttfb_metrics()
-        reply = await self._stream(request, sniffer, refusal, stop_held=True)
-        stopped = self._stopped_at_verdict
+        reply = await self._stream(request, sniffer, refusal)
         held = sniffer.finish()
         if not held:
-            if not await self._settle_refusal(request, refusal, stopped=stopped):
+            if not await self._settle_refusal(request, refusal):
                 self._schedule_refill(request, reply)
             return
         if sniffer.verdict is not SniffVerdict.HOLD:
@@ -326,14 +323,14 @@ class LocalLLMService(LLMService):
             await self._push_llm_text(held)
 
     async def _settle_refusal(
-        self, request: dict[str, Any], refusal: RefusalSniffer | None, *, stopped: bool = False
+        self, request: dict[str, Any], refusal: RefusalSniffer | None
     ) -> bool:
         """Speak what the refusal check still holds, or a second opinion instead of a refusal.
 
         Args:
             request: The request the reply answered.
-            refusal: The check the reply went through (None: no check).
-            stopped: The reply was stopped at its verdict: what is held is only its start.
+            refusal: The check the reply went through, right after its stream (None:
+                no check).
 
         Returns:
             True when a reply other than the one streamed was spoken (the second
@@ -341,6 +338,8 @@ class LocalLLMService(LLMService):
         """
         if refusal is None:
             return False
+        # Judged while streaming, the stream stopped there: only its start is held.
+        stopped = refusal.verdict.held_back
         rest = refusal.finish()
         if refusal.verdict.held_back:
             logger.debug(f"{self}: held back as a {refusal.verdict}: {rest[:100]!r}")
@@ -410,7 +409,7 @@ class LocalLLMService(LLMService):
         body["messages"] = messages
         again = held.fresh()
         try:
-            await self._stream(body, None, again, stop_held=True)
+            await self._stream(body, None, again)
         except Exception as e:  # the first reply is still there to be said
             logger.warning(f"{self}: asking again failed: {e}")
             return RefusalVerdict.UNDECIDED
@@ -462,8 +461,6 @@ class LocalLLMService(LLMService):
         request: dict[str, Any],
         sniffer: ToolCallSniffer | None,
         refusal: RefusalSniffer | None = None,
-        *,
-        stop_held: bool = False,
     ) -> str:
         """Stream one completion, pushing released text; returns the text generated.
 
@@ -473,14 +470,13 @@ class LocalLLMService(LLMService):
         Args:
             request: The chat completion request.
             sniffer: Holds a reply that opens like a tool call (None: no check).
-            refusal: Holds a reply that opens like a refusal or a repeat (None: no check).
-            stop_held: Stop generating as soon as ``refusal`` holds the reply back:
-                another reply is asked for, and should none come, the start is
-                written out again (:meth:`_settle_refusal`). In pipecat's deferred
-                eval the 0.5B went on for 2 s with the story the user cut short, after
-                its verdict at the story's name.
+            refusal: Holds a reply that opens like a refusal or a repeat (None: no
+                check). Generation stops as soon as it holds the reply back: another
+                reply is asked for, and should none come, the start is written out
+                again (:meth:`_settle_refusal`). In pipecat's deferred eval the 0.5B
+                went on for 2 s with the story the user cut short, after its verdict
+                at the story's name.
         """
-        self._stopped_at_verdict = False
         first = True
         generated: list[str] = []
         loops = SentenceLoopCutter()
@@ -507,8 +503,7 @@ class LocalLLMService(LLMService):
                 released = sniffer.feed(delta) if sniffer else delta
                 if released and refusal is not None:
                     released = refusal.feed(released)
-                    if stop_held and refusal.verdict.held_back:
-                        self._stopped_at_verdict = True
+                    if refusal.verdict.held_back:
                         break
                 if released:
                     released = loops.feed(released)
@@ -704,23 +699,23 @@ def _clearer_view(messages: list[Any], *, cut_short: bool) -> list[Any] | None:
       pipecat's cancellation evals as read, and in 1 of 32 without the report.
     """
     view = messages
-    if cut_short:
-        last = next(
-            (i for i in range(len(view) - 1, -1, -1) if _role(view[i]) == "assistant"), None
-        )
-        if last is not None:
-            view = [*view[:last], *view[last + 1 :]]
+    last = _last_index(messages, "assistant")
+    if cut_short and last is not None:
+        view = [*view[:last], *view[last + 1 :]]
     view = _without_called_off(view, latest=True)
     return None if view == messages else view
 
 
+def _last_index(messages: list[Any], role: str) -> int | None:
+    """The index of the last message of ``role`` (None if none)."""
+    return next((i for i in range(len(messages) - 1, -1, -1) if _role(messages[i]) == role), None)
+
+
 def _last_text(messages: list[Any], role: str) -> str:
     """The text of the last message of ``role`` ("" if none or not text)."""
-    for message in reversed(messages):
-        if _role(message) == role:
-            content = message.get("content")
-            return content if isinstance(content, str) else ""
-    return ""
+    last = _last_index(messages, role)
+    content = messages[last].get("content") if last is not None else None
+    return content if isinstance(content, str) else ""
 
 
 def _retracted(message: Any) -> Any:
@@ -758,9 +753,7 @@ def _without_called_off(messages: list[Any], *, latest: bool = False) -> list[An
 
 def _made_up(messages: list[Any]) -> frozenset[str]:
     """The names the last assistant message made up (see ``story_names``)."""
-    last = next(
-        (i for i in range(len(messages) - 1, -1, -1) if _role(messages[i]) == "assistant"), None
-    )
+    last = _last_index(messages, "assistant")
     if last is None or not isinstance(messages[last].get("content"), str):
         return frozenset()
     others = [

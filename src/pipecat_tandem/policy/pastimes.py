@@ -102,6 +102,11 @@ def _root(word: str) -> str:
     return word[:5]
 
 
+def _own_roots(asked: str) -> set[str]:
+    """The roots a reply may say without giving anything: the request's and a promise's."""
+    return {_root(w) for w in content_words(asked)} | {_root(w) for w in _PROMISING}
+
+
 def echoes(reply: str, asked: str) -> bool:
     """Whether a reply has no word of its own beside the request's and a promise's.
 
@@ -114,7 +119,7 @@ def echoes(reply: str, asked: str) -> bool:
         reply: The reply so far, from its first word that is not an interjection.
         asked: The user's words.
     """
-    own = {_root(w) for w in content_words(asked)} | {_root(w) for w in _PROMISING}
+    own = _own_roots(asked)
     return all(_root(w) in own for w in content_words(reply))
 
 
@@ -154,7 +159,7 @@ def offers_other(reply: str, asked: str, thing: str) -> bool:
         asked: The user's words.
         thing: The pastime they ask for (:func:`~pipecat_tandem.policy.topic.pastime_asked`).
     """
-    own = {_root(w) for w in content_words(asked)} | {_root(w) for w in _PROMISING}
+    own = _own_roots(asked)
     kept = content_words(reply)
     for word in words(reply):
         named = singular(word)
