@@ -370,25 +370,19 @@ async def test_a_reply_that_loops_is_cut_at_its_first_repeat():
 
 
 async def test_a_reply_going_on_with_the_story_the_user_cut_short_gets_the_second_opinion():
-    history = [
-        {"role": "user", "content": "Tell me a short story about a sea turtle."},
-        {"role": "assistant", "content": CUT_STORY},
-    ]
-    spoken_over = [BotStartedSpeakingFrame(), InterruptionFrame(), BotStoppedSpeakingFrame()]
     large = _Server(JOKE)
-    assert await _reply(_Server(GOES_ON), large, history, before=spoken_over) == JOKE
+    assert await _reply(_Server(GOES_ON), large, CUT_HISTORY, before=SPOKEN_OVER) == JOKE
     # The user let the story end: the same reply is spoken.
     let_finish = [BotStartedSpeakingFrame(), BotStoppedSpeakingFrame(), InterruptionFrame()]
     large = _Server(JOKE)
-    assert await _reply(_Server(GOES_ON), large, history, before=let_finish) == GOES_ON
+    assert await _reply(_Server(GOES_ON), large, CUT_HISTORY, before=let_finish) == GOES_ON
     assert large.requests == []
 
 
 async def test_asked_again_after_a_cut_short_reply_the_small_model_is_not_shown_it():
     history = [{"role": "user", "content": "A story?"}, {"role": "assistant", "content": CUT_STORY}]
-    spoken_over = [BotStartedSpeakingFrame(), InterruptionFrame(), BotStoppedSpeakingFrame()]
     small = _Server(GOES_ON, JOKE)
-    assert await _reply(small, _Server(JOKE, busy=True), history, before=spoken_over) == JOKE
+    assert await _reply(small, _Server(JOKE, busy=True), history, before=SPOKEN_OVER) == JOKE
     first, again = (r["messages"] for r in small.requests)
     assert [m["content"] for m in again] == [m["content"] for m in first if m is not first[-2]]
     assert CUT_STORY not in str(again)
