@@ -4,9 +4,11 @@
         [--scenarios async_tool_delivery,...] [--json out.json] [--judge-only]
         [--audio-dir DIR]
 
-1. The judge: the offline classifier (``pipecat_tandem.bench.release_evals.judge``,
-   embedded Qwen 1.5B under a JSON schema) against the labeled verdicts in
-   ``tests/data/release_evals/judge_labels.jsonl``, through pipecat's ``EvalJudge``.
+1. The judge (``--judge rule``, the default, or ``model``: the embedded Qwen 1.5B
+   under a JSON schema) against the labeled verdicts in
+   ``tests/data/release_evals/judge_labels.jsonl`` and, labeled blind by a second
+   labeler, the replies heard in earlier runs (``judge_heard.jsonl``), through
+   pipecat's ``EvalJudge``. Each run's judged replies are in ``--json`` (``judged``).
 2. The scenarios (unless ``--judge-only``): ``python -m pipecat_tandem.bot`` on the
    embedded default models, with the scenarios' tools as background tools
    (``TANDEM_BOT_SERVICES=pipecat_tandem.bench.release_evals.tools:build``), in a
@@ -38,6 +40,7 @@ sys.path.insert(0, str(ROOT / "src"))
 
 from pipecat_tandem.bench.release_evals.judge import local_judge  # noqa: E402
 from pipecat_tandem.bench.release_evals.judge_accuracy import (  # noqa: E402
+    HEARD_PATH,
     LABELS_PATH,
     load_cases,
     measure,
@@ -98,16 +101,19 @@ def stop_bot(proc: subprocess.Popen[str]) -> None:
 
 async def judge_report(kind: str) -> dict[str, Any]:
     classifier = RuleJudgeClassifier() if kind == "rule" else local_judge({})
-    result = await measure(load_cases(ROOT / LABELS_PATH), classifier)
-    n = result["cases"]
-    print(
-        f"{kind} judge: {result['pass_fail_agree']}/{n} pass/fail agree, {result['exact']}/{n} exact "
-        f"(false yes {result['false_yes']}, false no {result['false_no']}), "
-        f"{result['seconds_per_case']:.1f} s a case"
-    )
-    for row in result["wrong"]:
-        print(f"  wrong: label {row['label']} verdict {row['verdict']}: {row['reply']!r}")
-    return result
+    report: dict[str, Any] = {}
+    for name, path in (("labeled", LABELS_PATH), ("heard", HEARD_PATH)):
+        result = await measure(load_cases(ROOT / path), classifier)
+        n = result["cases"]
+        print(
+            f"{kind} judge on {path.name}: {result['pass_fail_agree']}/{n} pass/fail agree, "
+            f"{result['exact']}/{n} exact (false yes {result['false_yes']}, "
+            f"false no {result['false_no']}), {result['seconds_per_case']:.1f} s a case"
+        )
+        for row in result["wrong"]:
+            print(f"  wrong: label {row['label']} verdict {row['verdict']}: {row['reply']!r}")
+        report[name] = result
+    return report
 
 
 async def scenarios_report(

@@ -22,7 +22,12 @@ from pipecat_tandem.bench.release_evals.adapter import (
     keep_job_messages,
 )
 from pipecat_tandem.bench.release_evals.judge import render_state
-from pipecat_tandem.bench.release_evals.judge_accuracy import LABELS_PATH, load_cases, passes
+from pipecat_tandem.bench.release_evals.judge_accuracy import (
+    HEARD_PATH,
+    LABELS_PATH,
+    load_cases,
+    passes,
+)
 from pipecat_tandem.bench.release_evals.run import (
     ASYNC_SCENARIOS,
     CONTROL_SCENARIOS,
@@ -169,6 +174,85 @@ async def test_the_rule_judge_agrees_with_every_labeled_verdict_through_pipecats
 
     result = await measure(load_cases(ROOT / LABELS_PATH), RuleJudgeClassifier())
     assert result["pass_fail_agree"] == result["cases"], result["wrong"]
+
+
+def test_the_heard_replies_are_many_real_and_labeled_all_three_ways():
+    rows = [json.loads(line) for line in (ROOT / HEARD_PATH).read_text().splitlines()]
+    assert len(rows) >= 150
+    for row in rows:
+        assert set(row) == {"scenario", "turn", "criterion", "user_turns", "reply", "label", "why"}
+        assert row["label"] in {"yes", "no", "continue"} and row["reply"].strip()
+    labels = [row["label"] for row in rows]
+    assert min(labels.count(k) for k in ("yes", "no", "continue")) >= 20
+
+
+async def test_the_rule_judge_agrees_with_the_second_labeler_on_every_heard_reply():
+    # 189 of 194 before the two rules below were mended on what it got wrong; the
+    # next runs' replies, labeled blind again, are the held-out measure
+    # (docs/benchmarks.md).
+    from pipecat_tandem.bench.release_evals.judge_accuracy import measure
+    from pipecat_tandem.bench.release_evals.rule_judge import RuleJudgeClassifier
+
+    result = await measure(load_cases(ROOT / HEARD_PATH), RuleJudgeClassifier())
+    assert result["pass_fail_agree"] == result["cases"], result["wrong"]
+
+
+@pytest.mark.parametrize(
+    ("reply", "expected"),
+    [
+        ("It's 75 degrees and sunny.", "yes"),
+        ("Seventy-five degrees and clear.", "yes"),
+        ("San Francisco is sunny. It's 75 degrees Fahrenheit there.", "yes"),
+        ("In San Francisco, the temperature is currently 75 degrees.", "yes"),
+        # The result garbled onto something else: 75 of no weather.
+        ("The user is looking at their height, which is 75 degrees Fahrenheit.", "no"),
+        ("The user is looking at their height. which is 75 degrees Fahrenheit.", "no"),
+        ("It is 24 degrees Celsius in London.", "no"),
+    ],
+)
+def test_the_weather_reading_is_75_said_of_the_weather(reply, expected):
+    from pipecat_tandem.bench.release_evals.rule_judge import verdict
+
+    criterion = "informs that the weather in San Francisco is 75 degrees"
+    assert verdict(criterion, reply, ["yes", "no"]) == expected
+
+
+@pytest.mark.parametrize(
+    ("reply", "expected"),
+    [
+        # The setup went before, in a stretch of speech of its own.
+        ("because it wanted to get to the other side. It's 75 degrees in San Francisco.", "yes"),
+        ("Because it wanted to get to the other side.", "continue"),
+        ("It's 75 degrees in San Francisco, because it is summer.", "no"),
+        ("Why did the tomato turn red? The user is looking at their height, 75 degrees.", "no"),
+    ],
+)
+def test_a_reply_that_opens_on_the_punchline_has_told_the_joke(reply, expected):
+    from pipecat_tandem.bench.release_evals.rule_judge import verdict
+
+    criterion = "first, tells a joke, then informs that the weather in San Francisco is 75 degrees"
+    assert verdict(criterion, reply) == expected
+
+
+async def test_a_judge_keeps_every_reply_it_judged_for_a_labeler():
+    from pipecat.evals.judge import EvalJudge
+
+    from pipecat_tandem.bench.release_evals.rule_judge import RuleJudgeClassifier
+
+    classifier = RuleJudgeClassifier()
+    judge = EvalJudge(classifier, explainer=None)
+    judge.add_user_message("Tell me a joke.")
+    judge.add_assistant_message("Why did the tomato turn red? It saw the salad dressing.")
+    assert (await judge.evaluate("tells a joke")).verdict == "yes"
+    judge.add_user_message("And the capital of Japan?")
+    judge.add_assistant_message("Paris.")
+    assert (await judge.evaluate("the capital of Japan is Tokyo")).verdict == "no"
+    first, second = classifier.judged
+    assert first["criterion"] == "tells a joke" and first["verdict"] == "yes"
+    assert first["user_turns"] == ["Tell me a joke."]
+    assert second["reply"] == "Paris." and second["verdict"] == "no"
+    assert second["user_turns"] == ["Tell me a joke.", "And the capital of Japan?"]
+    assert [e["speaker"] for e in second["conversation"]] == ["user", "bot", "user"]
 
 
 def test_the_rule_judge_refuses_a_criterion_it_has_no_rule_for():

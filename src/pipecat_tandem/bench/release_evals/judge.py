@@ -83,8 +83,14 @@ class LabelClassifier(BaseClassifier):
     """A classifier that answers each question with one label (probability 1).
 
     Subclasses implement :meth:`_label`; a yes/no question is asked as a choice
-    of ``yes`` or ``no``.
+    of ``yes`` or ``no``. Every reply it judges is kept in :attr:`judged` (the
+    criterion, the conversation before it, the reply and the verdict), so a run's
+    verdicts can be labeled afterwards by someone who did not write the judge.
     """
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.judged: list[dict[str, Any]] = []
 
     async def _ask(
         self,
@@ -99,6 +105,7 @@ class LabelClassifier(BaseClassifier):
                 results[name] = YesNoResult(probability=1.0 if label == "yes" else 0.0)
             elif isinstance(question, ChoiceQuestion):
                 label = await self._label(state, question.instructions, question.options)
+                self._keep(state, question.instructions, label)
                 probabilities = {option: float(option == label) for option in question.options}
                 results[name] = ChoiceResult(
                     choice=label, probabilities=probabilities, confidence=1.0
@@ -110,6 +117,24 @@ class LabelClassifier(BaseClassifier):
     async def _label(self, state: Any, instructions: Any, options: Mapping[str, Any]) -> str:
         """The one label of ``options`` that fits (raise ``ClassifierError`` if none can)."""
         raise NotImplementedError
+
+    def _keep(self, state: Any, instructions: Any, label: str) -> None:
+        if not isinstance(state, dict) or "latest_bot_reply" not in state:
+            return  # a function call or a whole run: not a reply to label
+        conversation = [
+            {"speaker": str(e.get("speaker", "?")), "text": str(e.get("text", ""))}
+            for e in state.get("conversation") or []
+            if isinstance(e, dict)
+        ]
+        self.judged.append(
+            {
+                "criterion": split_criterion(_text(instructions))[1].rstrip("."),
+                "user_turns": [e["text"] for e in conversation if e["speaker"] == "user"],
+                "conversation": conversation,
+                "reply": str(state.get("latest_bot_reply") or ""),
+                "verdict": label,
+            }
+        )
 
 
 class LocalJudgeClassifier(LabelClassifier):

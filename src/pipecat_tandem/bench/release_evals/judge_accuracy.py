@@ -12,6 +12,12 @@ verdict a person gave it (``yes``, ``no``, or ``continue`` for a reply that is
 only on its way to the answer). The case goes through pipecat's ``EvalJudge``
 exactly as a scenario turn does (``evaluate``), so the prompt and the outcomes
 are the harness's own.
+
+A second set (``judge_heard.jsonl``) holds replies as the caller's transcriber
+heard them in real eval runs (taken from the runs' judged verdicts), labeled by a
+second labeler who saw only the criterion, the user's turns and the reply, with
+pipecat's definitions of the outcomes, never the rules: the measure of the rule
+judge that its author did not write the labels for.
 """
 
 from __future__ import annotations
@@ -23,6 +29,8 @@ from pathlib import Path
 from typing import Any
 
 LABELS_PATH = Path("tests/data/release_evals/judge_labels.jsonl")
+#: Replies heard in eval runs, labeled blind by a second labeler.
+HEARD_PATH = Path("tests/data/release_evals/judge_heard.jsonl")
 
 
 @dataclass(frozen=True)

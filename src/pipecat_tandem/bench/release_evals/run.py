@@ -48,6 +48,9 @@ class ScenarioOutcome:
         debug_tail: The end of the harness's debug log (for the report on a failure).
         waits: Per user turn (``t2``...), seconds from the user's last word to the
             bot's first reply, as the harness saw them (:func:`reply_waits`).
+        judged: Every reply the judge was asked about: its criterion, the user's
+            turns and the conversation before it, the reply, and the verdict
+            (``LabelClassifier.judged``), for a labeler who did not write the judge.
     """
 
     name: str
@@ -57,6 +60,7 @@ class ScenarioOutcome:
     failures: list[str] = field(default_factory=list)
     debug_tail: list[str] = field(default_factory=list)
     waits: dict[str, float] = field(default_factory=dict)
+    judged: list[dict[str, Any]] = field(default_factory=list)
 
 
 _LOG_LINE = re.compile(r"^\s*(\d+\.\d+)\s+\[\s*(t\d+)\]\s+(.*)$")
@@ -136,6 +140,11 @@ def local_judge(kind: str = "rule") -> Any:
     """
     from pipecat.evals.judge import EvalJudge
 
+    return EvalJudge(local_classifier(kind), explainer=None)
+
+
+def local_classifier(kind: str = "rule") -> Any:
+    """The offline classifier of :func:`local_judge` (a ``LabelClassifier``)."""
     classifier: Any
     if kind == "model":
         from pipecat_tandem.bench.release_evals.judge import local_judge
@@ -147,7 +156,7 @@ def local_judge(kind: str = "rule") -> Any:
         classifier = RuleJudgeClassifier()
     else:
         raise ValueError(f"judge must be rule or model, got {kind!r}")
-    return EvalJudge(classifier, explainer=None)
+    return classifier
 
 
 async def run_scenario(
@@ -169,6 +178,7 @@ async def run_scenario(
         record_path: Where to save the conversation audio, or ``None``.
         judge: ``rule`` or ``model`` (see :func:`local_judge`).
     """
+    from pipecat.evals.judge import EvalJudge
     from pipecat.evals.script_session import EvalScriptSession
     from pipecat.evals.session import EvalSessionParams
 
@@ -179,13 +189,16 @@ async def run_scenario(
 
     scenario = load_scenario(name, root)
     audio = scenario.bot_audio
+    classifier = local_classifier(judge)
+    # The model judge is one per process: only this run's verdicts are this run's.
+    before = len(classifier.judged)
     session = EvalScriptSession.from_scenario(
         scenario,
         bot_url,
         params=EvalSessionParams(
             cache_dir=cache_dir, record_path=record_path, bot_ready_timeout_s=120.0
         ),
-        judge=local_judge(judge),
+        judge=EvalJudge(classifier, explainer=None),
         user_tts=caching_user_voice(cache_dir) if scenario.user_speech is not None else None,
         bot_stt=bot_transcriber() if audio else None,
     )
@@ -201,4 +214,5 @@ async def run_scenario(
         failures=[str(f)[:300] for f in result.failures],
         debug_tail=[str(line)[:300] for line in result.debug_log[-40:]],
         waits=reply_waits(list(result.debug_log)),
+        judged=classifier.judged[before:],
     )
