@@ -26,18 +26,16 @@ import argparse
 import asyncio
 import json
 import os
-import socket
 import statistics
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
+from pipecat_tandem.bench.release_evals.bot_process import start_bot, stop_bot  # noqa: E402
 from pipecat_tandem.bench.release_evals.judge import local_judge  # noqa: E402
 from pipecat_tandem.bench.release_evals.judge_accuracy import (  # noqa: E402
     HEARD_PATH,
@@ -53,50 +51,6 @@ from pipecat_tandem.bench.release_evals.run import (  # noqa: E402
     load_scenario,
     run_scenario,
 )
-
-SERVICES = "pipecat_tandem.bench.release_evals.tools:build"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def start_bot(
-    log: Path, record: Path | None = None, *, greeting: bool = True
-) -> tuple[subprocess.Popen[str], int]:
-    port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("TANDEM_")}
-    env["TANDEM_BOT_SERVICES"] = SERVICES
-    if record is not None:
-        env["TANDEM_RECORD_DIR"] = str(record)  # each call's JSONL event log: the why of a fail
-    # Only for the scenarios that wait for the bot to speak first (expects_greeting).
-    env["TANDEM_BOT_GREETING"] = "1" if greeting else "0"
-    cmd = [sys.executable, "-m", "pipecat_tandem.bot", "--host", "127.0.0.1", "--port", str(port)]
-    # A log file, never a pipe nobody reads (a full pipe blocks the bot).
-    sink = log.open("w")
-    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=sink, stderr=sink, text=True)
-    deadline = time.monotonic() + 600
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise SystemExit(f"the bot exited with {proc.returncode}; see {log}")
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-            return proc, port
-        except OSError:
-            time.sleep(0.1)
-    proc.kill()
-    raise SystemExit("the bot did not listen within 600 s")
-
-
-def stop_bot(proc: subprocess.Popen[str]) -> None:
-    proc.terminate()
-    try:
-        proc.wait(30)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait(10)
 
 
 async def judge_report(kind: str) -> dict[str, Any]:
@@ -134,7 +88,10 @@ async def scenarios_report(
     rows: list[dict[str, Any]] = []
     for greeting in sorted(groups, reverse=True):
         bot_log = log if greeting else log.with_name(log.stem + "-no-greeting" + log.suffix)
-        proc, port = start_bot(bot_log, record, greeting=greeting)
+        try:
+            proc, port = start_bot(bot_log, root=ROOT, greeting=greeting, record=record)
+        except RuntimeError as e:
+            raise SystemExit(str(e)) from None
         url = f"ws://127.0.0.1:{port}/ws"
         try:
             # Round by round, so a cut-short session still has every scenario.
