@@ -383,6 +383,18 @@ def test_topic_a_new_task_is_not_moving_away_from_the_others():
             "never mind that. what's the capital of japan",
         ),
         ("Tell me a story. Actually never mind what's the time?", "never mind. what's the time?"),
+        # The recognizer's two passes joined: the cancel ends a sentence begun before it.
+        (
+            "Detailed story about the history of Paris, actually Never mind that. What's the "
+            "capital of Japan?",
+            "Never mind that. What's the capital of Japan?",
+        ),
+        ("Tell me about Rome, oh forget it! Is it raining?", "forget it! Is it raining?"),
+        # Nothing after it: a turn that only cancels (cancel_only's case).
+        ("Tell me about Rome, actually never mind.", None),
+        ("Tell me about Rome, actually never mind. Okay.", None),
+        # An object of its own: only that is taken back.
+        ("Tell me about Rome, never mind the weather. What time is it?", None),
         # Unpunctuated, a cancel with an object of its own takes back nothing.
         ("tell me about paris never mind the louvre what time is it", None),
         ("I'll walk there never mind that it's raining", None),

@@ -52,6 +52,15 @@ _UNPUNCTUATED_CANCEL = re.compile(
     r"tell|give|show|let|let's|please|i|i'm|is|are|do|does|instead)\b)",
     re.IGNORECASE,
 )
+#: A bare cancel that ends its sentence after words of that sentence: "Detailed story
+#: about the history of Paris, actually Never mind that. What's the capital of
+#: Japan?" (the bot's recognizer joining two passes in ``interruption_audio``).
+_SENTENCE_ENDING_CANCEL = re.compile(
+    r"\b(?:never ?mind|forget (?:it|that|about (?:it|that))|scratch that)"
+    r"(?:\s+(?:that|this|it|all that|what i (?:said|asked)|my last question))?"
+    r"(?=\s*[.!?;])",
+    re.IGNORECASE,
+)
 
 
 def _stem(word: str) -> str:
@@ -129,8 +138,9 @@ def without_retracted(utterance: str) -> str:
     samples; from "Never mind that." on, "The capital of Japan is Tokyo." in 7 of 8.
     A cancel that names something of its own ("Never mind the wine.") takes back
     only that, and nothing is left out; nor when nothing follows the cancel (a turn
-    that only cancels, see :func:`cancel_only`). A bare cancel without punctuation
-    after it counts when a new clause follows it (:data:`_UNPUNCTUATED_CANCEL`).
+    that only cancels, see :func:`cancel_only`). A bare cancel that ends a sentence
+    begun with other words counts (:data:`_SENTENCE_ENDING_CANCEL`), and one without
+    punctuation after it when a new clause follows it (:data:`_UNPUNCTUATED_CANCEL`).
 
     Args:
         utterance: One user turn's words.
@@ -146,6 +156,16 @@ def without_retracted(utterance: str) -> str:
         ):
             return " ".join(sentences[i:])
     text = utterance or ""
+    ending = [
+        m
+        for m in _SENTENCE_ENDING_CANCEL.finditer(text)
+        if text[: m.start()].strip() and content_words(text[m.end() :]) - FILLER_WORDS
+    ]
+    if ending:
+        # The 0.5B read "Detailed story about the history of Paris, actually Never
+        # mind that. What's the capital of Japan?" as "Paris is the capital of
+        # Japan." in 8 of 8 samples; from "Never mind that." on, Tokyo in 7 of 8.
+        return text[ending[-1].start() :]
     bare = [m for m in _UNPUNCTUATED_CANCEL.finditer(text) if text[: m.start()].strip()]
     if bare:
         # Ended as a sentence: "Never mind that What's the capital of Japan?" got
