@@ -19,9 +19,10 @@ Outcomes follow the harness: ``continue`` for a reply that only holds the floor
 (``tests/data/release_evals/judge_labels.jsonl``); the rules were written after
 those labels, by the same person, so that measure is optimistic. The replies
 heard in real eval runs, labeled blind by a second labeler
-(``judge_heard.jsonl``), are the measure its author did not label: 189 of 194
-agreed at first; the two rules behind the five misses were mended (a reading
-of 75 must be said of the weather; a reply may open on a joke's punchline).
+(``judge_heard.jsonl``), are the measure its author did not label: 189 of the
+first 194 agreed; the two rules behind the five misses were mended (a reading
+of 75 must be said of the weather; a reply may open on a joke's punchline),
+and the 32 replies of later runs, labeled after that, all agreed.
 """
 
 from __future__ import annotations
