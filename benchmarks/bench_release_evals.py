@@ -36,25 +36,24 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
 from pipecat_tandem.bench.release_evals.bot_process import start_bot, stop_bot  # noqa: E402
-from pipecat_tandem.bench.release_evals.judge import local_judge  # noqa: E402
 from pipecat_tandem.bench.release_evals.judge_accuracy import (  # noqa: E402
     HEARD_PATH,
     LABELS_PATH,
     load_cases,
     measure,
 )
-from pipecat_tandem.bench.release_evals.rule_judge import RuleJudgeClassifier  # noqa: E402
 from pipecat_tandem.bench.release_evals.run import (  # noqa: E402
     ASYNC_SCENARIOS,
     CONTROL_SCENARIOS,
     expects_greeting,
     load_scenario,
+    local_classifier,
     run_scenario,
 )
 
 
 async def judge_report(kind: str) -> dict[str, Any]:
-    classifier = RuleJudgeClassifier() if kind == "rule" else local_judge({})
+    classifier = local_classifier(kind)
     report: dict[str, Any] = {}
     for name, path in (("labeled", LABELS_PATH), ("heard", HEARD_PATH)):
         result = await measure(load_cases(ROOT / path), classifier)

@@ -45,10 +45,14 @@ _SENTENCE = re.compile(r"(?<=[.!?;])\s+")
 #: ("... history of Paris actually never mind that what's the capital of japan", the
 #: bot's recognizer's early pass in pipecat's ``interruption_audio`` eval), not an
 #: object ("never mind the report", "never mind that it's raining").
-_UNPUNCTUATED_CANCEL = re.compile(
+#: A cancel that names nothing of its own: "never mind (that)", "forget it", ...
+_BARE_CANCEL = (
     r"\b(?:never ?mind|forget (?:it|that|about (?:it|that))|scratch that)"
     r"(?:\s+(?:that|this|it|all that|what i (?:said|asked)|my last question))?"
-    r"(?=\s+(?:what|what's|where|where's|when|who|who's|how|why|which|can|could|would|will|"
+)
+_UNPUNCTUATED_CANCEL = re.compile(
+    _BARE_CANCEL
+    + r"(?=\s+(?:what|what's|where|where's|when|who|who's|how|why|which|can|could|would|will|"
     r"tell|give|show|let|let's|please|i|i'm|is|are|do|does|instead)\b)",
     re.IGNORECASE,
 )
@@ -56,9 +60,7 @@ _UNPUNCTUATED_CANCEL = re.compile(
 #: about the history of Paris, actually Never mind that. What's the capital of
 #: Japan?" (the bot's recognizer joining two passes in ``interruption_audio``).
 _SENTENCE_ENDING_CANCEL = re.compile(
-    r"\b(?:never ?mind|forget (?:it|that|about (?:it|that))|scratch that)"
-    r"(?:\s+(?:that|this|it|all that|what i (?:said|asked)|my last question))?"
-    r"(?=\s*[.!?;])",
+    _BARE_CANCEL + r"(?=\s*[.!?;])",
     re.IGNORECASE,
 )
 

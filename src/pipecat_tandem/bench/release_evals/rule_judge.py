@@ -72,7 +72,7 @@ _JOKE_FORM = re.compile(
     re.IGNORECASE,
 )
 _JOKE = _has(_JOKE_FORM.pattern)
-_SEVENTY_FIVE = _has(r"\b(75|seventy[- ]five)\b")
+_READING = re.compile(r"\b(75|seventy[- ]five)\b", re.I)
 _REPORT_TURTLES = _has(r"(report|summary)[^.]*sea turtles?|sea turtles?[^.]*(report|summary)")
 _TURTLE_CONTENT = _has(r"\bsea turtles? (are|live|nest|migrate|can|have)\b")
 _CANCELLED = _has(r"\b(cancel+ed|stopped|won'?t|will not|no longer|dropped|as you asked)\b")
@@ -84,7 +84,6 @@ _PARIS_STORY = _has(r"\b(paris|seine|revolution|middle ages|notre[- ]dame|louvre
 
 
 _SENTENCE = re.compile(r"[^.!?]+[.!?]*")
-_READING = re.compile(r"\b(75|seventy[- ]five)\b", re.I)
 #: What makes "75" a statement of the weather: the city, the weather or the
 #: temperature named, or "it's" / "it is" ("It's 75 degrees and sunny.").
 _WEATHER_WORDS = re.compile(
@@ -128,7 +127,7 @@ PENDING: dict[str, Callable[[str], bool]] = {
     # The joke first, the weather in a later response: pipecat's audio harness judges
     # each stretch of the bot's speech as it ends, so the joke alone is not yet a "no".
     "first, tells a joke, then informs that the weather": lambda t: bool(
-        _JOKE(t) and not _SEVENTY_FIVE(t)
+        _JOKE(t) and not _READING.search(t)
     ),
 }
 

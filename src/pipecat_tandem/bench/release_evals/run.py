@@ -131,20 +131,15 @@ def expects_greeting(scenario: Any) -> bool:
     return getattr(first, "user", None) is None and getattr(first, "dtmf", None) is None
 
 
-def local_judge(kind: str = "rule") -> Any:
-    """An ``EvalJudge`` on an offline classifier, with no explainer (it would be an LLM too).
+def local_classifier(kind: str = "rule") -> Any:
+    """An offline judge's classifier (a ``LabelClassifier``).
+
+    It goes into an ``EvalJudge`` with no explainer (that would be an LLM too).
 
     Args:
         kind: ``rule`` (:mod:`.rule_judge`, deterministic) or ``model`` (:mod:`.judge`,
-            the embedded Qwen 1.5B).
+            the embedded Qwen 1.5B, one per process).
     """
-    from pipecat.evals.judge import EvalJudge
-
-    return EvalJudge(local_classifier(kind), explainer=None)
-
-
-def local_classifier(kind: str = "rule") -> Any:
-    """The offline classifier of :func:`local_judge` (a ``LabelClassifier``)."""
     classifier: Any
     if kind == "model":
         from pipecat_tandem.bench.release_evals.judge import local_judge
@@ -176,7 +171,7 @@ async def run_scenario(
         root: The repository root.
         cache_dir: Where the harness caches synthesized user lines.
         record_path: Where to save the conversation audio, or ``None``.
-        judge: ``rule`` or ``model`` (see :func:`local_judge`).
+        judge: ``rule`` or ``model`` (see :func:`local_classifier`).
     """
     from pipecat.evals.judge import EvalJudge
     from pipecat.evals.script_session import EvalScriptSession
